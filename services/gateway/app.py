@@ -1,0 +1,148 @@
+"""The gateway's FastAPI app: health, readiness, auth, and request/reply to the services."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Annotated, Any
+
+from fastapi import Depends, FastAPI, HTTPException, Request, Response, status
+from fastapi.responses import JSONResponse
+from faststream.kafka import KafkaBroker
+from faststream.kafka.annotations import KafkaMessage
+from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
+from pydantic import BaseModel, Field
+
+from services.gateway.api_keys import KeyStore, Principal
+from services.gateway.auth import authenticate, require
+from services.gateway.readiness import Readiness, check_all
+from services.gateway.rpc import ServiceClient, ServiceTimeout
+from shared.broker import CONSUMER_DEFAULTS, check_kafka, create_broker, ensure_topics
+from shared.cache import create_redis
+from shared.db import create_pool
+from shared.events import PingCommand, Pong
+from shared.service import VERSION
+from shared.settings import Settings, get_settings
+from shared.telemetry import setup_tracing, shutdown_tracing
+from shared.topics import SERVICES, reply_topic
+
+
+
+class Health(BaseModel):
+    status: str = Field("ok", examples=["ok"])
+    instance_id: str
+    version: str
+
+
+class WhoAmI(BaseModel):
+    user: str
+    key_id: str
+    scopes: list[str]
+
+
+class PingResult(BaseModel):
+    pong: Pong
+    round_trip_ms: float
+
+
+def create_app(settings: Settings) -> FastAPI:
+    instance_id = uuid.uuid4().hex[:12]
+    tracer_provider = setup_tracing("gateway", instance_id, settings)
+    replies = reply_topic(instance_id)
+    broker: KafkaBroker = create_broker(settings, client_id="gateway", tracer_provider=tracer_provider)
+    client = ServiceClient(broker, replies.name, settings.request_timeout_seconds)
+
+    # A fresh topic per instance, read from its start: no reply can slip past before the
+    # consumer has its position.
+    @broker.subscriber(replies.name, include_in_schema=False, **CONSUMER_DEFAULTS)
+    async def on_reply(body: dict[str, Any], message: KafkaMessage) -> None:
+        client.resolve(message.correlation_id, body)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await check_kafka(settings)
+        pool = await create_pool(settings)
+        redis = await create_redis(settings)
+        await ensure_topics(settings, [replies])
+        await broker.start()
+        app.state.pool, app.state.redis, app.state.broker = pool, redis, broker
+        app.state.key_store = KeyStore(pool, settings.api_key_cache_seconds)
+        app.state.client = client
+        try:
+            yield
+        finally:
+            await broker.stop()
+            await redis.aclose()
+            await pool.close()
+            shutdown_tracing(tracer_provider)
+
+    app = FastAPI(
+        title="Recruiter assistant gateway",
+        version=VERSION,
+        description="The HTTP API of the dual-mode recruiting assistant. Every `/api` route needs "
+        "`Authorization: Bearer <API key>`.",
+        lifespan=lifespan,
+    )
+    app.state.instance_id = instance_id
+    FastAPIInstrumentor.instrument_app(
+        app, tracer_provider=tracer_provider, excluded_urls="healthz,readyz"
+    )
+
+    @app.exception_handler(ServiceTimeout)
+    async def on_timeout(request: Request, exc: ServiceTimeout) -> JSONResponse:
+        return JSONResponse(status_code=status.HTTP_504_GATEWAY_TIMEOUT, content={"detail": str(exc)})
+
+    @app.get("/healthz", tags=["ops"], summary="The process is up")
+    async def healthz() -> Health:
+        return Health(instance_id=instance_id, version=VERSION)
+
+    @app.get(
+        "/readyz",
+        tags=["ops"],
+        summary="Kafka, PostgreSQL and Redis are reachable",
+        responses={503: {"model": Readiness, "description": "A dependency is not reachable"}},
+    )
+    async def readyz(request: Request, response: Response) -> Readiness:
+        state = request.app.state
+        result = await check_all(
+            {
+                "kafka": lambda: state.broker.ping(timeout=2.0),
+                "postgres": lambda: state.pool.fetchval("SELECT 1"),
+                "redis": lambda: state.redis.ping(),
+            }
+        )
+        if not result.ready:
+            response.status_code = status.HTTP_503_SERVICE_UNAVAILABLE
+        return result
+
+    @app.get("/api/whoami", tags=["auth"], summary="The user and scopes of the calling API key")
+    async def whoami(principal: Annotated[Principal, Depends(authenticate)]) -> WhoAmI:
+        return WhoAmI(user=principal.user, key_id=principal.key_id, scopes=sorted(principal.scopes))
+
+    @app.get(
+        "/api/services/{service}/ping",
+        tags=["ops"],
+        summary="Round trip to a service over Kafka",
+        responses={404: {"description": "Unknown service"}, 504: {"description": "No reply in time"}},
+    )
+    async def ping_service(
+        service: str, _: Annotated[Principal, Depends(require("admin"))]
+    ) -> PingResult:
+        if service not in SERVICES:
+            raise HTTPException(
+                status.HTTP_404_NOT_FOUND,
+                detail=f"unknown service {service!r}; expected one of {', '.join(SERVICES)}",
+            )
+        started = time.perf_counter()
+        reply = await client.request(service, PingCommand())
+        elapsed = round((time.perf_counter() - started) * 1000, 2)
+        return PingResult(pong=Pong.model_validate(reply.data), round_trip_ms=elapsed)
+
+    return app
+
+
+def create_app_from_env() -> FastAPI:
+    """Factory for `uvicorn --factory services.gateway.app:create_app_from_env`."""
+    return create_app(get_settings())

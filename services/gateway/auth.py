@@ -1,0 +1,52 @@
+"""FastAPI dependencies that turn a bearer API key into a Principal, with clear 401 and 403s."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Annotated
+
+from fastapi import Depends, HTTPException, Request, status
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from services.gateway.api_keys import InvalidKey, KeyStore, Principal, Scope
+
+_bearer = HTTPBearer(auto_error=False, description="An API key: `Authorization: Bearer rk_...`")
+
+
+def _unauthorized(message: str) -> HTTPException:
+    return HTTPException(
+        status.HTTP_401_UNAUTHORIZED, detail=message, headers={"WWW-Authenticate": "Bearer"}
+    )
+
+
+async def authenticate(
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> Principal:
+    if credentials is None:
+        raise _unauthorized(
+            "missing API key: send 'Authorization: Bearer <key>' "
+            "(create one with: python -m services.gateway keys create --user NAME --scopes ...)"
+        )
+    store: KeyStore = request.app.state.key_store
+    try:
+        principal = await store.verify(credentials.credentials)
+    except InvalidKey as exc:
+        raise _unauthorized(f"invalid API key: {exc}") from exc
+    request.state.principal = principal
+    return principal
+
+
+def require(scope: Scope) -> Callable[[Principal], Awaitable[Principal]]:
+    """A dependency that admits keys carrying `scope` (or `admin`)."""
+
+    async def check(principal: Annotated[Principal, Depends(authenticate)]) -> Principal:
+        if not principal.allows(scope):
+            raise HTTPException(
+                status.HTTP_403_FORBIDDEN,
+                detail=f"this API key (user {principal.user!r}) lacks the {scope!r} scope; "
+                f"it has: {', '.join(sorted(principal.scopes))}",
+            )
+        return principal
+
+    return check

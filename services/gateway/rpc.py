@@ -1,0 +1,75 @@
+"""Request/reply to the services over Kafka.
+
+FastStream's `broker.request()` works only in its test client, so correlation is ours: each gateway
+instance owns a reply topic (`gateway.replies.<instance>`), sends a command with `reply_to` and a
+correlation id, and resolves the waiting future when the reply arrives. Several gateway instances
+never see each other's replies.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from typing import Any
+
+from faststream.kafka import KafkaBroker
+from pydantic import BaseModel
+
+from shared.events import Reply
+from shared.topics import command_topic
+
+
+class ServiceTimeout(Exception):
+    """No reply arrived in time."""
+
+    def __init__(self, service: str, timeout: float) -> None:
+        self.service = service
+        self.timeout = timeout
+        super().__init__(f"the {service} service did not answer within {timeout:g} s")
+
+
+class ServiceClient:
+    def __init__(self, broker: KafkaBroker, reply_topic: str, default_timeout: float) -> None:
+        self._broker = broker
+        self._reply_topic = reply_topic
+        self._default_timeout = default_timeout
+        self._pending: dict[str, asyncio.Future[Reply]] = {}
+
+    @property
+    def reply_topic(self) -> str:
+        return self._reply_topic
+
+    @property
+    def pending(self) -> int:
+        return len(self._pending)
+
+    async def request(
+        self, service: str, command: BaseModel, *, timeout: float | None = None
+    ) -> Reply:
+        """Send `command` to `service` and wait for its reply, or raise ServiceTimeout."""
+        topic = command_topic(service).name
+        correlation_id = uuid.uuid4().hex
+        future: asyncio.Future[Reply] = asyncio.get_running_loop().create_future()
+        self._pending[correlation_id] = future
+        wait = timeout if timeout is not None else self._default_timeout
+        try:
+            await self._broker.publish(
+                command,
+                topic,
+                key=correlation_id.encode(),
+                correlation_id=correlation_id,
+                reply_to=self._reply_topic,
+            )
+            return await asyncio.wait_for(future, wait)
+        except TimeoutError as exc:
+            raise ServiceTimeout(service, wait) from exc
+        finally:
+            self._pending.pop(correlation_id, None)
+
+    def resolve(self, correlation_id: str | None, body: dict[str, Any]) -> bool:
+        """Hand a reply to its waiter; False for a late or unknown reply (dropped)."""
+        future = self._pending.get(correlation_id or "")
+        if future is None or future.done():
+            return False
+        future.set_result(Reply.model_validate(body))
+        return True

@@ -1,0 +1,1 @@
+"""The workflow service: durable workflow runs started from intents and requests."""

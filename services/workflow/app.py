@@ -1,0 +1,29 @@
+"""The workflow service's FastStream app: starts workflows from `intent.detected`."""
+
+from __future__ import annotations
+
+from faststream import AckPolicy, FastStream
+from faststream.kafka import KafkaBroker
+
+from services.workflow.handlers import start_workflow_from_intent
+from shared.broker import CONSUMER_DEFAULTS
+from shared.events import IntentDetected
+from shared.service import Runtime, build_app
+from shared.settings import Settings
+from shared.topics import INTENT_DETECTED
+
+
+def register(broker: KafkaBroker, runtime: Runtime) -> None:
+    @broker.subscriber(
+        INTENT_DETECTED.name,
+        group_id="workflow.intents",
+        ack_policy=AckPolicy.NACK_ON_ERROR,
+        title="workflow:intent.detected",
+        **CONSUMER_DEFAULTS,
+    )
+    async def on_intent_detected(event: IntentDetected) -> None:
+        await start_workflow_from_intent(runtime.db, event)
+
+
+def create_app(settings: Settings) -> tuple[FastStream, Runtime]:
+    return build_app("workflow", settings, register)

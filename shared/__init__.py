@@ -1,0 +1,1 @@
+"""The small common library every service uses: settings, events, topics, broker, database, cache, telemetry."""

@@ -1,0 +1,26 @@
+"""The asyncpg connection pool, created in a service's startup hook and closed on shutdown."""
+
+from __future__ import annotations
+
+import asyncpg
+
+from shared.errors import DependencyUnavailable
+from shared.settings import Settings
+
+
+async def create_pool(settings: Settings, *, min_size: int = 1, max_size: int = 10) -> asyncpg.Pool:
+    """Open a pool, failing fast with a message that names DATABASE_URL when it cannot connect."""
+    try:
+        pool = await asyncpg.create_pool(
+            settings.database_url,
+            min_size=min_size,
+            max_size=max_size,
+            timeout=settings.startup_timeout_seconds,
+            command_timeout=30,
+        )
+    except (OSError, asyncpg.PostgresError, TimeoutError) as exc:
+        raise DependencyUnavailable(
+            "DATABASE_URL", settings.database_url, f"{type(exc).__name__}: {exc}"
+        ) from exc
+    assert pool is not None
+    return pool

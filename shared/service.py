@@ -1,0 +1,136 @@
+"""What every Kafka-driven service process shares: startup checks, tracing, the broker, the pool,
+the `ping` command, and a command line (`run`, `migrate`)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+import asyncpg
+from faststream import AckPolicy, FastStream
+from faststream.kafka import KafkaBroker
+from opentelemetry.sdk.trace import TracerProvider
+from pydantic import ValidationError
+
+from shared import migrations
+from shared.broker import CONSUMER_DEFAULTS, check_kafka, create_broker
+from shared.db import create_pool
+from shared.errors import DependencyUnavailable
+from shared.events import PingCommand, Pong, Reply
+from shared.settings import Settings, get_settings
+from shared.telemetry import setup_tracing, shutdown_tracing
+from shared.topics import command_topic
+
+log = logging.getLogger(__name__)
+VERSION = "0.1.0"
+
+
+@dataclass
+class Runtime:
+    """The live clients of one service process, filled in by its startup hook."""
+
+    name: str
+    settings: Settings
+    instance_id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
+    tracer_provider: TracerProvider | None = None
+    broker: KafkaBroker | None = None
+    pool: asyncpg.Pool | None = None
+
+    @property
+    def db(self) -> asyncpg.Pool:
+        assert self.pool is not None, "the pool is created in the startup hook"
+        return self.pool
+
+
+Setup = Callable[[KafkaBroker, Runtime], None]
+
+
+def build_app(name: str, settings: Settings, register: Setup | None = None) -> tuple[FastStream, Runtime]:
+    """A FastStream app for service `name` that answers `ping` and whatever `register` adds."""
+    runtime = Runtime(name=name, settings=settings)
+    runtime.tracer_provider = setup_tracing(name, runtime.instance_id, settings)
+    broker = create_broker(settings, client_id=name, tracer_provider=runtime.tracer_provider)
+    runtime.broker = broker
+
+    @broker.subscriber(
+        command_topic(name).name, group_id=name, ack_policy=AckPolicy.ACK, **CONSUMER_DEFAULTS
+    )
+    async def on_command(command: PingCommand) -> Reply:
+        pong = Pong(service=name, instance_id=runtime.instance_id, version=VERSION)
+        return Reply(ok=True, data=pong.model_dump())
+
+    if register is not None:
+        register(broker, runtime)
+
+    async def on_startup() -> None:
+        await check_kafka(settings)
+        runtime.pool = await create_pool(settings)
+
+    async def after_shutdown() -> None:
+        if runtime.pool is not None:
+            await runtime.pool.close()
+        if runtime.tracer_provider is not None:
+            shutdown_tracing(runtime.tracer_provider)
+
+    app = FastStream(broker, on_startup=[on_startup], after_shutdown=[after_shutdown])
+    return app, runtime
+
+
+async def migrate_service(settings: Settings, *services: str) -> int:
+    pool = await create_pool(settings, max_size=1)
+    try:
+        async with pool.acquire() as conn:
+            applied = await migrations.migrate(conn, services)
+    finally:
+        await pool.close()
+    for m in applied:
+        print(f"applied {m.service} {m.version:04d}_{m.name}")
+    if not applied:
+        print(f"{', '.join(services)}: schema up to date")
+    return 0
+
+
+def configure_logging(settings: Settings) -> None:
+    logging.basicConfig(
+        level=settings.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+
+
+def run_cli(
+    name: str,
+    make_app: Callable[[Settings], tuple[FastStream, Runtime]],
+    extra: dict[str, Callable[[Settings, argparse.Namespace], Awaitable[int]]] | None = None,
+    argv: list[str] | None = None,
+) -> int:
+    """`python -m services.<name> [run|migrate|...]`; startup failures print one clear line."""
+    parser = argparse.ArgumentParser(prog=f"python -m services.{name}")
+    sub = parser.add_subparsers(dest="command")
+    sub.add_parser("run", help="consume and serve (the default)")
+    sub.add_parser("migrate", help=f"apply the {name} schema migrations")
+    for command in extra or {}:
+        sub.add_parser(command)
+    args = parser.parse_args(argv)
+    try:
+        settings = get_settings()
+        configure_logging(settings)
+        if args.command == "migrate":
+            return asyncio.run(migrate_service(settings, name))
+        if extra and args.command in extra:
+            return asyncio.run(extra[args.command](settings, args))
+        app, _ = make_app(settings)
+        asyncio.run(app.run())
+    except ValidationError as exc:
+        print(f"{name}: error: invalid settings: {exc}", file=sys.stderr)
+        return 2
+    except DependencyUnavailable as exc:
+        print(f"{name}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        pass
+    return 0

@@ -1,0 +1,70 @@
+"""One typed settings class for every service, read from the environment (and `.env`) once."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Literal
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_KAFKA = "127.0.0.1:9092"
+DEFAULT_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/recruiter"
+DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
+
+
+class Settings(BaseSettings):
+    """Every setting, its environment variable, and its default. The README lists them."""
+
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", frozen=True)
+
+    environment: Literal["development", "test", "production"] = Field(
+        "development", description="ENVIRONMENT: production refuses development defaults."
+    )
+    kafka_bootstrap_servers: str = Field(
+        DEFAULT_KAFKA, description="KAFKA_BOOTSTRAP_SERVERS: comma-separated host:port list."
+    )
+    database_url: str = Field(
+        DEFAULT_DATABASE_URL, description="DATABASE_URL: PostgreSQL DSN (postgresql://...)."
+    )
+    redis_url: str = Field(DEFAULT_REDIS_URL, description="REDIS_URL: redis://host:port/db.")
+    gateway_host: str = Field("127.0.0.1", description="GATEWAY_HOST: address the gateway binds.")
+    gateway_port: int = Field(8000, description="GATEWAY_PORT: port the gateway serves HTTP on.")
+    request_timeout_seconds: float = Field(
+        5.0, gt=0, description="REQUEST_TIMEOUT_SECONDS: gateway wait for a service reply (504 after)."
+    )
+    api_key_cache_seconds: float = Field(
+        30.0, ge=0, description="API_KEY_CACHE_SECONDS: how long a verified key is trusted in memory."
+    )
+    startup_timeout_seconds: float = Field(
+        10.0, gt=0, description="STARTUP_TIMEOUT_SECONDS: how long to wait for Kafka/PostgreSQL/Redis."
+    )
+    otel_exporter_otlp_endpoint: str | None = Field(
+        None, description="OTEL_EXPORTER_OTLP_ENDPOINT: OTLP/HTTP collector; unset means no export."
+    )
+    log_level: str = Field("INFO", description="LOG_LEVEL: Python logging level.")
+
+    @field_validator("database_url")
+    @classmethod
+    def _postgres_scheme(cls, value: str) -> str:
+        if not value.startswith(("postgresql://", "postgres://")):
+            raise ValueError("DATABASE_URL must start with postgresql:// (for example "
+                             f"{DEFAULT_DATABASE_URL})")
+        return value
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_scheme(cls, value: str) -> str:
+        if not value.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError(f"REDIS_URL must start with redis:// (for example {DEFAULT_REDIS_URL})")
+        return value
+
+    @property
+    def kafka_servers(self) -> list[str]:
+        return [s.strip() for s in self.kafka_bootstrap_servers.split(",") if s.strip()]
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process's settings, read once."""
+    return Settings()

@@ -1,0 +1,38 @@
+"""OpenTelemetry tracing for every process: OTLP/HTTP export when OTEL_EXPORTER_OTLP_ENDPOINT is set."""
+
+from __future__ import annotations
+
+import logging
+
+from opentelemetry import trace
+from opentelemetry.sdk.resources import SERVICE_INSTANCE_ID, SERVICE_NAME, Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
+from shared.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+def setup_tracing(service_name: str, instance_id: str, settings: Settings) -> TracerProvider:
+    """Create this process's tracer provider and make it the global one.
+
+    Spans are always recorded so trace context propagates through Kafka headers; they leave the
+    process only when an OTLP endpoint is configured (the exporter reads the standard OTEL_* vars).
+    """
+    provider = TracerProvider(
+        resource=Resource.create({SERVICE_NAME: service_name, SERVICE_INSTANCE_ID: instance_id})
+    )
+    if settings.otel_exporter_otlp_endpoint:
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
+        provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
+        log.info("exporting traces to %s", settings.otel_exporter_otlp_endpoint)
+    trace.set_tracer_provider(provider)
+    return provider
+
+
+def shutdown_tracing(provider: TracerProvider) -> None:
+    """Flush spans still buffered, so a clean stop loses none."""
+    provider.force_flush(timeout_millis=5_000)
+    provider.shutdown()

@@ -1,0 +1,168 @@
+"""Fixtures for the real stack: a Kafka-protocol broker, PostgreSQL and Redis, started once per run.
+
+Kafka: the Tansu broker on a free port, unless KAFKA_BOOTSTRAP_SERVERS points at a cluster.
+PostgreSQL: a throwaway database `test_<hex>` on the local server (or DATABASE_URL's server, or an
+embedded one), dropped at the end. Redis: the local server, or REDIS_URL, or an embedded one.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from pathlib import Path
+
+import asyncpg
+import httpx
+import pytest
+
+from deploy.infra import Endpoints, LocalInfra
+from services.gateway import api_keys
+from shared import migrations
+from shared.broker import ensure_topics
+from shared.settings import Settings
+from shared.topics import ALL_TOPICS
+from tests.support.processes import ServiceProcess, child_env, python_module
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def infra(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Endpoints]:
+    data_dir = tmp_path_factory.mktemp("infra")
+    env = dict(os.environ)
+    database = f"test_{uuid.uuid4().hex[:12]}"
+    if "DATABASE_URL" in env:  # use that server, but a database of our own
+        env["DATABASE_URL"] = env["DATABASE_URL"].rsplit("/", 1)[0] + f"/{database}"
+    stack = LocalInfra(data_dir, env=env, kafka_port=free_port(), database_name=database)
+    endpoints = stack.start()
+    try:
+        yield endpoints
+    finally:
+        stack.stop()
+
+
+@pytest.fixture(scope="session")
+def settings(infra: Endpoints) -> Settings:
+    return Settings(
+        environment="test",
+        kafka_bootstrap_servers=infra.kafka_bootstrap_servers,
+        database_url=infra.database_url,
+        redis_url=infra.redis_url,
+    )
+
+
+@pytest.fixture(scope="session")
+async def prepared(settings: Settings) -> AsyncIterator[Settings]:
+    """Topics created and every schema migrated; the test database is dropped afterwards."""
+    await ensure_topics(settings, ALL_TOPICS)
+    conn = await asyncpg.connect(settings.database_url)
+    try:
+        await migrations.migrate(conn)
+    finally:
+        await conn.close()
+    yield settings
+    admin_url = settings.database_url.rsplit("/", 1)[0] + "/postgres"
+    database = settings.database_url.rsplit("/", 1)[1]
+    if database.startswith("test_"):
+        conn = await asyncpg.connect(admin_url)
+        try:
+            await conn.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+        finally:
+            await conn.close()
+
+
+@pytest.fixture
+async def db(prepared: Settings) -> AsyncIterator[asyncpg.Pool]:
+    pool = await asyncpg.create_pool(prepared.database_url, min_size=1, max_size=4)
+    assert pool is not None
+    yield pool
+    await pool.close()
+
+
+def stack_env(settings: Settings, **extra: str) -> dict[str, str]:
+    return child_env(
+        {
+            "ENVIRONMENT": "test",
+            "KAFKA_BOOTSTRAP_SERVERS": settings.kafka_bootstrap_servers,
+            "DATABASE_URL": settings.database_url,
+            "REDIS_URL": settings.redis_url,
+            "LOG_LEVEL": "INFO",
+            **extra,
+        }
+    )
+
+
+StartService = Callable[..., ServiceProcess]
+
+
+@pytest.fixture
+def start_service(prepared: Settings) -> Iterator[StartService]:
+    """Start `python -m services.<name>`; waits until its consumers run. Stopped after the test."""
+    started: list[ServiceProcess] = []
+
+    def start(name: str, **env: str) -> ServiceProcess:
+        proc = ServiceProcess(name, python_module(f"services.{name}"), stack_env(prepared, **env))
+        started.append(proc.start())
+        proc.wait_for("started successfully", timeout=30)
+        return proc
+
+    yield start
+    for proc in reversed(started):
+        proc.stop()
+
+
+class Gateway:
+    def __init__(self, process: ServiceProcess, base_url: str) -> None:
+        self.process = process
+        self.base_url = base_url
+
+    def client(self, key: str | None = None) -> httpx.AsyncClient:
+        headers = {"Authorization": f"Bearer {key}"} if key else {}
+        return httpx.AsyncClient(base_url=self.base_url, headers=headers, timeout=30)
+
+
+StartGateway = Callable[..., Gateway]
+
+
+@pytest.fixture
+def start_gateway(prepared: Settings) -> Iterator[StartGateway]:
+    """Start the gateway on a free port; waits until it serves HTTP. Stopped after the test."""
+    started: list[ServiceProcess] = []
+
+    def start(**env: str) -> Gateway:
+        port = free_port()
+        argv = python_module("services.gateway", "serve", "--port", str(port))
+        proc = ServiceProcess("gateway", argv, stack_env(prepared, **env)).start()
+        started.append(proc)
+        proc.wait_for("Application startup complete", timeout=30)
+        return Gateway(proc, f"http://127.0.0.1:{port}")
+
+    yield start
+    for proc in reversed(started):
+        proc.stop()
+
+
+MakeKey = Callable[..., Awaitable[str]]
+
+
+@pytest.fixture
+def make_key(db: asyncpg.Pool) -> MakeKey:
+    """`await make_key("admin", user="ada")` creates an API key and returns its token."""
+
+    async def make(*scopes: str, user: str = "test-user") -> str:
+        async with db.acquire() as conn:
+            key = await api_keys.create_key(conn, user, frozenset(scopes))
+        return key.token
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def repo_root() -> Path:
+    return Path(__file__).resolve().parents[1]

@@ -1,1 +1,2 @@
-"""The small common library every service uses: settings, events, topics, broker, database, cache, telemetry."""
+"""The small common library of every service: settings, events, topics, broker, database, cache,
+telemetry."""

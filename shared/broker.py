@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 from typing import Any
@@ -56,7 +57,9 @@ class DeadLetterMiddleware(BaseMiddleware):
             return None
 
 
-def create_broker(settings: Settings, *, client_id: str, tracer_provider: TracerProvider) -> KafkaBroker:
+def create_broker(
+    settings: Settings, *, client_id: str, tracer_provider: TracerProvider
+) -> KafkaBroker:
     return KafkaBroker(
         settings.kafka_servers,
         client_id=client_id,
@@ -64,7 +67,10 @@ def create_broker(settings: Settings, *, client_id: str, tracer_provider: Tracer
         linger_ms=0,
         request_timeout_ms=int(settings.startup_timeout_seconds * 1000),
         graceful_timeout=15.0,
-        middlewares=[KafkaTelemetryMiddleware(tracer_provider=tracer_provider), DeadLetterMiddleware],
+        middlewares=[
+            KafkaTelemetryMiddleware(tracer_provider=tracer_provider),
+            DeadLetterMiddleware,
+        ],
         log_level=logging.DEBUG,  # per-message access logs at DEBUG, not INFO
     )
 
@@ -79,13 +85,17 @@ async def check_kafka(settings: Settings) -> None:
         await asyncio.wait_for(admin.start(), settings.startup_timeout_seconds)
     except (KafkaError, OSError, TimeoutError) as exc:
         raise DependencyUnavailable(
-            "KAFKA_BOOTSTRAP_SERVERS", settings.kafka_bootstrap_servers, f"{type(exc).__name__}: {exc}"
+            "KAFKA_BOOTSTRAP_SERVERS",
+            settings.kafka_bootstrap_servers,
+            f"{type(exc).__name__}: {exc}",
         ) from exc
     finally:
         await admin.close()
 
 
-async def ensure_topics(settings: Settings, topics: tuple[TopicSpec, ...] | list[TopicSpec]) -> list[str]:
+async def ensure_topics(
+    settings: Settings, topics: tuple[TopicSpec, ...] | list[TopicSpec]
+) -> list[str]:
     """Create the topics that do not exist yet; return the names created."""
     admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_servers)
     await admin.start()
@@ -93,10 +103,8 @@ async def ensure_topics(settings: Settings, topics: tuple[TopicSpec, ...] | list
         existing = set(await admin.list_topics())
         missing = [t for t in topics if t.name not in existing]
         for spec in missing:  # one at a time: a concurrent creator must not fail the others
-            try:
+            with contextlib.suppress(TopicAlreadyExistsError):
                 await admin.create_topics([NewTopic(spec.name, spec.partitions, 1)])
-            except TopicAlreadyExistsError:
-                pass
         return [t.name for t in missing]
     finally:
         await admin.close()

@@ -20,5 +20,7 @@ async def create_redis(settings: Settings) -> redis.Redis:
         await client.ping()
     except (RedisError, OSError) as exc:
         await client.aclose()
-        raise DependencyUnavailable("REDIS_URL", settings.redis_url, f"{type(exc).__name__}: {exc}") from exc
+        raise DependencyUnavailable(
+            "REDIS_URL", settings.redis_url, f"{type(exc).__name__}: {exc}"
+        ) from exc
     return client

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import asyncpg
+from asyncpg.pool import PoolConnectionProxy
 
 from shared.errors import DependencyUnavailable
 from shared.settings import Settings
+
+# A plain connection or one borrowed from a pool: repositories accept either.
+Connection = asyncpg.Connection | PoolConnectionProxy
 
 
 async def create_pool(settings: Settings, *, min_size: int = 1, max_size: int = 10) -> asyncpg.Pool:

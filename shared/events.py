@@ -99,7 +99,9 @@ class Slots(BaseModel):
 class IntentDetected(Event):
     """Published on `intent.detected`. A workflow-mode intent with its slots starts a workflow."""
 
-    intent_id: uuid.UUID = Field(default_factory=uuid.uuid4, description="Starts at most one workflow.")
+    intent_id: uuid.UUID = Field(
+        default_factory=uuid.uuid4, description="Starts at most one workflow."
+    )
     conversation_id: str | None = Field(None, max_length=128)
     message: str = Field("", max_length=20_000, description="The user's message, for the log.")
     mode: Mode
@@ -108,7 +110,9 @@ class IntentDetected(Event):
     slots: Slots = Field(default_factory=Slots)
     needs_clarification: bool = False
     requested_by: str | None = Field(None, description="User name from the API key, if any.")
-    source: str = Field("intent-service", description="Who detected it: a service or another system.")
+    source: str = Field(
+        "intent-service", description="Who detected it: a service or another system."
+    )
 
     @property
     def workflow_id(self) -> uuid.UUID:

@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-import asyncpg
+from shared.db import Connection
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +68,7 @@ def discover(service: str, root: Path = SERVICES_DIR) -> list[Migration]:
 
 
 async def migrate(
-    conn: asyncpg.Connection, services: tuple[str, ...] = SERVICES, root: Path = SERVICES_DIR
+    conn: Connection, services: tuple[str, ...] = SERVICES, root: Path = SERVICES_DIR
 ) -> list[Migration]:
     """Apply what is pending for `services`; return the migrations this call applied."""
     applied_now: list[Migration] = []

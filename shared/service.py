@@ -8,8 +8,9 @@ import asyncio
 import logging
 import sys
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
+from typing import Any
 
 import asyncpg
 from faststream import AckPolicy, FastStream
@@ -50,7 +51,9 @@ class Runtime:
 Setup = Callable[[KafkaBroker, Runtime], None]
 
 
-def build_app(name: str, settings: Settings, register: Setup | None = None) -> tuple[FastStream, Runtime]:
+def build_app(
+    name: str, settings: Settings, register: Setup | None = None
+) -> tuple[FastStream, Runtime]:
     """A FastStream app for service `name` that answers `ping` and whatever `register` adds."""
     runtime = Runtime(name=name, settings=settings)
     runtime.tracer_provider = setup_tracing(name, runtime.instance_id, settings)
@@ -105,7 +108,8 @@ def configure_logging(settings: Settings) -> None:
 def run_cli(
     name: str,
     make_app: Callable[[Settings], tuple[FastStream, Runtime]],
-    extra: dict[str, Callable[[Settings, argparse.Namespace], Awaitable[int]]] | None = None,
+    extra: dict[str, Callable[[Settings, argparse.Namespace], Coroutine[Any, Any, int]]]
+    | None = None,
     argv: list[str] | None = None,
 ) -> int:
     """`python -m services.<name> [run|migrate|...]`; startup failures print one clear line."""

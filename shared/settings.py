@@ -31,13 +31,19 @@ class Settings(BaseSettings):
     gateway_host: str = Field("127.0.0.1", description="GATEWAY_HOST: address the gateway binds.")
     gateway_port: int = Field(8000, description="GATEWAY_PORT: port the gateway serves HTTP on.")
     request_timeout_seconds: float = Field(
-        5.0, gt=0, description="REQUEST_TIMEOUT_SECONDS: gateway wait for a service reply (504 after)."
+        5.0,
+        gt=0,
+        description="REQUEST_TIMEOUT_SECONDS: gateway wait for a service reply (504 after).",
     )
     api_key_cache_seconds: float = Field(
-        30.0, ge=0, description="API_KEY_CACHE_SECONDS: how long a verified key is trusted in memory."
+        30.0,
+        ge=0,
+        description="API_KEY_CACHE_SECONDS: how long a verified key is trusted in memory.",
     )
     startup_timeout_seconds: float = Field(
-        10.0, gt=0, description="STARTUP_TIMEOUT_SECONDS: how long to wait for Kafka/PostgreSQL/Redis."
+        10.0,
+        gt=0,
+        description="STARTUP_TIMEOUT_SECONDS: how long to wait for Kafka/PostgreSQL/Redis.",
     )
     otel_exporter_otlp_endpoint: str | None = Field(
         None, description="OTEL_EXPORTER_OTLP_ENDPOINT: OTLP/HTTP collector; unset means no export."
@@ -48,15 +54,18 @@ class Settings(BaseSettings):
     @classmethod
     def _postgres_scheme(cls, value: str) -> str:
         if not value.startswith(("postgresql://", "postgres://")):
-            raise ValueError("DATABASE_URL must start with postgresql:// (for example "
-                             f"{DEFAULT_DATABASE_URL})")
+            raise ValueError(
+                f"DATABASE_URL must start with postgresql:// (for example {DEFAULT_DATABASE_URL})"
+            )
         return value
 
     @field_validator("redis_url")
     @classmethod
     def _redis_scheme(cls, value: str) -> str:
         if not value.startswith(("redis://", "rediss://", "unix://")):
-            raise ValueError(f"REDIS_URL must start with redis:// (for example {DEFAULT_REDIS_URL})")
+            raise ValueError(
+                f"REDIS_URL must start with redis:// (for example {DEFAULT_REDIS_URL})"
+            )
         return value
 
     @property

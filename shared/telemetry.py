@@ -1,4 +1,4 @@
-"""OpenTelemetry tracing for every process: OTLP/HTTP export when OTEL_EXPORTER_OTLP_ENDPOINT is set."""
+"""Tracing for every process; OTLP/HTTP export when OTEL_EXPORTER_OTLP_ENDPOINT is set."""
 
 from __future__ import annotations
 
@@ -28,7 +28,8 @@ def setup_tracing(service_name: str, instance_id: str, settings: Settings) -> Tr
 
         provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
         log.info("exporting traces to %s", settings.otel_exporter_otlp_endpoint)
-    trace.set_tracer_provider(provider)
+    if not isinstance(trace.get_tracer_provider(), TracerProvider):  # once per process
+        trace.set_tracer_provider(provider)
     return provider
 
 

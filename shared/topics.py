@@ -15,22 +15,40 @@ class TopicSpec:
 
 # Public event topics: keyed so that everything about one intent, run or campaign stays in order.
 INTENT_DETECTED = TopicSpec(
-    "intent.detected", 6, "intent_id", "An intent was detected, by the intent service or another system."
+    "intent.detected",
+    6,
+    "intent_id",
+    "An intent was detected, by the intent service or another system.",
 )
 WORKFLOW_STEP_REQUESTED = TopicSpec(
-    "workflow.step.requested", 6, "run_id", "The workflow engine asks the owning service to run an action."
+    "workflow.step.requested",
+    6,
+    "run_id",
+    "The workflow engine asks the owning service to run an action.",
 )
 WORKFLOW_STEP_COMPLETED = TopicSpec(
-    "workflow.step.completed", 6, "run_id", "An action finished, ok or failed; the engine advances the run."
+    "workflow.step.completed",
+    6,
+    "run_id",
+    "An action finished, ok or failed; the engine advances the run.",
 )
 EMAIL_APPROVED = TopicSpec(
-    "email.approved", 6, "campaign_id", "A reviewer approved an email; the campaign service sends it once."
+    "email.approved",
+    6,
+    "campaign_id",
+    "A reviewer approved an email; the campaign service sends it once.",
 )
 EMAIL_DELIVERY = TopicSpec(
-    "email.delivery", 6, "campaign_id", "Delivery events: sent, bounced, opened, clicked, replied, ..."
+    "email.delivery",
+    6,
+    "campaign_id",
+    "Delivery events: sent, bounced, opened, clicked, replied, ...",
 )
 DEAD_LETTER = TopicSpec(
-    "events.deadletter", 1, "source_topic", "Messages a consumer could not decode or handle, with the reason."
+    "events.deadletter",
+    1,
+    "source_topic",
+    "Messages a consumer could not decode or handle, with the reason.",
 )
 
 # Request/reply commands from the gateway, one topic per service; replies go to the gateway
@@ -41,11 +59,15 @@ SERVICES = ("intent", "inference", "workflow", "campaign")
 def command_topic(service: str) -> TopicSpec:
     if service not in SERVICES:
         raise ValueError(f"unknown service {service!r}; expected one of {', '.join(SERVICES)}")
-    return TopicSpec(f"{service}.commands", 3, "correlation_id", f"Commands for the {service} service.")
+    return TopicSpec(
+        f"{service}.commands", 3, "correlation_id", f"Commands for the {service} service."
+    )
 
 
 def reply_topic(instance_id: str) -> TopicSpec:
-    return TopicSpec(f"gateway.replies.{instance_id}", 1, "correlation_id", "Replies to one gateway.")
+    return TopicSpec(
+        f"gateway.replies.{instance_id}", 1, "correlation_id", "Replies to one gateway."
+    )
 
 
 ALL_TOPICS: tuple[TopicSpec, ...] = (

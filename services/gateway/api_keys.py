@@ -15,6 +15,8 @@ from typing import Literal, get_args
 
 import asyncpg
 
+from shared.db import Connection
+
 Scope = Literal["assistant", "workflows", "review", "admin"]
 SCOPES: tuple[str, ...] = get_args(Scope)
 _PREFIX = "rk_"
@@ -54,7 +56,7 @@ def parse_token(token: str) -> tuple[str, str]:
     """Split a presented key into (key_id, secret)."""
     if not token.startswith(_PREFIX):
         raise InvalidKey("API keys start with 'rk_'")
-    key_id, sep, secret = token[len(_PREFIX):].partition("_")
+    key_id, sep, secret = token[len(_PREFIX) :].partition("_")
     if not sep or len(key_id) != 12 or not secret:
         raise InvalidKey("malformed API key")
     return key_id, secret
@@ -103,7 +105,7 @@ class KeyStore:
 
 
 async def create_key(
-    conn: asyncpg.Connection, user: str, scopes: frozenset[str], description: str | None = None
+    conn: Connection, user: str, scopes: frozenset[str], description: str | None = None
 ) -> NewKey:
     if not user.strip():
         raise ValueError("a key belongs to a named user: --user must not be empty")
@@ -120,7 +122,7 @@ async def create_key(
     return key
 
 
-async def revoke_key(conn: asyncpg.Connection, key_id: str) -> bool:
+async def revoke_key(conn: Connection, key_id: str) -> bool:
     """Revoke a key by id (or by the whole token); False if no active key has that id."""
     if key_id.startswith(_PREFIX):
         key_id = parse_token(key_id)[0]
@@ -131,9 +133,7 @@ async def revoke_key(conn: asyncpg.Connection, key_id: str) -> bool:
     return bool(status == "UPDATE 1")
 
 
-async def lookup(
-    db: asyncpg.Pool | asyncpg.Connection, key_id: str, digest: bytes
-) -> Principal | None:
+async def lookup(db: asyncpg.Pool | Connection, key_id: str, digest: bytes) -> Principal | None:
     """The active key `key_id` if its stored hash matches `digest`, else None."""
     row = await db.fetchrow(
         "SELECT user_name, scopes, secret_hash FROM gateway.api_keys"
@@ -145,7 +145,7 @@ async def lookup(
     return Principal(key_id, row["user_name"], frozenset(row["scopes"]))
 
 
-async def verify_token(conn: asyncpg.Connection, token: str) -> Principal | None:
+async def verify_token(conn: Connection, token: str) -> Principal | None:
     """Check a token without the cache (for tools such as `make run`'s development key)."""
     try:
         key_id, secret = parse_token(token)

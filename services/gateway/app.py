@@ -29,7 +29,6 @@ from shared.telemetry import setup_tracing, shutdown_tracing
 from shared.topics import SERVICES, reply_topic
 
 
-
 class Health(BaseModel):
     status: str = Field("ok", examples=["ok"])
     instance_id: str
@@ -51,7 +50,9 @@ def create_app(settings: Settings) -> FastAPI:
     instance_id = uuid.uuid4().hex[:12]
     tracer_provider = setup_tracing("gateway", instance_id, settings)
     replies = reply_topic(instance_id)
-    broker: KafkaBroker = create_broker(settings, client_id="gateway", tracer_provider=tracer_provider)
+    broker: KafkaBroker = create_broker(
+        settings, client_id="gateway", tracer_provider=tracer_provider
+    )
     client = ServiceClient(broker, replies.name, settings.request_timeout_seconds)
 
     # A fresh topic per instance, read from its start: no reply can slip past before the
@@ -92,7 +93,9 @@ def create_app(settings: Settings) -> FastAPI:
 
     @app.exception_handler(ServiceTimeout)
     async def on_timeout(request: Request, exc: ServiceTimeout) -> JSONResponse:
-        return JSONResponse(status_code=status.HTTP_504_GATEWAY_TIMEOUT, content={"detail": str(exc)})
+        return JSONResponse(
+            status_code=status.HTTP_504_GATEWAY_TIMEOUT, content={"detail": str(exc)}
+        )
 
     @app.get("/healthz", tags=["ops"], summary="The process is up")
     async def healthz() -> Health:
@@ -125,7 +128,10 @@ def create_app(settings: Settings) -> FastAPI:
         "/api/services/{service}/ping",
         tags=["ops"],
         summary="Round trip to a service over Kafka",
-        responses={404: {"description": "Unknown service"}, 504: {"description": "No reply in time"}},
+        responses={
+            404: {"description": "Unknown service"},
+            504: {"description": "No reply in time"},
+        },
     )
     async def ping_service(
         service: str, _: Annotated[Principal, Depends(require("admin"))]

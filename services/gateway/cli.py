@@ -26,7 +26,9 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, help="port (default: GATEWAY_PORT, 8000)")
     serve.add_argument("--workers", type=int, default=1, help="uvicorn worker processes")
     sub.add_parser("migrate", help="apply the gateway schema migrations")
-    keys = sub.add_parser("keys", help="manage API keys").add_subparsers(dest="keys_command", required=True)
+    keys = sub.add_parser("keys", help="manage API keys").add_subparsers(
+        dest="keys_command", required=True
+    )
     create = keys.add_parser("create", help="create a key and print it (shown once)")
     create.add_argument("--user", required=True, help="the user the key acts as")
     create.add_argument(
@@ -59,7 +61,9 @@ async def _keys(settings: Settings, args: argparse.Namespace) -> int:
                 )
                 for r in rows:
                     state = f"revoked {r['revoked_at']:%Y-%m-%d}" if r["revoked_at"] else "active"
-                    print(f"{r['key_id']}  {r['user_name']:<20} {','.join(r['scopes']):<32} {state}")
+                    print(
+                        f"{r['key_id']}  {r['user_name']:<20} {','.join(r['scopes']):<32} {state}"
+                    )
     finally:
         await pool.close()
     return 0

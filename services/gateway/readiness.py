@@ -34,7 +34,9 @@ async def _timed(probe: Callable[[], Awaitable[Any]], timeout: float) -> Check:
     return Check(ok=True, latency_ms=round((time.perf_counter() - started) * 1000, 2))
 
 
-async def check_all(probes: dict[str, Callable[[], Awaitable[Any]]], timeout: float = 2.0) -> Readiness:
+async def check_all(
+    probes: dict[str, Callable[[], Awaitable[Any]]], timeout: float = 2.0
+) -> Readiness:
     names = list(probes)
     results = await asyncio.gather(*(_timed(probes[n], timeout) for n in names))
     checks = dict(zip(names, results, strict=True))

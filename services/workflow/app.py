@@ -18,7 +18,6 @@ def register(broker: KafkaBroker, runtime: Runtime) -> None:
         INTENT_DETECTED.name,
         group_id="workflow.intents",
         ack_policy=AckPolicy.NACK_ON_ERROR,
-        title="workflow:intent.detected",
         **CONSUMER_DEFAULTS,
     )
     async def on_intent_detected(event: IntentDetected) -> None:

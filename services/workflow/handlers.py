@@ -32,5 +32,10 @@ async def start_workflow_from_intent(pool: asyncpg.Pool, event: IntentDetected) 
             conn, event, decision.workflow.name, decision.workflow.version
         )
     if created:
-        log.info("intent %s started %s run %s", event.intent_id, decision.workflow.name, event.workflow_id)
+        log.info(
+            "intent %s started %s run %s",
+            event.intent_id,
+            decision.workflow.name,
+            event.workflow_id,
+        )
     return created

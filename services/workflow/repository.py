@@ -5,12 +5,11 @@ from __future__ import annotations
 import json
 import uuid
 
-import asyncpg
-
+from shared.db import Connection
 from shared.events import IntentDetected
 
 
-async def mark_processed(conn: asyncpg.Connection, consumer: str, event_id: uuid.UUID) -> bool:
+async def mark_processed(conn: Connection, consumer: str, event_id: uuid.UUID) -> bool:
     """Record that `consumer` handled `event_id`; False if it already had (a redelivery)."""
     status = await conn.execute(
         "INSERT INTO workflow.processed_events (consumer, event_id) VALUES ($1, $2)"
@@ -22,7 +21,7 @@ async def mark_processed(conn: asyncpg.Connection, consumer: str, event_id: uuid
 
 
 async def create_run_for_intent(
-    conn: asyncpg.Connection, event: IntentDetected, workflow_type: str, version: int
+    conn: Connection, event: IntentDetected, workflow_type: str, version: int
 ) -> bool:
     """Create the run an intent starts; False if that intent already started one."""
     status = await conn.execute(

@@ -30,7 +30,9 @@ def test_unreachable_broker(prepared: Settings, service: str) -> None:
 
 @pytest.mark.parametrize("service", ["services.intent", "services.gateway"])
 def test_wrong_database_url(prepared: Settings, service: str) -> None:
-    env = stack_env(prepared, DATABASE_URL="postgresql://postgres@127.0.0.1:5432/no_such_database_x")
+    env = stack_env(
+        prepared, DATABASE_URL="postgresql://postgres@127.0.0.1:5432/no_such_database_x"
+    )
     code, output = run_to_exit(service, env)
     assert code == 2
     assert "DATABASE_URL" in output

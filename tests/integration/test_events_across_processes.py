@@ -26,7 +26,9 @@ async def publisher(prepared: Settings) -> AsyncIterator[KafkaBroker]:
     await broker.stop()
 
 
-async def wait_for_value(pool: asyncpg.Pool, sql: str, *args: object, timeout: float = 15) -> object:
+async def wait_for_value(
+    pool: asyncpg.Pool, sql: str, *args: object, timeout: float = 15
+) -> object:
     deadline = asyncio.get_running_loop().time() + timeout
     while True:
         value = await pool.fetchval(sql, *args)
@@ -41,8 +43,12 @@ def campaign_intent(**changes: object) -> IntentDetected:
         "intent": "email_campaign",
         "confidence": 0.93,
         "message": "email all senior Python developers in Berlin about the Staff Backend role",
-        "slots": Slots(skills=["python"], location="Berlin", seniority="senior",
-                       job_title="Staff Backend Engineer"),
+        "slots": Slots(
+            skills=["python"],
+            location="Berlin",
+            seniority="senior",
+            job_title="Staff Backend Engineer",
+        ),
         "source": "ats-integration-test",
         **changes,
     }
@@ -58,7 +64,9 @@ async def test_intent_from_another_system_starts_one_workflow(
 
     await publisher.publish(event, INTENT_DETECTED.name, key=key)
     run_status = await wait_for_value(
-        db, "SELECT status FROM workflow.runs WHERE run_id = $1", workflow_id_for_intent(event.intent_id)
+        db,
+        "SELECT status FROM workflow.runs WHERE run_id = $1",
+        workflow_id_for_intent(event.intent_id),
     )
     assert run_status == "pending"
 
@@ -69,10 +77,13 @@ async def test_intent_from_another_system_starts_one_workflow(
     assert await wait_for_value(
         db, "SELECT count(*) FROM workflow.processed_events WHERE event_id = $1", again.event_id
     )
-    runs = await db.fetchval("SELECT count(*) FROM workflow.runs WHERE intent_id = $1", event.intent_id)
+    runs = await db.fetchval(
+        "SELECT count(*) FROM workflow.runs WHERE intent_id = $1", event.intent_id
+    )
     assert runs == 1
-    params = await db.fetchval("SELECT params->'slots'->>'location' FROM workflow.runs WHERE intent_id=$1",
-                               event.intent_id)
+    params = await db.fetchval(
+        "SELECT params->'slots'->>'location' FROM workflow.runs WHERE intent_id=$1", event.intent_id
+    )
     assert params == "Berlin"
 
 
@@ -90,7 +101,9 @@ async def test_simple_and_unclear_intents_start_nothing(
             db, "SELECT count(*) FROM workflow.processed_events WHERE event_id = $1", event.event_id
         )
     ids = [e.intent_id for e in (simple, unclear, no_audience)]
-    assert await db.fetchval("SELECT count(*) FROM workflow.runs WHERE intent_id = ANY($1)", ids) == 0
+    assert (
+        await db.fetchval("SELECT count(*) FROM workflow.runs WHERE intent_id = ANY($1)", ids) == 0
+    )
 
 
 async def test_poison_message_is_dead_lettered_and_consumption_goes_on(
@@ -109,7 +122,9 @@ async def test_poison_message_is_dead_lettered_and_consumption_goes_on(
     try:
         start_service("workflow")
         await publisher.publish(f"not json {marker}".encode(), INTENT_DETECTED.name, key=b"poison")
-        await publisher.publish({"mode": "telepathy", "marker": marker}, INTENT_DETECTED.name, key=b"p2")
+        await publisher.publish(
+            {"mode": "telepathy", "marker": marker}, INTENT_DETECTED.name, key=b"p2"
+        )
         good = campaign_intent()
         await publisher.publish(good, INTENT_DETECTED.name, key=str(good.intent_id).encode())
 
@@ -118,8 +133,11 @@ async def test_poison_message_is_dead_lettered_and_consumption_goes_on(
         assert {first.source_topic, second.source_topic} == {INTENT_DETECTED.name}
         assert "ValidationError" in first.reason
         assert "mode" in second.reason
-        assert await wait_for_value(
-            db, "SELECT count(*) FROM workflow.runs WHERE intent_id = $1", good.intent_id
-        ) == 1
+        assert (
+            await wait_for_value(
+                db, "SELECT count(*) FROM workflow.runs WHERE intent_id = $1", good.intent_id
+            )
+            == 1
+        )
     finally:
         await reader.stop()

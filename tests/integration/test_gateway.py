@@ -27,7 +27,9 @@ async def test_health_and_readiness(start_gateway: StartGateway) -> None:
     assert set(checks) == {"kafka", "postgres", "redis"}
     assert all(check["ok"] for check in checks.values())
     assert docs.status_code == 200
-    assert {"/healthz", "/readyz", "/api/whoami", "/api/services/{service}/ping"} <= set(spec["paths"])
+    assert {"/healthz", "/readyz", "/api/whoami", "/api/services/{service}/ping"} <= set(
+        spec["paths"]
+    )
 
 
 async def test_request_reply_round_trip(

@@ -14,7 +14,9 @@ pytestmark = pytest.mark.integration
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
 
 
-def wait_for_spans(receiver: OtlpReceiver, services: set[str], timeout: float = 15) -> list[ReceivedSpan]:
+def wait_for_spans(
+    receiver: OtlpReceiver, services: set[str], timeout: float = 15
+) -> list[ReceivedSpan]:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         spans = [s for s in receiver.snapshot() if s.trace_id == TRACE_ID]
@@ -35,7 +37,9 @@ async def test_request_through_kafka_is_one_trace(
         # The caller's own trace context is honoured, so the whole trace is known in advance.
         traceparent = f"00-{TRACE_ID}-00f067aa0ba902b7-01"
         async with gateway.client(key) as http:
-            response = await http.get("/api/services/intent/ping", headers={"traceparent": traceparent})
+            response = await http.get(
+                "/api/services/intent/ping", headers={"traceparent": traceparent}
+            )
         assert response.status_code == 200, response.text
 
         spans = wait_for_spans(receiver, {"gateway", "intent"})

@@ -40,13 +40,14 @@ class ServiceProcess:
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
-            preexec_fn=die_with_parent,  # noqa: PLW1509 - a test child must not outlive pytest
+            preexec_fn=die_with_parent,
         )
         threading.Thread(target=self._pump, daemon=True).start()
         return self
 
     def _pump(self) -> None:
-        assert self.proc is not None and self.proc.stdout is not None
+        assert self.proc is not None
+        assert self.proc.stdout is not None
         for line in self.proc.stdout:
             with self._new_line:
                 self.lines.append(line.rstrip("\n"))
@@ -69,7 +70,11 @@ class ServiceProcess:
                     if regex.search(line):
                         return line
                 seen = len(lines)
-                if self.proc is not None and self.proc.poll() is not None and seen == len(self.lines):
+                if (
+                    self.proc is not None
+                    and self.proc.poll() is not None
+                    and seen == len(self.lines)
+                ):
                     raise ProcessFailed(
                         f"{self.name} exited with {self.proc.returncode} before printing "
                         f"{pattern!r}:\n{self.output()}"

@@ -1,0 +1,162 @@
+"""`make run`: start what is missing (broker, PostgreSQL, Redis), migrate, seed if empty, create a
+development API key, and run all five services until Ctrl-C.
+
+`python -m deploy.run_local [up|migrate|seed]`. Local state (embedded servers' data, the
+development key, logs) lives in `.local/`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import sys
+import time
+
+import asyncpg
+import httpx
+
+from deploy.infra import Endpoints, InfraStartError, LocalInfra
+from deploy.supervisor import REPO_ROOT, ChildSpec, Supervisor
+from services.campaign.seed import seed
+from services.gateway import api_keys
+from shared import migrations
+from shared.broker import ensure_topics
+from shared.errors import DependencyUnavailable
+from shared.settings import Settings
+from shared.topics import ALL_TOPICS
+
+log = logging.getLogger("deploy.run_local")
+LOCAL_DIR = REPO_ROOT / ".local"
+DEV_KEY_FILE = LOCAL_DIR / "dev-api-key"
+SERVICES = ("intent", "inference", "workflow", "campaign")
+
+
+def settings_for(endpoints: Endpoints) -> Settings:
+    return Settings(
+        kafka_bootstrap_servers=endpoints.kafka_bootstrap_servers,
+        database_url=endpoints.database_url,
+        redis_url=endpoints.redis_url,
+    )
+
+
+async def prepare(settings: Settings, *, seed_data: bool) -> str:
+    """Topics, migrations, demo data if the database is empty, and the development key."""
+    created = await ensure_topics(settings, ALL_TOPICS)
+    if created:
+        log.info("created topics: %s", ", ".join(created))
+    conn = await asyncpg.connect(settings.database_url)
+    try:
+        for m in await migrations.migrate(conn):
+            log.info("applied %s migration %04d_%s", m.service, m.version, m.name)
+        if seed_data:
+            result = await seed(conn)
+            if not result.skipped:
+                log.info("seeded %d candidates and %d jobs", result.candidates, result.jobs)
+        return await development_key(conn)
+    finally:
+        await conn.close()
+
+
+async def development_key(conn: asyncpg.Connection) -> str:
+    """Reuse `.local/dev-api-key` while it is valid; otherwise create an all-scopes key."""
+    if DEV_KEY_FILE.exists():
+        token = DEV_KEY_FILE.read_text().strip()
+        if await api_keys.verify_token(conn, token) is not None:
+            return token
+    key = await api_keys.create_key(
+        conn, "developer", frozenset(api_keys.SCOPES), "development key made by make run"
+    )
+    DEV_KEY_FILE.parent.mkdir(parents=True, exist_ok=True)
+    DEV_KEY_FILE.write_text(key.token + "\n")
+    DEV_KEY_FILE.chmod(0o600)
+    return key.token
+
+
+def children(endpoints: Endpoints, port: int) -> list[ChildSpec]:
+    env = {
+        **os.environ,
+        "KAFKA_BOOTSTRAP_SERVERS": endpoints.kafka_bootstrap_servers,
+        "DATABASE_URL": endpoints.database_url,
+        "REDIS_URL": endpoints.redis_url,
+        "PYTHONUNBUFFERED": "1",
+    }
+    python = sys.executable
+    specs = [ChildSpec(s, [python, "-m", f"services.{s}"], env) for s in SERVICES]
+    specs.append(
+        ChildSpec("gateway", [python, "-m", "services.gateway", "serve", "--port", str(port)], env)
+    )
+    return specs
+
+
+def wait_until_ready(url: str, supervisor: Supervisor, timeout: float = 60.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if len(supervisor.pids) < len(SERVICES) + 1:
+            return False
+        try:
+            if httpx.get(f"{url}/readyz", timeout=1.0).status_code == 200:
+                return True
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.3)
+    return False
+
+
+def banner(url: str, key: str) -> str:
+    return f"""
+  The recruiter assistant is running.
+
+    API docs     {url}/docs
+    readiness    {url}/readyz
+    dev API key  {key}   (also in .local/dev-api-key)
+
+    try: curl -s -H "Authorization: Bearer $(cat .local/dev-api-key)" {url}/api/services/intent/ping
+
+  Ctrl-C stops everything.
+"""
+
+
+def up(infra: LocalInfra, port: int) -> int:
+    endpoints = infra.start()
+    settings = settings_for(endpoints)
+    key = asyncio.run(prepare(settings, seed_data=True))
+    supervisor = Supervisor(children(endpoints, port))
+    supervisor.start()
+    try:
+        url = f"http://127.0.0.1:{port}"
+        if wait_until_ready(url, supervisor):
+            print(banner(url, key), flush=True)
+        else:
+            log.error("the gateway did not become ready; see the service output above")
+        return supervisor.wait()
+    finally:
+        supervisor.stop()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m deploy.run_local", description=__doc__)
+    parser.add_argument("command", nargs="?", default="up", choices=["up", "migrate", "seed"])
+    parser.add_argument("--port", type=int, default=int(os.environ.get("GATEWAY_PORT", "8000")))
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    infra = LocalInfra(LOCAL_DIR)
+    try:
+        if args.command == "up":
+            return up(infra, args.port)
+        settings = settings_for(infra.start())
+        key = asyncio.run(prepare(settings, seed_data=args.command == "seed"))
+    except (DependencyUnavailable, InfraStartError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        infra.stop()
+    log.info("done; development API key: %s", key)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -52,6 +52,7 @@ seed: $(STAMP)
 	$(PY) -m deploy.run_local seed
 
 bench: $(STAMP)
+	@command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
 	$(PY) -m bench
 
 clean:

@@ -196,7 +196,12 @@ class LocalInfra:
                     f"{TANSU_READY_TIMEOUT:.0f} s; see {log_path}"
                 )
             time.sleep(0.02)
-        log.info("Kafka: started Tansu on %s (memory storage, log %s)", address, log_path)
+        log.info(
+            "Kafka: started Tansu (pid %d) on %s (memory storage, log %s)",
+            self._tansu.pid,
+            address,
+            log_path,
+        )
         return address
 
     # -- PostgreSQL --------------------------------------------------------------------------

@@ -13,6 +13,7 @@ import logging
 import os
 import sys
 import time
+from pathlib import Path
 
 import asyncpg
 import httpx
@@ -29,7 +30,6 @@ from shared.topics import ALL_TOPICS
 
 log = logging.getLogger("deploy.run_local")
 LOCAL_DIR = REPO_ROOT / ".local"
-DEV_KEY_FILE = LOCAL_DIR / "dev-api-key"
 SERVICES = ("intent", "inference", "workflow", "campaign")
 
 
@@ -41,37 +41,41 @@ def settings_for(endpoints: Endpoints) -> Settings:
     )
 
 
-async def prepare(settings: Settings, *, seed_data: bool) -> str:
+async def prepare(settings: Settings, known_key: str | None, *, seed_data: bool) -> str:
     """Topics, migrations, demo data if the database is empty, and the development key."""
     created = await ensure_topics(settings, ALL_TOPICS)
     if created:
         log.info("created topics: %s", ", ".join(created))
     conn = await asyncpg.connect(settings.database_url)
     try:
-        for m in await migrations.migrate(conn):
-            log.info("applied %s migration %04d_%s", m.service, m.version, m.name)
+        await migrations.migrate(conn)
         if seed_data:
             result = await seed(conn)
             if not result.skipped:
                 log.info("seeded %d candidates and %d jobs", result.candidates, result.jobs)
-        return await development_key(conn)
+        return await development_key(conn, known_key)
     finally:
         await conn.close()
 
 
-async def development_key(conn: asyncpg.Connection) -> str:
-    """Reuse `.local/dev-api-key` while it is valid; otherwise create an all-scopes key."""
-    if DEV_KEY_FILE.exists():
-        token = DEV_KEY_FILE.read_text().strip()
-        if await api_keys.verify_token(conn, token) is not None:
-            return token
+async def development_key(conn: asyncpg.Connection, known: str | None) -> str:
+    """Reuse the known key while it is valid; otherwise create an all-scopes key."""
+    if known and await api_keys.verify_token(conn, known) is not None:
+        return known
     key = await api_keys.create_key(
         conn, "developer", frozenset(api_keys.SCOPES), "development key made by make run"
     )
-    DEV_KEY_FILE.parent.mkdir(parents=True, exist_ok=True)
-    DEV_KEY_FILE.write_text(key.token + "\n")
-    DEV_KEY_FILE.chmod(0o600)
     return key.token
+
+
+def prepare_with_key_file(settings: Settings, key_file: Path, *, seed_data: bool) -> str:
+    known = key_file.read_text().strip() if key_file.exists() else None
+    token = asyncio.run(prepare(settings, known, seed_data=seed_data))
+    if token != known:
+        key_file.parent.mkdir(parents=True, exist_ok=True)
+        key_file.write_text(token + "\n")
+        key_file.chmod(0o600)
+    return token
 
 
 def children(endpoints: Endpoints, port: int) -> list[ChildSpec]:
@@ -104,30 +108,38 @@ def wait_until_ready(url: str, supervisor: Supervisor, timeout: float = 60.0) ->
     return False
 
 
-def banner(url: str, key: str) -> str:
+def banner(url: str, key: str, key_file: str) -> str:
     return f"""
   The recruiter assistant is running.
 
     API docs     {url}/docs
     readiness    {url}/readyz
-    dev API key  {key}   (also in .local/dev-api-key)
+    dev API key  {key}   (also in {key_file})
 
-    try: curl -s -H "Authorization: Bearer $(cat .local/dev-api-key)" {url}/api/services/intent/ping
+    try: curl -s -H "Authorization: Bearer $(cat {key_file})" {url}/api/services/intent/ping
 
   Ctrl-C stops everything.
 """
 
 
-def up(infra: LocalInfra, port: int) -> int:
+def _shown(path: Path) -> str:
+    """A path as short as it can be shown: relative to the current folder when inside it."""
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
+
+
+def up(infra: LocalInfra, state_dir: Path, port: int) -> int:
     endpoints = infra.start()
     settings = settings_for(endpoints)
-    key = asyncio.run(prepare(settings, seed_data=True))
+    key = prepare_with_key_file(settings, state_dir / "dev-api-key", seed_data=True)
     supervisor = Supervisor(children(endpoints, port))
     supervisor.start()
     try:
         url = f"http://127.0.0.1:{port}"
         if wait_until_ready(url, supervisor):
-            print(banner(url, key), flush=True)
+            print(banner(url, key, _shown(state_dir / "dev-api-key")), flush=True)
         else:
             log.error("the gateway did not become ready; see the service output above")
         return supervisor.wait()
@@ -139,16 +151,25 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m deploy.run_local", description=__doc__)
     parser.add_argument("command", nargs="?", default="up", choices=["up", "migrate", "seed"])
     parser.add_argument("--port", type=int, default=int(os.environ.get("GATEWAY_PORT", "8000")))
+    parser.add_argument(
+        "--state-dir",
+        type=Path,
+        default=LOCAL_DIR,
+        help="embedded servers' data and the development key (default: .local/)",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    infra = LocalInfra(LOCAL_DIR)
+    state_dir: Path = args.state_dir.resolve()
+    infra = LocalInfra(state_dir)
     try:
         if args.command == "up":
-            return up(infra, args.port)
+            return up(infra, state_dir, args.port)
         settings = settings_for(infra.start())
-        key = asyncio.run(prepare(settings, seed_data=args.command == "seed"))
+        key = prepare_with_key_file(
+            settings, state_dir / "dev-api-key", seed_data=args.command == "seed"
+        )
     except (DependencyUnavailable, InfraStartError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

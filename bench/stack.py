@@ -1,0 +1,210 @@
+"""A stack of its own for a benchmark: a fresh Tansu broker, a database `bench_<hex>`, the intent
+service and the gateway, none shared with what a developer runs (`make run`, the tests).
+
+Redis is the one shared part (the usual local server, or REDIS_URL): the gateway only pings it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+import sys
+import time
+import uuid
+from pathlib import Path
+from types import TracebackType
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
+import httpx
+
+from deploy.infra import Endpoints, LocalInfra
+from deploy.supervisor import ChildSpec, Supervisor, pid_alive
+from services.gateway import api_keys
+from shared import migrations
+from shared.broker import ensure_topics
+from shared.settings import Settings
+from shared.topics import ALL_TOPICS
+
+log = logging.getLogger("bench.stack")
+READY_TIMEOUT = 60.0
+
+
+class StackError(RuntimeError):
+    """A benchmark process did not come up; the message names its log."""
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def with_database(url: str, name: str) -> str:
+    """The same PostgreSQL URL naming another database (keeps a `?host=` socket query)."""
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(path=f"/{name}"))
+
+
+def tail(path: Path, lines: int = 20) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return "(no log)"
+
+
+class BenchStack:
+    """start() brings everything up; stop() takes it all down and drops the database."""
+
+    def __init__(self, work_dir: Path) -> None:
+        self.work_dir = work_dir
+        self.log_dir = work_dir / "logs"
+        self.database = f"bench_{uuid.uuid4().hex[:12]}"
+        env = dict(os.environ)
+        env.pop("KAFKA_BOOTSTRAP_SERVERS", None)  # always a broker of our own
+        if "DATABASE_URL" in env:  # that server, but a database of our own
+            env["DATABASE_URL"] = with_database(env["DATABASE_URL"], self.database)
+        self._infra = LocalInfra(
+            work_dir / "infra", env=env, kafka_port=free_port(), database_name=self.database
+        )
+        self._endpoints: Endpoints | None = None
+        self._intent: Supervisor | None = None
+        self._gateway: Supervisor | None = None
+        self._pids: set[int] = set()
+        self.api_key = ""
+        self.url = ""
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Broker, database, topics, migrations, an admin key, and the intent service."""
+        self._endpoints = self._infra.start()
+        if self._infra.tansu_pid is not None:
+            self._pids.add(self._infra.tansu_pid)
+        self.api_key = asyncio.run(self._prepare())
+        python = sys.executable
+        self._intent = self._supervise(ChildSpec("intent", [python, "-m", "services.intent"], {}))
+
+    def start_gateway(self, workers: int) -> str:
+        """(Re)start the gateway with `workers` uvicorn workers; returns its URL once ready."""
+        self._stop_gateway()
+        port = free_port()
+        name = f"gateway-{workers}w"
+        argv = [sys.executable, "-m", "services.gateway", "serve", "--port", str(port)]
+        argv += ["--workers", str(workers)]
+        self._gateway = self._supervise(ChildSpec(name, argv, {}))
+        self.url = f"http://127.0.0.1:{port}"
+        self._wait(self._gateway, name, "/readyz", auth=False)
+        # The gateway is ready before the intent service has joined its consumer group.
+        self._wait(self._gateway, name, "/api/services/intent/ping", auth=True)
+        return self.url
+
+    def stop(self) -> None:
+        """Stop the services, drop the database, stop the broker; safe to call twice."""
+        try:
+            self._stop_gateway()
+            if self._intent is not None:
+                self._intent.stop()
+                self._intent = None
+            if self._endpoints is not None:
+                asyncio.run(self._drop_database(self._endpoints.database_url))
+        finally:
+            self._infra.stop()
+            self._endpoints = None
+        left = sorted(pid for pid in self._pids if pid_alive(pid))
+        if left:
+            log.warning("processes still running after stop: %s", left)
+
+    def __enter__(self) -> BenchStack:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    # -- helpers -----------------------------------------------------------------------------
+
+    @property
+    def endpoints(self) -> Endpoints:
+        if self._endpoints is None:
+            raise RuntimeError("the stack is not started")
+        return self._endpoints
+
+    def _child_env(self) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
+        env.update(
+            KAFKA_BOOTSTRAP_SERVERS=self.endpoints.kafka_bootstrap_servers,
+            DATABASE_URL=self.endpoints.database_url,
+            REDIS_URL=self.endpoints.redis_url,
+            LOG_LEVEL="WARNING",
+            PYTHONUNBUFFERED="1",
+        )
+        return env
+
+    def _supervise(self, spec: ChildSpec) -> Supervisor:
+        spec.env = self._child_env()
+        supervisor = Supervisor([spec], log_dir=self.log_dir)
+        supervisor.start()
+        self._pids.update(supervisor.pids.values())
+        return supervisor
+
+    def _stop_gateway(self) -> None:
+        if self._gateway is not None:
+            self._gateway.stop()
+            self._gateway = None
+
+    def _wait(self, supervisor: Supervisor, name: str, path: str, *, auth: bool) -> None:
+        headers = {"Authorization": f"Bearer {self.api_key}"} if auth else {}
+        deadline = time.monotonic() + READY_TIMEOUT
+        last = "no answer"
+        while time.monotonic() < deadline:
+            for child, proc_name in ((supervisor, name), (self._intent, "intent")):
+                if child is not None and not all(pid_alive(p) for p in child.pids.values()):
+                    log_path = self.log_dir / f"{proc_name}.log"
+                    raise StackError(f"{proc_name} exited; {log_path}:\n{tail(log_path)}")
+            try:
+                response = httpx.get(f"{self.url}{path}", headers=headers, timeout=10.0)
+                if response.status_code == 200:
+                    return
+                last = f"HTTP {response.status_code}: {response.text[:200]}"
+            except httpx.HTTPError as exc:
+                last = f"{type(exc).__name__}: {exc}"
+            time.sleep(0.3)
+        log_path = self.log_dir / f"{name}.log"
+        raise StackError(
+            f"GET {path} did not answer 200 within {READY_TIMEOUT:.0f} s ({last}); "
+            f"{log_path}:\n{tail(log_path)}"
+        )
+
+    async def _prepare(self) -> str:
+        settings = Settings(
+            kafka_bootstrap_servers=self.endpoints.kafka_bootstrap_servers,
+            database_url=self.endpoints.database_url,
+            redis_url=self.endpoints.redis_url,
+        )
+        await ensure_topics(settings, ALL_TOPICS)
+        conn = await asyncpg.connect(settings.database_url)
+        try:
+            await migrations.migrate(conn)
+            key = await api_keys.create_key(conn, "bench", frozenset({"admin"}))
+        finally:
+            await conn.close()
+        return key.token
+
+    async def _drop_database(self, url: str) -> None:
+        if not self.database.startswith("bench_"):
+            raise RuntimeError(f"refusing to drop {self.database!r}")
+        conn = await asyncpg.connect(with_database(url, "postgres"))
+        try:
+            await conn.execute(f'DROP DATABASE IF EXISTS "{self.database}" WITH (FORCE)')
+        finally:
+            await conn.close()
+        log.info("dropped database %s", self.database)

@@ -1,0 +1,73 @@
+"""`make run` end to end: everything comes up, the README's examples work as written against it,
+and Ctrl-C leaves no process behind."""
+
+from __future__ import annotations
+
+import re
+import signal
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from deploy.supervisor import pid_alive
+from shared.settings import Settings
+from tests.conftest import free_port, stack_env
+from tests.support.processes import ServiceProcess, python_module
+
+pytestmark = pytest.mark.e2e
+
+REPO = Path(__file__).resolve().parents[2]
+EXAMPLE = re.compile(r"<!-- example -->\s*```(?:bash|sh|console)\n(.*?)```", re.DOTALL)
+
+
+def readme_examples() -> list[str]:
+    return EXAMPLE.findall((REPO / "README.md").read_text())
+
+
+def test_readme_has_examples_to_run() -> None:
+    assert len(readme_examples()) >= 3
+
+
+def test_make_run_serves_the_readme_examples_and_stops_cleanly(
+    prepared: Settings, tmp_path: Path
+) -> None:
+    port = free_port()
+    env = stack_env(prepared)
+    del env["KAFKA_BOOTSTRAP_SERVERS"]  # make run starts its own broker
+    argv = python_module("deploy.run_local", "--port", str(port), "--state-dir", str(tmp_path))
+    run = ServiceProcess("make-run", argv, env).start()
+    try:
+        run.wait_for("The recruiter assistant is running", timeout=90)
+        key_file = tmp_path / "dev-api-key"
+        assert key_file.read_text().startswith("rk_")
+
+        for example in readme_examples():
+            script = example.replace("127.0.0.1:8000", f"127.0.0.1:{port}").replace(
+                ".local/dev-api-key", str(key_file)
+            )
+            done = subprocess.run(
+                ["bash", "-euo", "pipefail", "-c", script],
+                capture_output=True,
+                text=True,
+                timeout=60,
+                cwd=REPO,
+                env=env,  # the same settings `make run` was given
+                check=False,
+            )
+            assert done.returncode == 0, (
+                f"README example failed:\n{script}\n{done.stdout}\n{done.stderr}"
+            )
+    finally:
+        assert run.proc is not None
+        run.proc.send_signal(signal.SIGINT)
+        code = run.proc.wait(60)
+
+    assert code == 0, run.output()
+    pids = [int(p) for p in re.findall(r"supervisor: started \w+ \(pid (\d+)\)", run.output())]
+    tansu = re.search(r"started Tansu \(pid (\d+)\)", run.output())
+    assert len(pids) == 5
+    leftovers = [pid for pid in pids if pid_alive(pid)]
+    assert leftovers == [], f"processes left behind: {leftovers}"
+    if tansu:
+        assert not pid_alive(int(tansu.group(1)))

@@ -29,6 +29,7 @@ from shared.topics import command_topic
 
 log = logging.getLogger(__name__)
 VERSION = "0.1.0"
+COMMAND_CONCURRENCY = 32
 
 
 @dataclass
@@ -60,8 +61,15 @@ def build_app(
     broker = create_broker(settings, client_id=name, tracer_provider=runtime.tracer_provider)
     runtime.broker = broker
 
+    # Commands are synchronous requests whose caller waits a few seconds at most: a command lost
+    # in a crash becomes the caller's 504, while one redelivered later would answer nobody. So they
+    # are committed on receipt (no commit round trip per message) and handled concurrently.
     @broker.subscriber(
-        command_topic(name).name, group_id=name, ack_policy=AckPolicy.ACK, **CONSUMER_DEFAULTS
+        command_topic(name).name,
+        group_id=name,
+        ack_policy=AckPolicy.ACK_FIRST,
+        max_workers=COMMAND_CONCURRENCY,
+        **CONSUMER_DEFAULTS,
     )
     async def on_command(command: PingCommand) -> Reply:
         pong = Pong(service=name, instance_id=runtime.instance_id, version=VERSION)

@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: help venv run test lint format unit integration migrate seed keys bench clean
+.PHONY: help venv run test lint format unit integration migrate seed keys bench eval-intent clean
 
 help:
 	@echo "make run     - set up, migrate, seed, start the broker and all five services"
@@ -14,6 +14,7 @@ help:
 	@echo "make migrate - apply every service's migrations"
 	@echo "make seed    - load the demo data set (10,000 candidates, open jobs) if empty"
 	@echo "make bench   - benchmarks against the running product's real parts"
+	@echo "make eval-intent - score intent detection on the labelled sets"
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is needed: set PYTHON=python3.11")'
@@ -54,6 +55,9 @@ seed: $(STAMP)
 bench: $(STAMP)
 	@command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
 	$(PY) -m bench
+
+eval-intent: $(STAMP)
+	$(PY) -m services.intent.evaluate ../shared/eval/intent_dev.jsonl tests/data/intent_holdout.jsonl
 
 clean:
 	rm -rf $(VENV) .local .pytest_cache .mypy_cache .ruff_cache

@@ -10,7 +10,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -193,8 +193,34 @@ class PingCommand(BaseModel):
     type: Literal["ping"] = "ping"
 
 
-# Grows into a discriminated union (Field(discriminator="type")) as services gain commands.
-Command = PingCommand
+class DetectIntentCommand(BaseModel):
+    """Ask the intent service what a recruiter's message wants."""
+
+    type: Literal["detect_intent"] = "detect_intent"
+    message: str = Field(..., min_length=1, max_length=4_000)
+    conversation_id: str | None = Field(None, max_length=128)
+    requested_by: str | None = None
+    correlation_id: str = Field(default_factory=lambda: uuid.uuid4().hex, max_length=128)
+
+
+# Every command any service answers; each service handles its own and says "unsupported" to others.
+ServiceCommand = Annotated[PingCommand | DetectIntentCommand, Field(discriminator="type")]
+
+
+class IntentResult(BaseModel):
+    """What the intent service decided about one message."""
+
+    intent_id: uuid.UUID
+    mode: Mode
+    intent: str = Field(..., examples=["email_campaign"])
+    confidence: float = Field(..., ge=0, le=1)
+    slots: Slots
+    language: str = Field(..., examples=["en", "de", "es"])
+    needs_clarification: bool
+    clarification_question: str | None = None
+    workflow_id: uuid.UUID | None = Field(
+        None, description="The workflow this intent starts (derived from intent_id), if any."
+    )
 
 
 class ReplyError(BaseModel):

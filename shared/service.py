@@ -8,7 +8,7 @@ import asyncio
 import logging
 import sys
 import uuid
-from collections.abc import Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -16,13 +16,14 @@ import asyncpg
 from faststream import AckPolicy, FastStream
 from faststream.kafka import KafkaBroker
 from opentelemetry.sdk.trace import TracerProvider
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from shared import migrations
 from shared.broker import CONSUMER_DEFAULTS, check_kafka, create_broker
 from shared.db import create_pool
 from shared.errors import DependencyUnavailable
-from shared.events import PingCommand, Pong, Reply
+from shared.events import PingCommand, Pong, Reply, ReplyError, ServiceCommand
+from shared.outbox import OutboxRelay
 from shared.settings import Settings, get_settings
 from shared.telemetry import setup_tracing, shutdown_tracing
 from shared.topics import command_topic
@@ -50,16 +51,27 @@ class Runtime:
 
 
 Setup = Callable[[KafkaBroker, Runtime], None]
+CommandHandler = Callable[[Any, Runtime], Awaitable[Reply]]
+Hook = Callable[[Runtime], Awaitable[None]]
 
 
 def build_app(
-    name: str, settings: Settings, register: Setup | None = None
+    name: str,
+    settings: Settings,
+    register: Setup | None = None,
+    *,
+    commands: dict[type[BaseModel], CommandHandler] | None = None,
+    outbox_schema: str | None = None,
+    startup: Hook | None = None,
 ) -> tuple[FastStream, Runtime]:
-    """A FastStream app for service `name` that answers `ping` and whatever `register` adds."""
+    """A FastStream app for service `name`: it answers `ping` and the `commands` given, runs an
+    outbox relay for `outbox_schema`, and whatever `register` subscribes."""
     runtime = Runtime(name=name, settings=settings)
     runtime.tracer_provider = setup_tracing(name, runtime.instance_id, settings)
     broker = create_broker(settings, client_id=name, tracer_provider=runtime.tracer_provider)
     runtime.broker = broker
+    handlers: dict[type[BaseModel], CommandHandler] = {PingCommand: _pong, **(commands or {})}
+    relay: OutboxRelay | None = None
 
     # Commands are synchronous requests whose caller waits a few seconds at most: a command lost
     # in a crash becomes the caller's 504, while one redelivered later would answer nobody. So they
@@ -71,16 +83,36 @@ def build_app(
         max_workers=COMMAND_CONCURRENCY,
         **CONSUMER_DEFAULTS,
     )
-    async def on_command(command: PingCommand) -> Reply:
-        pong = Pong(service=name, instance_id=runtime.instance_id, version=VERSION)
-        return Reply(ok=True, data=pong.model_dump())
+    async def on_command(command: ServiceCommand) -> Reply:
+        handler = handlers.get(type(command))
+        if handler is None:
+            return Reply(
+                ok=False,
+                error=ReplyError(
+                    code="unsupported", message=f"the {name} service does not handle {command.type}"
+                ),
+            )
+        return await handler(command, runtime)
 
     if register is not None:
         register(broker, runtime)
 
     async def on_startup() -> None:
+        nonlocal relay
         await check_kafka(settings)
         runtime.pool = await create_pool(settings)
+        if startup is not None:
+            await startup(runtime)
+
+    async def after_startup() -> None:
+        nonlocal relay
+        if outbox_schema is not None:
+            relay = OutboxRelay(runtime.db, broker, outbox_schema, dsn=settings.database_url)
+            await relay.start()
+
+    async def on_shutdown() -> None:
+        if relay is not None:
+            await relay.stop()
 
     async def after_shutdown() -> None:
         if runtime.pool is not None:
@@ -88,8 +120,19 @@ def build_app(
         if runtime.tracer_provider is not None:
             shutdown_tracing(runtime.tracer_provider)
 
-    app = FastStream(broker, on_startup=[on_startup], after_shutdown=[after_shutdown])
+    app = FastStream(
+        broker,
+        on_startup=[on_startup],
+        after_startup=[after_startup],
+        on_shutdown=[on_shutdown],
+        after_shutdown=[after_shutdown],
+    )
     return app, runtime
+
+
+async def _pong(command: PingCommand, runtime: Runtime) -> Reply:
+    pong = Pong(service=runtime.name, instance_id=runtime.instance_id, version=VERSION)
+    return Reply(ok=True, data=pong.model_dump())
 
 
 async def migrate_service(settings: Settings, *services: str) -> int:

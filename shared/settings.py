@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from functools import lru_cache
+from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, field_validator
@@ -49,6 +50,15 @@ class Settings(BaseSettings):
         None, description="OTEL_EXPORTER_OTLP_ENDPOINT: OTLP/HTTP collector; unset means no export."
     )
     log_level: str = Field("INFO", description="LOG_LEVEL: Python logging level.")
+    intent_confidence_threshold: float = Field(
+        0.6,
+        ge=0,
+        le=1,
+        description="INTENT_CONFIDENCE_THRESHOLD: below it, ask instead of guessing.",
+    )
+    intent_vocabulary_dir: Path | None = Field(
+        None, description="INTENT_VOCABULARY_DIR: a folder of extra vocabulary JSON files."
+    )
 
     @field_validator("database_url")
     @classmethod

@@ -98,25 +98,6 @@ def stack_env(settings: Settings, **extra: str) -> dict[str, str]:
     )
 
 
-StartService = Callable[..., ServiceProcess]
-
-
-@pytest.fixture
-def start_service(prepared: Settings) -> Iterator[StartService]:
-    """Start `python -m services.<name>`; waits until its consumers run. Stopped after the test."""
-    started: list[ServiceProcess] = []
-
-    def start(name: str, **env: str) -> ServiceProcess:
-        proc = ServiceProcess(name, python_module(f"services.{name}"), stack_env(prepared, **env))
-        started.append(proc.start())
-        proc.wait_for("started successfully", timeout=30)
-        return proc
-
-    yield start
-    for proc in reversed(started):
-        proc.stop()
-
-
 class Gateway:
     def __init__(self, process: ServiceProcess, base_url: str) -> None:
         self.process = process
@@ -127,25 +108,64 @@ class Gateway:
         return httpx.AsyncClient(base_url=self.base_url, headers=headers, timeout=30)
 
 
+class Launcher:
+    """Starts the product's processes against the test stack and stops them all at the end."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.started: list[ServiceProcess] = []
+
+    def service(self, name: str, **env: str) -> ServiceProcess:
+        """`python -m services.<name>`, once its consumers run."""
+        proc = ServiceProcess(
+            name, python_module(f"services.{name}"), stack_env(self.settings, **env)
+        )
+        self.started.append(proc.start())
+        proc.wait_for("started successfully", timeout=30)
+        return proc
+
+    def gateway(self, **env: str) -> Gateway:
+        """The gateway on a free port, once it serves HTTP."""
+        port = free_port()
+        argv = python_module("services.gateway", "serve", "--port", str(port))
+        proc = ServiceProcess("gateway", argv, stack_env(self.settings, **env)).start()
+        self.started.append(proc)
+        proc.wait_for("Application startup complete", timeout=30)
+        return Gateway(proc, f"http://127.0.0.1:{port}")
+
+    def stop_all(self) -> None:
+        for proc in reversed(self.started):
+            proc.stop()
+        self.started.clear()
+
+
+StartService = Callable[..., ServiceProcess]
 StartGateway = Callable[..., Gateway]
 
 
 @pytest.fixture
-def start_gateway(prepared: Settings) -> Iterator[StartGateway]:
-    """Start the gateway on a free port; waits until it serves HTTP. Stopped after the test."""
-    started: list[ServiceProcess] = []
+def launcher(prepared: Settings) -> Iterator[Launcher]:
+    launcher = Launcher(prepared)
+    yield launcher
+    launcher.stop_all()
 
-    def start(**env: str) -> Gateway:
-        port = free_port()
-        argv = python_module("services.gateway", "serve", "--port", str(port))
-        proc = ServiceProcess("gateway", argv, stack_env(prepared, **env)).start()
-        started.append(proc)
-        proc.wait_for("Application startup complete", timeout=30)
-        return Gateway(proc, f"http://127.0.0.1:{port}")
 
-    yield start
-    for proc in reversed(started):
-        proc.stop()
+@pytest.fixture(scope="module")
+def module_launcher(prepared: Settings) -> Iterator[Launcher]:
+    """For a module whose tests share one set of running processes."""
+    launcher = Launcher(prepared)
+    yield launcher
+    launcher.stop_all()
+
+
+@pytest.fixture
+def start_service(launcher: Launcher) -> StartService:
+    return launcher.service
+
+
+@pytest.fixture
+def start_gateway(launcher: Launcher) -> StartGateway:
+    return launcher.gateway
 
 
 MakeKey = Callable[..., Awaitable[str]]

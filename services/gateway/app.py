@@ -9,16 +9,16 @@ from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, HTTPException, Request, Response, status
-from fastapi.responses import JSONResponse
 from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
 from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 from pydantic import BaseModel, Field
 
+from services.gateway import errors, routes_assistant
 from services.gateway.api_keys import KeyStore, Principal
 from services.gateway.auth import authenticate, require
 from services.gateway.readiness import Readiness, check_all
-from services.gateway.rpc import ServiceClient, ServiceTimeout
+from services.gateway.rpc import ServiceClient
 from shared.broker import CONSUMER_DEFAULTS, check_kafka, create_broker, ensure_topics
 from shared.cache import create_redis
 from shared.db import create_pool
@@ -91,11 +91,8 @@ def create_app(settings: Settings) -> FastAPI:
         app, tracer_provider=tracer_provider, excluded_urls="healthz,readyz"
     )
 
-    @app.exception_handler(ServiceTimeout)
-    async def on_timeout(request: Request, exc: ServiceTimeout) -> JSONResponse:
-        return JSONResponse(
-            status_code=status.HTTP_504_GATEWAY_TIMEOUT, content={"detail": str(exc)}
-        )
+    errors.install(app)
+    app.include_router(routes_assistant.router)
 
     @app.get("/healthz", tags=["ops"], summary="The process is up")
     async def healthz() -> Health:

@@ -1,12 +1,50 @@
-"""The intent service's FastStream app: answers its commands over Kafka."""
+"""The intent service's FastStream app: answers `detect_intent` over Kafka and relays its outbox."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from faststream import FastStream
 
+from services.intent import handlers
+from services.intent.domain.classifier import IntentClassifier, builtin_examples
+from services.intent.domain.detector import IntentDetector
+from services.intent.domain.slots import SlotExtractor
+from services.intent.domain.vocabulary import load_vocabulary
+from shared.events import DetectIntentCommand, Reply
 from shared.service import Runtime, build_app
 from shared.settings import Settings
 
 
+def build_detector(settings: Settings) -> IntentDetector:
+    """Train the classifier from the shipped examples and load the vocabularies (about a second)."""
+    return IntentDetector(
+        IntentClassifier(builtin_examples()),
+        SlotExtractor(load_vocabulary(settings.intent_vocabulary_dir)),
+        settings.intent_confidence_threshold,
+    )
+
+
+@dataclass
+class _Dependencies:
+    detector: IntentDetector | None = None
+
+
 def create_app(settings: Settings) -> tuple[FastStream, Runtime]:
-    return build_app("intent", settings)
+    deps = _Dependencies()
+
+    async def startup(runtime: Runtime) -> None:
+        deps.detector = build_detector(settings)
+
+    async def detect(command: DetectIntentCommand, runtime: Runtime) -> Reply:
+        assert deps.detector is not None, "the detector is built at startup"
+        result = await handlers.detect_intent(command, deps.detector, runtime.db)
+        return Reply(ok=True, data=result.model_dump(mode="json"))
+
+    return build_app(
+        "intent",
+        settings,
+        commands={DetectIntentCommand: detect},
+        outbox_schema="intent",
+        startup=startup,
+    )

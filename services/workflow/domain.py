@@ -4,22 +4,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from shared.events import IntentDetected, Slots
+from shared.events import IntentDetected
+from shared.intents import INTENTS
 
 
 @dataclass(frozen=True)
 class WorkflowType:
     name: str
     version: int
-
-    def missing_slots(self, slots: Slots) -> list[str]:
-        """Slots this workflow cannot start without."""
-        if self.name == "email_campaign":
-            has_audience = bool(
-                slots.skills or slots.location or slots.seniority or slots.min_years_experience
-            )
-            return [] if has_audience else ["skills, location or seniority (who to contact)"]
-        return []
 
 
 WORKFLOW_TYPES: dict[str, WorkflowType] = {
@@ -41,9 +33,10 @@ def decide_start(event: IntentDetected) -> StartDecision:
     if event.needs_clarification:
         return StartDecision(False, "the intent still needs clarification")
     workflow = WORKFLOW_TYPES.get(event.intent)
-    if workflow is None:
+    spec = INTENTS.get(event.intent)
+    if workflow is None or spec is None:
         return StartDecision(False, f"no workflow is registered for intent {event.intent!r}")
-    missing = workflow.missing_slots(event.slots)
+    missing = spec.missing_slots(event.slots)
     if missing:
         return StartDecision(False, f"missing required slots: {', '.join(missing)}")
     return StartDecision(True, "ok", workflow)

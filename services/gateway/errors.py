@@ -1,0 +1,86 @@
+"""How the gateway turns bad requests and service errors into clear HTTP answers."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI, HTTPException, Request, status
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from services.gateway.rpc import ServiceTimeout
+from shared.events import Reply
+
+MAX_BODY_BYTES = 64 * 1024
+
+_STATUS_BY_CODE = {
+    "invalid_input": status.HTTP_422_UNPROCESSABLE_CONTENT,
+    "not_found": status.HTTP_404_NOT_FOUND,
+    "conflict": status.HTTP_409_CONFLICT,
+    "unavailable": status.HTTP_503_SERVICE_UNAVAILABLE,
+}
+
+
+def unwrap(reply: Reply, service: str) -> dict[str, Any]:
+    """The reply's data, or the HTTP error its code stands for."""
+    if reply.ok:
+        return reply.data
+    error = reply.error
+    code = error.code if error else "error"
+    message = error.message if error else f"the {service} service failed"
+    raise HTTPException(_STATUS_BY_CODE.get(code, status.HTTP_502_BAD_GATEWAY), detail=message)
+
+
+def _describe(error: dict[str, Any]) -> str:
+    where = ".".join(str(p) for p in error.get("loc", ()) if p != "body")
+    message = str(error.get("msg", "invalid"))
+    message = message.removeprefix("Value error, ")
+    return f"{where}: {message}" if where else message
+
+
+class BodySizeLimit:
+    """Refuse bodies over MAX_BODY_BYTES with 413 before they are read (pure ASGI)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            length = dict(scope["headers"]).get(b"content-length")
+            if length is not None and length.isdigit() and int(length) > MAX_BODY_BYTES:
+                response = JSONResponse(
+                    status_code=status.HTTP_413_CONTENT_TOO_LARGE,
+                    content={"detail": f"request body too large: at most {MAX_BODY_BYTES} bytes"},
+                )
+                await response(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
+def install(app: FastAPI) -> None:
+    app.add_middleware(BodySizeLimit)
+
+    @app.exception_handler(RequestValidationError)
+    async def on_invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = list(exc.errors())
+        if any(e.get("type") == "json_invalid" for e in errors):
+            return JSONResponse(
+                status_code=status.HTTP_400_BAD_REQUEST,
+                content={"detail": "request body is not valid JSON"},
+            )
+        return JSONResponse(
+            status_code=status.HTTP_422_UNPROCESSABLE_CONTENT,
+            content={
+                "detail": "; ".join(_describe(e) for e in errors),
+                "errors": [
+                    {"field": _describe(e).split(":")[0], "message": e["msg"]} for e in errors
+                ],
+            },
+        )
+
+    @app.exception_handler(ServiceTimeout)
+    async def on_timeout(request: Request, exc: ServiceTimeout) -> JSONResponse:
+        return JSONResponse(
+            status_code=status.HTTP_504_GATEWAY_TIMEOUT, content={"detail": str(exc)}
+        )

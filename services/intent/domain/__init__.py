@@ -1,0 +1,1 @@
+"""Intent detection as plain Python: vocabularies, slots, the classifier, clarification."""

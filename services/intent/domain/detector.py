@@ -1,0 +1,117 @@
+"""Decide mode, intent, confidence and slots for one message, and ask instead of guessing."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from services.intent.domain.classifier import IntentClassifier
+from services.intent.domain.language import Language, detect_language
+from services.intent.domain.slots import SlotExtractor
+from shared.events import Mode, Slots
+from shared.intents import INTENTS
+
+# A reply to our clarification question continues that request unless it is, on its own, a clear
+# question with no slots.
+_NEW_QUESTION_CONFIDENCE = 0.85
+
+QUESTIONS: dict[str, dict[Language, str]] = {
+    "unsure": {
+        "en": "Should I answer this as a question, or contact candidates for you "
+        "(an email campaign)?",
+        "de": "Soll ich das als Frage beantworten oder für Sie Kandidaten kontaktieren "
+        "(eine E-Mail-Kampagne)?",
+        "es": "¿Quieres que responda a esto como una pregunta o que contacte a candidatos por ti "
+        "(una campaña de correo)?",
+    },
+    "audience": {
+        "en": "Who should I contact? Name skills, a city or a seniority, for example: "
+        "senior Python developers in Berlin.",
+        "de": "Wen soll ich kontaktieren? Nennen Sie Skills, eine Stadt oder ein Level, "
+        "zum Beispiel: Senior-Python-Entwickler in Berlin.",
+        "es": "¿A quién debo contactar? Indica habilidades, una ciudad o un nivel, "
+        "por ejemplo: desarrolladores Python sénior en Madrid.",
+    },
+}
+
+
+@dataclass(frozen=True)
+class PreviousTurn:
+    """What was detected for the conversation's last message."""
+
+    mode: Mode
+    intent: str
+    slots: Slots
+    needs_clarification: bool
+
+
+@dataclass(frozen=True)
+class Detection:
+    mode: Mode
+    intent: str
+    confidence: float
+    slots: Slots
+    language: Language
+    needs_clarification: bool = False
+    clarification_question: str | None = None
+
+
+def _merge(earlier: Slots, later: Slots) -> Slots:
+    """`later`'s slots win; what it leaves empty comes from `earlier`."""
+    merged = earlier.model_dump()
+    merged.update({k: v for k, v in later.model_dump().items() if v not in (None, [])})
+    return Slots.model_validate(merged)
+
+
+class IntentDetector:
+    def __init__(
+        self, classifier: IntentClassifier, extractor: SlotExtractor, threshold: float
+    ) -> None:
+        self.classifier = classifier
+        self.extractor = extractor
+        self.threshold = threshold
+
+    def detect(self, message: str, previous: PreviousTurn | None = None) -> Detection:
+        language = detect_language(message)
+        intent, confidence = self.classifier.predict(message)
+        spec = INTENTS[intent]
+        slots = self.extractor.extract(message) if spec.mode == "workflow" else Slots()
+
+        if previous is not None and previous.mode == "workflow" and previous.needs_clarification:
+            is_new_question = (
+                spec.mode == "simple"
+                and confidence >= _NEW_QUESTION_CONFIDENCE
+                and self.extractor.extract(message) == Slots()
+            )
+            if not is_new_question:
+                spec = INTENTS[previous.intent]
+                slots = _merge(previous.slots, self.extractor.extract(message))
+                confidence = max(confidence if intent == spec.name else 1 - confidence, 0.5)
+                return self._complete(spec.name, confidence, slots, language, asked=False)
+
+        if confidence < self.threshold:
+            return Detection(
+                mode=spec.mode,
+                intent=spec.name,
+                confidence=confidence,
+                slots=slots,
+                language=language,
+                needs_clarification=True,
+                clarification_question=QUESTIONS["unsure"][language],
+            )
+        return self._complete(spec.name, confidence, slots, language, asked=False)
+
+    @staticmethod
+    def _complete(
+        intent: str, confidence: float, slots: Slots, language: Language, *, asked: bool
+    ) -> Detection:
+        spec = INTENTS[intent]
+        missing = spec.missing_slots(slots)
+        return Detection(
+            mode=spec.mode,
+            intent=spec.name,
+            confidence=round(confidence, 4),
+            slots=slots,
+            language=language,
+            needs_clarification=bool(missing),
+            clarification_question=QUESTIONS["audience"][language] if missing else None,
+        )

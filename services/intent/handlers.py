@@ -1,0 +1,48 @@
+"""Command handlers of the intent service, given their dependencies as arguments."""
+
+from __future__ import annotations
+
+import asyncpg
+
+from services.intent import repository
+from services.intent.domain.detector import IntentDetector
+from shared import outbox
+from shared.events import DetectIntentCommand, IntentDetected, IntentResult
+from shared.topics import INTENT_DETECTED
+
+
+async def detect_intent(
+    command: DetectIntentCommand, detector: IntentDetector, pool: asyncpg.Pool
+) -> IntentResult:
+    """Detect, log, and announce on `intent.detected` (through the outbox, in one transaction)."""
+    async with pool.acquire() as conn:
+        previous = None
+        if command.conversation_id:
+            previous = await repository.previous_turn(conn, command.conversation_id)
+        detection = detector.detect(command.message, previous)
+        event = IntentDetected(
+            correlation_id=command.correlation_id,
+            conversation_id=command.conversation_id,
+            message=command.message,
+            mode=detection.mode,
+            intent=detection.intent,
+            confidence=detection.confidence,
+            slots=detection.slots,
+            needs_clarification=detection.needs_clarification,
+            requested_by=command.requested_by,
+        )
+        async with conn.transaction():
+            await repository.log_detection(conn, event, detection)
+            await outbox.enqueue(conn, "intent", INTENT_DETECTED.name, str(event.intent_id), event)
+    starts_workflow = detection.mode == "workflow" and not detection.needs_clarification
+    return IntentResult(
+        intent_id=event.intent_id,
+        mode=detection.mode,
+        intent=detection.intent,
+        confidence=detection.confidence,
+        slots=detection.slots,
+        language=detection.language,
+        needs_clarification=detection.needs_clarification,
+        clarification_question=detection.clarification_question,
+        workflow_id=event.workflow_id if starts_workflow else None,
+    )

@@ -1,0 +1,139 @@
+"""The transactional outbox: an event is written in the same transaction as the state it announces,
+and a relay publishes it to Kafka afterwards, so a state change and its events commit or fail
+together.
+
+Each publishing schema has an `outbox` table. One relay per schema publishes at a time (an advisory
+lock), in id order, so events with the same key keep their order. Publishing is at-least-once: a
+crash between publish and marking can publish a row again, and consumers dedupe by event id.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from typing import Any
+
+import asyncpg
+from faststream.kafka import KafkaBroker
+from opentelemetry import context as otel_context
+from opentelemetry import propagate
+
+from shared.db import Connection
+from shared.events import Event
+
+log = logging.getLogger(__name__)
+
+
+def _channel(schema: str) -> str:
+    return f"{schema}_outbox"
+
+
+async def enqueue(conn: Connection, schema: str, topic: str, key: str, event: Event) -> None:
+    """Add `event` to `schema`'s outbox inside the caller's transaction, with the current trace
+    context, and wake the relay when the transaction commits."""
+    carrier: dict[str, str] = {}
+    propagate.inject(carrier)
+    await conn.execute(
+        f"INSERT INTO {schema}.outbox (event_id, topic, key, payload, headers)"  # noqa: S608 - schema is ours
+        " VALUES ($1, $2, $3, $4::jsonb, $5::jsonb)",
+        event.event_id,
+        topic,
+        key,
+        event.model_dump_json(),
+        json.dumps(carrier),
+    )
+    await conn.execute("SELECT pg_notify($1, '')", _channel(schema))
+
+
+class OutboxRelay:
+    """Publishes `schema`'s outbox rows; woken by NOTIFY, and polling as a safety net."""
+
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        broker: KafkaBroker,
+        schema: str,
+        *,
+        dsn: str,
+        batch_size: int = 200,
+        poll_seconds: float = 1.0,
+    ) -> None:
+        self._pool = pool
+        self._dsn = dsn
+        self._broker = broker
+        self._schema = schema
+        self._batch_size = batch_size
+        self._poll_seconds = poll_seconds
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._listener: asyncpg.Connection | None = None
+
+    async def start(self) -> None:
+        self._listener = await asyncpg.connect(self._dsn)
+        await self._listener.add_listener(_channel(self._schema), self._on_notify)
+        self._task = asyncio.create_task(self._run(), name=f"outbox-relay-{self._schema}")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        if self._listener is not None:
+            await self._listener.close()
+
+    def _on_notify(self, *_: object) -> None:
+        self._wake.set()
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                published = await self.publish_batch()
+            except Exception:  # keep relaying after a broker or database hiccup
+                log.exception("outbox relay for %s failed; retrying", self._schema)
+                published = 0
+                await asyncio.sleep(self._poll_seconds)
+            if published >= self._batch_size:
+                continue  # more may be waiting
+            self._wake.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self._poll_seconds)
+
+    async def publish_batch(self) -> int:
+        """Publish up to one batch of pending rows; return how many were published."""
+        schema = self._schema
+        async with self._pool.acquire() as conn, conn.transaction():
+            if not await conn.fetchval("SELECT pg_try_advisory_xact_lock(hashtext($1))", schema):
+                return 0  # another relay instance is publishing this schema's outbox
+            rows = await conn.fetch(
+                f"SELECT id, topic, key, payload, headers FROM {schema}.outbox"  # noqa: S608
+                " WHERE published_at IS NULL ORDER BY id LIMIT $1",
+                self._batch_size,
+            )
+            if not rows:
+                return 0
+            pending = [await self._send(row) for row in rows]
+            await asyncio.gather(*pending)
+            await conn.execute(
+                f"UPDATE {schema}.outbox SET published_at = now() WHERE id = ANY($1)",  # noqa: S608
+                [row["id"] for row in rows],
+            )
+        return len(rows)
+
+    async def _send(self, row: asyncpg.Record) -> asyncio.Future[Any]:
+        """Hand one row to the producer (in order) under its original trace context; the returned
+        future resolves when the broker has acknowledged it."""
+        token = otel_context.attach(propagate.extract(json.loads(row["headers"])))
+        try:
+            payload = json.loads(row["payload"])
+            future: asyncio.Future[Any] = await self._broker.publish(
+                payload,
+                row["topic"],
+                key=row["key"].encode() if row["key"] else None,
+                correlation_id=payload.get("correlation_id"),
+                no_confirm=True,
+            )
+            return future
+        finally:
+            otel_context.detach(token)

@@ -1,0 +1,205 @@
+"""POST /api/ai-assistant/intent through the real gateway, broker, intent and workflow services."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+
+import asyncpg
+import httpx
+import pytest
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from shared.settings import Settings
+from shared.topics import command_topic
+from tests.conftest import Gateway, Launcher, MakeKey
+
+pytestmark = pytest.mark.integration
+URL = "/api/ai-assistant/intent"
+
+
+@pytest.fixture(scope="module")
+def running(module_launcher: Launcher) -> Gateway:
+    """The intent and workflow services and a gateway, shared by this module's tests."""
+    module_launcher.service("intent")
+    module_launcher.service("workflow")
+    return module_launcher.gateway()
+
+
+@pytest.fixture
+async def assistant(running: Gateway, make_key: MakeKey) -> AsyncIterator[httpx.AsyncClient]:
+    async with running.client(await make_key("assistant", user="ada")) as http:
+        yield http
+
+
+async def eventually(pool: asyncpg.Pool, sql: str, *args: object, timeout: float = 15) -> object:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        value = await pool.fetchval(sql, *args)
+        if value or loop.time() > deadline:
+            return value
+        await asyncio.sleep(0.05)
+
+
+async def test_a_simple_question(assistant: httpx.AsyncClient, db: asyncpg.Pool) -> None:
+    response = await assistant.post(
+        URL, json={"message": "What is a good reply rate for outreach?"}
+    )
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["mode"] == "simple"
+    assert body["intent"] == "inference"
+    assert body["needs_clarification"] is False
+    assert body["workflow_id"] is None
+    logged = await db.fetchrow(
+        "SELECT mode, requested_by FROM intent.intent_log WHERE intent_id = $1",
+        uuid.UUID(body["intent_id"]),
+    )
+    assert logged is not None
+    assert dict(logged) == {"mode": "simple", "requested_by": "ada"}
+
+
+async def test_a_campaign_request_with_slots_starts_its_workflow(
+    assistant: httpx.AsyncClient, db: asyncpg.Pool
+) -> None:
+    message = (
+        "Email the 30 best senior Golang developers in Berlin with 5+ years of experience "
+        "about the Staff Backend Engineer role"
+    )
+    response = await assistant.post(URL, json={"message": message})
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["mode"] == "workflow"
+    assert body["intent"] == "email_campaign"
+    assert body["needs_clarification"] is False
+    assert body["slots"] == {
+        "skills": ["go"],
+        "location": "berlin",
+        "seniority": "senior",
+        "min_years_experience": 5,
+        "job_title": "staff backend engineer",
+        "limit": 30,
+    }
+    workflow_id = uuid.UUID(body["workflow_id"])
+    # The workflow starts asynchronously: intent log -> outbox -> intent.detected -> workflow.
+    status = await eventually(db, "SELECT status FROM workflow.runs WHERE run_id = $1", workflow_id)
+    assert status == "pending"
+    intent_id = await db.fetchval(
+        "SELECT intent_id FROM workflow.runs WHERE run_id = $1", workflow_id
+    )
+    assert str(intent_id) == body["intent_id"]
+
+
+async def test_a_request_without_an_audience_asks_then_continues(
+    assistant: httpx.AsyncClient, db: asyncpg.Pool
+) -> None:
+    conversation = f"c-{uuid.uuid4().hex}"
+    first = await assistant.post(
+        URL,
+        json={
+            "message": "Send an outreach email about the Staff Backend Engineer role",
+            "conversation_id": conversation,
+        },
+    )
+    assert first.status_code == 200, first.text
+    asked = first.json()
+    assert asked["mode"] == "workflow"
+    assert asked["needs_clarification"] is True
+    assert "Who should I contact?" in asked["clarification_question"]
+    assert asked["workflow_id"] is None
+
+    second = await assistant.post(
+        URL,
+        json={"message": "senior Python developers in Munich", "conversation_id": conversation},
+    )
+    assert second.status_code == 200, second.text
+    answered = second.json()
+    assert answered["mode"] == "workflow"
+    assert answered["needs_clarification"] is False
+    assert answered["slots"]["skills"] == ["python"]
+    assert answered["slots"]["location"] == "munich"
+    assert answered["slots"]["job_title"] == "staff backend engineer"  # kept from the first turn
+    assert await eventually(
+        db,
+        "SELECT count(*) FROM workflow.runs WHERE run_id = $1",
+        uuid.UUID(answered["workflow_id"]),
+    )
+    # The unclear first turn started nothing.
+    assert (
+        await db.fetchval(
+            "SELECT count(*) FROM workflow.runs WHERE intent_id = $1", uuid.UUID(asked["intent_id"])
+        )
+        == 0
+    )
+
+
+async def test_german_and_spanish_messages(assistant: httpx.AsyncClient) -> None:
+    german = await assistant.post(
+        URL, json={"message": "Schreibe allen Senior Java-Entwicklern in Hamburg eine E-Mail"}
+    )
+    spanish = await assistant.post(
+        URL, json={"message": "Envía un correo a los desarrolladores Python en Madrid"}
+    )
+    assert german.status_code == spanish.status_code == 200
+    assert german.json()["language"] == "de"
+    assert german.json()["mode"] == "workflow"
+    assert german.json()["slots"]["skills"] == ["java"]
+    assert german.json()["slots"]["location"] == "hamburg"
+    assert spanish.json()["language"] == "es"
+    assert spanish.json()["mode"] == "workflow"
+    assert spanish.json()["slots"]["location"] == "madrid"
+
+
+async def command_offsets(settings: Settings) -> int:
+    consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_servers)
+    await consumer.start()
+    try:
+        topic = command_topic("intent")
+        partitions = [TopicPartition(topic.name, p) for p in range(topic.partitions)]
+        offsets = await consumer.end_offsets(partitions)
+        return sum(offsets.values())
+    finally:
+        await consumer.stop()
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "detail"),
+    [
+        ({"message": ""}, 422, "message: must not be empty"),
+        ({"message": "   \n\t "}, 422, "message: must not be empty"),
+        ({"message": 42}, 422, "message: Input should be a valid string"),
+        ({"message": ["hi"]}, 422, "message: Input should be a valid string"),
+        ({}, 422, "message: Field required"),
+        ({"message": "hi", "extra": 1}, 422, "extra: Extra inputs are not permitted"),
+        ({"message": "x" * 4_001}, 422, "message: String should have at most 4000 characters"),
+        ({"message": "x" * 100_000}, 413, "request body too large"),
+        ({"message": "hi", "conversation_id": "has spaces"}, 422, "conversation_id"),
+        ("{not json", 400, "request body is not valid JSON"),
+    ],
+)
+async def test_bad_input_is_refused_before_kafka(
+    assistant: httpx.AsyncClient,
+    prepared: Settings,
+    body: object,
+    status: int,
+    detail: str,
+) -> None:
+    before = await command_offsets(prepared)
+    if isinstance(body, str):
+        response = await assistant.post(
+            URL, content=body, headers={"Content-Type": "application/json"}
+        )
+    else:
+        response = await assistant.post(URL, json=body)
+    assert response.status_code == status, response.text
+    assert detail in response.json()["detail"]
+    assert await command_offsets(prepared) == before
+
+
+async def test_intent_needs_the_assistant_scope(running: Gateway, make_key: MakeKey) -> None:
+    async with running.client(await make_key("review")) as http:
+        response = await http.post(URL, json={"message": "hello"})
+    assert response.status_code == 403
+    assert "'assistant' scope" in response.json()["detail"]

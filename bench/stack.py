@@ -1,5 +1,7 @@
 """A stack of its own for a benchmark: a fresh Tansu broker, a database `bench_<hex>`, the intent
-service and the gateway, none shared with what a developer runs (`make run`, the tests).
+and workflow services and the gateway, none shared with what a developer runs (`make run`, the
+tests). The workflow service consumes `intent.detected` as in production, so a benchmark of
+`POST /api/ai-assistant/intent` pays for what that endpoint sets off.
 
 Redis is the one shared part (the usual local server, or REDIS_URL): the gateway only pings it.
 """
@@ -30,6 +32,19 @@ from shared.topics import ALL_TOPICS
 
 log = logging.getLogger("bench.stack")
 READY_TIMEOUT = 60.0
+SERVICES = ("intent", "workflow")  # started once, in this order, and pinged before a run
+WORKFLOW_CONSUMER = "workflow.start-from-intent"  # services.workflow.handlers.CONSUMER
+
+_BACKLOG_SQL = f"""
+SELECT
+    (SELECT count(*) FROM intent.intent_log) AS logged,
+    (SELECT count(*) FROM intent.outbox WHERE published_at IS NULL) AS unpublished,
+    (SELECT count(*) FROM workflow.processed_events
+        WHERE consumer = '{WORKFLOW_CONSUMER}') AS consumed,
+    (SELECT count(*) FROM intent.intent_log
+        WHERE mode = 'workflow' AND NOT needs_clarification) AS startable,
+    (SELECT count(*) FROM workflow.runs WHERE intent_id IS NOT NULL) AS runs
+"""
 
 
 class StackError(RuntimeError):
@@ -71,7 +86,7 @@ class BenchStack:
             work_dir / "infra", env=env, kafka_port=free_port(), database_name=self.database
         )
         self._endpoints: Endpoints | None = None
-        self._intent: Supervisor | None = None
+        self._services: dict[str, Supervisor] = {}
         self._gateway: Supervisor | None = None
         self._pids: set[int] = set()
         self.api_key = ""
@@ -80,13 +95,14 @@ class BenchStack:
     # -- lifecycle ---------------------------------------------------------------------------
 
     def start(self) -> None:
-        """Broker, database, topics, migrations, an admin key, and the intent service."""
+        """Broker, database, topics, migrations, an admin key, the intent and workflow services."""
         self._endpoints = self._infra.start()
         if self._infra.tansu_pid is not None:
             self._pids.add(self._infra.tansu_pid)
         self.api_key = asyncio.run(self._prepare())
-        python = sys.executable
-        self._intent = self._supervise(ChildSpec("intent", [python, "-m", "services.intent"], {}))
+        for name in SERVICES:
+            argv = [sys.executable, "-m", f"services.{name}"]
+            self._services[name] = self._supervise(ChildSpec(name, argv, {}))
 
     def start_gateway(self, workers: int) -> str:
         """(Re)start the gateway with `workers` uvicorn workers; returns its URL once ready."""
@@ -98,17 +114,33 @@ class BenchStack:
         self._gateway = self._supervise(ChildSpec(name, argv, {}))
         self.url = f"http://127.0.0.1:{port}"
         self._wait(self._gateway, name, "/readyz", auth=False)
-        # The gateway is ready before the intent service has joined its consumer group.
-        self._wait(self._gateway, name, "/api/services/intent/ping", auth=True)
+        # The gateway is ready before the services have joined their consumer groups (the intent
+        # service trains its classifier first).
+        for service in SERVICES:
+            self._wait(self._gateway, name, f"/api/services/{service}/ping", auth=True)
         return self.url
+
+    def process_roots(self) -> dict[str, list[int]]:
+        """The pids whose process trees make up each part of the stack (for CPU accounting)."""
+        roots = {name: list(sup.pids.values()) for name, sup in self._services.items()}
+        if self._gateway is not None:
+            roots["gateway"] = list(self._gateway.pids.values())
+        if self._infra.tansu_pid is not None:
+            roots["tansu"] = [self._infra.tansu_pid]
+        return roots
+
+    def workflow_backlog(self) -> dict[str, int]:
+        """Counts that tell whether the workflow service has consumed every `intent.detected`:
+        `logged` intents, `unpublished` outbox rows, events `consumed` by the workflow service,
+        `startable` intents (workflow mode, nothing to clarify) and the `runs` started."""
+        return asyncio.run(self._backlog())
 
     def stop(self) -> None:
         """Stop the services, drop the database, stop the broker; safe to call twice."""
         try:
             self._stop_gateway()
-            if self._intent is not None:
-                self._intent.stop()
-                self._intent = None
+            for name in reversed(list(self._services)):
+                self._services.pop(name).stop()
             if self._endpoints is not None:
                 asyncio.run(self._drop_database(self._endpoints.database_url))
         finally:
@@ -166,8 +198,8 @@ class BenchStack:
         deadline = time.monotonic() + READY_TIMEOUT
         last = "no answer"
         while time.monotonic() < deadline:
-            for child, proc_name in ((supervisor, name), (self._intent, "intent")):
-                if child is not None and not all(pid_alive(p) for p in child.pids.values()):
+            for proc_name, child in ((name, supervisor), *self._services.items()):
+                if not all(pid_alive(p) for p in child.pids.values()):
                     log_path = self.log_dir / f"{proc_name}.log"
                     raise StackError(f"{proc_name} exited; {log_path}:\n{tail(log_path)}")
             try:
@@ -198,6 +230,15 @@ class BenchStack:
         finally:
             await conn.close()
         return key.token
+
+    async def _backlog(self) -> dict[str, int]:
+        conn = await asyncpg.connect(self.endpoints.database_url)
+        try:
+            row = await conn.fetchrow(_BACKLOG_SQL)
+        finally:
+            await conn.close()
+        assert row is not None
+        return {key: int(value) for key, value in row.items()}
 
     async def _drop_database(self, url: str) -> None:
         if not self.database.startswith("bench_"):

@@ -3,6 +3,10 @@
 A small Lua script sets the Authorization header and, in `done()`, prints the latency percentiles,
 the request rate and the errors. wrk counts a response with status >= 400 as a status error; the
 socket errors are connect, read, write and timeout errors.
+
+`write_script` makes the GET script (no per-request Lua, so wrk stays as cheap as it can be);
+`write_post_script` makes one that POSTs a JSON body chosen per request from a small rotating set,
+and counts in `response()` the answers that are not 2xx and those that carry a `workflow_id`.
 """
 
 from __future__ import annotations
@@ -17,21 +21,82 @@ from pathlib import Path
 # it room to, and count that as an HTTP error rather than a socket timeout.
 WRK_TIMEOUT = "10s"
 
-_SCRIPT = """\
-wrk.headers["Authorization"] = "Bearer {token}"
-
+# `extra` is "" for the GET script and `, "non_2xx": %d, "workflow_replies": %d` for the POST one.
+_DONE = """\
 function done(summary, latency, requests)
   local e = summary.errors
   local seconds = summary.duration / 1e6
   io.write(string.format(
     '\\n{{"requests": %d, "seconds": %.3f, "rps": %.1f, "p50_ms": %.3f, "p99_ms": %.3f, ' ..
-    '"p999_ms": %.3f, "max_ms": %.3f, "http_errors": %d, "socket_errors": %d}}\\n',
+    '"p999_ms": %.3f, "max_ms": %.3f, "http_errors": %d, "socket_errors": %d{extra}}}\\n',
     summary.requests, seconds, summary.requests / seconds,
     latency:percentile(50) / 1000, latency:percentile(99) / 1000,
     latency:percentile(99.9) / 1000, latency.max / 1000,
-    e.status, e.connect + e.read + e.write + e.timeout))
+    e.status, e.connect + e.read + e.write + e.timeout{extra_args}))
 end
 """
+
+_GET_SCRIPT = 'wrk.headers["Authorization"] = "Bearer {token}"\n\n' + _DONE.format(
+    extra="", extra_args=""
+)
+
+# Each thread has its own Lua state: `setup()` (main state) numbers the threads and keeps them so
+# that `done()` can add up their counters. A conversation is one pass over the messages, so the
+# service's previous-turn lookup runs as in production (none of the messages needs clarifying,
+# so the previous turn changes nothing).
+_POST_SCRIPT = (
+    """\
+wrk.method = "POST"
+wrk.headers["Authorization"] = "Bearer {token}"
+wrk.headers["Content-Type"] = "application/json"
+
+local messages = {{
+{messages}
+}}
+
+local threads = {{}}
+
+function setup(thread)
+  table.insert(threads, thread)
+  thread:set("id", #threads)
+end
+
+function init(args)
+  n = id - 1                       -- threads start at different messages
+  non2xx = 0
+  workflows = 0
+end
+
+function request()
+  local i = n % #messages + 1
+  local conversation = string.format("bench-%d-%d", id, math.floor(n / #messages))
+  n = n + 1
+  local body = '{{"message": ' .. messages[i] .. ', "conversation_id": "' .. conversation .. '"}}'
+  return wrk.format(nil, nil, wrk.headers, body)
+end
+
+function response(status, headers, body)
+  if status < 200 or status > 299 then
+    non2xx = non2xx + 1
+  elseif body:find('"workflow_id":"', 1, true) then
+    workflows = workflows + 1
+  end
+end
+
+function sum(name)
+  local total = 0
+  for _, thread in ipairs(threads) do
+    total = total + thread:get(name)
+  end
+  return total
+end
+
+"""
+    + _DONE.format(
+        extra=', "non_2xx": %d, "workflow_replies": %d',
+        extra_args=', sum("non2xx"), sum("workflows")',
+    )
+)
 
 
 @dataclass(frozen=True)
@@ -45,21 +110,49 @@ class WrkResult:
     max_ms: float
     http_errors: int
     socket_errors: int
+    non_2xx: int | None = None  # counted by the POST script only
+    workflow_replies: int | None = None  # 2xx answers with a workflow_id (POST script only)
 
     @property
     def errors(self) -> int:
-        return self.http_errors + self.socket_errors
+        """Socket errors plus non-2xx answers (status >= 400 when the script cannot tell)."""
+        bad_status = self.http_errors if self.non_2xx is None else self.non_2xx
+        return bad_status + self.socket_errors
 
 
 class WrkError(RuntimeError):
     pass
 
 
-def write_script(directory: Path, token: str) -> Path:
+def _check_token(token: str) -> None:
     if not token.isascii() or '"' in token or "\\" in token:
         raise ValueError("the API key cannot go into a Lua string as is")
+
+
+def lua_string(text: str) -> str:
+    """A double-quoted Lua literal of `text` (UTF-8 bytes pass through as they are)."""
+    escaped = text.replace("\\", "\\\\").replace('"', '\\"')
+    return '"' + escaped.replace("\n", "\\n").replace("\r", "\\r") + '"'
+
+
+def write_script(directory: Path, token: str) -> Path:
+    _check_token(token)
     path = directory / "bench.lua"
-    path.write_text(_SCRIPT.format(token=token))
+    path.write_text(_GET_SCRIPT.format(token=token))
+    path.chmod(0o600)
+    return path
+
+
+def write_post_script(directory: Path, token: str, messages: list[str], name: str) -> Path:
+    """A script that POSTs `{"message": ..., "conversation_id": ...}` bodies, one message per
+    request in turn; `done()` adds `non_2xx` and `workflow_replies` to the summary."""
+    _check_token(token)
+    if not messages:
+        raise ValueError("at least one message is needed")
+    as_json = [json.dumps(message, ensure_ascii=False) for message in messages]
+    table = "\n".join(f"  {lua_string(body)}," for body in as_json)
+    path = directory / f"{name}.lua"
+    path.write_text(_POST_SCRIPT.format(token=token, messages=table), encoding="utf-8")
     path.chmod(0o600)
     return path
 

@@ -94,18 +94,22 @@ def children(endpoints: Endpoints, port: int) -> list[ChildSpec]:
     return specs
 
 
-def wait_until_ready(url: str, supervisor: Supervisor, timeout: float = 60.0) -> bool:
+def wait_until_ready(url: str, key: str, supervisor: Supervisor, timeout: float = 90.0) -> bool:
+    """Until the gateway's dependencies are ready and every service answers a ping over Kafka."""
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    waiting = ["/readyz", *(f"/api/services/{s}/ping" for s in SERVICES)]
+    headers = {"Authorization": f"Bearer {key}"}
+    while waiting and time.monotonic() < deadline:
         if len(supervisor.pids) < len(SERVICES) + 1:
-            return False
+            return False  # a child died; the supervisor reports which
         try:
-            if httpx.get(f"{url}/readyz", timeout=1.0).status_code == 200:
-                return True
+            if httpx.get(url + waiting[0], headers=headers, timeout=5.0).status_code == 200:
+                waiting.pop(0)
+                continue
         except httpx.HTTPError:
             pass
         time.sleep(0.3)
-    return False
+    return not waiting
 
 
 def banner(url: str, key: str, key_file: str) -> str:
@@ -138,7 +142,7 @@ def up(infra: LocalInfra, state_dir: Path, port: int) -> int:
     supervisor.start()
     try:
         url = f"http://127.0.0.1:{port}"
-        if wait_until_ready(url, supervisor):
+        if wait_until_ready(url, key, supervisor):
             print(banner(url, key, _shown(state_dir / "dev-api-key")), flush=True)
         else:
             log.error("the gateway did not become ready; see the service output above")
@@ -161,6 +165,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # not one line per readiness poll
     state_dir: Path = args.state_dir.resolve()
     infra = LocalInfra(state_dir)
     try:

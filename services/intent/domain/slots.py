@@ -103,7 +103,9 @@ _YEAR_PATTERNS = [
 ]
 _LIMIT_PATTERNS = [
     re.compile(r"\btop[\s-]+(\d{1,5})\b"),
-    re.compile(r"\b(?:the|die|los|las)\s+(\d{1,5})\s+(?:best|besten|mejores|top|strongest|most)"),
+    re.compile(
+        r"\b(?:the|die|den|los|las)\s+(\d{1,5})\s+(?:best|besten|mejores|top|strongest|most)"
+    ),
     re.compile(
         r"\b(?:up to|at most|max(?:imum)?|bis zu|höchstens|hasta|como m[aá]ximo)\s+(\d{1,5})\b"
     ),
@@ -112,6 +114,11 @@ _COUNT = re.compile(r"\b\d{1,5}\b")
 # Seniority words that are ordinary words too ("staff the team", "lead the call") count only
 # when a person noun or title noun follows.
 _NEEDS_NOUN = {"staff", "lead", "principal", "head", "líder", "lider", "leitender", "leitende"}
+
+
+def _is_person(word: str) -> bool:
+    """A person noun, also as the last part of a compound: "Junior-Python-Entwicklern"."""
+    return bool(_PERSON_NOUNS.match(word.rsplit("-", 1)[-1]))
 
 
 @dataclass(frozen=True)
@@ -218,7 +225,7 @@ class SlotExtractor:
             return (value if value > 0 else None), low
         for match in _COUNT.finditer(low):  # "25 devops candidates", "40 data analysts"
             following = self._next_words(low, match.end(), 4)
-            if int(match.group()) > 0 and any(_PERSON_NOUNS.match(w) for w in following):
+            if int(match.group()) > 0 and any(_is_person(w) for w in following):
                 return int(match.group()), _blank(low, match.start(), match.end())
         return None, low
 
@@ -240,7 +247,7 @@ class SlotExtractor:
             if alias in self.vocabulary.ambiguous_skills:
                 written = text[match.start() : match.end()]
                 following = self._next_words(low, match.end(), 2)
-                followed_by_noun = any(_PERSON_NOUNS.match(w) for w in following)
+                followed_by_noun = any(_is_person(w) for w in following)
                 if written == alias and not followed_by_noun:
                     continue  # "let's go", "spring": an ordinary word, not the technology
             canonical = self.vocabulary.skills[alias]
@@ -265,7 +272,7 @@ class SlotExtractor:
                 nearby = self._next_words(low, match.end(), 3)
                 nearby.append(self._previous_word(low, match.start()))  # "ingenieros staff"
                 nouns = self.vocabulary.title_nouns
-                if not any(_PERSON_NOUNS.match(w) or w in nouns for w in nearby):
+                if not any(_is_person(w) or w in nouns for w in nearby):
                     continue
             return self.vocabulary.seniority[word]
         return None

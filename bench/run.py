@@ -1,0 +1,164 @@
+"""`python -m bench`: bring up a stack of its own, drive it with wrk, print and record the numbers.
+
+Two benchmarks share the stack (see their modules):
+
+- request-reply (bench.request_reply): `GET /healthz` and `GET /api/services/intent/ping`, with
+  1 and 32 clients, then 32 clients against a gateway on 2 uvicorn workers;
+  bench/results/request_reply.json.
+- intent (bench.intent): `POST /api/ai-assistant/intent` with 1 and 32 clients, the gateway on
+  1 worker, against issue 3's targets; bench/results/intent.json.
+
+Each endpoint gets a warm-up run first. During every measured run the CPU used by each part of the
+stack is sampled from /proc (bench.cpu), to show where the time goes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from bench import cpu, intent, request_reply, wrk
+from bench.cases import Case, Row, cpu_table, table
+from bench.stack import BenchStack, StackError
+from deploy.infra import InfraStartError
+from shared.errors import DependencyUnavailable
+
+log = logging.getLogger("bench")
+WARMUP_SECONDS = 3
+WARMUP_CONNECTIONS = 8
+
+
+def measure(
+    stack: BenchStack, scripts: dict[str, Path], todo: list[Case], seconds: int
+) -> tuple[list[Row], list[dict[str, Any]]]:
+    """The rows, in the order of `todo` within each gateway worker count; and, when the intent
+    endpoint is among them, its messages' replies (checked once before its warm-up)."""
+    rows: list[Row] = []
+    checked: list[dict[str, Any]] = []
+    for workers in sorted({case.workers for case in todo}):
+        url = stack.start_gateway(workers)
+        log.info("gateway ready at %s with %d worker(s)", url, workers)
+        warmed: set[str] = set()
+        for case in (c for c in todo if c.workers == workers):
+            script = scripts[case.script]
+            if case.endpoint not in warmed:
+                if case.script == "intent":
+                    checked = intent.check_messages(url, stack.api_key)
+                log.info("warming up %s %s for %d s", case.method, case.endpoint, WARMUP_SECONDS)
+                wrk.run(
+                    url + case.endpoint,
+                    script,
+                    connections=WARMUP_CONNECTIONS,
+                    threads=2,
+                    seconds=WARMUP_SECONDS,
+                )
+                warmed.add(case.endpoint)
+                if case.script == "intent":
+                    intent.wait_for_workflows(stack)
+            what = (case.method, case.endpoint, case.connections, case.threads, seconds)
+            log.info("wrk %s %s: %d connection(s), %d thread(s), %d s", *what)
+            sampler = cpu.Sampler(stack.process_roots(), stack.database)
+            sampler.start()
+            result = wrk.run(
+                url + case.endpoint,
+                script,
+                connections=case.connections,
+                threads=case.threads,
+                seconds=seconds,
+            )
+            shares = sampler.stop()
+            extra: dict[str, Any] = {}
+            if case.script == "intent":
+                extra["workflow_catch_up"] = after = intent.wait_for_workflows(stack)
+                log.info("workflow service caught up %.1f s after the run", after["catch_up_seconds"])
+            row = Row(case.method, case.endpoint, workers, case.connections, case.threads, result)
+            rows.append(Row(**{**row.__dict__, "cpu_percent": shares, "extra": extra}))
+    return rows, checked
+
+
+def report(rows: list[Row], checked: list[dict[str, Any]], seconds: int, version: str) -> None:
+    rr_rows = [r for r in rows if r.endpoint != intent.INTENT]
+    intent_rows = [r for r in rows if r.endpoint == intent.INTENT]
+    written = []
+    if rr_rows:
+        written.append(request_reply.write_results(rr_rows, seconds, version))
+    if intent_rows:
+        written.append(intent.write_results(intent_rows, checked, seconds, version))
+
+    print()
+    print(table(rows))
+    overhead = request_reply.kafka_overhead_ms(rows)
+    if overhead is not None:
+        print(f"\nthe Kafka round trip adds {overhead:.2f} ms at p50 (1 client, 1 worker)")
+    print("\nCPU during each run, % of one core (top's %CPU; 200 = both cores busy):")
+    print(cpu_table(rows))
+    for row in intent_rows:
+        after = row.extra["workflow_catch_up"]
+        replies = row.result.workflow_replies
+        print(
+            f"\nPOST {intent.INTENT}, {row.connections} client(s): {row.result.requests} requests, "
+            f"{row.result.non_2xx} non-2xx, {replies} answered with a workflow_id; the workflow "
+            f"service {'caught up' if after['caught_up'] else 'had NOT caught up'} "
+            f"{after['catch_up_seconds']:.1f} s after the run (so far: {after['logged']} "
+            f"intents logged, {after['consumed']} consumed, {after['runs']} runs started of "
+            f"{after['startable']} startable)"
+        )
+    verdicts = intent.verdicts(rows)
+    if verdicts:
+        print("\nissue 3 targets (POST /api/ai-assistant/intent, gateway on 1 worker):")
+        for v in verdicts:
+            print(f"  {'met    ' if v['met'] else 'NOT MET'}  {v['target']:<28} {v['measured']}")
+    for path in written:
+        print(f"results written to {path}")
+    errors = sum(r.result.errors for r in rows)
+    if errors:
+        print(f"bench: {errors} request(s) failed; see the errors column", file=sys.stderr)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument("--seconds", type=int, default=10, help="length of each measured run")
+    parser.add_argument(
+        "--only",
+        choices=("request-reply", "intent"),
+        help="run one benchmark (default: both)",
+    )
+    parser.add_argument(
+        "--two-workers",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="request-reply: also measure 32 clients against a gateway with 2 uvicorn workers",
+    )
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per readiness poll
+    todo: list[Case] = []
+    if args.only in (None, "request-reply"):
+        todo += request_reply.cases(args.two_workers)
+    if args.only in (None, "intent"):
+        todo += intent.cases()
+    try:
+        wrk_version = wrk.version()
+        with tempfile.TemporaryDirectory(prefix="bench-") as tmp, BenchStack(Path(tmp)) as stack:
+            scripts = {
+                "get": wrk.write_script(Path(tmp), stack.api_key),
+                "intent": wrk.write_post_script(
+                    Path(tmp), stack.api_key, intent.messages(), "intent"
+                ),
+            }
+            rows, checked = measure(stack, scripts, todo, args.seconds)
+    except (
+        wrk.WrkError,
+        StackError,
+        intent.IntentCheckError,
+        InfraStartError,
+        DependencyUnavailable,
+    ) as exc:
+        print(f"bench: error: {exc}", file=sys.stderr)
+        return 1
+    report(rows, checked, args.seconds, wrk_version)
+    return 0

@@ -1,0 +1,98 @@
+"""The detector: mode, clarification, conversation context, and quality on the labelled sets."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from services.intent.app import build_detector
+from services.intent.domain.classifier import load_examples
+from services.intent.domain.detector import IntentDetector, PreviousTurn
+from services.intent.evaluate import Score
+from shared.events import Slots
+from shared.settings import Settings
+
+REPO = Path(__file__).resolve().parents[2]
+DEV_SET = REPO.parent / "shared" / "eval" / "intent_dev.jsonl"
+HOLDOUT = REPO / "tests" / "data" / "intent_holdout.jsonl"
+
+
+@pytest.fixture(scope="module")
+def detector() -> IntentDetector:
+    return build_detector(Settings())
+
+
+def test_a_question_is_simple_mode(detector: IntentDetector) -> None:
+    detection = detector.detect("how should I structure a technical phone screen?")
+    assert (detection.mode, detection.intent) == ("simple", "inference")
+    assert not detection.needs_clarification
+    assert detection.slots == Slots()
+
+
+def test_a_campaign_without_an_audience_asks_who(detector: IntentDetector) -> None:
+    detection = detector.detect("send the outreach emails for the Data Engineer job")
+    assert detection.mode == "workflow"
+    assert detection.needs_clarification
+    assert detection.clarification_question is not None
+    assert detection.clarification_question.startswith("Who should I contact?")
+
+
+def test_the_question_is_asked_in_the_users_language(detector: IntentDetector) -> None:
+    german = detector.detect("Schicke die Kampagne für die Stelle als Data Engineer los")
+    assert german.language == "de"
+    if german.needs_clarification:
+        assert german.clarification_question is not None
+        assert german.clarification_question.startswith(("Wen ", "Soll "))
+
+
+def test_low_confidence_asks_instead_of_guessing() -> None:
+    strict = build_detector(Settings(intent_confidence_threshold=0.999))
+    detection = strict.detect("maybe the java folks?")
+    assert detection.needs_clarification
+    assert detection.clarification_question is not None
+    assert "question" in detection.clarification_question
+
+
+def test_an_answer_to_a_clarification_continues_the_request(detector: IntentDetector) -> None:
+    previous = PreviousTurn(
+        mode="workflow",
+        intent="email_campaign",
+        slots=Slots(job_title="staff backend engineer"),
+        needs_clarification=True,
+    )
+    detection = detector.detect("senior Python developers in Berlin", previous)
+    assert detection.mode == "workflow"
+    assert not detection.needs_clarification
+    assert detection.slots == Slots(
+        skills=["python"], location="berlin", seniority="senior", job_title="staff backend engineer"
+    )
+
+
+def test_a_new_question_after_a_clarification_is_a_new_question(detector: IntentDetector) -> None:
+    previous = PreviousTurn("workflow", "email_campaign", Slots(), needs_clarification=True)
+    detection = detector.detect("What is a good reply rate for recruiting emails?", previous)
+    assert detection.mode == "simple"
+
+
+def score(path: Path, detector: IntentDetector) -> tuple[float, float]:
+    result = Score()
+    for example in load_examples([path]):
+        result.add(example, detector)
+    f1 = Score.prf(sum(result.tp.values()), sum(result.fp.values()), sum(result.fn.values()))[2]
+    return result.mode_right / result.total, f1
+
+
+@pytest.mark.skipif(
+    not DEV_SET.exists(), reason="the team's evaluation set lies beside the checkout"
+)
+def test_quality_on_the_team_evaluation_set(detector: IntentDetector) -> None:
+    mode_accuracy, slot_f1 = score(DEV_SET, detector)
+    assert mode_accuracy >= 0.97
+    assert slot_f1 >= 0.9
+
+
+def test_quality_on_our_held_out_set(detector: IntentDetector) -> None:
+    mode_accuracy, slot_f1 = score(HOLDOUT, detector)
+    assert mode_accuracy >= 0.9
+    assert slot_f1 >= 0.9

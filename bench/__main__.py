@@ -1,7 +1,7 @@
-"""`python -m bench`: the gateway's Kafka request/reply benchmark."""
+"""`python -m bench`: the gateway's request/reply and intent benchmarks (see bench.run)."""
 
 import sys
 
-from bench.request_reply import main
+from bench.run import main
 
 sys.exit(main())

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import platform
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -57,7 +58,7 @@ def machine(wrk_version: str) -> dict[str, object]:
     }
 
 
-def _render(lines: list[tuple[str, ...]]) -> str:
+def _render(lines: Sequence[tuple[str, ...]]) -> str:
     widths = [max(len(line[i]) for line in lines) for i in range(len(lines[0]))]
 
     def fmt(line: tuple[str, ...]) -> str:
@@ -97,10 +98,7 @@ def cpu_table(rows: list[Row]) -> str:
                 r.endpoint,
                 str(r.workers),
                 str(r.connections),
-                *(
-                    f"{r.cpu_percent[c]:.0f}" if c in r.cpu_percent else "-"
-                    for c in cpu.COLUMNS
-                ),
+                *(f"{r.cpu_percent[c]:.0f}" if c in r.cpu_percent else "-" for c in cpu.COLUMNS),
             )
             for r in rows
         ]

@@ -41,7 +41,10 @@ CATCH_UP_TIMEOUT = 120.0
 # run sends both kinds. A campaign request has the slots a workflow needs, so it starts a run.
 MESSAGES: list[tuple[str, str]] = [
     ("What questions should I ask a senior backend engineer in a technical interview?", "simple"),
-    ("Email all senior Python developers in Berlin about the Staff Backend Engineer role", "workflow"),
+    (
+        "Email all senior Python developers in Berlin about the Staff Backend Engineer role",
+        "workflow",
+    ),
     ("How do I write a good rejection email to a candidate?", "simple"),
     (
         "Schreibe allen Senior Java Entwicklern in München mit mindestens 5 Jahren Erfahrung "
@@ -72,9 +75,7 @@ class Target:
 TARGETS = [
     Target("1 client: p50 < 10 ms", 1, lambda r: r.p50_ms < 10, lambda r: f"{r.p50_ms:.2f} ms"),
     Target("1 client: p99 < 15 ms", 1, lambda r: r.p99_ms < 15, lambda r: f"{r.p99_ms:.2f} ms"),
-    Target(
-        "32 clients: >= 400 req/s", 32, lambda r: r.rps >= 400, lambda r: f"{r.rps:,.0f} req/s"
-    ),
+    Target("32 clients: >= 400 req/s", 32, lambda r: r.rps >= 400, lambda r: f"{r.rps:,.0f} req/s"),
     Target(
         "32 clients: no errors",
         32,
@@ -106,7 +107,9 @@ def check_messages(url: str, api_key: str) -> list[dict[str, Any]]:
                 )
             reply = response.json()
             if reply.get("mode") != mode or reply.get("needs_clarification"):
-                log.warning("%r was detected as %s, expected %s: %s", text, reply["mode"], mode, reply)
+                log.warning(
+                    "%r was detected as %s, expected %s: %s", text, reply["mode"], mode, reply
+                )
             keys = ("mode", "intent", "confidence", "language", "slots", "needs_clarification")
             summary = {k: reply.get(k) for k in keys}
             summary["starts_workflow"] = reply.get("workflow_id") is not None

@@ -74,9 +74,21 @@ def measure(
             extra: dict[str, Any] = {}
             if case.script == "intent":
                 extra["workflow_catch_up"] = after = intent.wait_for_workflows(stack)
-                log.info("workflow service caught up %.1f s after the run", after["catch_up_seconds"])
-            row = Row(case.method, case.endpoint, workers, case.connections, case.threads, result)
-            rows.append(Row(**{**row.__dict__, "cpu_percent": shares, "extra": extra}))
+                log.info(
+                    "workflow service caught up %.1f s after the run", after["catch_up_seconds"]
+                )
+            rows.append(
+                Row(
+                    case.method,
+                    case.endpoint,
+                    workers,
+                    case.connections,
+                    case.threads,
+                    result,
+                    cpu_percent=shares,
+                    extra=extra,
+                )
+            )
     return rows, checked
 
 
@@ -106,6 +118,13 @@ def report(rows: list[Row], checked: list[dict[str, Any]], seconds: int, version
             f"{after['catch_up_seconds']:.1f} s after the run (so far: {after['logged']} "
             f"intents logged, {after['consumed']} consumed, {after['runs']} runs started of "
             f"{after['startable']} startable)"
+        )
+    if checked:
+        as_expected = sum(c["reply"]["mode"] == c["expected_mode"] for c in checked)
+        starting = sum(c["reply"]["starts_workflow"] for c in checked)
+        print(
+            f"\nthe {len(checked)} messages each answered 200 before the warm-up; {as_expected} "
+            f"detected in the expected mode, {starting} starting a workflow"
         )
     verdicts = intent.verdicts(rows)
     if verdicts:

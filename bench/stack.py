@@ -33,14 +33,13 @@ from shared.topics import ALL_TOPICS
 log = logging.getLogger("bench.stack")
 READY_TIMEOUT = 60.0
 SERVICES = ("intent", "workflow")  # started once, in this order, and pinged before a run
-WORKFLOW_CONSUMER = "workflow.start-from-intent"  # services.workflow.handlers.CONSUMER
-
-_BACKLOG_SQL = f"""
+# 'workflow.start-from-intent' is services.workflow.handlers.CONSUMER.
+_BACKLOG_SQL = """
 SELECT
     (SELECT count(*) FROM intent.intent_log) AS logged,
     (SELECT count(*) FROM intent.outbox WHERE published_at IS NULL) AS unpublished,
     (SELECT count(*) FROM workflow.processed_events
-        WHERE consumer = '{WORKFLOW_CONSUMER}') AS consumed,
+        WHERE consumer = 'workflow.start-from-intent') AS consumed,
     (SELECT count(*) FROM intent.intent_log
         WHERE mode = 'workflow' AND NOT needs_clarification) AS startable,
     (SELECT count(*) FROM workflow.runs WHERE intent_id IS NOT NULL) AS runs

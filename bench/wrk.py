@@ -21,40 +21,47 @@ from pathlib import Path
 # it room to, and count that as an HTTP error rather than a socket timeout.
 WRK_TIMEOUT = "10s"
 
+
+def _fill(template: str, **values: str) -> str:
+    """Replace each `@name@` (Lua and JSON are full of braces, so no str.format)."""
+    for name, value in values.items():
+        template = template.replace(f"@{name}@", value)
+    return template
+
+
 # `extra` is "" for the GET script and `, "non_2xx": %d, "workflow_replies": %d` for the POST one.
 _DONE = """\
 function done(summary, latency, requests)
   local e = summary.errors
   local seconds = summary.duration / 1e6
   io.write(string.format(
-    '\\n{{"requests": %d, "seconds": %.3f, "rps": %.1f, "p50_ms": %.3f, "p99_ms": %.3f, ' ..
-    '"p999_ms": %.3f, "max_ms": %.3f, "http_errors": %d, "socket_errors": %d{extra}}}\\n',
+    '\\n{"requests": %d, "seconds": %.3f, "rps": %.1f, "p50_ms": %.3f, "p99_ms": %.3f, ' ..
+    '"p999_ms": %.3f, "max_ms": %.3f, "http_errors": %d, "socket_errors": %d@extra@}\\n',
     summary.requests, seconds, summary.requests / seconds,
     latency:percentile(50) / 1000, latency:percentile(99) / 1000,
     latency:percentile(99.9) / 1000, latency.max / 1000,
-    e.status, e.connect + e.read + e.write + e.timeout{extra_args}))
+    e.status, e.connect + e.read + e.write + e.timeout@extra_args@))
 end
 """
 
-_GET_SCRIPT = 'wrk.headers["Authorization"] = "Bearer {token}"\n\n' + _DONE.format(
-    extra="", extra_args=""
+_GET_SCRIPT = 'wrk.headers["Authorization"] = "Bearer @token@"\n\n' + _fill(
+    _DONE, extra="", extra_args=""
 )
 
 # Each thread has its own Lua state: `setup()` (main state) numbers the threads and keeps them so
 # that `done()` can add up their counters. A conversation is one pass over the messages, so the
 # service's previous-turn lookup runs as in production (none of the messages needs clarifying,
 # so the previous turn changes nothing).
-_POST_SCRIPT = (
-    """\
+_POST_SCRIPT = """\
 wrk.method = "POST"
-wrk.headers["Authorization"] = "Bearer {token}"
+wrk.headers["Authorization"] = "Bearer @token@"
 wrk.headers["Content-Type"] = "application/json"
 
-local messages = {{
-{messages}
-}}
+local messages = {
+@messages@
+}
 
-local threads = {{}}
+local threads = {}
 
 function setup(thread)
   table.insert(threads, thread)
@@ -71,7 +78,7 @@ function request()
   local i = n % #messages + 1
   local conversation = string.format("bench-%d-%d", id, math.floor(n / #messages))
   n = n + 1
-  local body = '{{"message": ' .. messages[i] .. ', "conversation_id": "' .. conversation .. '"}}'
+  local body = '{"message": ' .. messages[i] .. ', "conversation_id": "' .. conversation .. '"}'
   return wrk.format(nil, nil, wrk.headers, body)
 end
 
@@ -91,11 +98,10 @@ function sum(name)
   return total
 end
 
-"""
-    + _DONE.format(
-        extra=', "non_2xx": %d, "workflow_replies": %d',
-        extra_args=', sum("non2xx"), sum("workflows")',
-    )
+""" + _fill(
+    _DONE,
+    extra=', "non_2xx": %d, "workflow_replies": %d',
+    extra_args=', sum("non2xx"), sum("workflows")',
 )
 
 
@@ -138,7 +144,7 @@ def lua_string(text: str) -> str:
 def write_script(directory: Path, token: str) -> Path:
     _check_token(token)
     path = directory / "bench.lua"
-    path.write_text(_GET_SCRIPT.format(token=token))
+    path.write_text(_fill(_GET_SCRIPT, token=token))
     path.chmod(0o600)
     return path
 
@@ -152,7 +158,7 @@ def write_post_script(directory: Path, token: str, messages: list[str], name: st
     as_json = [json.dumps(message, ensure_ascii=False) for message in messages]
     table = "\n".join(f"  {lua_string(body)}," for body in as_json)
     path = directory / f"{name}.lua"
-    path.write_text(_POST_SCRIPT.format(token=token, messages=table), encoding="utf-8")
+    path.write_text(_fill(_POST_SCRIPT, token=token, messages=table), encoding="utf-8")
     path.chmod(0o600)
     return path
 

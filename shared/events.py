@@ -14,6 +14,8 @@ from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from shared.inference import InferCommand
+
 Upcaster = Callable[[dict[str, Any]], dict[str, Any]]
 
 # Workflow ids are derived from intent ids, so a client can follow a workflow before it starts.
@@ -204,7 +206,9 @@ class DetectIntentCommand(BaseModel):
 
 
 # Every command any service answers; each service handles its own and says "unsupported" to others.
-ServiceCommand = Annotated[PingCommand | DetectIntentCommand, Field(discriminator="type")]
+ServiceCommand = Annotated[
+    PingCommand | DetectIntentCommand | InferCommand, Field(discriminator="type")
+]
 
 
 class IntentResult(BaseModel):
@@ -229,9 +233,11 @@ class ReplyError(BaseModel):
 
 
 class Reply(BaseModel):
-    """What a service answers to a command: data on success, an error with a code otherwise."""
+    """What a service answers to a command: data on success, an error with a code otherwise.
+    A streaming command sends `partial` replies (chunks) before its last one."""
 
     ok: bool
+    partial: bool = False
     data: dict[str, Any] = Field(default_factory=dict)
     error: ReplyError | None = None
 

@@ -15,6 +15,7 @@ from typing import Any
 import asyncpg
 from faststream import AckPolicy, FastStream
 from faststream.kafka import KafkaBroker
+from faststream.kafka.annotations import KafkaMessage
 from opentelemetry.sdk.trace import TracerProvider
 from pydantic import BaseModel, ValidationError
 
@@ -50,8 +51,28 @@ class Runtime:
         return self.pool
 
 
+@dataclass
+class CommandContext:
+    """Where a command came from: handlers that stream send partial replies before their last."""
+
+    runtime: Runtime
+    reply_to: str
+    correlation_id: str
+
+    async def send(self, partial: Reply) -> None:
+        if not self.reply_to:
+            return  # nobody waits for replies (a fire-and-forget command)
+        assert self.runtime.broker is not None
+        await self.runtime.broker.publish(
+            partial.model_copy(update={"partial": True}),
+            self.reply_to,
+            key=self.correlation_id.encode(),
+            correlation_id=self.correlation_id,
+        )
+
+
 Setup = Callable[[KafkaBroker, Runtime], None]
-CommandHandler = Callable[[Any, Runtime], Awaitable[Reply]]
+CommandHandler = Callable[[Any, CommandContext], Awaitable[Reply]]
 Hook = Callable[[Runtime], Awaitable[None]]
 
 
@@ -63,6 +84,7 @@ def build_app(
     commands: dict[type[BaseModel], CommandHandler] | None = None,
     outbox_schema: str | None = None,
     startup: Hook | None = None,
+    shutdown: Hook | None = None,
 ) -> tuple[FastStream, Runtime]:
     """A FastStream app for service `name`: it answers `ping` and the `commands` given, runs an
     outbox relay for `outbox_schema`, and whatever `register` subscribes."""
@@ -83,7 +105,7 @@ def build_app(
         max_workers=COMMAND_CONCURRENCY,
         **CONSUMER_DEFAULTS,
     )
-    async def on_command(command: ServiceCommand) -> Reply:
+    async def on_command(command: ServiceCommand, message: KafkaMessage) -> Reply:
         handler = handlers.get(type(command))
         if handler is None:
             return Reply(
@@ -92,7 +114,8 @@ def build_app(
                     code="unsupported", message=f"the {name} service does not handle {command.type}"
                 ),
             )
-        return await handler(command, runtime)
+        context = CommandContext(runtime, message.reply_to, message.correlation_id or "")
+        return await handler(command, context)
 
     if register is not None:
         register(broker, runtime)
@@ -113,6 +136,8 @@ def build_app(
     async def on_shutdown() -> None:
         if relay is not None:
             await relay.stop()
+        if shutdown is not None:
+            await shutdown(runtime)
 
     async def after_shutdown() -> None:
         if runtime.pool is not None:
@@ -130,7 +155,8 @@ def build_app(
     return app, runtime
 
 
-async def _pong(command: PingCommand, runtime: Runtime) -> Reply:
+async def _pong(command: PingCommand, context: CommandContext) -> Reply:
+    runtime = context.runtime
     pong = Pong(service=runtime.name, instance_id=runtime.instance_id, version=VERSION)
     return Reply(ok=True, data=pong.model_dump())
 

@@ -60,6 +60,61 @@ class Settings(BaseSettings):
         None, description="INTENT_VOCABULARY_DIR: a folder of extra vocabulary JSON files."
     )
 
+    # Language models: any OpenAI-compatible endpoint, through the official SDK.
+    openai_base_url: str | None = Field(
+        None, description="OPENAI_BASE_URL: the endpoint (unset: api.openai.com if a key is set)."
+    )
+    openai_api_key: str | None = Field(None, description="OPENAI_API_KEY: the endpoint's key.")
+    llm_model: str | None = Field(None, description="LLM_MODEL: the default model.")
+    llm_fallback_models: str = Field(
+        "", description="LLM_FALLBACK_MODELS: comma-separated models tried in order when one fails."
+    )
+    llm_allowed_models: str = Field(
+        "",
+        description="LLM_ALLOWED_MODELS: comma-separated models a request may choose "
+        "(always includes LLM_MODEL and the fallbacks).",
+    )
+    llm_timeout_seconds: float = Field(
+        30.0, gt=0, description="LLM_TIMEOUT_SECONDS: one model call's timeout."
+    )
+    llm_max_retries: int = Field(
+        2, ge=0, le=10, description="LLM_MAX_RETRIES: retries with backoff on 429, 5xx, timeouts."
+    )
+    llm_temperature: float = Field(0.2, ge=0, le=2, description="LLM_TEMPERATURE: the default.")
+    llm_max_tokens: int = Field(
+        512, ge=1, description="LLM_MAX_TOKENS: default and upper bound of an answer's tokens."
+    )
+    llm_max_input_tokens: int = Field(
+        8_000, ge=1, description="LLM_MAX_INPUT_TOKENS: refuse longer requests (estimated)."
+    )
+    llm_prices: dict[str, tuple[float, float]] = Field(
+        default_factory=dict,
+        description='LLM_PRICES: JSON {"model": [USD per 1M prompt tokens, per 1M completion '
+        "tokens]}; models not listed cost 0.",
+    )
+    llm_cache_ttl_seconds: int = Field(
+        86_400, ge=1, description="LLM_CACHE_TTL_SECONDS: how long an answer stays cached."
+    )
+    inference_timeout_seconds: float = Field(
+        120.0,
+        gt=0,
+        description="INFERENCE_TIMEOUT_SECONDS: gateway wait for an answer (504 after).",
+    )
+
+    @property
+    def fallback_models(self) -> list[str]:
+        return [m.strip() for m in self.llm_fallback_models.split(",") if m.strip()]
+
+    @property
+    def allowed_models(self) -> list[str]:
+        listed = [m.strip() for m in self.llm_allowed_models.split(",") if m.strip()]
+        ordered = [self.llm_model, *self.fallback_models, *listed]
+        return list(dict.fromkeys(m for m in ordered if m))
+
+    @property
+    def llm_configured(self) -> bool:
+        return bool(self.llm_model and (self.openai_base_url or self.openai_api_key))
+
     @field_validator("database_url")
     @classmethod
     def _postgres_scheme(cls, value: str) -> str:

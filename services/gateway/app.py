@@ -14,11 +14,12 @@ from faststream.kafka.annotations import KafkaMessage
 from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 from pydantic import BaseModel, Field
 
-from services.gateway import errors, routes_assistant
+from services.gateway import errors, routes_assistant, routes_inference
 from services.gateway.api_keys import KeyStore, Principal
 from services.gateway.auth import authenticate, require
 from services.gateway.readiness import Readiness, check_all
 from services.gateway.rpc import ServiceClient
+from shared.answer_cache import AnswerCache
 from shared.broker import CONSUMER_DEFAULTS, check_kafka, create_broker, ensure_topics
 from shared.cache import create_redis
 from shared.db import create_pool
@@ -70,6 +71,7 @@ def create_app(settings: Settings) -> FastAPI:
         await broker.start()
         app.state.pool, app.state.redis, app.state.broker = pool, redis, broker
         app.state.key_store = KeyStore(pool, settings.api_key_cache_seconds)
+        app.state.answer_cache = AnswerCache(redis, settings.llm_cache_ttl_seconds)
         app.state.client = client
         try:
             yield
@@ -87,12 +89,14 @@ def create_app(settings: Settings) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.instance_id = instance_id
+    app.state.settings = settings
     FastAPIInstrumentor.instrument_app(
         app, tracer_provider=tracer_provider, excluded_urls="healthz,readyz"
     )
 
     errors.install(app)
     app.include_router(routes_assistant.router)
+    app.include_router(routes_inference.router)
 
     @app.get("/healthz", tags=["ops"], summary="The process is up")
     async def healthz() -> Health:

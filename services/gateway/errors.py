@@ -19,17 +19,25 @@ _STATUS_BY_CODE = {
     "not_found": status.HTTP_404_NOT_FOUND,
     "conflict": status.HTTP_409_CONFLICT,
     "unavailable": status.HTTP_503_SERVICE_UNAVAILABLE,
+    "not_configured": status.HTTP_503_SERVICE_UNAVAILABLE,
+    "model_unavailable": status.HTTP_502_BAD_GATEWAY,
+    "model_timeout": status.HTTP_504_GATEWAY_TIMEOUT,
 }
+
+
+def http_error(reply: Reply, service: str) -> HTTPException:
+    """The HTTP error a failed reply's code stands for."""
+    error = reply.error
+    code = error.code if error else "error"
+    message = error.message if error else f"the {service} service failed"
+    return HTTPException(_STATUS_BY_CODE.get(code, status.HTTP_502_BAD_GATEWAY), detail=message)
 
 
 def unwrap(reply: Reply, service: str) -> dict[str, Any]:
     """The reply's data, or the HTTP error its code stands for."""
     if reply.ok:
         return reply.data
-    error = reply.error
-    code = error.code if error else "error"
-    message = error.message if error else f"the {service} service failed"
-    raise HTTPException(_STATUS_BY_CODE.get(code, status.HTTP_502_BAD_GATEWAY), detail=message)
+    raise http_error(reply, service)
 
 
 def _describe(error: dict[str, Any]) -> str:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import AsyncIterator
 from typing import Any
 
 from faststream.kafka import KafkaBroker
@@ -33,7 +34,7 @@ class ServiceClient:
         self._broker = broker
         self._reply_topic = reply_topic
         self._default_timeout = default_timeout
-        self._pending: dict[str, asyncio.Future[Reply]] = {}
+        self._pending: dict[str, asyncio.Queue[Reply]] = {}
 
     @property
     def reply_topic(self) -> str:
@@ -46,30 +47,44 @@ class ServiceClient:
     async def request(
         self, service: str, command: BaseModel, *, timeout: float | None = None
     ) -> Reply:
-        """Send `command` to `service` and wait for its reply, or raise ServiceTimeout."""
-        topic = command_topic(service).name
-        correlation_id = uuid.uuid4().hex
-        future: asyncio.Future[Reply] = asyncio.get_running_loop().create_future()
-        self._pending[correlation_id] = future
+        """Send `command` to `service` and wait for its (last) reply, or raise ServiceTimeout."""
+        async for reply in self.stream(service, command, timeout=timeout):
+            if not reply.partial:
+                return reply
+        raise AssertionError("a stream ends with its last reply")
+
+    async def stream(
+        self, service: str, command: BaseModel, *, timeout: float | None = None
+    ) -> AsyncIterator[Reply]:
+        """Send `command` and yield its replies, partial ones first, ending with the last one.
+        ServiceTimeout when `timeout` passes without a reply."""
         wait = timeout if timeout is not None else self._default_timeout
+        correlation_id = uuid.uuid4().hex
+        replies: asyncio.Queue[Reply] = asyncio.Queue()
+        self._pending[correlation_id] = replies
         try:
             await self._broker.publish(
                 command,
-                topic,
+                command_topic(service).name,
                 key=correlation_id.encode(),
                 correlation_id=correlation_id,
                 reply_to=self._reply_topic,
             )
-            return await asyncio.wait_for(future, wait)
-        except TimeoutError as exc:
-            raise ServiceTimeout(service, wait) from exc
+            while True:
+                try:
+                    reply = await asyncio.wait_for(replies.get(), wait)
+                except TimeoutError as exc:
+                    raise ServiceTimeout(service, wait) from exc
+                yield reply
+                if not reply.partial:
+                    return
         finally:
             self._pending.pop(correlation_id, None)
 
     def resolve(self, correlation_id: str | None, body: dict[str, Any]) -> bool:
         """Hand a reply to its waiter; False for a late or unknown reply (dropped)."""
-        future = self._pending.get(correlation_id or "")
-        if future is None or future.done():
+        replies = self._pending.get(correlation_id or "")
+        if replies is None:
             return False
-        future.set_result(Reply.model_validate(body))
+        replies.put_nowait(Reply.model_validate(body))
         return True

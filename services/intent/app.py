@@ -12,7 +12,7 @@ from services.intent.domain.detector import IntentDetector
 from services.intent.domain.slots import SlotExtractor
 from services.intent.domain.vocabulary import load_vocabulary
 from shared.events import DetectIntentCommand, Reply
-from shared.service import Runtime, build_app
+from shared.service import CommandContext, Runtime, build_app
 from shared.settings import Settings
 
 
@@ -36,9 +36,9 @@ def create_app(settings: Settings) -> tuple[FastStream, Runtime]:
     async def startup(runtime: Runtime) -> None:
         deps.detector = build_detector(settings)
 
-    async def detect(command: DetectIntentCommand, runtime: Runtime) -> Reply:
+    async def detect(command: DetectIntentCommand, context: CommandContext) -> Reply:
         assert deps.detector is not None, "the detector is built at startup"
-        result = await handlers.detect_intent(command, deps.detector, runtime.db)
+        result = await handlers.detect_intent(command, deps.detector, context.runtime.db)
         return Reply(ok=True, data=result.model_dump(mode="json"))
 
     return build_app(

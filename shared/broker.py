@@ -24,10 +24,12 @@ from shared.topics import DEAD_LETTER, TopicSpec
 
 log = logging.getLogger(__name__)
 
-# Every consumer polls every few ms instead of aiokafka's 500 ms, so a request/reply or a workflow
-# step costs milliseconds (throughput topics may raise it), and a new consumer group starts from the
-# oldest message rather than skipping what was published before it joined.
+# A new consumer group starts from the oldest message rather than skipping what was published
+# before it joined. An idle consumer's fetch waits at most this long on the broker: a few ms where a
+# caller waits (request/reply, workflow steps), instead of aiokafka's 500 ms; longer for events
+# nobody waits on synchronously, so idle consumers cost the broker less.
 CONSUMER_DEFAULTS: dict[str, Any] = {"fetch_max_wait_ms": 5, "auto_offset_reset": "earliest"}
+BACKGROUND_CONSUMER: dict[str, Any] = {**CONSUMER_DEFAULTS, "fetch_max_wait_ms": 100}
 
 
 class DeadLetterMiddleware(BaseMiddleware):

@@ -59,6 +59,7 @@ class OutboxRelay:
         dsn: str,
         batch_size: int = 200,
         poll_seconds: float = 1.0,
+        settle_seconds: float = 0.01,
     ) -> None:
         self._pool = pool
         self._dsn = dsn
@@ -66,6 +67,7 @@ class OutboxRelay:
         self._schema = schema
         self._batch_size = batch_size
         self._poll_seconds = poll_seconds
+        self._settle_seconds = settle_seconds
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._listener: asyncpg.Connection | None = None
@@ -99,6 +101,9 @@ class OutboxRelay:
             self._wake.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self._poll_seconds)
+                # Let the request that wrote the row answer its caller first, and let more rows
+                # arrive, so they go out in one batch; events are not on a caller's critical path.
+                await asyncio.sleep(self._settle_seconds)
 
     async def publish_batch(self) -> int:
         """Publish up to one batch of pending rows; return how many were published."""

@@ -15,7 +15,6 @@ from typing import Any
 import asyncpg
 from faststream import AckPolicy, FastStream
 from faststream.kafka import KafkaBroker
-from faststream.kafka.annotations import KafkaMessage
 from opentelemetry.sdk.trace import TracerProvider
 from pydantic import BaseModel, ValidationError
 
@@ -105,7 +104,7 @@ def build_app(
         max_workers=COMMAND_CONCURRENCY,
         **CONSUMER_DEFAULTS,
     )
-    async def on_command(command: ServiceCommand, message: KafkaMessage) -> Reply:
+    async def on_command(command: ServiceCommand) -> Reply:
         handler = handlers.get(type(command))
         if handler is None:
             return Reply(
@@ -114,6 +113,9 @@ def build_app(
                     code="unsupported", message=f"the {name} service does not handle {command.type}"
                 ),
             )
+        # Read from the context directly: an injected `KafkaMessage` parameter is resolved in a
+        # worker thread on every message, which cost more than the rest of a ping.
+        message = broker.context.get_local("message")
         context = CommandContext(runtime, message.reply_to, message.correlation_id or "")
         return await handler(command, context)
 

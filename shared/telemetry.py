@@ -8,6 +8,7 @@ from opentelemetry import trace
 from opentelemetry.sdk.resources import SERVICE_INSTANCE_ID, SERVICE_NAME, Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
+from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ALWAYS_ON, ParentBased
 
 from shared.settings import Settings
 
@@ -17,13 +18,16 @@ log = logging.getLogger(__name__)
 def setup_tracing(service_name: str, instance_id: str, settings: Settings) -> TracerProvider:
     """Create this process's tracer provider and make it the global one.
 
-    Spans are always recorded so trace context propagates through Kafka headers; they leave the
-    process only when an OTLP endpoint is configured (the exporter reads the standard OTEL_* vars).
+    With an OTLP endpoint, spans are recorded (honouring the caller's sampling decision) and
+    exported. Without one, nothing would read them: they are not recorded, which saves the CPU,
+    while trace context still propagates through HTTP and Kafka headers.
     """
+    exporting = bool(settings.otel_exporter_otlp_endpoint)
     provider = TracerProvider(
-        resource=Resource.create({SERVICE_NAME: service_name, SERVICE_INSTANCE_ID: instance_id})
+        resource=Resource.create({SERVICE_NAME: service_name, SERVICE_INSTANCE_ID: instance_id}),
+        sampler=ParentBased(ALWAYS_ON if exporting else ALWAYS_OFF),
     )
-    if settings.otel_exporter_otlp_endpoint:
+    if exporting:
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
         provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))

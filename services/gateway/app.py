@@ -10,7 +10,6 @@ from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, HTTPException, Request, Response, status
 from faststream.kafka import KafkaBroker
-from faststream.kafka.annotations import KafkaMessage
 from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 from pydantic import BaseModel, Field
 
@@ -59,8 +58,9 @@ def create_app(settings: Settings) -> FastAPI:
     # A fresh topic per instance, read from its start: no reply can slip past before the
     # consumer has its position.
     @broker.subscriber(replies.name, include_in_schema=False, **CONSUMER_DEFAULTS)
-    async def on_reply(body: dict[str, Any], message: KafkaMessage) -> None:
-        client.resolve(message.correlation_id, body)
+    async def on_reply(body: dict[str, Any]) -> None:
+        # The message from the context, not an injected parameter (resolved in a worker thread).
+        client.resolve(broker.context.get_local("message").correlation_id, body)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from faststream import FastStream
 
 from services.intent import handlers
+from services.intent.batching import BatchingClassifier
 from services.intent.domain.classifier import IntentClassifier, builtin_examples
 from services.intent.domain.detector import IntentDetector
 from services.intent.domain.slots import SlotExtractor
@@ -28,6 +29,7 @@ def build_detector(settings: Settings) -> IntentDetector:
 @dataclass
 class _Dependencies:
     detector: IntentDetector | None = None
+    classifier: BatchingClassifier | None = None
 
 
 def create_app(settings: Settings) -> tuple[FastStream, Runtime]:
@@ -35,10 +37,14 @@ def create_app(settings: Settings) -> tuple[FastStream, Runtime]:
 
     async def startup(runtime: Runtime) -> None:
         deps.detector = build_detector(settings)
+        deps.classifier = BatchingClassifier(deps.detector.classifier)
 
     async def detect(command: DetectIntentCommand, context: CommandContext) -> Reply:
-        assert deps.detector is not None, "the detector is built at startup"
-        result = await handlers.detect_intent(command, deps.detector, context.runtime.db)
+        assert deps.detector is not None, "built at startup"
+        assert deps.classifier is not None, "built at startup"
+        result = await handlers.detect_intent(
+            command, deps.detector, deps.classifier, context.runtime.db
+        )
         return Reply(ok=True, data=result.model_dump(mode="json"))
 
     return build_app(

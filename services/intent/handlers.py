@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncpg
 
 from services.intent import repository
+from services.intent.batching import BatchingClassifier
 from services.intent.domain.detector import IntentDetector
 from shared import outbox
 from shared.events import DetectIntentCommand, IntentDetected, IntentResult
@@ -12,14 +13,18 @@ from shared.topics import INTENT_DETECTED
 
 
 async def detect_intent(
-    command: DetectIntentCommand, detector: IntentDetector, pool: asyncpg.Pool
+    command: DetectIntentCommand,
+    detector: IntentDetector,
+    classifier: BatchingClassifier,
+    pool: asyncpg.Pool,
 ) -> IntentResult:
     """Detect, log, and announce on `intent.detected` (through the outbox, in one transaction)."""
+    intent, confidence = await classifier.predict(command.message)
     async with pool.acquire() as conn:
         previous = None
         if command.conversation_id:
             previous = await repository.previous_turn(conn, command.conversation_id)
-        detection = detector.detect(command.message, previous)
+        detection = detector.decide(command.message, intent, confidence, previous)
         event = IntentDetected(
             correlation_id=command.correlation_id,
             conversation_id=command.conversation_id,

@@ -6,7 +6,7 @@ from faststream import AckPolicy, FastStream
 from faststream.kafka import KafkaBroker
 
 from services.workflow.handlers import start_workflow_from_intent
-from shared.broker import CONSUMER_DEFAULTS
+from shared.broker import BACKGROUND_CONSUMER
 from shared.events import IntentDetected
 from shared.service import Runtime, build_app
 from shared.settings import Settings
@@ -18,7 +18,7 @@ def register(broker: KafkaBroker, runtime: Runtime) -> None:
         INTENT_DETECTED.name,
         group_id="workflow.intents",
         ack_policy=AckPolicy.NACK_ON_ERROR,
-        **CONSUMER_DEFAULTS,
+        **BACKGROUND_CONSUMER,
     )
     async def on_intent_detected(event: IntentDetected) -> None:
         await start_workflow_from_intent(runtime.db, event)

@@ -71,8 +71,14 @@ class IntentDetector:
         self.threshold = threshold
 
     def detect(self, message: str, previous: PreviousTurn | None = None) -> Detection:
-        language = detect_language(message)
         intent, confidence = self.classifier.predict(message)
+        return self.decide(message, intent, confidence, previous)
+
+    def decide(
+        self, message: str, intent: str, confidence: float, previous: PreviousTurn | None = None
+    ) -> Detection:
+        """Everything after classification: slots, conversation context, clarification."""
+        language = detect_language(message)
         spec = INTENTS[intent]
         slots = self.extractor.extract(message) if spec.mode == "workflow" else Slots()
 

@@ -95,6 +95,11 @@ class Settings(BaseSettings):
     llm_cache_ttl_seconds: int = Field(
         86_400, ge=1, description="LLM_CACHE_TTL_SECONDS: how long an answer stays cached."
     )
+    gateway_serves_cache_hits: bool = Field(
+        True,
+        description="GATEWAY_SERVES_CACHE_HITS: the gateway answers cache hits from Redis itself "
+        "(no Kafka round trip); false sends every request to the inference service.",
+    )
     inference_timeout_seconds: float = Field(
         120.0,
         gt=0,

@@ -146,7 +146,7 @@ async def infer(
     cache: AnswerCache = request.app.state.answer_cache
     model_req = model_request(body, settings)
 
-    if body.cache == "default":
+    if body.cache == "default" and settings.gateway_serves_cache_hits:
         hit = await cache.get(model_req.cache_key())
         if hit is not None:
             if body.stream:

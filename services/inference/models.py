@@ -85,6 +85,7 @@ class ModelClient:
                     messages=_messages(request),
                     temperature=request.temperature,
                     max_tokens=request.max_tokens,
+                    stream=False,
                 )
                 text = response.choices[0].message.content or ""
             except (openai.APIError, ValueError, IndexError) as exc:

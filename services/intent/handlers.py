@@ -25,16 +25,19 @@ async def detect_intent(
         if command.conversation_id:
             previous = await repository.previous_turn(conn, command.conversation_id)
         detection = detector.decide(command.message, intent, confidence, previous)
+        decided = {
+            "mode": detection.mode,
+            "intent": detection.intent,
+            "confidence": detection.confidence,
+            "slots": detection.slots,
+            "needs_clarification": detection.needs_clarification,
+        }
         event = IntentDetected(
             correlation_id=command.correlation_id,
             conversation_id=command.conversation_id,
             message=command.message,
-            mode=detection.mode,
-            intent=detection.intent,
-            confidence=detection.confidence,
-            slots=detection.slots,
-            needs_clarification=detection.needs_clarification,
             requested_by=command.requested_by,
+            **decided,
         )
         async with conn.transaction():
             await repository.log_detection(conn, event, detection)
@@ -42,12 +45,8 @@ async def detect_intent(
     starts_workflow = detection.mode == "workflow" and not detection.needs_clarification
     return IntentResult(
         intent_id=event.intent_id,
-        mode=detection.mode,
-        intent=detection.intent,
-        confidence=detection.confidence,
-        slots=detection.slots,
         language=detection.language,
-        needs_clarification=detection.needs_clarification,
         clarification_question=detection.clarification_question,
         workflow_id=event.workflow_id if starts_workflow else None,
+        **decided,
     )

@@ -13,6 +13,8 @@ from openai.types.chat import ChatCompletionMessageParam
 
 from tests.support.fake_llm import Behaviour, FakeLLM
 
+pytestmark = pytest.mark.integration
+
 HELLO: list[ChatCompletionMessageParam] = [{"role": "user", "content": "hello there"}]
 
 

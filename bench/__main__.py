@@ -1,4 +1,4 @@
-"""`python -m bench`: the gateway's request/reply and intent benchmarks (see bench.run)."""
+"""`python -m bench`: the request/reply, intent and inference benchmarks (see bench.run)."""
 
 import sys
 

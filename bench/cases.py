@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import platform
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -88,17 +88,20 @@ def table(rows: list[Row]) -> str:
     )
 
 
-def cpu_table(rows: list[Row]) -> str:
-    """Each run's CPU shares, in percent of one core (top's %CPU)."""
-    header = ("endpoint", "workers", "clients", *cpu.COLUMNS)
+def cpu_table(
+    rows: list[Row], label: Callable[[Row], str] = lambda r: r.endpoint, heading: str = "endpoint"
+) -> str:
+    """Each run's CPU shares, in percent of one core (top's %CPU): the columns some run has."""
+    columns = [c for c in cpu.COLUMNS if any(c in r.cpu_percent for r in rows)]
+    header = (heading, "workers", "clients", *columns)
     return _render(
         [header]
         + [
             (
-                r.endpoint,
+                label(r),
                 str(r.workers),
                 str(r.connections),
-                *(f"{r.cpu_percent[c]:.0f}" if c in r.cpu_percent else "-" for c in cpu.COLUMNS),
+                *(f"{r.cpu_percent[c]:.0f}" if c in r.cpu_percent else "-" for c in columns),
             )
             for r in rows
         ]

@@ -4,10 +4,14 @@ A share is the CPU time a group of processes used during the run divided by the 
 in percent of one core (so 200 % is both cores of a 2-core machine). It is read from /proc before
 and after the run, so it covers the whole run rather than one `top` refresh:
 
-- each part of the stack (`gateway`, `intent`, `workflow`, `tansu`): the process trees rooted at
-  the pids the stack gives (a multi-worker gateway's workers included);
+- each part of the stack (`gateway`, `intent`, `inference`, `workflow`, `tansu`): the process
+  trees rooted at the pids the stack gives (a multi-worker gateway's workers included);
 - `postgres`: the server's processes, less the backends serving other databases (another
   developer's tests on the same server count as `other`);
+- `redis`: the Redis (or Valkey) server's processes. It is shared, so another developer's tests
+  using it at the time count here too;
+- `bench`: this process alone, not its children (the inference benchmark's fake model server
+  runs in one of its threads);
 - `wrk`: the load generator (this process's children reaped during the run);
 - `other`: every other busy cycle on the machine; `idle`: what nobody used.
 
@@ -27,7 +31,20 @@ PROC = Path("/proc")
 TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 # "postgres: 15/main: user database 127.0.0.1(5432) idle" or "... [local] idle": a client backend.
 _CLIENT_BACKEND = re.compile(r"\(\d+\)|\[local\]")
-COLUMNS = ("gateway", "intent", "workflow", "tansu", "postgres", "wrk", "other", "idle")
+COLUMNS = (
+    "gateway",
+    "intent",
+    "inference",
+    "workflow",
+    "tansu",
+    "postgres",
+    "redis",
+    "bench",
+    "wrk",
+    "other",
+    "idle",
+)
+_REDIS_COMMS = frozenset({"redis-server", "valkey-server"})
 
 
 @dataclass(frozen=True)
@@ -134,6 +151,8 @@ class Sampler:
 
         shares = {name: used(_tree(procs, pids)) for name, pids in self._roots.items()}
         shares["postgres"] = used(_postgres(after.procs, self._database))
+        shares["redis"] = used({pid for pid, p in after.procs.items() if p.comm in _REDIS_COMMS})
+        shares["bench"] = used({os.getpid()})
         shares["wrk"] = (after.children - before.children) / seconds * 100
         jiffies = (after.busy - before.busy) + (after.idle - before.idle)
         cores = os.cpu_count() or 1

@@ -1,12 +1,17 @@
 """`python -m bench`: bring up a stack of its own, drive it with wrk, print and record the numbers.
 
-Two benchmarks share the stack (see their modules):
+Three benchmarks share the stack (see their modules):
 
 - request-reply (bench.request_reply): `GET /healthz` and `GET /api/services/intent/ping`, with
   1 and 32 clients, then 32 clients against a gateway on 2 uvicorn workers;
   bench/results/request_reply.json.
 - intent (bench.intent): `POST /api/ai-assistant/intent` with 1 and 32 clients, the gateway on
   1 worker, against issue 3's targets; bench/results/intent.json.
+- inference (bench.inference): `POST /api/ai-assistant/inference` against a fake model server in
+  this process: cache hits with 1 and 32 clients, served by the gateway and (for comparison) by
+  the inference service through Kafka, and the latency a miss adds to a model call, against issue
+  4's targets; bench/results/inference.json. The inference service runs (alone) for this one
+  only; it and the gateway get the model settings.
 
 Each endpoint gets a warm-up run first. During every measured run the CPU used by each part of the
 stack is sampled from /proc (bench.cpu), to show where the time goes.
@@ -21,9 +26,9 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from bench import cpu, intent, request_reply, wrk
+from bench import cpu, inference, intent, request_reply, wrk
 from bench.cases import Case, Row, cpu_table, table
-from bench.stack import BenchStack, StackError
+from bench.stack import SERVICES, BenchStack, StackError
 from deploy.infra import InfraStartError
 from shared.errors import DependencyUnavailable
 
@@ -101,6 +106,8 @@ def report(rows: list[Row], checked: list[dict[str, Any]], seconds: int, version
     if intent_rows:
         written.append(intent.write_results(intent_rows, checked, seconds, version))
 
+    if not rows:
+        return
     print()
     print(table(rows))
     overhead = request_reply.kafka_overhead_ms(rows)
@@ -143,8 +150,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=int, default=10, help="length of each measured run")
     parser.add_argument(
         "--only",
-        choices=("request-reply", "intent"),
-        help="run one benchmark (default: both)",
+        choices=("request-reply", "intent", "inference"),
+        help="run one benchmark (default: all three)",
     )
     parser.add_argument(
         "--two-workers",
@@ -154,30 +161,50 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
-    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per readiness poll
+    for noisy in ("httpx", "httpx2"):  # one line per readiness poll, per model call (openai)
+        logging.getLogger(noisy).setLevel(logging.WARNING)
     todo: list[Case] = []
     if args.only in (None, "request-reply"):
         todo += request_reply.cases(args.two_workers)
     if args.only in (None, "intent"):
         todo += intent.cases()
+    with_inference = args.only in (None, "inference")
+    services: tuple[str, ...] = SERVICES if todo else ()  # inference.measure starts its own
+    rows: list[Row] = []
+    checked: list[dict[str, Any]] = []
+    measured: inference.Measured | None = None
     try:
         wrk_version = wrk.version()
-        with tempfile.TemporaryDirectory(prefix="bench-") as tmp, BenchStack(Path(tmp)) as stack:
-            scripts = {
-                "get": wrk.write_script(Path(tmp), stack.api_key),
-                "intent": wrk.write_post_script(
-                    Path(tmp), stack.api_key, intent.messages(), "intent"
-                ),
-            }
-            rows, checked = measure(stack, scripts, todo, args.seconds)
+        with (
+            tempfile.TemporaryDirectory(prefix="bench-") as tmp,
+            BenchStack(Path(tmp), services) as stack,
+        ):
+            if todo:
+                scripts = {
+                    "get": wrk.write_script(Path(tmp), stack.api_key),
+                    "intent": wrk.write_post_script(
+                        Path(tmp), stack.api_key, intent.messages(), "intent"
+                    ),
+                }
+                rows, checked = measure(stack, scripts, todo, args.seconds)
+            if with_inference:
+                measured = inference.measure(stack, Path(tmp), args.seconds)
     except (
         wrk.WrkError,
         StackError,
         intent.IntentCheckError,
+        inference.InferenceCheckError,
         InfraStartError,
         DependencyUnavailable,
     ) as exc:
         print(f"bench: error: {exc}", file=sys.stderr)
         return 1
     report(rows, checked, args.seconds, wrk_version)
+    if measured is not None:
+        inference.report(measured)
+        path = inference.write_results(measured, args.seconds, wrk_version)
+        print(f"results written to {path}")
+        errors = sum(r.result.errors for r in measured.rows)
+        if errors or not all(r.extra["all_hits"] for r in measured.rows):
+            print("bench: not every inference request was a 2xx cache hit", file=sys.stderr)
     return 0

@@ -1,9 +1,15 @@
-"""A stack of its own for a benchmark: a fresh Tansu broker, a database `bench_<hex>`, the intent
-and workflow services and the gateway, none shared with what a developer runs (`make run`, the
-tests). The workflow service consumes `intent.detected` as in production, so a benchmark of
-`POST /api/ai-assistant/intent` pays for what that endpoint sets off.
+"""A stack of its own for a benchmark: a fresh Tansu broker, a database `bench_<hex>`, the
+services a benchmark needs (by default the intent and workflow services) and the gateway, none
+shared with what a developer runs (`make run`, the tests). The workflow service consumes
+`intent.detected` as in production, so a benchmark of `POST /api/ai-assistant/intent` pays for
+what that endpoint sets off.
 
-Redis is the one shared part (the usual local server, or REDIS_URL): the gateway only pings it.
+A benchmark can change the services that run (`use_services`, the inference benchmark runs the
+inference service alone) and add to their environment and the gateway's (the model settings,
+GATEWAY_SERVES_CACHE_HITS).
+
+Redis is the one shared part (the usual local server, or REDIS_URL): the gateway pings it, and the
+inference benchmark caches answers in it (keys of its own, deleted afterwards).
 """
 
 from __future__ import annotations
@@ -32,7 +38,7 @@ from shared.topics import ALL_TOPICS
 
 log = logging.getLogger("bench.stack")
 READY_TIMEOUT = 60.0
-SERVICES = ("intent", "workflow")  # started once, in this order, and pinged before a run
+SERVICES = ("intent", "workflow")  # the default: started once, in this order, pinged before a run
 # 'workflow.start-from-intent' is services.workflow.handlers.CONSUMER.
 _BACKLOG_SQL = """
 SELECT
@@ -73,8 +79,13 @@ def tail(path: Path, lines: int = 20) -> str:
 class BenchStack:
     """start() brings everything up; stop() takes it all down and drops the database."""
 
-    def __init__(self, work_dir: Path) -> None:
+    def __init__(
+        self,
+        work_dir: Path,
+        services: tuple[str, ...] = SERVICES,
+    ) -> None:
         self.work_dir = work_dir
+        self.services = services
         self.log_dir = work_dir / "logs"
         self.database = f"bench_{uuid.uuid4().hex[:12]}"
         env = dict(os.environ)
@@ -94,28 +105,41 @@ class BenchStack:
     # -- lifecycle ---------------------------------------------------------------------------
 
     def start(self) -> None:
-        """Broker, database, topics, migrations, an admin key, the intent and workflow services."""
+        """Broker, database, topics, migrations, an admin key, then the services."""
         self._endpoints = self._infra.start()
         if self._infra.tansu_pid is not None:
             self._pids.add(self._infra.tansu_pid)
         self.api_key = asyncio.run(self._prepare())
-        for name in SERVICES:
-            argv = [sys.executable, "-m", f"services.{name}"]
-            self._services[name] = self._supervise(ChildSpec(name, argv, {}))
+        self.use_services(self.services)
 
-    def start_gateway(self, workers: int) -> str:
-        """(Re)start the gateway with `workers` uvicorn workers; returns its URL once ready."""
+    def use_services(self, names: tuple[str, ...], env: dict[str, str] | None = None) -> None:
+        """Run exactly these services (stop the others, start the missing ones in order, with
+        `env` added to their environment), so an idle service does not load the broker during
+        another benchmark. Restart the gateway afterwards: it waits for the services it pings."""
+        for name in [n for n in self._services if n not in names]:
+            self._services.pop(name).stop()
+        for name in names:
+            if name not in self._services:
+                argv = [sys.executable, "-m", f"services.{name}"]
+                self._services[name] = self._supervise(ChildSpec(name, argv, {}), env)
+        self.services = names
+
+    def start_gateway(
+        self, workers: int, env: dict[str, str] | None = None, label: str = ""
+    ) -> str:
+        """(Re)start the gateway with `workers` uvicorn workers and `env` added to its
+        environment; returns its URL once ready. `label` tells its log apart."""
         self._stop_gateway()
         port = free_port()
-        name = f"gateway-{workers}w"
+        name = f"gateway-{workers}w" + (f"-{label}" if label else "")
         argv = [sys.executable, "-m", "services.gateway", "serve", "--port", str(port)]
         argv += ["--workers", str(workers)]
-        self._gateway = self._supervise(ChildSpec(name, argv, {}))
+        self._gateway = self._supervise(ChildSpec(name, argv, {}), env)
         self.url = f"http://127.0.0.1:{port}"
         self._wait(self._gateway, name, "/readyz", auth=False)
         # The gateway is ready before the services have joined their consumer groups (the intent
         # service trains its classifier first).
-        for service in SERVICES:
+        for service in self.services:
             self._wait(self._gateway, name, f"/api/services/{service}/ping", auth=True)
         return self.url
 
@@ -180,8 +204,8 @@ class BenchStack:
         )
         return env
 
-    def _supervise(self, spec: ChildSpec) -> Supervisor:
-        spec.env = self._child_env()
+    def _supervise(self, spec: ChildSpec, env: dict[str, str] | None = None) -> Supervisor:
+        spec.env = {**self._child_env(), **(env or {})}
         supervisor = Supervisor([spec], log_dir=self.log_dir)
         supervisor.start()
         self._pids.update(supervisor.pids.values())

@@ -6,7 +6,9 @@ socket errors are connect, read, write and timeout errors.
 
 `write_script` makes the GET script (no per-request Lua, so wrk stays as cheap as it can be);
 `write_post_script` makes one that POSTs a JSON body chosen per request from a small rotating set,
-and counts in `response()` the answers that are not 2xx and those that carry a `workflow_id`.
+and counts in `response()` the answers that are not 2xx and those that carry a `workflow_id`;
+`write_bodies_script` POSTs given JSON bodies in turn (each request formatted once, in `init()`)
+and counts the answers that are not 2xx and those that say `"cached":true`.
 """
 
 from __future__ import annotations
@@ -105,6 +107,62 @@ end
 )
 
 
+# Each thread formats its requests once; `request()` only picks the next one.
+_BODIES_SCRIPT = """\
+wrk.method = "POST"
+wrk.headers["Authorization"] = "Bearer @token@"
+wrk.headers["Content-Type"] = "application/json"
+
+local bodies = {
+@bodies@
+}
+
+local threads = {}
+
+function setup(thread)
+  table.insert(threads, thread)
+  thread:set("id", #threads)
+end
+
+function init(args)
+  n = id - 1                       -- threads start at different bodies
+  non2xx = 0
+  cached = 0
+  prepared = {}
+  for i, body in ipairs(bodies) do
+    prepared[i] = wrk.format(nil, nil, nil, body)
+  end
+end
+
+function request()
+  local i = n % #prepared + 1
+  n = n + 1
+  return prepared[i]
+end
+
+function response(status, headers, body)
+  if status < 200 or status > 299 then
+    non2xx = non2xx + 1
+  elseif body:find('"cached":true', 1, true) then
+    cached = cached + 1
+  end
+end
+
+function sum(name)
+  local total = 0
+  for _, thread in ipairs(threads) do
+    total = total + thread:get(name)
+  end
+  return total
+end
+
+""" + _fill(
+    _DONE,
+    extra=', "non_2xx": %d, "cached_replies": %d',
+    extra_args=', sum("non2xx"), sum("cached")',
+)
+
+
 @dataclass(frozen=True)
 class WrkResult:
     requests: int
@@ -118,6 +176,7 @@ class WrkResult:
     socket_errors: int
     non_2xx: int | None = None  # counted by the POST script only
     workflow_replies: int | None = None  # 2xx answers with a workflow_id (POST script only)
+    cached_replies: int | None = None  # 2xx answers with "cached":true (bodies script only)
 
     @property
     def errors(self) -> int:
@@ -159,6 +218,22 @@ def write_post_script(directory: Path, token: str, messages: list[str], name: st
     table = "\n".join(f"  {lua_string(body)}," for body in as_json)
     path = directory / f"{name}.lua"
     path.write_text(_fill(_POST_SCRIPT, token=token, messages=table), encoding="utf-8")
+    path.chmod(0o600)
+    return path
+
+
+def write_bodies_script(
+    directory: Path, token: str, bodies: list[dict[str, object]], name: str
+) -> Path:
+    """A script that POSTs `bodies` (as JSON) one per request in turn; `done()` adds `non_2xx`
+    and `cached_replies` to the summary."""
+    _check_token(token)
+    if not bodies:
+        raise ValueError("at least one body is needed")
+    as_json = [json.dumps(body, ensure_ascii=False, separators=(",", ":")) for body in bodies]
+    table = "\n".join(f"  {lua_string(body)}," for body in as_json)
+    path = directory / f"{name}.lua"
+    path.write_text(_fill(_BODIES_SCRIPT, token=token, bodies=table), encoding="utf-8")
     path.chmod(0o600)
     return path
 

@@ -30,21 +30,27 @@ def _channel(schema: str) -> str:
     return f"{schema}_outbox"
 
 
-async def enqueue(conn: Connection, schema: str, topic: str, key: str, event: Event) -> None:
-    """Add `event` to `schema`'s outbox inside the caller's transaction, with the current trace
-    context, and wake the relay when the transaction commits."""
+def insert_statement(schema: str, first_parameter: int = 1) -> str:
+    """`INSERT INTO <schema>.outbox ...` with numbered parameters from `first_parameter`, for a
+    writer that combines its own write and the event into one statement (one round trip)."""
+    p = [f"${first_parameter + i}" for i in range(5)]
+    return (
+        f"INSERT INTO {schema}.outbox (event_id, topic, key, payload, headers)"  # noqa: S608 - schema is ours
+        f" VALUES ({p[0]}, {p[1]}, {p[2]}, {p[3]}::jsonb, {p[4]}::jsonb)"
+    )
+
+
+def row(topic: str, key: str, event: Event) -> tuple[object, ...]:
+    """The parameters of `insert_statement`, with the current trace context."""
     carrier: dict[str, str] = {}
     propagate.inject(carrier)
-    await conn.execute(
-        f"INSERT INTO {schema}.outbox (event_id, topic, key, payload, headers)"  # noqa: S608 - schema is ours
-        " VALUES ($1, $2, $3, $4::jsonb, $5::jsonb)",
-        event.event_id,
-        topic,
-        key,
-        event.model_dump_json(),
-        json.dumps(carrier),
-    )
-    await conn.execute("SELECT pg_notify($1, '')", _channel(schema))
+    return (event.event_id, topic, key, event.model_dump_json(), json.dumps(carrier))
+
+
+async def enqueue(conn: Connection, schema: str, topic: str, key: str, event: Event) -> None:
+    """Add `event` to `schema`'s outbox inside the caller's transaction. A trigger on the table
+    wakes the relay when the transaction commits."""
+    await conn.execute(insert_statement(schema), *row(topic, key, event))
 
 
 class OutboxRelay:

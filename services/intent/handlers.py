@@ -7,7 +7,6 @@ import asyncpg
 from services.intent import repository
 from services.intent.batching import BatchingClassifier
 from services.intent.domain.detector import IntentDetector
-from shared import outbox
 from shared.events import DetectIntentCommand, IntentDetected, IntentResult
 from shared.topics import INTENT_DETECTED
 
@@ -39,9 +38,7 @@ async def detect_intent(
             requested_by=command.requested_by,
             **decided,
         )
-        async with conn.transaction():
-            await repository.log_detection(conn, event, detection)
-            await outbox.enqueue(conn, "intent", INTENT_DETECTED.name, str(event.intent_id), event)
+        await repository.log_and_announce(conn, event, detection, INTENT_DETECTED.name)
     starts_workflow = detection.mode == "workflow" and not detection.needs_clarification
     return IntentResult(
         intent_id=event.intent_id,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from services.intent.domain.detector import Detection, PreviousTurn
+from shared import outbox
 from shared.db import Connection
 from shared.events import IntentDetected, Slots
 
@@ -23,14 +24,26 @@ async def previous_turn(conn: Connection, conversation_id: str) -> PreviousTurn 
     )
 
 
-async def log_detection(conn: Connection, event: IntentDetected, detection: Detection) -> None:
-    await conn.execute(
-        """
+# One statement, so the log row and its event commit together in one round trip; only constant
+# fragments are joined here.
+_LOG_DETECTION = """
+    WITH logged AS (
         INSERT INTO intent.intent_log
             (intent_id, conversation_id, message, language, mode, intent, confidence, slots,
              needs_clarification, clarification_question, correlation_id, requested_by, created_at)
         VALUES ($1, $2, $3, $4, $5, $6, $7, $8::jsonb, $9, $10, $11, $12, $13)
-        """,
+    )
+"""
+_LOG_AND_ANNOUNCE = _LOG_DETECTION + outbox.insert_statement("intent", first_parameter=14)
+
+
+async def log_and_announce(
+    conn: Connection, event: IntentDetected, detection: Detection, topic: str
+) -> None:
+    """Log the detection and put its event in the outbox: one statement, so both or neither, in
+    one round trip."""
+    await conn.execute(
+        _LOG_AND_ANNOUNCE,
         event.intent_id,
         event.conversation_id,
         event.message,
@@ -44,4 +57,5 @@ async def log_detection(conn: Connection, event: IntentDetected, detection: Dete
         event.correlation_id,
         event.requested_by,
         event.occurred_at,
+        *outbox.row(topic, str(event.intent_id), event),
     )

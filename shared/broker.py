@@ -24,12 +24,20 @@ from shared.topics import DEAD_LETTER, TopicSpec
 
 log = logging.getLogger(__name__)
 
-# A new consumer group starts from the oldest message rather than skipping what was published
-# before it joined. An idle consumer's fetch waits at most this long on the broker: a few ms where a
-# caller waits (request/reply, workflow steps), instead of aiokafka's 500 ms; longer for events
-# nobody waits on synchronously, so idle consumers cost the broker less.
-CONSUMER_DEFAULTS: dict[str, Any] = {"fetch_max_wait_ms": 5, "auto_offset_reset": "earliest"}
-BACKGROUND_CONSUMER: dict[str, Any] = {**CONSUMER_DEFAULTS, "fetch_max_wait_ms": 100}
+
+def consumer_options(settings: Settings, *, background: bool = False) -> dict[str, Any]:
+    """Subscriber options. A new consumer group starts from the oldest message rather than
+    skipping what was published before it joined. A fetch waits on the broker for at most
+    KAFKA_FETCH_MAX_WAIT_MS (or KAFKA_BACKGROUND_FETCH_MAX_WAIT_MS for events nobody waits on
+    synchronously). Tansu answers a fetch only when that wait is over, even if data arrived, so
+    there the wait is most of a hop's latency; Apache Kafka answers as soon as data arrives, so
+    there it may be long and idle consumers cost the broker less."""
+    wait = (
+        settings.kafka_background_fetch_max_wait_ms
+        if background
+        else settings.kafka_fetch_max_wait_ms
+    )
+    return {"fetch_max_wait_ms": wait, "auto_offset_reset": "earliest"}
 
 
 class DeadLetterMiddleware(BaseMiddleware):

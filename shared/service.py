@@ -19,7 +19,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from pydantic import BaseModel, ValidationError
 
 from shared import migrations
-from shared.broker import CONSUMER_DEFAULTS, check_kafka, create_broker
+from shared.broker import check_kafka, consumer_options, create_broker
 from shared.db import create_pool
 from shared.errors import DependencyUnavailable
 from shared.events import PingCommand, Pong, Reply, ReplyError, ServiceCommand
@@ -102,7 +102,7 @@ def build_app(
         group_id=name,
         ack_policy=AckPolicy.ACK_FIRST,
         max_workers=COMMAND_CONCURRENCY,
-        **CONSUMER_DEFAULTS,
+        **consumer_options(settings),
     )
     async def on_command(command: ServiceCommand) -> Reply:
         handler = handlers.get(type(command))

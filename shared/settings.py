@@ -25,6 +25,19 @@ class Settings(BaseSettings):
     kafka_bootstrap_servers: str = Field(
         DEFAULT_KAFKA, description="KAFKA_BOOTSTRAP_SERVERS: comma-separated host:port list."
     )
+    kafka_fetch_max_wait_ms: int = Field(
+        5,
+        ge=0,
+        le=10_000,
+        description="KAFKA_FETCH_MAX_WAIT_MS: a consumer's fetch wait where a caller waits "
+        "(5 suits Tansu; Apache Kafka answers early, so 500 is fine there).",
+    )
+    kafka_background_fetch_max_wait_ms: int = Field(
+        100,
+        ge=0,
+        le=10_000,
+        description="KAFKA_BACKGROUND_FETCH_MAX_WAIT_MS: the same for events nobody waits on.",
+    )
     database_url: str = Field(
         DEFAULT_DATABASE_URL, description="DATABASE_URL: PostgreSQL DSN (postgresql://...)."
     )

@@ -19,7 +19,7 @@ from services.gateway.auth import authenticate, require
 from services.gateway.readiness import Readiness, check_all
 from services.gateway.rpc import ServiceClient
 from shared.answer_cache import AnswerCache
-from shared.broker import CONSUMER_DEFAULTS, check_kafka, create_broker, ensure_topics
+from shared.broker import check_kafka, consumer_options, create_broker, ensure_topics
 from shared.cache import create_redis
 from shared.db import create_pool
 from shared.events import PingCommand, Pong
@@ -57,7 +57,7 @@ def create_app(settings: Settings) -> FastAPI:
 
     # A fresh topic per instance, read from its start: no reply can slip past before the
     # consumer has its position.
-    @broker.subscriber(replies.name, include_in_schema=False, **CONSUMER_DEFAULTS)
+    @broker.subscriber(replies.name, include_in_schema=False, **consumer_options(settings))
     async def on_reply(body: dict[str, Any]) -> None:
         # The message from the context, not an injected parameter (resolved in a worker thread).
         client.resolve(broker.context.get_local("message").correlation_id, body)

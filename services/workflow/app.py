@@ -10,7 +10,7 @@ from faststream import AckPolicy, FastStream
 from faststream.kafka import KafkaBroker
 
 from services.workflow.handlers import start_workflow_from_intent
-from shared.broker import BACKGROUND_CONSUMER
+from shared.broker import consumer_options
 from shared.events import IntentDetected
 from shared.service import Runtime, build_app
 from shared.settings import Settings
@@ -25,7 +25,7 @@ def register(broker: KafkaBroker, runtime: Runtime) -> None:
         INTENT_DETECTED.name,
         group_id="workflow.intents",
         ack_policy=AckPolicy.NACK_ON_ERROR,
-        **BACKGROUND_CONSUMER,
+        **consumer_options(runtime.settings, background=True),
     )
     async def on_intent_detected(event: IntentDetected) -> None:
         try:

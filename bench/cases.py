@@ -1,14 +1,19 @@
-"""What one benchmark run is (a Case), what it measured (a Row), and how rows are printed."""
+"""What one benchmark run is (a Case), how it is measured and what it measured (a Row), how rows
+are printed, and how a benchmark's results file is written."""
 
 from __future__ import annotations
 
+import json
 import os
 import platform
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 from bench import cpu, wrk
+from bench.stack import BenchStack
 
 
 @dataclass(frozen=True)
@@ -58,6 +63,47 @@ def machine(wrk_version: str) -> dict[str, object]:
     }
 
 
+def measured_run(
+    stack: BenchStack, url: str, script: Path, *, connections: int, threads: int, seconds: int
+) -> tuple[wrk.WrkResult, dict[str, float]]:
+    """A measured wrk run, and the CPU each part of the stack used during it."""
+    sampler = cpu.Sampler(stack.process_roots(), stack.database)
+    sampler.start()
+    result = wrk.run(url, script, connections=connections, threads=threads, seconds=seconds)
+    return result, sampler.stop()
+
+
+def write_document(
+    path: Path,
+    benchmark: str,
+    seconds: int,
+    wrk_version: str,
+    document: dict[str, Any],
+    *,
+    ensure_ascii: bool = True,
+) -> Path:
+    """Write a benchmark's results: what it is, when and where it ran, then `document`."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    head = {
+        "benchmark": benchmark,
+        "recorded_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "machine": machine(wrk_version),
+        "seconds_per_run": seconds,
+    }
+    path.write_text(json.dumps({**head, **document}, indent=2, ensure_ascii=ensure_ascii) + "\n")
+    return path
+
+
+def latency_cells(result: wrk.WrkResult) -> tuple[str, str, str, str]:
+    """A run's request rate and p50, p99 and p99.9 latencies, as the tables print them."""
+    return (
+        f"{result.rps:,.0f}",
+        f"{result.p50_ms:.2f}",
+        f"{result.p99_ms:.2f}",
+        f"{result.p999_ms:.2f}",
+    )
+
+
 def _render(lines: Sequence[tuple[str, ...]]) -> str:
     widths = [max(len(line[i]) for line in lines) for i in range(len(lines[0]))]
 
@@ -77,10 +123,7 @@ def table(rows: list[Row]) -> str:
                 f"{r.method} {r.endpoint}",
                 str(r.workers),
                 str(r.connections),
-                f"{r.result.rps:,.0f}",
-                f"{r.result.p50_ms:.2f}",
-                f"{r.result.p99_ms:.2f}",
-                f"{r.result.p999_ms:.2f}",
+                *latency_cells(r.result),
                 str(r.result.errors),
             )
             for r in rows

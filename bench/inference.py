@@ -32,7 +32,6 @@ the `gateway` set-up (the product's default); the other is shown beside it for c
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import math
 import statistics
@@ -48,9 +47,9 @@ import openai
 import redis
 
 from bench import cpu, wrk
-from bench.cases import Row, _render, cpu_table, machine
+from bench.cases import Row, _render, cpu_table, latency_cells, measured_run, write_document
 from bench.stack import BenchStack
-from bench.wrk import WrkResult
+from bench.targets import Target, print_verdicts
 from shared.inference import ChatMessage, ModelRequest
 from shared.settings import Settings
 from tests.support.fake_llm import Behaviour, FakeLLM
@@ -61,8 +60,6 @@ INFERENCE = "/api/ai-assistant/inference"
 SERVICES = ("inference",)  # the only ones running during this benchmark
 MODEL = "bench-model"
 CACHE_TTL_SECONDS = 3600
-WARMUP_SECONDS = 3
-WARMUP_CONNECTIONS = 8
 CLIENTS = ((1, 1), (32, 2))  # (connections, wrk threads)
 MISS_REQUESTS = 100
 MISS_WARMUP = 10
@@ -167,14 +164,8 @@ def _measure(stack: BenchStack, fake: FakeLLM, directory: Path, seconds: int) ->
                 measured.warmed = _warm(url, stack.api_key, fake, questions, keys, settings)
             else:
                 _check_hits(url, stack.api_key, fake, questions)
-            log.info("warming up POST %s for %d s", INFERENCE, WARMUP_SECONDS)
-            wrk.run(
-                url + INFERENCE,
-                script,
-                connections=WARMUP_CONNECTIONS,
-                threads=2,
-                seconds=WARMUP_SECONDS,
-            )
+            log.info("warming up POST %s for %d s", INFERENCE, wrk.WARMUP_SECONDS)
+            wrk.warm_up(url + INFERENCE, script)
             for connections, threads in CLIENTS:
                 measured.rows.append(
                     _hit_run(stack, fake, url, script, label, serves, connections, threads, seconds)
@@ -216,12 +207,7 @@ def _warm(
 ) -> dict[str, Any]:
     """Ask each question once: each must be a miss answered by the model, and be cached."""
     before = len(fake.calls)
-    headers = {"Authorization": f"Bearer {api_key}"}
-    with httpx.Client(base_url=url, headers=headers, timeout=30.0) as client:
-        for question in questions:
-            reply = _post(client, {"message": question})
-            if reply["cached"]:
-                raise InferenceCheckError(f"{question!r} was a hit before it was ever asked")
+    _ask_each(url, api_key, questions, False, "was a hit before it was ever asked")
     calls = len(fake.calls) - before
     cache = _redis(settings)
     try:
@@ -240,13 +226,19 @@ def _warm(
 
 def _check_hits(url: str, api_key: str, fake: FakeLLM, questions: list[str]) -> None:
     before = len(fake.calls)
+    _ask_each(url, api_key, questions, True, "was not a hit after the warm-up")
+    if len(fake.calls) != before:
+        raise InferenceCheckError("the model server was called for an answer already cached")
+
+
+def _ask_each(url: str, api_key: str, questions: list[str], cached: bool, otherwise: str) -> None:
+    """Ask each question in turn: each must get a 200 that is a hit if `cached`, else a miss
+    (the first that is not raises, `otherwise` saying what it was)."""
     headers = {"Authorization": f"Bearer {api_key}"}
     with httpx.Client(base_url=url, headers=headers, timeout=30.0) as client:
         for question in questions:
-            if not _post(client, {"message": question})["cached"]:
-                raise InferenceCheckError(f"{question!r} was not a hit after the warm-up")
-    if len(fake.calls) != before:
-        raise InferenceCheckError("the model server was called for an answer already cached")
+            if bool(_post(client, {"message": question})["cached"]) is not cached:
+                raise InferenceCheckError(f"{question!r} {otherwise}")
 
 
 def _post(client: httpx.Client, body: dict[str, Any]) -> dict[str, Any]:
@@ -273,12 +265,9 @@ def _hit_run(
     what = (INFERENCE, label, connections, threads, seconds)
     log.info("wrk POST %s (hits served by %s): %d connection(s), %d thread(s), %d s", *what)
     calls_before = len(fake.calls)
-    sampler = cpu.Sampler(stack.process_roots(), stack.database)
-    sampler.start()
-    result = wrk.run(
-        url + INFERENCE, script, connections=connections, threads=threads, seconds=seconds
+    result, shares = measured_run(
+        stack, url + INFERENCE, script, connections=connections, threads=threads, seconds=seconds
     )
-    shares = sampler.stop()
     model_calls = len(fake.calls) - calls_before
     all_hits = (
         model_calls == 0
@@ -432,14 +421,6 @@ def _forget(settings: Settings, keys: list[str]) -> None:
 # -- judging and reporting ------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Target:
-    name: str
-    connections: int
-    met: Callable[[WrkResult], bool]
-    measured: Callable[[WrkResult], str]
-
-
 TARGETS = [
     Target("1 client: p50 < 2 ms", 1, lambda r: r.p50_ms < 2, lambda r: f"{r.p50_ms:.2f} ms"),
     Target("1 client: p99 < 5 ms", 1, lambda r: r.p99_ms < 5, lambda r: f"{r.p99_ms:.2f} ms"),
@@ -458,10 +439,7 @@ def verdicts(rows: list[Row], served_by: str = GATEWAY) -> list[dict[str, Any]]:
     for target in TARGETS:
         row = by_clients.get(target.connections)
         if row is not None:
-            met = target.met(row.result) and bool(row.extra["all_hits"])
-            found.append(
-                {"target": target.name, "measured": target.measured(row.result), "met": met}
-            )
+            found.append(target.verdict(row.result, bool(row.extra["all_hits"])))
     if by_clients:
         rows_ok = [r for r in by_clients.values() if r.extra["all_hits"]]
         found.append(
@@ -495,10 +473,7 @@ def hits_table(rows: list[Row]) -> str:
             (
                 _served_by(r),
                 str(r.connections),
-                f"{r.result.rps:,.0f}",
-                f"{r.result.p50_ms:.2f}",
-                f"{r.result.p99_ms:.2f}",
-                f"{r.result.p999_ms:.2f}",
+                *latency_cells(r.result),
                 f"{r.result.max_ms:.2f}",
                 str(r.result.requests),
                 str(r.result.cached_replies),
@@ -578,22 +553,18 @@ def report(measured: Measured) -> None:
             f"  CPU during the miss runs, % of one core: {busy}; idle {shares.get('idle', 0):.0f}"
         )
     print("\nissue 4 targets (cache hits served by the gateway, GATEWAY_SERVES_CACHE_HITS=true):")
-    for v in verdicts(rows, GATEWAY):
-        print(f"  {'met    ' if v['met'] else 'NOT MET'}  {v['target']:<28} {v['measured']}")
+    print_verdicts(verdicts(rows, GATEWAY))
     print("the same targets with GATEWAY_SERVES_CACHE_HITS=false (for comparison):")
-    for v in verdicts(rows, VIA_KAFKA):
-        print(f"  {'met    ' if v['met'] else 'NOT MET'}  {v['target']:<28} {v['measured']}")
+    print_verdicts(verdicts(rows, VIA_KAFKA))
 
 
 def write_results(measured: Measured, seconds: int, wrk_version: str) -> Path:
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    document = {
-        "benchmark": f"POST {INFERENCE}: cache hits served by the gateway from Redis, or by the "
+    benchmark = (
+        f"POST {INFERENCE}: cache hits served by the gateway from Redis, or by the "
         "inference service through Kafka; and the added latency of a miss over calling the model "
-        "server directly (python -m bench)",
-        "recorded_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "machine": machine(wrk_version),
-        "seconds_per_run": seconds,
+        "server directly (python -m bench)"
+    )
+    document = {
         "model": {"server": "tests.support.fake_llm.FakeLLM (in the bench process)", "name": MODEL},
         "warm_up": measured.warmed,
         "targets": verdicts(measured.rows, GATEWAY),
@@ -601,5 +572,4 @@ def write_results(measured: Measured, seconds: int, wrk_version: str) -> Path:
         "cache_hits": [row.as_dict() for row in measured.rows],
         "misses": measured.misses,
     }
-    RESULTS.write_text(json.dumps(document, indent=2, ensure_ascii=False) + "\n")
-    return RESULTS
+    return write_document(RESULTS, benchmark, seconds, wrk_version, document, ensure_ascii=False)

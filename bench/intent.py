@@ -18,19 +18,16 @@ clients at least 400 requests/s and no errors (no socket error, no answer other 
 
 from __future__ import annotations
 
-import json
 import logging
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
 
-from bench.cases import Case, Row, machine
+from bench.cases import Case, Row, write_document
 from bench.stack import BenchStack
-from bench.wrk import WrkResult
+from bench.targets import Target
 
 log = logging.getLogger("bench.intent")
 RESULTS = Path(__file__).resolve().parent / "results" / "intent.json"
@@ -62,14 +59,6 @@ MESSAGES: list[tuple[str, str]] = [
 
 class IntentCheckError(RuntimeError):
     """The endpoint does not answer 200 to one of the benchmark's messages."""
-
-
-@dataclass(frozen=True)
-class Target:
-    name: str
-    connections: int
-    met: Callable[[WrkResult], bool]
-    measured: Callable[[WrkResult], str]
 
 
 TARGETS = [
@@ -139,8 +128,7 @@ def verdicts(rows: list[Row]) -> list[dict[str, Any]]:
     for target in TARGETS:
         result = by_clients.get(target.connections)
         if result is not None:
-            met = target.met(result)
-            found.append({"target": target.name, "measured": target.measured(result), "met": met})
+            found.append(target.verdict(result))
     return found
 
 
@@ -150,16 +138,13 @@ def write_results(
     seconds: int,
     wrk_version: str,
 ) -> Path:
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    benchmark = (
+        f"POST {INTENT}: gateway, Kafka, intent service, PostgreSQL; the workflow "
+        "service consuming intent.detected (python -m bench)"
+    )
     document = {
-        "benchmark": f"POST {INTENT}: gateway, Kafka, intent service, PostgreSQL; the workflow "
-        "service consuming intent.detected (python -m bench)",
-        "recorded_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "machine": machine(wrk_version),
-        "seconds_per_run": seconds,
         "messages": checked,
         "targets": verdicts(rows),
         "rows": [row.as_dict() for row in rows],
     }
-    RESULTS.write_text(json.dumps(document, indent=2, ensure_ascii=False) + "\n")
-    return RESULTS
+    return write_document(RESULTS, benchmark, seconds, wrk_version, document, ensure_ascii=False)

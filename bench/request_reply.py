@@ -12,11 +12,9 @@ generator competes with the stack for the same cores; compare numbers from one m
 
 from __future__ import annotations
 
-import json
-import time
 from pathlib import Path
 
-from bench.cases import Case, Row, machine
+from bench.cases import Case, Row, write_document
 
 RESULTS = Path(__file__).resolve().parent / "results" / "request_reply.json"
 PING = "/api/services/intent/ping"
@@ -38,14 +36,9 @@ def kafka_overhead_ms(rows: list[Row]) -> float | None:
 
 
 def write_results(rows: list[Row], seconds: int, wrk_version: str) -> Path:
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
     document = {
-        "benchmark": "gateway request/reply over Kafka (python -m bench)",
-        "recorded_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "machine": machine(wrk_version),
-        "seconds_per_run": seconds,
         "kafka_round_trip_p50_ms": kafka_overhead_ms(rows),
         "rows": [row.as_dict() for row in rows],
     }
-    RESULTS.write_text(json.dumps(document, indent=2) + "\n")
-    return RESULTS
+    benchmark = "gateway request/reply over Kafka (python -m bench)"
+    return write_document(RESULTS, benchmark, seconds, wrk_version, document)

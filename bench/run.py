@@ -26,15 +26,14 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from bench import cpu, inference, intent, request_reply, wrk
-from bench.cases import Case, Row, cpu_table, table
+from bench import inference, intent, request_reply, wrk
+from bench.cases import Case, Row, cpu_table, measured_run, table
 from bench.stack import SERVICES, BenchStack, StackError
+from bench.targets import print_verdicts
 from deploy.infra import InfraStartError
 from shared.errors import DependencyUnavailable
 
 log = logging.getLogger("bench")
-WARMUP_SECONDS = 3
-WARMUP_CONNECTIONS = 8
 
 
 def measure(
@@ -53,29 +52,23 @@ def measure(
             if case.endpoint not in warmed:
                 if case.script == "intent":
                     checked = intent.check_messages(url, stack.api_key)
-                log.info("warming up %s %s for %d s", case.method, case.endpoint, WARMUP_SECONDS)
-                wrk.run(
-                    url + case.endpoint,
-                    script,
-                    connections=WARMUP_CONNECTIONS,
-                    threads=2,
-                    seconds=WARMUP_SECONDS,
+                log.info(
+                    "warming up %s %s for %d s", case.method, case.endpoint, wrk.WARMUP_SECONDS
                 )
+                wrk.warm_up(url + case.endpoint, script)
                 warmed.add(case.endpoint)
                 if case.script == "intent":
                     intent.wait_for_workflows(stack)
             what = (case.method, case.endpoint, case.connections, case.threads, seconds)
             log.info("wrk %s %s: %d connection(s), %d thread(s), %d s", *what)
-            sampler = cpu.Sampler(stack.process_roots(), stack.database)
-            sampler.start()
-            result = wrk.run(
+            result, shares = measured_run(
+                stack,
                 url + case.endpoint,
                 script,
                 connections=case.connections,
                 threads=case.threads,
                 seconds=seconds,
             )
-            shares = sampler.stop()
             extra: dict[str, Any] = {}
             if case.script == "intent":
                 extra["workflow_catch_up"] = after = intent.wait_for_workflows(stack)
@@ -136,8 +129,7 @@ def report(rows: list[Row], checked: list[dict[str, Any]], seconds: int, version
     verdicts = intent.verdicts(rows)
     if verdicts:
         print("\nissue 3 targets (POST /api/ai-assistant/intent, gateway on 1 worker):")
-        for v in verdicts:
-            print(f"  {'met    ' if v['met'] else 'NOT MET'}  {v['target']:<28} {v['measured']}")
+        print_verdicts(verdicts)
     for path in written:
         print(f"results written to {path}")
     errors = sum(r.result.errors for r in rows)

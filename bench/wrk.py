@@ -22,6 +22,9 @@ from pathlib import Path
 # wrk's own timeout is 2 s; the gateway answers 504 after REQUEST_TIMEOUT_SECONDS (5 s), so give
 # it room to, and count that as an HTTP error rather than a socket timeout.
 WRK_TIMEOUT = "10s"
+# Each endpoint gets an unmeasured run first (`warm_up`).
+WARMUP_SECONDS = 3
+WARMUP_CONNECTIONS = 8
 
 
 def _fill(template: str, **values: str) -> str:
@@ -31,7 +34,7 @@ def _fill(template: str, **values: str) -> str:
     return template
 
 
-# `extra` is "" for the GET script and `, "non_2xx": %d, "workflow_replies": %d` for the POST one.
+# `extra` is "" for the GET script and `, "non_2xx": %d, "<its counter>": %d` for a POST one.
 _DONE = """\
 function done(summary, latency, requests)
   local e = summary.errors
@@ -50,17 +53,18 @@ _GET_SCRIPT = 'wrk.headers["Authorization"] = "Bearer @token@"\n\n' + _fill(
     _DONE, extra="", extra_args=""
 )
 
-# Each thread has its own Lua state: `setup()` (main state) numbers the threads and keeps them so
-# that `done()` can add up their counters. A conversation is one pass over the messages, so the
-# service's previous-turn lookup runs as in production (none of the messages needs clarifying,
-# so the previous turn changes nothing).
-_POST_SCRIPT = """\
+# The POST scripts: one template, filled per use with the name of its table, one counter of 2xx
+# answers (and the marker in the body that counts one, and its key in the JSON line), what else
+# `init()` prepares and how `request()` picks a request. Each thread has its own Lua state:
+# `setup()` (main state) numbers the threads and keeps them so that `done()` can add up their
+# counters. `@token@` and `@table@` are left for `_write_post`.
+_POST_TEMPLATE = """\
 wrk.method = "POST"
 wrk.headers["Authorization"] = "Bearer @token@"
 wrk.headers["Content-Type"] = "application/json"
 
-local messages = {
-@messages@
+local @items@ = {
+@table@
 }
 
 local threads = {}
@@ -71,11 +75,54 @@ function setup(thread)
 end
 
 function init(args)
-  n = id - 1                       -- threads start at different messages
+  n = id - 1                       -- threads start at different @items@
   non2xx = 0
-  workflows = 0
+  @counter@ = 0
+@init@end
+
+@request@
+function response(status, headers, body)
+  if status < 200 or status > 299 then
+    non2xx = non2xx + 1
+  elseif body:find('@marker@', 1, true) then
+    @counter@ = @counter@ + 1
+  end
 end
 
+function sum(name)
+  local total = 0
+  for _, thread in ipairs(threads) do
+    total = total + thread:get(name)
+  end
+  return total
+end
+
+"""
+
+
+def _post_script(
+    *, items: str, counter: str, marker: str, key: str, init: str, request: str
+) -> str:
+    done = _fill(
+        _DONE,
+        extra=f', "non_2xx": %d, "{key}": %d',
+        extra_args=f', sum("non2xx"), sum("{counter}")',
+    )
+    script = _fill(
+        _POST_TEMPLATE, items=items, counter=counter, marker=marker, init=init, request=request
+    )
+    return script + done
+
+
+# A conversation is one pass over the messages, so the service's previous-turn lookup runs as in
+# production (none of the messages needs clarifying, so the previous turn changes nothing).
+_POST_SCRIPT = _post_script(
+    items="messages",
+    counter="workflows",
+    marker='"workflow_id":"',
+    key="workflow_replies",
+    init="",
+    request="""\
 function request()
   local i = n % #messages + 1
   local conversation = string.format("bench-%d-%d", id, math.floor(n / #messages))
@@ -83,83 +130,28 @@ function request()
   local body = '{"message": ' .. messages[i] .. ', "conversation_id": "' .. conversation .. '"}'
   return wrk.format(nil, nil, wrk.headers, body)
 end
-
-function response(status, headers, body)
-  if status < 200 or status > 299 then
-    non2xx = non2xx + 1
-  elseif body:find('"workflow_id":"', 1, true) then
-    workflows = workflows + 1
-  end
-end
-
-function sum(name)
-  local total = 0
-  for _, thread in ipairs(threads) do
-    total = total + thread:get(name)
-  end
-  return total
-end
-
-""" + _fill(
-    _DONE,
-    extra=', "non_2xx": %d, "workflow_replies": %d',
-    extra_args=', sum("non2xx"), sum("workflows")',
+""",
 )
 
-
 # Each thread formats its requests once; `request()` only picks the next one.
-_BODIES_SCRIPT = """\
-wrk.method = "POST"
-wrk.headers["Authorization"] = "Bearer @token@"
-wrk.headers["Content-Type"] = "application/json"
-
-local bodies = {
-@bodies@
-}
-
-local threads = {}
-
-function setup(thread)
-  table.insert(threads, thread)
-  thread:set("id", #threads)
-end
-
-function init(args)
-  n = id - 1                       -- threads start at different bodies
-  non2xx = 0
-  cached = 0
+_BODIES_SCRIPT = _post_script(
+    items="bodies",
+    counter="cached",
+    marker='"cached":true',
+    key="cached_replies",
+    init="""\
   prepared = {}
   for i, body in ipairs(bodies) do
     prepared[i] = wrk.format(nil, nil, nil, body)
   end
-end
-
+""",
+    request="""\
 function request()
   local i = n % #prepared + 1
   n = n + 1
   return prepared[i]
 end
-
-function response(status, headers, body)
-  if status < 200 or status > 299 then
-    non2xx = non2xx + 1
-  elseif body:find('"cached":true', 1, true) then
-    cached = cached + 1
-  end
-end
-
-function sum(name)
-  local total = 0
-  for _, thread in ipairs(threads) do
-    total = total + thread:get(name)
-  end
-  return total
-end
-
-""" + _fill(
-    _DONE,
-    extra=', "non_2xx": %d, "cached_replies": %d',
-    extra_args=', sum("non2xx"), sum("cached")',
+""",
 )
 
 
@@ -200,12 +192,22 @@ def lua_string(text: str) -> str:
     return '"' + escaped.replace("\n", "\\n").replace("\r", "\\r") + '"'
 
 
-def write_script(directory: Path, token: str) -> Path:
-    _check_token(token)
-    path = directory / "bench.lua"
-    path.write_text(_fill(_GET_SCRIPT, token=token))
+def _write(directory: Path, name: str, script: str) -> Path:
+    path = directory / f"{name}.lua"
+    path.write_text(script, encoding="utf-8")
     path.chmod(0o600)
     return path
+
+
+def _write_post(directory: Path, name: str, script: str, token: str, as_json: list[str]) -> Path:
+    """`script` with the token and the table of JSON texts (as Lua strings) filled in."""
+    table = "\n".join(f"  {lua_string(body)}," for body in as_json)
+    return _write(directory, name, _fill(script, token=token, table=table))
+
+
+def write_script(directory: Path, token: str) -> Path:
+    _check_token(token)
+    return _write(directory, "bench", _fill(_GET_SCRIPT, token=token))
 
 
 def write_post_script(directory: Path, token: str, messages: list[str], name: str) -> Path:
@@ -215,11 +217,7 @@ def write_post_script(directory: Path, token: str, messages: list[str], name: st
     if not messages:
         raise ValueError("at least one message is needed")
     as_json = [json.dumps(message, ensure_ascii=False) for message in messages]
-    table = "\n".join(f"  {lua_string(body)}," for body in as_json)
-    path = directory / f"{name}.lua"
-    path.write_text(_fill(_POST_SCRIPT, token=token, messages=table), encoding="utf-8")
-    path.chmod(0o600)
-    return path
+    return _write_post(directory, name, _POST_SCRIPT, token, as_json)
 
 
 def write_bodies_script(
@@ -231,11 +229,7 @@ def write_bodies_script(
     if not bodies:
         raise ValueError("at least one body is needed")
     as_json = [json.dumps(body, ensure_ascii=False, separators=(",", ":")) for body in bodies]
-    table = "\n".join(f"  {lua_string(body)}," for body in as_json)
-    path = directory / f"{name}.lua"
-    path.write_text(_fill(_BODIES_SCRIPT, token=token, bodies=table), encoding="utf-8")
-    path.chmod(0o600)
-    return path
+    return _write_post(directory, name, _BODIES_SCRIPT, token, as_json)
 
 
 def version() -> str:
@@ -254,3 +248,8 @@ def run(url: str, script: Path, *, connections: int, threads: int, seconds: int)
     if proc.returncode != 0 or not lines:
         raise WrkError(f"{' '.join(argv)} failed ({proc.returncode}):\n{proc.stdout}{proc.stderr}")
     return WrkResult(**json.loads(lines[-1]))
+
+
+def warm_up(url: str, script: Path) -> WrkResult:
+    """The unmeasured run before an endpoint's measured ones."""
+    return run(url, script, connections=WARMUP_CONNECTIONS, threads=2, seconds=WARMUP_SECONDS)

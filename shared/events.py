@@ -222,6 +222,9 @@ class IntentResult(BaseModel):
     language: str = Field(..., examples=["en", "de", "es"])
     needs_clarification: bool
     clarification_question: str | None = None
+    detected_by: Literal["classifier", "language_model"] = Field(
+        "classifier", description="Who decided: the local classifier, or the language model."
+    )
     workflow_id: uuid.UUID | None = Field(
         None, description="The workflow this intent starts (derived from intent_id), if any."
     )

@@ -127,6 +127,7 @@ class InferCommand(BaseModel):
 
     type: Literal["infer"] = "infer"
     request: ModelRequest
+    purpose: str = Field("simple_answer", max_length=64, description="For token accounting.")
     cache: CacheMode = "default"
     stream: bool = False
     conversation_id: str | None = None

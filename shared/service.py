@@ -20,11 +20,12 @@ from opentelemetry.sdk.trace import TracerProvider
 from pydantic import BaseModel, ValidationError
 
 from shared import migrations
-from shared.broker import check_kafka, consumer_options, create_broker
+from shared.broker import check_kafka, consumer_options, create_broker, ensure_topics
 from shared.db import create_pool
 from shared.errors import DependencyUnavailable
 from shared.events import PingCommand, Pong, Reply, ReplyError, ServiceCommand
 from shared.outbox import OutboxRelay
+from shared.rpc import ServiceClient, attach_client
 from shared.settings import Settings, get_settings
 from shared.telemetry import setup_tracing, shutdown_tracing
 from shared.topics import command_topic
@@ -44,6 +45,7 @@ class Runtime:
     tracer_provider: TracerProvider | None = None
     broker: KafkaBroker | None = None
     pool: asyncpg.Pool | None = None
+    client: ServiceClient | None = None
 
     @property
     def db(self) -> asyncpg.Pool:
@@ -85,9 +87,11 @@ def build_app(
     outbox_schema: str | None = None,
     startup: Hook | None = None,
     shutdown: Hook | None = None,
+    asks_services: bool = False,
 ) -> tuple[FastStream, Runtime]:
     """A FastStream app for service `name`: it answers `ping` and the `commands` given, runs an
-    outbox relay for `outbox_schema`, and whatever `register` subscribes."""
+    outbox relay for `outbox_schema`, and whatever `register` subscribes. With `asks_services`,
+    `runtime.client` sends commands to other services and receives their replies."""
     runtime = Runtime(name=name, settings=settings)
     runtime.tracer_provider = setup_tracing(name, runtime.instance_id, settings)
     broker = create_broker(settings, client_id=name, tracer_provider=runtime.tracer_provider)
@@ -122,10 +126,16 @@ def build_app(
 
     if register is not None:
         register(broker, runtime)
+    if asks_services:
+        runtime.client, replies = attach_client(
+            broker, settings, name, runtime.instance_id, settings.request_timeout_seconds
+        )
 
     async def on_startup() -> None:
         nonlocal relay
         await check_kafka(settings)
+        if asks_services:
+            await ensure_topics(settings, [replies])
         runtime.pool = await create_pool(settings)
         if startup is not None:
             await startup(runtime)

@@ -69,6 +69,14 @@ class Settings(BaseSettings):
         le=1,
         description="INTENT_CONFIDENCE_THRESHOLD: below it, ask instead of guessing.",
     )
+    intent_model_fallback: bool = Field(
+        True,
+        description="INTENT_MODEL_FALLBACK: when a model is configured, ask it about messages the "
+        "classifier is unsure of, before asking the user.",
+    )
+    intent_model_timeout_seconds: float = Field(
+        3.0, gt=0, description="INTENT_MODEL_TIMEOUT_SECONDS: how long intent detection waits."
+    )
     intent_vocabulary_dir: Path | None = Field(
         None, description="INTENT_VOCABULARY_DIR: a folder of extra vocabulary JSON files."
     )

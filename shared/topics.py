@@ -64,9 +64,9 @@ def command_topic(service: str) -> TopicSpec:
     )
 
 
-def reply_topic(instance_id: str) -> TopicSpec:
+def reply_topic(instance_id: str, owner: str = "gateway") -> TopicSpec:
     return TopicSpec(
-        f"gateway.replies.{instance_id}", 1, "correlation_id", "Replies to one gateway."
+        f"{owner}.replies.{instance_id}", 1, "correlation_id", f"Replies to one {owner} process."
     )
 
 

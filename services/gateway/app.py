@@ -6,7 +6,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import Depends, FastAPI, HTTPException, Request, Response, status
 from faststream.kafka import KafkaBroker
@@ -17,16 +17,16 @@ from services.gateway import errors, routes_assistant, routes_inference
 from services.gateway.api_keys import KeyStore, Principal
 from services.gateway.auth import authenticate, require
 from services.gateway.readiness import Readiness, check_all
-from services.gateway.rpc import ServiceClient
 from shared.answer_cache import AnswerCache
-from shared.broker import check_kafka, consumer_options, create_broker, ensure_topics
+from shared.broker import check_kafka, create_broker, ensure_topics
 from shared.cache import create_redis
 from shared.db import create_pool
 from shared.events import PingCommand, Pong
+from shared.rpc import attach_client
 from shared.service import VERSION
 from shared.settings import Settings, get_settings
 from shared.telemetry import setup_tracing, shutdown_tracing
-from shared.topics import SERVICES, reply_topic
+from shared.topics import SERVICES
 
 
 class Health(BaseModel):
@@ -49,18 +49,12 @@ class PingResult(BaseModel):
 def create_app(settings: Settings) -> FastAPI:
     instance_id = uuid.uuid4().hex[:12]
     tracer_provider = setup_tracing("gateway", instance_id, settings)
-    replies = reply_topic(instance_id)
     broker: KafkaBroker = create_broker(
         settings, client_id="gateway", tracer_provider=tracer_provider
     )
-    client = ServiceClient(broker, replies.name, settings.request_timeout_seconds)
-
-    # A fresh topic per instance, read from its start: no reply can slip past before the
-    # consumer has its position.
-    @broker.subscriber(replies.name, include_in_schema=False, **consumer_options(settings))
-    async def on_reply(body: dict[str, Any]) -> None:
-        # The message from the context, not an injected parameter (resolved in a worker thread).
-        client.resolve(broker.context.get_local("message").correlation_id, body)
+    client, replies = attach_client(
+        broker, settings, "gateway", instance_id, settings.request_timeout_seconds
+    )
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

@@ -9,8 +9,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from services.gateway.rpc import ServiceTimeout
 from shared.events import Reply
+from shared.rpc import ServiceTimeout
 
 MAX_BODY_BYTES = 64 * 1024
 

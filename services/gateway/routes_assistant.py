@@ -10,8 +10,8 @@ from pydantic import BaseModel, ConfigDict, Field, StrictStr, field_validator
 from services.gateway.api_keys import Principal
 from services.gateway.auth import require
 from services.gateway.errors import unwrap
-from services.gateway.rpc import ServiceClient
 from shared.events import DetectIntentCommand, IntentResult
+from shared.rpc import ServiceClient
 
 router = APIRouter(prefix="/api/ai-assistant", tags=["assistant"])
 MAX_MESSAGE_CHARS = 4_000

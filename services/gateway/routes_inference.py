@@ -24,7 +24,6 @@ from pydantic import (
 from services.gateway.api_keys import Principal
 from services.gateway.auth import require
 from services.gateway.errors import http_error, unwrap
-from services.gateway.rpc import ServiceClient, ServiceTimeout
 from shared.answer_cache import AnswerCache
 from shared.events import Reply
 from shared.inference import (
@@ -38,6 +37,7 @@ from shared.inference import (
     estimate_tokens,
     replay_pieces,
 )
+from shared.rpc import ServiceClient, ServiceTimeout
 from shared.settings import Settings
 
 router = APIRouter(prefix="/api/ai-assistant", tags=["assistant"])

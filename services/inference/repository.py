@@ -13,7 +13,6 @@ async def record_attempts(
     command: InferCommand,
     attempts: list[Attempt],
     prices: dict[str, tuple[float, float]],
-    purpose: str = "simple_answer",
 ) -> None:
     """One row per model tried: its tokens and cost, or why it failed."""
     await pool.executemany(
@@ -26,7 +25,7 @@ async def record_attempts(
         [
             (
                 command.correlation_id,
-                purpose,
+                command.purpose,
                 a.model,
                 a.usage.prompt_tokens,
                 a.usage.completion_tokens,

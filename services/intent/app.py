@@ -12,6 +12,7 @@ from services.intent.domain.classifier import IntentClassifier, builtin_examples
 from services.intent.domain.detector import IntentDetector
 from services.intent.domain.slots import SlotExtractor
 from services.intent.domain.vocabulary import load_vocabulary
+from services.intent.model_fallback import ModelFallback
 from shared.events import DetectIntentCommand, Reply
 from shared.service import CommandContext, Runtime, build_app
 from shared.settings import Settings
@@ -30,6 +31,7 @@ def build_detector(settings: Settings) -> IntentDetector:
 class _Dependencies:
     detector: IntentDetector | None = None
     classifier: BatchingClassifier | None = None
+    fallback: ModelFallback | None = None
 
 
 def create_app(settings: Settings) -> tuple[FastStream, Runtime]:
@@ -38,12 +40,14 @@ def create_app(settings: Settings) -> tuple[FastStream, Runtime]:
     async def startup(runtime: Runtime) -> None:
         deps.detector = build_detector(settings)
         deps.classifier = BatchingClassifier(deps.detector.classifier)
+        assert runtime.client is not None, "asks_services gives the runtime a client"
+        deps.fallback = ModelFallback(runtime.client, settings, deps.detector.extractor.vocabulary)
 
     async def detect(command: DetectIntentCommand, context: CommandContext) -> Reply:
         assert deps.detector is not None, "built at startup"
         assert deps.classifier is not None, "built at startup"
         result = await handlers.detect_intent(
-            command, deps.detector, deps.classifier, context.runtime.db
+            command, deps.detector, deps.classifier, context.runtime.db, deps.fallback
         )
         return Reply(ok=True, data=result.model_dump(mode="json"))
 
@@ -53,4 +57,5 @@ def create_app(settings: Settings) -> tuple[FastStream, Runtime]:
         commands={DetectIntentCommand: detect},
         outbox_schema="intent",
         startup=startup,
+        asks_services=True,
     )

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import asyncpg
+
 from services.intent.domain.detector import Detection, PreviousTurn
 from shared import outbox
 from shared.db import Connection
 from shared.events import IntentDetected, Slots
 
 
-async def previous_turn(conn: Connection, conversation_id: str) -> PreviousTurn | None:
+async def previous_turn(
+    conn: asyncpg.Pool | Connection, conversation_id: str
+) -> PreviousTurn | None:
     row = await conn.fetchrow(
         "SELECT mode, intent, slots, needs_clarification FROM intent.intent_log"
         " WHERE conversation_id = $1 ORDER BY created_at DESC LIMIT 1",
@@ -38,7 +42,7 @@ _LOG_AND_ANNOUNCE = _LOG_DETECTION + outbox.insert_statement("intent", first_par
 
 
 async def log_and_announce(
-    conn: Connection, event: IntentDetected, detection: Detection, topic: str
+    conn: asyncpg.Pool | Connection, event: IntentDetected, detection: Detection, topic: str
 ) -> None:
     """Log the detection and put its event in the outbox: one statement, so both or neither, in
     one round trip."""

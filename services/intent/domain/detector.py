@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import Literal
 
 from services.intent.domain.classifier import IntentClassifier
 from services.intent.domain.language import Language, detect_language
+from services.intent.domain.model_extraction import ModelExtraction
 from services.intent.domain.slots import SlotExtractor
 from shared.events import Mode, Slots
 from shared.intents import INTENTS
@@ -53,6 +55,14 @@ class Detection:
     language: Language
     needs_clarification: bool = False
     clarification_question: str | None = None
+    detected_by: Literal["classifier", "language_model"] = "classifier"
+
+    @property
+    def unsure(self) -> bool:
+        """Asking because the classifier is unsure, not because a slot is missing."""
+        return (
+            self.needs_clarification and self.clarification_question in QUESTIONS["unsure"].values()
+        )
 
 
 def _merge(earlier: Slots, later: Slots) -> Slots:
@@ -92,7 +102,7 @@ class IntentDetector:
                 spec = INTENTS[previous.intent]
                 slots = _merge(previous.slots, self.extractor.extract(message))
                 confidence = max(confidence if intent == spec.name else 1 - confidence, 0.5)
-                return self._complete(spec.name, confidence, slots, language, asked=False)
+                return self._complete(spec.name, confidence, slots, language)
 
         if confidence < self.threshold:
             return Detection(
@@ -104,12 +114,21 @@ class IntentDetector:
                 needs_clarification=True,
                 clarification_question=QUESTIONS["unsure"][language],
             )
-        return self._complete(spec.name, confidence, slots, language, asked=False)
+        return self._complete(spec.name, confidence, slots, language)
+
+    def adopt(
+        self, message: str, extraction: ModelExtraction, previous: PreviousTurn | None = None
+    ) -> Detection:
+        """A language model's validated answer about a message the classifier was unsure of."""
+        slots = extraction.slots
+        if previous is not None and previous.mode == "workflow" and previous.needs_clarification:
+            slots = _merge(previous.slots, slots)
+        language = detect_language(message)
+        detection = self._complete(extraction.intent, self.threshold, slots, language)
+        return replace(detection, detected_by="language_model")
 
     @staticmethod
-    def _complete(
-        intent: str, confidence: float, slots: Slots, language: Language, *, asked: bool
-    ) -> Detection:
+    def _complete(intent: str, confidence: float, slots: Slots, language: Language) -> Detection:
         spec = INTENTS[intent]
         missing = spec.missing_slots(slots)
         return Detection(

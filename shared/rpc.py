@@ -1,9 +1,9 @@
-"""Request/reply to the services over Kafka.
+"""Request/reply to the services over Kafka, for the gateway and for services that ask others.
 
-FastStream's `broker.request()` works only in its test client, so correlation is ours: each gateway
-instance owns a reply topic (`gateway.replies.<instance>`), sends a command with `reply_to` and a
-correlation id, and resolves the waiting future when the reply arrives. Several gateway instances
-never see each other's replies.
+FastStream's `broker.request()` works only in its test client, so correlation is ours: each caller
+process owns a reply topic (`<owner>.replies.<instance>`), sends a command with `reply_to` and a
+correlation id, and hands each reply to the waiting request. Several instances never see each
+other's replies.
 """
 
 from __future__ import annotations
@@ -16,8 +16,10 @@ from typing import Any
 from faststream.kafka import KafkaBroker
 from pydantic import BaseModel
 
+from shared.broker import consumer_options
 from shared.events import Reply
-from shared.topics import command_topic
+from shared.settings import Settings
+from shared.topics import TopicSpec, command_topic, reply_topic
 
 
 class ServiceTimeout(Exception):
@@ -88,3 +90,20 @@ class ServiceClient:
             return False
         replies.put_nowait(Reply.model_validate(body))
         return True
+
+
+def attach_client(
+    broker: KafkaBroker, settings: Settings, owner: str, instance_id: str, default_timeout: float
+) -> tuple[ServiceClient, TopicSpec]:
+    """A client whose replies come to this process's own reply topic (create the topic before
+    the broker starts). The topic is new per instance and read from its start, so no reply can
+    slip past before the consumer has its position."""
+    replies = reply_topic(instance_id, owner)
+    client = ServiceClient(broker, replies.name, default_timeout)
+
+    @broker.subscriber(replies.name, include_in_schema=False, **consumer_options(settings))
+    async def on_reply(body: dict[str, Any]) -> None:
+        # The message from the context, not an injected parameter (resolved in a worker thread).
+        client.resolve(broker.context.get_local("message").correlation_id, body)
+
+    return client, replies

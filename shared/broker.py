@@ -118,3 +118,16 @@ async def ensure_topics(
         return [t.name for t in missing]
     finally:
         await admin.close()
+
+
+async def delete_topic(settings: Settings, name: str) -> None:
+    """Best effort: a process's own reply topic is deleted when it stops, so they do not pile up;
+    a failure is logged, never raised (the process is stopping anyway)."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_servers)
+    try:
+        await admin.start()
+        await admin.delete_topics([name])
+    except (KafkaError, OSError) as exc:
+        log.warning("could not delete topic %s: %s", name, exc)
+    finally:
+        await admin.close()

@@ -20,7 +20,13 @@ from opentelemetry.sdk.trace import TracerProvider
 from pydantic import BaseModel, ValidationError
 
 from shared import migrations
-from shared.broker import check_kafka, consumer_options, create_broker, ensure_topics
+from shared.broker import (
+    check_kafka,
+    consumer_options,
+    create_broker,
+    delete_topic,
+    ensure_topics,
+)
 from shared.db import create_pool
 from shared.errors import DependencyUnavailable
 from shared.events import PingCommand, Pong, Reply, ReplyError, ServiceCommand
@@ -122,7 +128,16 @@ def build_app(
         # worker thread on every message, which cost more than the rest of a ping.
         message = broker.context.get_local("message")
         context = CommandContext(runtime, message.reply_to, message.correlation_id or "")
-        return await handler(command, context)
+        try:
+            return await handler(command, context)
+        except Exception as exc:  # the caller waits: answer at once rather than let it time out
+            log.exception("the %s command failed", command.type)
+            return Reply(
+                ok=False,
+                error=ReplyError(
+                    code="internal", message=f"the {name} service failed: {type(exc).__name__}"
+                ),
+            )
 
     if register is not None:
         register(broker, runtime)
@@ -132,7 +147,6 @@ def build_app(
         )
 
     async def on_startup() -> None:
-        nonlocal relay
         await check_kafka(settings)
         if asks_services:
             await ensure_topics(settings, [replies])
@@ -151,6 +165,8 @@ def build_app(
             await relay.stop()
         if shutdown is not None:
             await shutdown(runtime)
+        if asks_services:
+            await delete_topic(settings, replies.name)
 
     async def after_shutdown() -> None:
         if runtime.pool is not None:

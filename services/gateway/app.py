@@ -18,7 +18,7 @@ from services.gateway.api_keys import KeyStore, Principal
 from services.gateway.auth import authenticate, require
 from services.gateway.readiness import Readiness, check_all
 from shared.answer_cache import AnswerCache
-from shared.broker import check_kafka, create_broker, ensure_topics
+from shared.broker import check_kafka, create_broker, delete_topic, ensure_topics
 from shared.cache import create_redis
 from shared.db import create_pool
 from shared.events import PingCommand, Pong
@@ -71,6 +71,7 @@ def create_app(settings: Settings) -> FastAPI:
             yield
         finally:
             await broker.stop()
+            await delete_topic(settings, replies.name)
             await redis.aclose()
             await pool.close()
             shutdown_tracing(tracer_provider)

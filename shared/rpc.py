@@ -38,14 +38,6 @@ class ServiceClient:
         self._default_timeout = default_timeout
         self._pending: dict[str, asyncio.Queue[Reply]] = {}
 
-    @property
-    def reply_topic(self) -> str:
-        return self._reply_topic
-
-    @property
-    def pending(self) -> int:
-        return len(self._pending)
-
     async def request(
         self, service: str, command: BaseModel, *, timeout: float | None = None
     ) -> Reply:

@@ -171,11 +171,6 @@ def _check(cat: Catalogue) -> None:
         raise ValueError(f"{DATA_FILE.name}: " + "; ".join(problems))
 
 
-def skill_catalogue() -> tuple[str, ...]:
-    """Canonical lower-case skill names, as stored in `candidates.skills` and `jobs.skills`."""
-    return tuple(load_catalogue().skills)
-
-
 def _join(words: list[str]) -> str:
     return words[0] if len(words) == 1 else ", ".join(words[:-1]) + " and " + words[-1]
 

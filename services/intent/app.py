@@ -40,8 +40,9 @@ def create_app(settings: Settings) -> tuple[FastStream, Runtime]:
     async def startup(runtime: Runtime) -> None:
         deps.detector = build_detector(settings)
         deps.classifier = BatchingClassifier(deps.detector.classifier)
-        assert runtime.client is not None, "asks_services gives the runtime a client"
-        deps.fallback = ModelFallback(runtime.client, settings, deps.detector.extractor.vocabulary)
+        if runtime.client is not None:
+            vocabulary = deps.detector.extractor.vocabulary
+            deps.fallback = ModelFallback(runtime.client, settings, vocabulary)
 
     async def detect(command: DetectIntentCommand, context: CommandContext) -> Reply:
         assert deps.detector is not None, "built at startup"
@@ -57,5 +58,6 @@ def create_app(settings: Settings) -> tuple[FastStream, Runtime]:
         commands={DetectIntentCommand: detect},
         outbox_schema="intent",
         startup=startup,
-        asks_services=True,
+        # Without a model there is nothing to ask, and no reply consumer polling the broker.
+        asks_services=settings.intent_model_fallback and settings.llm_configured,
     )

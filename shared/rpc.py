@@ -9,8 +9,9 @@ other's replies.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from typing import Any
 
 from faststream.kafka import KafkaBroker
@@ -42,14 +43,15 @@ class ServiceClient:
         self, service: str, command: BaseModel, *, timeout: float | None = None
     ) -> Reply:
         """Send `command` to `service` and wait for its (last) reply, or raise ServiceTimeout."""
-        async for reply in self.stream(service, command, timeout=timeout):
-            if not reply.partial:
-                return reply
+        async with contextlib.aclosing(self.stream(service, command, timeout=timeout)) as replies:
+            async for reply in replies:
+                if not reply.partial:
+                    return reply
         raise AssertionError("a stream ends with its last reply")
 
     async def stream(
         self, service: str, command: BaseModel, *, timeout: float | None = None
-    ) -> AsyncIterator[Reply]:
+    ) -> AsyncGenerator[Reply, None]:
         """Send `command` and yield its replies, partial ones first, ending with the last one.
         ServiceTimeout when `timeout` passes without a reply."""
         wait = timeout if timeout is not None else self._default_timeout

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Request, status
@@ -166,9 +166,10 @@ async def infer(
         reply = await client.request("inference", command, timeout=timeout)
         return _result(unwrap(reply, "inference"), started)
 
-    replies = client.stream("inference", command, timeout=timeout).__aiter__()
+    replies = client.stream("inference", command, timeout=timeout)
     first = await anext(replies)  # an error before the first token is a plain HTTP error
     if not first.ok:
+        await replies.aclose()
         raise http_error(first, "inference")
     return _event_stream(first, replies, started)
 
@@ -182,24 +183,37 @@ def _stream_cached(hit: CachedAnswer, started: float) -> StreamingResponse:
     return StreamingResponse(events(), media_type="text/event-stream")
 
 
-def _event_stream(first: Reply, rest: AsyncIterator[Reply], started: float) -> StreamingResponse:
+def _event_stream(
+    first: Reply, rest: AsyncGenerator[Reply, None], started: float
+) -> StreamingResponse:
     async def events() -> AsyncIterator[str]:
-        reply = first
-        while True:
-            if not reply.ok:
-                error = http_error(reply, "inference")
-                yield _sse("error", {"status": error.status_code, "detail": error.detail})
-                return
-            if not reply.partial:
-                yield _sse("done", _result(reply.data, started).model_dump(mode="json"))
-                return
-            yield _sse("delta", {"text": reply.data.get("delta", "")})
-            try:
-                reply = await anext(rest)
-            except ServiceTimeout as exc:
-                yield _sse("error", {"status": 504, "detail": str(exc)})
-                return
+        try:
+            async for chunk in _relay(first, rest, started):
+                yield chunk
+        finally:  # also when the client goes away mid-stream: stop waiting for its replies
+            await rest.aclose()
 
     return StreamingResponse(
         events(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"}
     )
+
+
+async def _relay(
+    first: Reply, rest: AsyncGenerator[Reply, None], started: float
+) -> AsyncIterator[str]:
+    """The service's replies as Server-Sent Events: `delta`s, then `done` or `error`."""
+    reply = first
+    while True:
+        if not reply.ok:
+            error = http_error(reply, "inference")
+            yield _sse("error", {"status": error.status_code, "detail": error.detail})
+            return
+        if not reply.partial:
+            yield _sse("done", _result(reply.data, started).model_dump(mode="json"))
+            return
+        yield _sse("delta", {"text": reply.data.get("delta", "")})
+        try:
+            reply = await anext(rest)
+        except ServiceTimeout as exc:
+            yield _sse("error", {"status": 504, "detail": str(exc)})
+            return

@@ -11,6 +11,7 @@ import argparse
 import asyncio
 import logging
 import os
+import shlex
 import sys
 import time
 from pathlib import Path
@@ -112,7 +113,11 @@ def wait_until_ready(url: str, key: str, supervisor: Supervisor, timeout: float 
     return not waiting
 
 
-def banner(url: str, key: str, key_file: str) -> str:
+def banner(url: str, key: str, key_file: str, endpoints: Endpoints) -> str:
+    exports = (
+        f"KAFKA_BOOTSTRAP_SERVERS={endpoints.kafka_bootstrap_servers} "
+        f"DATABASE_URL={shlex.quote(endpoints.database_url)} REDIS_URL={endpoints.redis_url}"
+    )
     return f"""
   The recruiter assistant is running.
 
@@ -121,6 +126,9 @@ def banner(url: str, key: str, key_file: str) -> str:
     dev API key  {key}   (also in {key_file})
 
     try: curl -s -H "Authorization: Bearer $(cat {key_file})" {url}/api/services/intent/ping
+
+  For commands in another terminal (a service alone, `keys create`, ...):
+    export {exports}
 
   Ctrl-C stops everything.
 """
@@ -143,7 +151,7 @@ def up(infra: LocalInfra, state_dir: Path, port: int) -> int:
     try:
         url = f"http://127.0.0.1:{port}"
         if wait_until_ready(url, key, supervisor):
-            print(banner(url, key, _shown(state_dir / "dev-api-key")), flush=True)
+            print(banner(url, key, _shown(state_dir / "dev-api-key"), endpoints), flush=True)
         else:
             log.error("the gateway did not become ready; see the service output above")
         return supervisor.wait()

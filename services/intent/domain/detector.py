@@ -93,14 +93,13 @@ class IntentDetector:
         slots = self.extractor.extract(message) if spec.mode == "workflow" else Slots()
 
         if previous is not None and previous.mode == "workflow" and previous.needs_clarification:
+            said = slots if spec.mode == "workflow" else self.extractor.extract(message)
             is_new_question = (
-                spec.mode == "simple"
-                and confidence >= _NEW_QUESTION_CONFIDENCE
-                and self.extractor.extract(message) == Slots()
+                spec.mode == "simple" and confidence >= _NEW_QUESTION_CONFIDENCE and said == Slots()
             )
             if not is_new_question:
                 spec = INTENTS[previous.intent]
-                slots = _merge(previous.slots, self.extractor.extract(message))
+                slots = _merge(previous.slots, said)
                 confidence = max(confidence if intent == spec.name else 1 - confidence, 0.5)
                 return self._complete(spec.name, confidence, slots, language)
 

@@ -40,6 +40,29 @@ def consumer_options(settings: Settings, *, background: bool = False) -> dict[st
     return {"fetch_max_wait_ms": wait, "auto_offset_reset": "earliest"}
 
 
+async def dead_letter(
+    broker: KafkaBroker,
+    record: Any,
+    *,
+    consumer: str,
+    reason: str,
+    body: bytes,
+    correlation_id: str | None = None,
+) -> None:
+    """Publish a message a consumer gives up on to the dead-letter topic, with the reason."""
+    letter = DeadLetter(
+        correlation_id=correlation_id or "",
+        source_topic=getattr(record, "topic", "?"),
+        partition=getattr(record, "partition", None),
+        offset=getattr(record, "offset", None),
+        consumer=consumer,
+        reason=reason[:4_000],
+        payload=body.decode("utf-8", errors="replace")[:100_000],
+    )
+    log.warning("dead-lettered a message from %s: %s", letter.source_topic, letter.reason)
+    await broker.publish(letter, DEAD_LETTER.name, key=letter.source_topic.encode())
+
+
 class DeadLetterMiddleware(BaseMiddleware):
     """Sends a message whose body cannot be decoded into the handler's model to the dead-letter
     topic with the reason, then lets the subscriber commit and go on. Other errors propagate to
@@ -50,20 +73,15 @@ class DeadLetterMiddleware(BaseMiddleware):
             return await call_next(msg)
         except (ValidationError, json.JSONDecodeError, UnicodeDecodeError) as exc:
             raw = msg.raw_message
-            record = raw[0] if isinstance(raw, tuple) else raw
-            broker: KafkaBroker = self.context.get("broker")
             handler = self.context.get("handler_")
-            letter = DeadLetter(
-                correlation_id=msg.correlation_id or "",
-                source_topic=getattr(record, "topic", "?"),
-                partition=getattr(record, "partition", None),
-                offset=getattr(record, "offset", None),
+            await dead_letter(
+                self.context.get("broker"),
+                raw[0] if isinstance(raw, tuple) else raw,
                 consumer=getattr(handler, "call_name", None) or "unknown",
-                reason=f"{type(exc).__name__}: {exc}"[:4_000],
-                payload=msg.body.decode("utf-8", errors="replace")[:100_000],
+                reason=f"{type(exc).__name__}: {exc}",
+                body=msg.body if isinstance(msg.body, bytes) else b"",
+                correlation_id=msg.correlation_id,
             )
-            log.warning("dead-lettered a message from %s: %s", letter.source_topic, letter.reason)
-            await broker.publish(letter, DEAD_LETTER.name, key=letter.source_topic.encode())
             return None
 
 

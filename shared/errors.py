@@ -21,3 +21,8 @@ class DependencyUnavailable(RuntimeError):
             f"cannot reach {setting}={redact(value)} ({reason}); "
             f"check that the server runs and that {setting} points at it"
         )
+
+
+class ConfigurationError(RuntimeError):
+    """The configuration names something that cannot work (a module that does not import, an
+    invalid workflow definition); the message says which setting and why."""

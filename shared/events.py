@@ -15,6 +15,7 @@ from typing import Annotated, Any, ClassVar, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from shared.inference import InferCommand
+from shared.workflow_api import RunStatus, WorkflowCommand
 
 Upcaster = Callable[[dict[str, Any]], dict[str, Any]]
 
@@ -122,26 +123,38 @@ class IntentDetected(Event):
 
 
 class WorkflowStepRequested(Event):
-    """Published by the workflow engine on `workflow.step.requested` for the owning service."""
+    """Published by the workflow engine on `workflow.step.requested.<owner>` for the service that
+    owns the action. A request may arrive twice; `idempotency_key` names the step visit, so the
+    owner performs its effect once however many attempts or copies arrive."""
 
     run_id: uuid.UUID
-    step_id: int = Field(..., description="Step history row; completions name it back.")
+    workflow_type: str = Field(..., examples=["email_campaign"])
+    step_id: int = Field(..., description="Step history row; the completion names it back.")
+    state: str = Field(..., examples=["extract_candidates"])
+    visit: int = Field(1, ge=1, description="How many times the run has entered this state.")
     action: str = Field(..., examples=["campaign.extract_candidates"])
     attempt: int = Field(1, ge=1)
     input: dict[str, Any] = Field(default_factory=dict)
-    deadline_at: datetime | None = None
+    deadline_at: datetime | None = Field(
+        None, description="After this the engine has given up on this attempt; do not start it."
+    )
+
+    @property
+    def idempotency_key(self) -> str:
+        return f"{self.run_id}:{self.state}:{self.visit}"
 
 
 class StepError(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     code: str = Field(..., examples=["timeout", "invalid_input"])
-    message: str
-    retryable: bool = True
+    message: str = Field(..., max_length=4_000)
+    retryable: bool = Field(True, description="False: retrying cannot help; fail at once.")
 
 
 class WorkflowStepCompleted(Event):
-    """Published by an action's owner on `workflow.step.completed`; duplicates change nothing."""
+    """Published by an action's owner on `workflow.step.completed`; duplicates and late copies
+    (for an attempt the engine already gave up on) change nothing."""
 
     run_id: uuid.UUID
     step_id: int
@@ -150,6 +163,30 @@ class WorkflowStepCompleted(Event):
     ok: bool
     output: dict[str, Any] = Field(default_factory=dict)
     error: StepError | None = None
+
+
+class WorkflowSignal(Event):
+    """Published on `workflow.signals` by whoever a waiting run waits for (a reviewer's service,
+    another system). Stored when it arrives, so a signal that beats the wait is not lost."""
+
+    run_id: uuid.UUID
+    name: str = Field(..., min_length=1, max_length=100, examples=["review_finished"])
+    payload: dict[str, Any] = Field(default_factory=dict)
+    sent_by: str | None = None
+
+
+class WorkflowRunChanged(Event):
+    """Published on `workflow.run.changed` after every change of a run, in order per run
+    (`sequence` grows by one or more each time): progress for the API's event stream."""
+
+    run_id: uuid.UUID
+    workflow_type: str
+    sequence: int = Field(..., ge=0, description="The run's version after the change.")
+    status: RunStatus
+    state: str | None
+    change: str = Field(..., examples=["step_requested", "step_succeeded", "waiting"])
+    detail: dict[str, Any] = Field(default_factory=dict)
+    error: str | None = None
 
 
 class EmailApproved(Event):
@@ -207,7 +244,8 @@ class DetectIntentCommand(BaseModel):
 
 # Every command any service answers; each service handles its own and says "unsupported" to others.
 ServiceCommand = Annotated[
-    PingCommand | DetectIntentCommand | InferCommand, Field(discriminator="type")
+    PingCommand | DetectIntentCommand | InferCommand | WorkflowCommand,
+    Field(discriminator="type"),
 ]
 
 

@@ -96,6 +96,9 @@ class OutboxRelay:
 
     async def _run(self) -> None:
         while True:
+            # Cleared before the batch, not after: a row committed while the batch is being
+            # published wakes the next round at once instead of waiting for the poll.
+            self._wake.clear()
             try:
                 published = await self.publish_batch()
             except Exception:  # keep relaying after a broker or database hiccup
@@ -104,7 +107,6 @@ class OutboxRelay:
                 await asyncio.sleep(self._poll_seconds)
             if published >= self._batch_size:
                 continue  # more may be waiting
-            self._wake.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self._poll_seconds)
                 # Let the request that wrote the row answer its caller first, and let more rows

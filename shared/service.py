@@ -8,7 +8,7 @@ import asyncio
 import logging
 import sys
 import uuid
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,7 +28,7 @@ from shared.broker import (
     ensure_topics,
 )
 from shared.db import create_pool
-from shared.errors import DependencyUnavailable
+from shared.errors import ConfigurationError, DependencyUnavailable
 from shared.events import PingCommand, Pong, Reply, ReplyError, ServiceCommand
 from shared.outbox import OutboxRelay
 from shared.rpc import ServiceClient, attach_client
@@ -80,6 +80,7 @@ class CommandContext:
 
 
 Setup = Callable[[KafkaBroker, Runtime], None]
+CliRun = Callable[[Settings, argparse.Namespace], Coroutine[Any, Any, int]]
 CommandHandler = Callable[[Any, CommandContext], Awaitable[Reply]]
 Hook = Callable[[Runtime], Awaitable[None]]
 
@@ -91,6 +92,7 @@ def build_app(
     *,
     commands: dict[type[BaseModel], CommandHandler] | None = None,
     outbox_schema: str | None = None,
+    outbox_settle_seconds: float = 0.01,
     startup: Hook | None = None,
     shutdown: Hook | None = None,
     asks_services: bool = False,
@@ -157,7 +159,13 @@ def build_app(
     async def after_startup() -> None:
         nonlocal relay
         if outbox_schema is not None:
-            relay = OutboxRelay(runtime.db, broker, outbox_schema, dsn=settings.database_url)
+            relay = OutboxRelay(
+                runtime.db,
+                broker,
+                outbox_schema,
+                dsn=settings.database_url,
+                settle_seconds=outbox_settle_seconds,
+            )
             await relay.start()
 
     async def on_shutdown() -> None:
@@ -211,11 +219,19 @@ def configure_logging(settings: Settings) -> None:
     )
 
 
+@dataclass(frozen=True)
+class Subcommand:
+    """An extra `run_cli` command that takes arguments of its own: `configure` adds them."""
+
+    run: CliRun
+    configure: Callable[[argparse.ArgumentParser], None] | None = None
+    help: str | None = None
+
+
 def run_cli(
     name: str,
     make_app: Callable[[Settings], tuple[FastStream, Runtime]],
-    extra: dict[str, Callable[[Settings, argparse.Namespace], Coroutine[Any, Any, int]]]
-    | None = None,
+    extra: Mapping[str, CliRun | Subcommand] | None = None,
     argv: list[str] | None = None,
 ) -> int:
     """`python -m services.<name> [run|migrate|...]`; startup failures print one clear line."""
@@ -223,22 +239,28 @@ def run_cli(
     sub = parser.add_subparsers(dest="command")
     sub.add_parser("run", help="consume and serve (the default)")
     sub.add_parser("migrate", help=f"apply the {name} schema migrations")
-    for command in extra or {}:
-        sub.add_parser(command)
+    commands = {
+        command: spec if isinstance(spec, Subcommand) else Subcommand(spec)
+        for command, spec in (extra or {}).items()
+    }
+    for command, spec in commands.items():
+        subparser = sub.add_parser(command, help=spec.help)
+        if spec.configure is not None:
+            spec.configure(subparser)
     args = parser.parse_args(argv)
     try:
         settings = get_settings()
         configure_logging(settings)
         if args.command == "migrate":
             return asyncio.run(migrate_service(settings, name))
-        if extra and args.command in extra:
-            return asyncio.run(extra[args.command](settings, args))
+        if args.command in commands:
+            return asyncio.run(commands[args.command].run(settings, args))
         app, _ = make_app(settings)
         uvloop.run(app.run())  # uvloop: less CPU per message than asyncio's default loop
     except ValidationError as exc:
         print(f"{name}: error: invalid settings: {exc}", file=sys.stderr)
         return 2
-    except DependencyUnavailable as exc:
+    except (DependencyUnavailable, ConfigurationError) as exc:
         print(f"{name}: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -6,7 +6,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_KAFKA = "127.0.0.1:9092"
@@ -162,6 +162,129 @@ class Settings(BaseSettings):
     @property
     def kafka_servers(self) -> list[str]:
         return [s.strip() for s in self.kafka_bootstrap_servers.split(",") if s.strip()]
+
+    # The workflow engine.
+    workflow_definition_modules: str = Field(
+        "",
+        description="WORKFLOW_DEFINITION_MODULES: comma-separated Python modules that register "
+        "more workflow definitions and actions (besides the built-in ones) when imported.",
+    )
+    workflow_timer_poll_seconds: float = Field(
+        1.0,
+        gt=0,
+        le=60,
+        description="WORKFLOW_TIMER_POLL_SECONDS: how often the engine looks for due timers set "
+        "by other instances (its own wake it at once).",
+    )
+
+    @property
+    def definition_modules(self) -> list[str]:
+        return [m.strip() for m in self.workflow_definition_modules.split(",") if m.strip()]
+
+    # Campaign email: the SMTP relay, who we are, links in every email, and pacing.
+    smtp_host: str = Field("127.0.0.1", description="SMTP_HOST: the relay campaign email goes to.")
+    smtp_port: int = Field(1025, ge=1, le=65_535, description="SMTP_PORT: the relay's port.")
+    smtp_username: str | None = Field(
+        None, description="SMTP_USERNAME: login, if the relay needs one."
+    )
+    smtp_password: SecretStr | None = Field(
+        None, description="SMTP_PASSWORD: the login's password."
+    )
+    smtp_starttls: bool = Field(
+        False, description="SMTP_STARTTLS: upgrade the connection with STARTTLS (required if true)."
+    )
+    smtp_timeout_seconds: float = Field(
+        10.0, gt=0, description="SMTP_TIMEOUT_SECONDS: connect and per-command timeout."
+    )
+    smtp_pool_size: int = Field(
+        2, ge=1, le=50, description="SMTP_POOL_SIZE: SMTP connections kept open and reused."
+    )
+    sender_name: str = Field("Recruiting Team", description="SENDER_NAME: the From display name.")
+    sender_email: str = Field(
+        "recruiting@example.com",
+        pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$",
+        description="SENDER_EMAIL: the From address; its domain names the Message-IDs.",
+    )
+    sender_company: str = Field("Example Recruiting Ltd", description="SENDER_COMPANY: who we are.")
+    sender_postal_address: str = Field(
+        "1 Example Street, 10115 Berlin, Germany",
+        description="SENDER_POSTAL_ADDRESS: shown in every email's footer, as the law asks.",
+    )
+    public_base_url: str = Field(
+        "http://127.0.0.1:8000",
+        pattern=r"^https?://[^/\s]+(/[^\s]*)?$",
+        description="PUBLIC_BASE_URL: where recipients reach the gateway (unsubscribe links).",
+    )
+    unsubscribe_secret: SecretStr = Field(
+        SecretStr("development-only-unsubscribe-secret-do-not-use"),
+        description="UNSUBSCRIBE_SECRET: HMAC key of unsubscribe links (32+ characters; "
+        "production must set it).",
+    )
+    unsubscribe_mailto: str | None = Field(
+        None,
+        description="UNSUBSCRIBE_MAILTO: an address for mailto: unsubscribes in List-Unsubscribe "
+        "(unset: the one-click URL only).",
+    )
+    send_rate_per_second: float = Field(
+        5.0, ge=0, description="SEND_RATE_PER_SECOND: emails a second, all campaigns (0: no limit)."
+    )
+    campaign_send_rate_per_second: float = Field(
+        1.0,
+        ge=0,
+        description="CAMPAIGN_SEND_RATE_PER_SECOND: emails a second per campaign (0: no limit; "
+        "0.01 spaces emails 100 s apart).",
+    )
+    send_max_attempts: int = Field(
+        5, ge=1, le=20, description="SEND_MAX_ATTEMPTS: tries per email before it fails."
+    )
+    send_retry_base_seconds: float = Field(
+        60.0,
+        gt=0,
+        description="SEND_RETRY_BASE_SECONDS: first retry delay after a temporary SMTP failure "
+        "(doubles each try, with jitter).",
+    )
+    send_retry_max_seconds: float = Field(
+        3_600.0, gt=0, description="SEND_RETRY_MAX_SECONDS: the longest retry delay."
+    )
+
+    @model_validator(mode="after")
+    def _production_sends_as_itself(self) -> Settings:
+        """Real recipients must get a real sender, working links and an unforgeable token, so
+        production refuses the development defaults instead of mailing them."""
+        if self.environment != "production":
+            return self
+        fields = type(self).model_fields
+        names = ("unsubscribe_secret", "public_base_url", "sender_email", "sender_postal_address")
+        defaults = [name.upper() for name in names if getattr(self, name) == fields[name].default]
+        if defaults:
+            raise ValueError(
+                f"ENVIRONMENT=production needs real values for {', '.join(defaults)} "
+                "(the defaults are for development)"
+            )
+        if len(self.unsubscribe_secret.get_secret_value()) < 32:
+            raise ValueError("UNSUBSCRIBE_SECRET must be at least 32 characters in production")
+        return self
+
+    # Candidate extraction for campaigns.
+    campaign_contact_window_days: int = Field(
+        90,
+        ge=0,
+        le=3_650,
+        description="CAMPAIGN_CONTACT_WINDOW_DAYS: skip candidates emailed about the same job "
+        "within this many days (0: no check).",
+    )
+    campaign_extraction_default_limit: int = Field(
+        50,
+        ge=1,
+        description="CAMPAIGN_EXTRACTION_DEFAULT_LIMIT: candidates per campaign when the request "
+        "names no number.",
+    )
+    campaign_extraction_max_limit: int = Field(
+        500,
+        ge=1,
+        description="CAMPAIGN_EXTRACTION_MAX_LIMIT: the most candidates one campaign extracts, "
+        "whatever the request says.",
+    )
 
 
 @lru_cache(maxsize=1)

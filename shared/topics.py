@@ -20,17 +20,23 @@ INTENT_DETECTED = TopicSpec(
     "intent_id",
     "An intent was detected, by the intent service or another system.",
 )
-WORKFLOW_STEP_REQUESTED = TopicSpec(
-    "workflow.step.requested",
-    6,
-    "run_id",
-    "The workflow engine asks the owning service to run an action.",
-)
 WORKFLOW_STEP_COMPLETED = TopicSpec(
     "workflow.step.completed",
     6,
     "run_id",
     "An action finished, ok or failed; the engine advances the run.",
+)
+WORKFLOW_SIGNALS = TopicSpec(
+    "workflow.signals",
+    6,
+    "run_id",
+    "A named event a waiting run may wait for (a human decision); kept if it comes early.",
+)
+WORKFLOW_RUN_CHANGED = TopicSpec(
+    "workflow.run.changed",
+    6,
+    "run_id",
+    "A run changed state: progress for the API's event stream and for other systems.",
 )
 EMAIL_APPROVED = TopicSpec(
     "email.approved",
@@ -64,6 +70,16 @@ def command_topic(service: str) -> TopicSpec:
     )
 
 
+def step_request_topic(owner: str) -> TopicSpec:
+    """Step requests for the actions one service owns (the action name's prefix)."""
+    return TopicSpec(
+        f"workflow.step.requested.{owner}",
+        6,
+        "run_id",
+        f"The workflow engine asks the {owner} service to run one of its actions.",
+    )
+
+
 def reply_topic(instance_id: str, owner: str = "gateway") -> TopicSpec:
     return TopicSpec(
         f"{owner}.replies.{instance_id}", 1, "correlation_id", f"Replies to one {owner} process."
@@ -72,10 +88,12 @@ def reply_topic(instance_id: str, owner: str = "gateway") -> TopicSpec:
 
 ALL_TOPICS: tuple[TopicSpec, ...] = (
     INTENT_DETECTED,
-    WORKFLOW_STEP_REQUESTED,
+    WORKFLOW_SIGNALS,
+    WORKFLOW_RUN_CHANGED,
     WORKFLOW_STEP_COMPLETED,
     EMAIL_APPROVED,
     EMAIL_DELIVERY,
     DEAD_LETTER,
     *(command_topic(s) for s in SERVICES),
+    step_request_topic("campaign"),  # the engine creates other owners' topics when it starts
 )

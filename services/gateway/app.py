@@ -13,10 +13,11 @@ from faststream.kafka import KafkaBroker
 from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 from pydantic import BaseModel, Field
 
-from services.gateway import errors, routes_assistant, routes_inference
+from services.gateway import errors, routes_assistant, routes_inference, routes_workflows
 from services.gateway.api_keys import KeyStore, Principal
 from services.gateway.auth import authenticate, require
 from services.gateway.readiness import Readiness, check_all
+from services.gateway.run_events import RunEventHub
 from shared.answer_cache import AnswerCache
 from shared.broker import check_kafka, create_broker, delete_topic, ensure_topics
 from shared.cache import create_redis
@@ -55,6 +56,8 @@ def create_app(settings: Settings) -> FastAPI:
     client, replies = attach_client(
         broker, settings, "gateway", instance_id, settings.request_timeout_seconds
     )
+    run_events = RunEventHub()
+    run_events.attach(broker, settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -67,6 +70,7 @@ def create_app(settings: Settings) -> FastAPI:
         app.state.key_store = KeyStore(pool, settings.api_key_cache_seconds)
         app.state.answer_cache = AnswerCache(redis, settings.llm_cache_ttl_seconds)
         app.state.client = client
+        app.state.run_events = run_events
         try:
             yield
         finally:
@@ -92,6 +96,7 @@ def create_app(settings: Settings) -> FastAPI:
     errors.install(app)
     app.include_router(routes_assistant.router)
     app.include_router(routes_inference.router)
+    app.include_router(routes_workflows.router)
 
     @app.get("/healthz", tags=["ops"], summary="The process is up")
     async def healthz() -> Health:

@@ -16,6 +16,7 @@ MAX_BODY_BYTES = 64 * 1024
 
 _STATUS_BY_CODE = {
     "invalid_input": status.HTTP_422_UNPROCESSABLE_CONTENT,
+    "unknown_workflow_type": status.HTTP_422_UNPROCESSABLE_CONTENT,
     "not_found": status.HTTP_404_NOT_FOUND,
     "conflict": status.HTTP_409_CONFLICT,
     "unavailable": status.HTTP_503_SERVICE_UNAVAILABLE,

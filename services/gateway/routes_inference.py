@@ -3,7 +3,6 @@ a Kafka round trip; misses go to the inference service, which calls the model.""
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import AsyncGenerator, AsyncIterator
 from typing import Annotated, Any
@@ -24,6 +23,7 @@ from pydantic import (
 from services.gateway.api_keys import Principal
 from services.gateway.auth import require
 from services.gateway.errors import http_error, unwrap
+from services.gateway.sse import HEADERS, sse_event
 from shared.answer_cache import AnswerCache
 from shared.events import Reply
 from shared.inference import (
@@ -112,10 +112,6 @@ def model_request(body: InferenceRequest, settings: Settings) -> ModelRequest:
     return ModelRequest.build(conversation, model, float(temperature), max_tokens)
 
 
-def _sse(event: str, data: dict[str, Any]) -> str:
-    return f"event: {event}\ndata: {json.dumps(data, ensure_ascii=False)}\n\n"
-
-
 def _result(data: dict[str, Any], started: float) -> InferenceResult:
     latency = round((time.perf_counter() - started) * 1000, 3)
     return InferenceResult.model_validate({**data, "latency_ms": latency})
@@ -177,8 +173,8 @@ async def infer(
 def _stream_cached(hit: CachedAnswer, started: float) -> StreamingResponse:
     async def events() -> AsyncIterator[str]:
         for piece in replay_pieces(hit.answer):
-            yield _sse("delta", {"text": piece})
-        yield _sse("done", _result(_from_cache(hit), started).model_dump(mode="json"))
+            yield sse_event("delta", {"text": piece})
+        yield sse_event("done", _result(_from_cache(hit), started).model_dump(mode="json"))
 
     return StreamingResponse(events(), media_type="text/event-stream")
 
@@ -193,9 +189,7 @@ def _event_stream(
         finally:  # also when the client goes away mid-stream: stop waiting for its replies
             await rest.aclose()
 
-    return StreamingResponse(
-        events(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"}
-    )
+    return StreamingResponse(events(), media_type="text/event-stream", headers=HEADERS)
 
 
 async def _relay(
@@ -206,14 +200,14 @@ async def _relay(
     while True:
         if not reply.ok:
             error = http_error(reply, "inference")
-            yield _sse("error", {"status": error.status_code, "detail": error.detail})
+            yield sse_event("error", {"status": error.status_code, "detail": error.detail})
             return
         if not reply.partial:
-            yield _sse("done", _result(reply.data, started).model_dump(mode="json"))
+            yield sse_event("done", _result(reply.data, started).model_dump(mode="json"))
             return
-        yield _sse("delta", {"text": reply.data.get("delta", "")})
+        yield sse_event("delta", {"text": reply.data.get("delta", "")})
         try:
             reply = await anext(rest)
         except ServiceTimeout as exc:
-            yield _sse("error", {"status": 504, "detail": str(exc)})
+            yield sse_event("error", {"status": 504, "detail": str(exc)})
             return

@@ -1,42 +1,299 @@
-"""PostgreSQL access for workflow runs (the `workflow` schema)."""
+"""PostgreSQL access for workflow runs, steps, waits and signals (the `workflow` schema).
+
+Every write that changes a run happens with the run's row locked (`lock_run`), so concurrent
+events for one run (a completion, a timer, a cancel) are applied one after the other.
+"""
 
 from __future__ import annotations
 
 import json
 import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
 
+import asyncpg
+
+from services.workflow.domain.machine import Run, RunContext
 from shared.db import Connection
-from shared.events import IntentDetected
+
+RUN_COLUMNS = """
+    run_id, workflow_type, definition_version, status, current_state, params, context, visit,
+    attempt, failed_state, current_step_id, intent_id, idempotency_key, correlation_id,
+    created_by, error, wake_at, created_at, updated_at, finished_at, version
+"""
 
 
-async def mark_processed(conn: Connection, consumer: str, event_id: uuid.UUID) -> bool:
-    """Record that `consumer` handled `event_id`; False if it already had (a redelivery)."""
-    status = await conn.execute(
-        "INSERT INTO workflow.processed_events (consumer, event_id) VALUES ($1, $2)"
-        " ON CONFLICT DO NOTHING",
-        consumer,
-        event_id,
+@dataclass(frozen=True)
+class StoredRun:
+    """A run row: the machine's view of it plus the engine's bookkeeping."""
+
+    run: Run
+    workflow_type: str
+    definition_version: int
+    version: int
+    current_step_id: int | None
+    correlation_id: str | None
+    wake_at: datetime | None
+    record: asyncpg.Record
+
+    @property
+    def run_id(self) -> uuid.UUID:
+        return uuid.UUID(self.run.run_id)
+
+
+def _stored(record: asyncpg.Record) -> StoredRun:
+    run = Run(
+        run_id=str(record["run_id"]),
+        status=record["status"],
+        state=record["current_state"],
+        params=json.loads(record["params"]),
+        context=RunContext.from_json(json.loads(record["context"])),
+        visit=record["visit"],
+        attempt=record["attempt"],
+        failed_state=record["failed_state"],
+        error=record["error"],
     )
-    return bool(status == "INSERT 0 1")
+    return StoredRun(
+        run=run,
+        workflow_type=record["workflow_type"],
+        definition_version=record["definition_version"],
+        version=record["version"],
+        current_step_id=record["current_step_id"],
+        correlation_id=record["correlation_id"],
+        wake_at=record["wake_at"],
+        record=record,
+    )
 
 
-async def create_run_for_intent(
-    conn: Connection, event: IntentDetected, workflow_type: str, version: int
+async def insert_run(
+    conn: Connection,
+    *,
+    run_id: uuid.UUID,
+    workflow_type: str,
+    version: int,
+    params: dict[str, Any],
+    intent_id: uuid.UUID | None,
+    idempotency_key: str | None,
+    correlation_id: str | None,
+    created_by: str | None,
 ) -> bool:
-    """Create the run an intent starts; False if that intent already started one."""
+    """Create a run; False when its id, intent id or idempotency key already has one."""
     status = await conn.execute(
         """
         INSERT INTO workflow.runs
-            (run_id, workflow_type, definition_version, status, current_state, params,
-             intent_id, correlation_id)
-        VALUES ($1, $2, $3, 'pending', 'start', $4::jsonb, $5, $6)
+            (run_id, workflow_type, definition_version, status, params, intent_id,
+             idempotency_key, correlation_id, created_by)
+        VALUES ($1, $2, $3, 'pending', $4::jsonb, $5, $6, $7, $8)
         ON CONFLICT DO NOTHING
         """,
-        event.workflow_id,
-        workflow_type,
-        version,
-        json.dumps({"slots": event.slots.model_dump(), "requested_by": event.requested_by}),
-        event.intent_id,
-        event.correlation_id,
-    )
+        run_id, workflow_type, version, json.dumps(params), intent_id, idempotency_key,
+        correlation_id, created_by,
+    )  # fmt: skip
     return bool(status == "INSERT 0 1")
+
+
+async def find_by_idempotency_key(conn: Connection, key: str) -> StoredRun | None:
+    record = await conn.fetchrow(
+        f"SELECT {RUN_COLUMNS} FROM workflow.runs WHERE idempotency_key = $1",  # noqa: S608
+        key,
+    )
+    return None if record is None else _stored(record)
+
+
+async def lock_run(conn: Connection, run_id: uuid.UUID) -> StoredRun | None:
+    """The run, locked until the transaction ends; None when there is no such run."""
+    record = await conn.fetchrow(
+        f"SELECT {RUN_COLUMNS} FROM workflow.runs WHERE run_id = $1 FOR UPDATE",  # noqa: S608
+        run_id,
+    )
+    return None if record is None else _stored(record)
+
+
+async def get_run(conn: Connection, run_id: uuid.UUID) -> StoredRun | None:
+    record = await conn.fetchrow(
+        f"SELECT {RUN_COLUMNS} FROM workflow.runs WHERE run_id = $1",  # noqa: S608
+        run_id,
+    )
+    return None if record is None else _stored(record)
+
+
+async def save_run(
+    conn: Connection,
+    run: Run,
+    *,
+    wake_at: datetime | None,
+    current_step_id: int | None,
+) -> int:
+    """Store the run's new state; returns its new version (the progress sequence number)."""
+    version: int = await conn.fetchval(
+        """
+        UPDATE workflow.runs SET
+            status = $2, current_state = $3, context = $4::jsonb, visit = $5, attempt = $6,
+            failed_state = $7, error = $8, wake_at = $9, current_step_id = $10,
+            version = version + 1, updated_at = now(),
+            finished_at = CASE WHEN $2 IN ('succeeded', 'failed', 'cancelled', 'expired')
+                               THEN now() END
+        WHERE run_id = $1
+        RETURNING version
+        """,
+        uuid.UUID(run.run_id), run.status, run.state, json.dumps(run.context.to_json()),
+        run.visit, run.attempt, run.failed_state, run.error, wake_at, current_step_id,
+    )  # fmt: skip
+    return version
+
+
+async def insert_step(
+    conn: Connection,
+    run: Run,
+    action: str,
+    step_input: dict[str, Any],
+    deadline_at: datetime,
+) -> int:
+    step_id: int = await conn.fetchval(
+        """
+        INSERT INTO workflow.steps (run_id, state, visit, action, attempt, input, deadline_at)
+        VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7)
+        RETURNING id
+        """,
+        uuid.UUID(run.run_id), run.state, run.visit, action, run.attempt,
+        json.dumps(step_input), deadline_at,
+    )  # fmt: skip
+    return step_id
+
+
+async def finish_step(
+    conn: Connection,
+    run_id: uuid.UUID,
+    step_id: int,
+    status: str,
+    *,
+    output: dict[str, Any] | None = None,
+    error: str | None = None,
+) -> bool:
+    """Close a step attempt that is still open; False when it was closed already (a duplicate
+    or late completion)."""
+    result = await conn.execute(
+        """
+        UPDATE workflow.steps
+        SET status = $2, output = $3::jsonb, error = $4, completed_at = now()
+        WHERE id = $1 AND run_id = $5 AND status = 'requested'
+        """,
+        step_id, status, None if output is None else json.dumps(output), error, run_id,
+    )  # fmt: skip
+    return bool(result == "UPDATE 1")
+
+
+async def open_wait(conn: Connection, run: Run, signal: str, deadline_at: datetime | None) -> None:
+    await conn.execute(
+        "INSERT INTO workflow.waits (run_id, state, name, deadline_at) VALUES ($1, $2, $3, $4)",
+        uuid.UUID(run.run_id), run.state, signal, deadline_at,
+    )  # fmt: skip
+
+
+async def close_wait(
+    conn: Connection, run_id: uuid.UUID, status: str, signal_id: int | None = None
+) -> None:
+    await conn.execute(
+        """
+        UPDATE workflow.waits SET status = $2, signal_id = $3, resolved_at = now()
+        WHERE run_id = $1 AND status = 'waiting'
+        """,
+        run_id, status, signal_id,
+    )  # fmt: skip
+
+
+async def store_signal(
+    conn: Connection,
+    run_id: uuid.UUID,
+    name: str,
+    payload: dict[str, Any],
+    event_id: uuid.UUID,
+) -> bool:
+    """Keep a signal until a wait takes it; False when this event was stored already."""
+    result = await conn.execute(
+        """
+        INSERT INTO workflow.signals (run_id, name, payload, event_id)
+        VALUES ($1, $2, $3::jsonb, $4)
+        ON CONFLICT (event_id) DO NOTHING
+        """,
+        run_id, name, json.dumps(payload), event_id,
+    )  # fmt: skip
+    return bool(result == "INSERT 0 1")
+
+
+async def take_signal(
+    conn: Connection, run_id: uuid.UUID, name: str
+) -> tuple[int, dict[str, Any]] | None:
+    """Consume the oldest unconsumed signal `name` of the run, if one has arrived."""
+    record = await conn.fetchrow(
+        """
+        UPDATE workflow.signals SET consumed_at = now()
+        WHERE id = (
+            SELECT id FROM workflow.signals
+            WHERE run_id = $1 AND name = $2 AND consumed_at IS NULL
+            ORDER BY id LIMIT 1
+        )
+        RETURNING id, payload
+        """,
+        run_id, name,
+    )  # fmt: skip
+    if record is None:
+        return None
+    return record["id"], json.loads(record["payload"])
+
+
+async def abandon_open_step(conn: Connection, run_id: uuid.UUID) -> None:
+    await conn.execute(
+        "UPDATE workflow.steps SET status = 'abandoned', completed_at = now()"
+        " WHERE run_id = $1 AND status = 'requested'",
+        run_id,
+    )
+
+
+async def due_runs(conn: Connection, limit: int) -> list[uuid.UUID]:
+    """Runs whose timer has passed: a step deadline, a retry backoff or a wait deadline."""
+    rows = await conn.fetch(
+        "SELECT run_id FROM workflow.runs WHERE wake_at <= now() ORDER BY wake_at LIMIT $1",
+        limit,
+    )
+    return [r["run_id"] for r in rows]
+
+
+async def next_wake(conn: Connection) -> datetime | None:
+    at: datetime | None = await conn.fetchval("SELECT min(wake_at) FROM workflow.runs")
+    return at
+
+
+async def steps_of(conn: Connection, run_id: uuid.UUID) -> list[asyncpg.Record]:
+    return await conn.fetch(
+        """
+        SELECT id, state, visit, action, attempt, status, input, output, error, requested_at,
+               completed_at, deadline_at
+        FROM workflow.steps WHERE run_id = $1 ORDER BY id
+        """,
+        run_id,
+    )
+
+
+async def list_runs(
+    conn: Connection,
+    *,
+    workflow_type: str | None,
+    status: str | None,
+    after: tuple[datetime, uuid.UUID] | None,
+    limit: int,
+) -> list[StoredRun]:
+    """Newest first; `after` is the (created_at, run_id) of the last run of the previous page."""
+    records = await conn.fetch(
+        f"""
+        SELECT {RUN_COLUMNS} FROM workflow.runs
+        WHERE ($1::text IS NULL OR workflow_type = $1)
+          AND ($2::text IS NULL OR status = $2)
+          AND ($3::timestamptz IS NULL OR (created_at, run_id) < ($3, $4::uuid))
+        ORDER BY created_at DESC, run_id DESC
+        LIMIT $5
+        """,  # noqa: S608 - the column list is ours
+        workflow_type, status, after[0] if after else None, after[1] if after else None, limit,
+    )  # fmt: skip
+    return [_stored(r) for r in records]

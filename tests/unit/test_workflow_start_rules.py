@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from services.workflow.domain import decide_start
+from services.workflow.domain.starting import decide_start
 from shared.events import IntentDetected, Slots
+
+DEPLOYED = ["email_campaign"]
 
 
 def intent(**changes: object) -> IntentDetected:
@@ -18,27 +20,35 @@ def intent(**changes: object) -> IntentDetected:
 
 
 def test_campaign_with_an_audience_starts() -> None:
-    decision = decide_start(intent())
+    decision = decide_start(intent(), DEPLOYED)
     assert decision.start
-    assert decision.workflow is not None
-    assert decision.workflow.name == "email_campaign"
+    assert decision.workflow_type == "email_campaign"
+
+
+def test_an_intent_whose_workflow_is_not_deployed_starts_nothing() -> None:
+    decision = decide_start(intent(), deployed_types=[])
+    assert not decision.start
+    assert "no workflow is deployed" in decision.reason
 
 
 def test_simple_mode_starts_nothing() -> None:
-    assert decide_start(intent(mode="simple", intent="inference")).reason == "simple-mode intent"
+    assert (
+        decide_start(intent(mode="simple", intent="inference"), DEPLOYED).reason
+        == "simple-mode intent"
+    )
 
 
 def test_clarification_pending_starts_nothing() -> None:
-    assert not decide_start(intent(needs_clarification=True)).start
+    assert not decide_start(intent(needs_clarification=True), DEPLOYED).start
 
 
 def test_unknown_workflow_intent_starts_nothing() -> None:
-    decision = decide_start(intent(intent="schedule_interviews"))
+    decision = decide_start(intent(intent="schedule_interviews"), DEPLOYED)
     assert not decision.start
     assert "schedule_interviews" in decision.reason
 
 
 def test_campaign_without_anyone_to_contact_starts_nothing() -> None:
-    decision = decide_start(intent(slots=Slots(job_title="Staff Backend Engineer")))
+    decision = decide_start(intent(slots=Slots(job_title="Staff Backend Engineer")), DEPLOYED)
     assert not decision.start
     assert "who to contact" in decision.reason

@@ -1,0 +1,190 @@
+"""The workflow API: start, list, inspect, cancel and retry runs, and follow one as it runs."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Header, HTTPException, Query, Request, Response, status
+from fastapi.responses import StreamingResponse
+from pydantic import BaseModel, ConfigDict, Field, StrictStr
+
+from services.gateway.api_keys import Principal
+from services.gateway.auth import require
+from services.gateway.errors import unwrap
+from services.gateway.run_events import RunEventHub
+from services.gateway.sse import HEADERS, KEEP_ALIVE, sse_event
+from shared.rpc import ServiceClient
+from shared.workflow_api import (
+    FINISHED_STATUSES,
+    CancelWorkflowCommand,
+    GetWorkflowCommand,
+    ListWorkflowsCommand,
+    RetryWorkflowCommand,
+    RunDetail,
+    RunPage,
+    RunStatus,
+    StartedView,
+    StartWorkflowCommand,
+    WorkflowCommand,
+)
+
+router = APIRouter(prefix="/api/workflows", tags=["workflows"])
+KEEP_ALIVE_SECONDS = 15.0
+Reader = Annotated[Principal, Depends(require("workflows"))]
+
+
+class StartWorkflow(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "type": "email_campaign",
+                    "params": {"slots": {"skills": ["python"], "location": "Berlin"}},
+                    "idempotency_key": "ats-req-1234",
+                }
+            ]
+        },
+    )
+
+    type: StrictStr = Field(..., min_length=1, max_length=64, description="The workflow type.")
+    params: dict[str, Any] = Field(
+        default_factory=dict, description="Checked against the workflow's schema."
+    )
+    idempotency_key: StrictStr | None = Field(
+        None,
+        min_length=1,
+        max_length=200,
+        description="The same key returns the same run instead of starting another.",
+    )
+
+
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    summary="Start a workflow run",
+    responses={
+        200: {"description": "The idempotency key named an existing run; nothing was started"},
+        409: {"description": "The idempotency key was used for a different request"},
+        422: {"description": "Unknown workflow type, or params that fail its schema"},
+    },
+)
+async def start_workflow(
+    body: StartWorkflow,
+    request: Request,
+    response: Response,
+    principal: Reader,
+    idempotency_header: Annotated[
+        str | None, Header(alias="Idempotency-Key", max_length=200)
+    ] = None,
+) -> StartedView:
+    key = body.idempotency_key or idempotency_header
+    if body.idempotency_key and idempotency_header and body.idempotency_key != idempotency_header:
+        raise HTTPException(
+            status.HTTP_422_UNPROCESSABLE_CONTENT,
+            detail="the Idempotency-Key header and the body's idempotency_key differ",
+        )
+    command = StartWorkflowCommand(
+        workflow_type=body.type, params=body.params, idempotency_key=key,
+        requested_by=principal.user,
+    )  # fmt: skip
+    started = StartedView.model_validate(await _ask(request, command))
+    if not started.created:
+        response.status_code = status.HTTP_200_OK
+    return started
+
+
+@router.get("", summary="List workflow runs, newest first")
+async def list_workflows(
+    request: Request,
+    _: Reader,
+    type: Annotated[
+        str | None, Query(max_length=64, description="Only this workflow type.")
+    ] = None,
+    status_: Annotated[RunStatus | None, Query(alias="status")] = None,
+    cursor: Annotated[
+        str | None, Query(max_length=200, description="`next_cursor` of the previous page.")
+    ] = None,
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+) -> RunPage:
+    command = ListWorkflowsCommand(workflow_type=type, status=status_, cursor=cursor, limit=limit)
+    return RunPage.model_validate(await _ask(request, command))
+
+
+@router.get("/{run_id}", summary="A run: state, current step and full step history")
+async def get_workflow(run_id: uuid.UUID, request: Request, _: Reader) -> RunDetail:
+    return await _detail(request, run_id)
+
+
+@router.post(
+    "/{run_id}/cancel",
+    summary="Cancel a run (again: no change)",
+    responses={409: {"description": "The run has already finished otherwise"}},
+)
+async def cancel_workflow(run_id: uuid.UUID, request: Request, principal: Reader) -> RunDetail:
+    command = CancelWorkflowCommand(run_id=run_id, requested_by=principal.user)
+    return RunDetail.model_validate(await _ask(request, command))
+
+
+@router.post(
+    "/{run_id}/retry",
+    summary="Retry a failed run from its failed step (an active run: no change)",
+    responses={409: {"description": "The run succeeded, was cancelled or expired"}},
+)
+async def retry_workflow(run_id: uuid.UUID, request: Request, principal: Reader) -> RunDetail:
+    command = RetryWorkflowCommand(run_id=run_id, requested_by=principal.user)
+    return RunDetail.model_validate(await _ask(request, command))
+
+
+@router.get(
+    "/{run_id}/events",
+    summary="Follow a run: Server-Sent Events of its changes",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"text/event-stream": {}}, "description": (
+        "First a `snapshot` event (the run, as GET /api/workflows/{id} returns it), then a "
+        "`change` event per change (a WorkflowRunChanged; `id` is its sequence). The stream "
+        "ends after the run finishes."
+    )}},
+)  # fmt: skip
+async def follow_workflow(run_id: uuid.UUID, request: Request, _: Reader) -> StreamingResponse:
+    hub: RunEventHub = request.app.state.run_events
+    queue = hub.listen(run_id)  # before the snapshot, so no change falls between the two
+    try:
+        snapshot = await _detail(request, run_id)
+    except BaseException:
+        hub.stop_listening(run_id, queue)
+        raise
+
+    async def events() -> AsyncIterator[str]:
+        try:
+            yield sse_event("snapshot", snapshot.model_dump(mode="json"), snapshot.sequence)
+            last, finished = snapshot.sequence, snapshot.status in FINISHED_STATUSES
+            while not finished:
+                try:
+                    change = await asyncio.wait_for(queue.get(), KEEP_ALIVE_SECONDS)
+                except TimeoutError:
+                    yield KEEP_ALIVE
+                    continue
+                if change is None:
+                    return  # this stream fell behind and was cut off
+                if change.sequence <= last:
+                    continue  # already in the snapshot
+                last, finished = change.sequence, change.status in FINISHED_STATUSES
+                yield sse_event("change", change.model_dump(mode="json"), change.sequence)
+        finally:
+            hub.stop_listening(run_id, queue)
+
+    return StreamingResponse(events(), media_type="text/event-stream", headers=HEADERS)
+
+
+async def _detail(request: Request, run_id: uuid.UUID) -> RunDetail:
+    return RunDetail.model_validate(await _ask(request, GetWorkflowCommand(run_id=run_id)))
+
+
+async def _ask(request: Request, command: WorkflowCommand) -> dict[str, Any]:
+    """Send a command to the workflow service; its error codes become HTTP errors."""
+    client: ServiceClient = request.app.state.client
+    return unwrap(await client.request("workflow", command), "workflow")

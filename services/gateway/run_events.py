@@ -1,0 +1,61 @@
+"""Fan-out of `workflow.run.changed` to the event streams open in this gateway process.
+
+Every gateway process reads the topic from its end, outside any consumer group (each one needs all
+changes, and a missed change is harmless: a stream starts from a snapshot, and every change carries
+the run's whole status)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections import defaultdict
+
+from faststream.kafka import KafkaBroker
+
+from shared.events import WorkflowRunChanged
+from shared.settings import Settings
+from shared.topics import WORKFLOW_RUN_CHANGED
+
+log = logging.getLogger(__name__)
+QUEUE_LIMIT = 1_000  # changes held for one slow stream before it is cut off
+
+
+class RunEventHub:
+    def __init__(self) -> None:
+        self._listeners: dict[uuid.UUID, set[asyncio.Queue[WorkflowRunChanged | None]]] = (
+            defaultdict(set)
+        )
+
+    def listen(self, run_id: uuid.UUID) -> asyncio.Queue[WorkflowRunChanged | None]:
+        queue: asyncio.Queue[WorkflowRunChanged | None] = asyncio.Queue(QUEUE_LIMIT)
+        self._listeners[run_id].add(queue)
+        return queue
+
+    def stop_listening(
+        self, run_id: uuid.UUID, queue: asyncio.Queue[WorkflowRunChanged | None]
+    ) -> None:
+        listeners = self._listeners.get(run_id)
+        if listeners is not None:
+            listeners.discard(queue)
+            if not listeners:
+                del self._listeners[run_id]
+
+    def publish(self, change: WorkflowRunChanged) -> None:
+        for queue in list(self._listeners.get(change.run_id, ())):
+            try:
+                queue.put_nowait(change)
+            except asyncio.QueueFull:  # a stream that does not read: end it rather than grow
+                log.warning("an event stream for run %s fell behind; closing it", change.run_id)
+                self.stop_listening(change.run_id, queue)
+                queue.get_nowait()
+                queue.put_nowait(None)
+
+    def attach(self, broker: KafkaBroker, settings: Settings) -> None:
+        @broker.subscriber(
+            WORKFLOW_RUN_CHANGED.name,
+            auto_offset_reset="latest",
+            fetch_max_wait_ms=settings.kafka_fetch_max_wait_ms,
+        )
+        async def on_run_changed(change: WorkflowRunChanged) -> None:
+            self.publish(change)

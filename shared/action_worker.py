@@ -1,0 +1,237 @@
+"""Running a service's workflow actions: consume its step requests, perform each step's effect once,
+and report the outcome on `workflow.step.completed` through the service's outbox.
+
+A step visit (run, state, visit) is performed at most once, however many copies or attempts of its
+request arrive: the result is stored in `<schema>.action_results` in the same transaction as the
+effect and the completion event, and a later request for the same visit gets the stored result.
+A failed attempt stores nothing, so its retry runs the action again.
+
+Actions that take long (calling a language model for many recipients) set `transactional=False`:
+they run outside a transaction, must make their own writes idempotent, and only the result is
+recorded atomically with the completion.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import asyncpg
+from faststream.kafka import KafkaBroker
+from opentelemetry.trace import Tracer
+from pydantic import BaseModel, ValidationError
+
+from shared import outbox
+from shared.actions import ACTIONS, ActionRegistry, ActionSpec
+from shared.consuming import TRANSIENT_ERRORS, subscribe_events
+from shared.db import Connection
+from shared.events import StepError, WorkflowStepCompleted, WorkflowStepRequested, utcnow
+from shared.settings import Settings
+from shared.topics import WORKFLOW_STEP_COMPLETED, step_request_topic
+
+log = logging.getLogger(__name__)
+
+# The table an owner's schema needs; services create it in a migration.
+ACTION_RESULTS_DDL = """
+CREATE TABLE IF NOT EXISTS {schema}.action_results (
+    idempotency_key  text        PRIMARY KEY,     -- run_id:state:visit
+    run_id           uuid        NOT NULL,
+    action           text        NOT NULL,
+    output           jsonb       NOT NULL,
+    completed_at     timestamptz NOT NULL DEFAULT now()
+)
+"""
+
+
+class ActionFailed(Exception):
+    """Raised by an action to fail its step with a code; `retryable=False` fails at once."""
+
+    def __init__(self, code: str, message: str, *, retryable: bool = True) -> None:
+        super().__init__(message)
+        self.error = StepError(code=code, message=message, retryable=retryable)
+
+
+@dataclass(frozen=True)
+class ActionCall:
+    """What an action is given besides its input. `conn` is inside the transaction that records
+    the result (None for non-transactional actions, which use `pool`)."""
+
+    request: WorkflowStepRequested
+    conn: Connection | None
+    pool: asyncpg.Pool
+
+
+Implementation = Callable[[Any, ActionCall], Awaitable[BaseModel | dict[str, Any]]]
+
+
+@dataclass(frozen=True)
+class _Registered:
+    spec: ActionSpec
+    run: Implementation
+    transactional: bool
+
+
+class ActionWorker:
+    """The actions one service (`owner`) implements, and the consumer that runs them."""
+
+    def __init__(self, owner: str, schema: str, actions: ActionRegistry = ACTIONS) -> None:
+        self.owner = owner
+        self.schema = schema
+        self._actions = actions
+        self._implemented: dict[str, _Registered] = {}
+
+    def implements(
+        self, name: str, *, transactional: bool = True
+    ) -> Callable[[Implementation], Implementation]:
+        spec = self._actions.get(name)
+        if spec.owner != self.owner:
+            raise ValueError(f"action {name!r} belongs to {spec.owner!r}, not {self.owner!r}")
+
+        def register(fn: Implementation) -> Implementation:
+            self._implemented[name] = _Registered(spec, fn, transactional)
+            return fn
+
+        return register
+
+    def subscribe(
+        self, broker: KafkaBroker, settings: Settings, pool: Callable[[], asyncpg.Pool],
+        tracer: Tracer | None = None,
+    ) -> None:  # fmt: skip
+        """Consume this owner's step requests; `pool` gives the pool once the service started."""
+
+        async def handle(request: WorkflowStepRequested) -> None:
+            await self.perform(pool(), request)
+
+        subscribe_events(
+            broker,
+            settings,
+            topic=step_request_topic(self.owner).name,
+            group_id=f"{self.owner}.actions",
+            model=WorkflowStepRequested,
+            handle=handle,
+            key=lambda request: request.run_id,
+            tracer=tracer,
+        )
+
+    async def perform(self, pool: asyncpg.Pool, request: WorkflowStepRequested) -> None:
+        """Run one step request (see the module docstring)."""
+        if request.deadline_at is not None and request.deadline_at < utcnow():
+            log.info(
+                "step %s of run %s is past its deadline; skipped", request.step_id, request.run_id
+            )
+            return  # the engine has timed this attempt out and will send another
+        registered = self._implemented.get(request.action)
+        if registered is None:
+            error = StepError(
+                code="not_implemented",
+                message=f"the {self.owner} service does not implement {request.action}",
+                retryable=False,
+            )
+            async with pool.acquire() as conn, conn.transaction():
+                await self._complete(conn, request, error=error)
+            return
+        if registered.transactional:
+            await self._perform_in_transaction(pool, registered, request)
+        else:
+            await self._perform_outside_transaction(pool, registered, request)
+
+    async def _perform_in_transaction(
+        self, pool: asyncpg.Pool, registered: _Registered, request: WorkflowStepRequested
+    ) -> None:
+        async with pool.acquire() as conn, conn.transaction():
+            if await self._replay(conn, request):
+                return
+            try:
+                async with conn.transaction():  # a savepoint: a failed action leaves no effect
+                    output = await self._run(registered, request, ActionCall(request, conn, pool))
+                    await self._record(conn, request, output)
+            except ActionFailed as exc:
+                await self._complete(conn, request, error=exc.error)
+                return
+            await self._complete(conn, request, output=output)
+
+    async def _perform_outside_transaction(
+        self, pool: asyncpg.Pool, registered: _Registered, request: WorkflowStepRequested
+    ) -> None:
+        async with pool.acquire() as conn:
+            if await self._replay(conn, request):
+                return
+        try:
+            output = await self._run(registered, request, ActionCall(request, None, pool))
+        except ActionFailed as exc:
+            async with pool.acquire() as conn, conn.transaction():
+                await self._complete(conn, request, error=exc.error)
+            return
+        async with pool.acquire() as conn, conn.transaction():
+            await self._record(conn, request, output)
+            await self._complete(conn, request, output=output)
+
+    async def _run(
+        self, registered: _Registered, request: WorkflowStepRequested, call: ActionCall
+    ) -> dict[str, Any]:
+        spec = registered.spec
+        try:
+            given = spec.input.model_validate(request.input)
+        except ValidationError as exc:
+            raise ActionFailed("invalid_input", str(exc), retryable=False) from None
+        try:
+            result = await registered.run(given, call)
+        except ActionFailed:
+            raise
+        except TRANSIENT_ERRORS:
+            raise
+        except Exception as exc:  # a bug or an unexpected answer: let the engine retry, then fail
+            log.exception("action %s failed", request.action)
+            raise ActionFailed("internal", f"{type(exc).__name__}: {exc}") from exc
+        try:
+            return spec.output.model_validate(
+                result.model_dump() if isinstance(result, BaseModel) else result
+            ).model_dump(mode="json")
+        except ValidationError as exc:
+            raise ActionFailed("invalid_output", str(exc), retryable=False) from None
+
+    async def _replay(self, conn: Connection, request: WorkflowStepRequested) -> bool:
+        """Answer a request whose step visit was already performed with the stored result."""
+        stored = await conn.fetchval(
+            f"SELECT output FROM {self.schema}.action_results WHERE idempotency_key = $1",  # noqa: S608
+            request.idempotency_key,
+        )
+        if stored is None:
+            return False
+        async with conn.transaction():
+            await self._complete(conn, request, output=json.loads(stored))
+        return True
+
+    async def _record(
+        self, conn: Connection, request: WorkflowStepRequested, output: dict[str, Any]
+    ) -> None:
+        await conn.execute(
+            f"INSERT INTO {self.schema}.action_results (idempotency_key, run_id, action, output)"  # noqa: S608
+            " VALUES ($1, $2, $3, $4::jsonb)",
+            request.idempotency_key, request.run_id, request.action, json.dumps(output),
+        )  # fmt: skip
+
+    async def _complete(
+        self,
+        conn: Connection,
+        request: WorkflowStepRequested,
+        *,
+        output: dict[str, Any] | None = None,
+        error: StepError | None = None,
+    ) -> None:
+        completed = WorkflowStepCompleted(
+            correlation_id=request.correlation_id,
+            run_id=request.run_id,
+            step_id=request.step_id,
+            action=request.action,
+            attempt=request.attempt,
+            ok=error is None,
+            output=output or {},
+            error=error,
+        )
+        await outbox.enqueue(
+            conn, self.schema, WORKFLOW_STEP_COMPLETED.name, str(request.run_id), completed
+        )

@@ -1,0 +1,148 @@
+"""Consuming an event topic in batches, with each event still handled, traced and dead-lettered on
+its own.
+
+A batch is what one fetch returned. Its events are split into lanes by key (a run, a campaign):
+lanes run concurrently, and each lane handles its events in order, so events about one thing never
+overtake each other. The batch is committed when every lane is done. Handlers must be idempotent:
+after a crash or a failed batch, events come again.
+
+- An event that cannot be decoded into the model goes to the dead-letter topic at once.
+- A handler error that looks transient (the database or network is away) fails the batch after a
+  pause; it is fetched again, so nothing is lost while a dependency is down.
+- Any other handler error is retried a few times, then the event is dead-lettered with the reason
+  and the lane goes on: one poison event does not stop its partition.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import defaultdict
+from collections.abc import Awaitable, Callable, Hashable
+from typing import Any, TypeVar
+
+import asyncpg
+from faststream import AckPolicy
+from faststream.kafka import KafkaBroker
+from faststream.message import StreamMessage
+from opentelemetry import propagate, trace
+from opentelemetry.trace import SpanKind, Tracer
+from pydantic import BaseModel, ValidationError
+
+from shared.broker import consumer_options, dead_letter
+from shared.settings import Settings
+
+log = logging.getLogger(__name__)
+
+E = TypeVar("E", bound=BaseModel)
+
+TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
+    OSError,
+    TimeoutError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.TooManyConnectionsError,
+    asyncpg.DeadlockDetectedError,
+    asyncpg.SerializationError,
+)
+HANDLER_ATTEMPTS = 3
+RETRY_PAUSE_SECONDS = 0.2
+TRANSIENT_PAUSE_SECONDS = 1.0
+
+
+async def _raw_bodies(msg: StreamMessage[Any]) -> Any:
+    """Leave decoding to the handler, so one bad message does not fail its whole batch."""
+    return msg.body
+
+
+def subscribe_events(
+    broker: KafkaBroker,
+    settings: Settings,
+    *,
+    topic: str,
+    group_id: str,
+    model: type[E],
+    handle: Callable[[E], Awaitable[object]],
+    key: Callable[[E], Hashable],
+    tracer: Tracer | None = None,
+    background: bool = False,
+    max_records: int = 500,
+) -> None:
+    """Subscribe `handle` to `topic` in consumer group `group_id` (see the module docstring)."""
+    tracer = tracer or trace.get_tracer(__name__)
+
+    async def handle_one(record: Any, event: E) -> None:
+        headers = {k: v.decode(errors="replace") for k, v in (record.headers or ())}
+        parent = propagate.extract(headers)
+        with tracer.start_as_current_span(
+            f"{topic} process",
+            context=parent,
+            kind=SpanKind.CONSUMER,
+            attributes={
+                "messaging.system": "kafka",
+                "messaging.destination.name": topic,
+                "messaging.consumer.group.name": group_id,
+                "messaging.kafka.offset": record.offset,
+            },
+        ):
+            for attempt in range(1, HANDLER_ATTEMPTS + 1):
+                try:
+                    await handle(event)
+                except TRANSIENT_ERRORS:
+                    raise
+                except Exception as exc:
+                    if attempt == HANDLER_ATTEMPTS:
+                        log.exception("handling an event from %s failed; dead-lettering it", topic)
+                        await dead_letter(
+                            broker, record, consumer=group_id,
+                            reason=f"handler failed {attempt} times: {type(exc).__name__}: {exc}",
+                            body=record.value or b"",
+                        )  # fmt: skip
+                        return
+                    await asyncio.sleep(RETRY_PAUSE_SECONDS * attempt)
+                else:
+                    return
+
+    async def run_lane(items: list[tuple[Any, E]]) -> None:
+        for record, event in items:
+            await handle_one(record, event)
+
+    @broker.subscriber(
+        topic,
+        group_id=group_id,
+        batch=True,
+        max_records=max_records,
+        # An empty poll makes FastStream sleep as long again before the next one, and an event
+        # that arrives meanwhile waits: keep both short where someone waits on the event.
+        batch_timeout_ms=100 if background else 10,
+        ack_policy=AckPolicy.NACK_ON_ERROR,
+        decoder=_raw_bodies,
+        **consumer_options(settings, background=background),
+    )
+    async def consume(bodies: list[bytes]) -> None:
+        records = broker.context.get_local("message").raw_message
+        lanes: dict[Hashable, list[tuple[Any, E]]] = defaultdict(list)
+        for record in records:
+            try:
+                event = model.model_validate_json(record.value or b"")
+            except ValidationError as exc:
+                await dead_letter(
+                    broker, record, consumer=group_id,
+                    reason=f"not a valid {model.__name__}: {exc}", body=record.value or b"",
+                )  # fmt: skip
+                continue
+            lanes[key(event)].append((record, event))
+        results = await asyncio.gather(
+            *(run_lane(items) for items in lanes.values()), return_exceptions=True
+        )
+        failures = [r for r in results if isinstance(r, BaseException)]
+        if failures:
+            log.error(
+                "a batch from %s failed (%s); it will be fetched again",
+                topic,
+                failures[0],
+                exc_info=failures[0],
+            )
+            await asyncio.sleep(TRANSIENT_PAUSE_SECONDS)
+            raise failures[0]

@@ -26,7 +26,7 @@ from pydantic import BaseModel, ValidationError
 
 from shared import outbox
 from shared.actions import ACTIONS, ActionRegistry, ActionSpec
-from shared.consuming import TRANSIENT_ERRORS, subscribe_events
+from shared.consuming import TRANSIENT_ERRORS, Route, subscribe_events
 from shared.db import Connection
 from shared.events import StepError, WorkflowStepCompleted, WorkflowStepRequested, utcnow
 from shared.settings import Settings
@@ -105,14 +105,12 @@ class ActionWorker:
         async def handle(request: WorkflowStepRequested) -> None:
             await self.perform(pool(), request)
 
+        route = Route(WorkflowStepRequested, handle, key=lambda request: request.run_id)
         subscribe_events(
             broker,
             settings,
-            topic=step_request_topic(self.owner).name,
             group_id=f"{self.owner}.actions",
-            model=WorkflowStepRequested,
-            handle=handle,
-            key=lambda request: request.run_id,
+            routes={step_request_topic(self.owner).name: route},
             tracer=tracer,
         )
 

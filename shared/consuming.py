@@ -18,8 +18,9 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import defaultdict
-from collections.abc import Awaitable, Callable, Hashable
-from typing import Any, TypeVar
+from collections.abc import Awaitable, Callable, Hashable, Mapping
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
 
 import asyncpg
 from faststream import AckPolicy
@@ -56,44 +57,53 @@ async def _raw_bodies(msg: StreamMessage[Any]) -> Any:
     return msg.body
 
 
+@dataclass(frozen=True)
+class Route(Generic[E]):
+    """How to handle one topic's events: decode into `model`, order by `key`, call `handle`."""
+
+    model: type[E]
+    handle: Callable[[E], Awaitable[object]]
+    key: Callable[[E], Hashable]
+
+
 def subscribe_events(
     broker: KafkaBroker,
     settings: Settings,
     *,
-    topic: str,
     group_id: str,
-    model: type[E],
-    handle: Callable[[E], Awaitable[object]],
-    key: Callable[[E], Hashable],
+    routes: Mapping[str, Route[Any]],
     tracer: Tracer | None = None,
     background: bool = False,
     max_records: int = 500,
 ) -> None:
-    """Subscribe `handle` to `topic` in consumer group `group_id` (see the module docstring)."""
+    """Subscribe one consumer in group `group_id` to every topic in `routes` (see the module
+    docstring). One consumer for several topics means one group to join and one poller."""
     tracer = tracer or trace.get_tracer(__name__)
 
-    async def handle_one(record: Any, event: E) -> None:
+    async def handle_one(record: Any, route: Route[Any], event: BaseModel) -> None:
         headers = {k: v.decode(errors="replace") for k, v in (record.headers or ())}
         parent = propagate.extract(headers)
         with tracer.start_as_current_span(
-            f"{topic} process",
+            f"{record.topic} process",
             context=parent,
             kind=SpanKind.CONSUMER,
             attributes={
                 "messaging.system": "kafka",
-                "messaging.destination.name": topic,
+                "messaging.destination.name": record.topic,
                 "messaging.consumer.group.name": group_id,
                 "messaging.kafka.offset": record.offset,
             },
         ):
             for attempt in range(1, HANDLER_ATTEMPTS + 1):
                 try:
-                    await handle(event)
+                    await route.handle(event)
                 except TRANSIENT_ERRORS:
                     raise
                 except Exception as exc:
                     if attempt == HANDLER_ATTEMPTS:
-                        log.exception("handling an event from %s failed; dead-lettering it", topic)
+                        log.exception(
+                            "handling an event from %s failed; dead-lettering it", record.topic
+                        )
                         await dead_letter(
                             broker, record, consumer=group_id,
                             reason=f"handler failed {attempt} times: {type(exc).__name__}: {exc}",
@@ -104,12 +114,12 @@ def subscribe_events(
                 else:
                     return
 
-    async def run_lane(items: list[tuple[Any, E]]) -> None:
-        for record, event in items:
-            await handle_one(record, event)
+    async def run_lane(items: list[tuple[Any, Route[Any], BaseModel]]) -> None:
+        for record, route, event in items:
+            await handle_one(record, route, event)
 
     @broker.subscriber(
-        topic,
+        *routes,
         group_id=group_id,
         batch=True,
         max_records=max_records,
@@ -122,25 +132,26 @@ def subscribe_events(
     )
     async def consume(bodies: list[bytes]) -> None:
         records = broker.context.get_local("message").raw_message
-        lanes: dict[Hashable, list[tuple[Any, E]]] = defaultdict(list)
+        lanes: dict[Hashable, list[tuple[Any, Route[Any], BaseModel]]] = defaultdict(list)
         for record in records:
+            route = routes[record.topic]
             try:
-                event = model.model_validate_json(record.value or b"")
+                event = route.model.model_validate_json(record.value or b"")
             except ValidationError as exc:
                 await dead_letter(
                     broker, record, consumer=group_id,
-                    reason=f"not a valid {model.__name__}: {exc}", body=record.value or b"",
+                    reason=f"not a valid {route.model.__name__}: {exc}", body=record.value or b"",
                 )  # fmt: skip
                 continue
-            lanes[key(event)].append((record, event))
+            lanes[route.key(event)].append((record, route, event))
         results = await asyncio.gather(
             *(run_lane(items) for items in lanes.values()), return_exceptions=True
         )
         failures = [r for r in results if isinstance(r, BaseException)]
         if failures:
             log.error(
-                "a batch from %s failed (%s); it will be fetched again",
-                topic,
+                "a batch of %s failed (%s); it will be fetched again",
+                ", ".join(routes),
                 failures[0],
                 exc_info=failures[0],
             )

@@ -115,13 +115,13 @@ class Launcher:
         self.settings = settings
         self.started: list[ServiceProcess] = []
 
-    def service(self, name: str, **env: str) -> ServiceProcess:
+    def service(self, name: str, *, startup_timeout: float = 30, **env: str) -> ServiceProcess:
         """`python -m services.<name>`, once its consumers run."""
         proc = ServiceProcess(
             name, python_module(f"services.{name}"), stack_env(self.settings, **env)
         )
         self.started.append(proc.start())
-        proc.wait_for("started successfully", timeout=30)
+        proc.wait_for("started successfully", timeout=startup_timeout)
         return proc
 
     def gateway(self, **env: str) -> Gateway:

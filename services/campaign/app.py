@@ -1,12 +1,36 @@
-"""The campaign service's FastStream app: answers its commands over Kafka."""
+"""The campaign service's FastStream app: answers its commands over Kafka and performs the email
+campaign's workflow steps, reporting them through its outbox."""
 
 from __future__ import annotations
 
 from faststream import FastStream
+from faststream.kafka import KafkaBroker
 
+from services.campaign.actions import OWNER, SCHEMA, make_worker
+from shared.broker import ensure_topics
 from shared.service import Runtime, build_app
 from shared.settings import Settings
+from shared.topics import step_request_topic
 
 
 def create_app(settings: Settings) -> tuple[FastStream, Runtime]:
-    return build_app("campaign", settings)
+    worker = make_worker(settings)
+
+    def register(broker: KafkaBroker, runtime: Runtime) -> None:
+        provider = runtime.tracer_provider
+        tracer = provider.get_tracer("campaign") if provider is not None else None
+        worker.subscribe(broker, settings, lambda: runtime.db, tracer)
+
+    async def startup(runtime: Runtime) -> None:
+        # The engine creates the topic too, but this service may start first.
+        await ensure_topics(settings, [step_request_topic(OWNER)])
+
+    # A step's completion leaves the outbox at its commit's NOTIFY: no settle delay.
+    return build_app(
+        "campaign",
+        settings,
+        register,
+        outbox_schema=SCHEMA,
+        outbox_settle_seconds=0,
+        startup=startup,
+    )

@@ -17,7 +17,7 @@ from services.workflow.handlers import WorkflowCommands, start_from_intent
 from services.workflow.timers import TimerLoop
 from shared.actions import ACTIONS
 from shared.broker import ensure_topics
-from shared.consuming import subscribe_events
+from shared.consuming import Route, subscribe_events
 from shared.events import IntentDetected, Reply, WorkflowSignal, WorkflowStepCompleted
 from shared.service import CommandContext, CommandHandler, Runtime, build_app
 from shared.settings import Settings
@@ -73,21 +73,20 @@ def create_app(settings: Settings) -> tuple[FastStream, Runtime]:
         async def on_signal(event: WorkflowSignal) -> None:
             await parts.live_engine().signal(event)
 
+        # One consumer for all three: one group to join at start, one poller for the broker.
         subscribe_events(
-            broker, settings, topic=INTENT_DETECTED.name, group_id="workflow.intents",
-            model=IntentDetected, handle=on_intent, key=lambda e: e.intent_id, tracer=tracer,
-            background=True,
-        )  # fmt: skip
-        subscribe_events(
-            broker, settings, topic=WORKFLOW_STEP_COMPLETED.name, group_id="workflow.engine",
-            model=WorkflowStepCompleted, handle=on_completed, key=lambda e: e.run_id,
+            broker,
+            settings,
+            group_id="workflow.engine",
+            routes={
+                WORKFLOW_STEP_COMPLETED.name: Route(
+                    WorkflowStepCompleted, on_completed, key=lambda e: e.run_id
+                ),
+                WORKFLOW_SIGNALS.name: Route(WorkflowSignal, on_signal, key=lambda e: e.run_id),
+                INTENT_DETECTED.name: Route(IntentDetected, on_intent, key=lambda e: e.intent_id),
+            },
             tracer=tracer,
-        )  # fmt: skip
-        subscribe_events(
-            broker, settings, topic=WORKFLOW_SIGNALS.name, group_id="workflow.signals",
-            model=WorkflowSignal, handle=on_signal, key=lambda e: e.run_id, tracer=tracer,
-            background=True,
-        )  # fmt: skip
+        )
 
     async def startup(runtime: Runtime) -> None:
         owners = {ACTIONS.get(a).owner for d in parts.definitions for a in d.actions()}

@@ -68,7 +68,8 @@ async def test_intent_from_another_system_starts_one_workflow(
         "SELECT status FROM workflow.runs WHERE run_id = $1",
         workflow_id_for_intent(event.intent_id),
     )
-    assert run_status == "pending"
+    # The run starts and asks the campaign service (not running here) for its first step.
+    assert run_status == "running"
 
     # The same event redelivered, and a second event about the same intent: nothing new starts.
     await publisher.publish(event, INTENT_DETECTED.name, key=key)

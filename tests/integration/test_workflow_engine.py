@@ -21,29 +21,15 @@ from shared.events import WorkflowSignal, WorkflowStepCompleted
 from shared.settings import Settings
 from shared.topics import DEAD_LETTER, WORKFLOW_SIGNALS, WORKFLOW_STEP_COMPLETED
 from tests.conftest import Gateway, Launcher
-from tests.support.workflows import EFFECTS_DDL, make_worker
+from tests.integration.conftest import ENGINE_ENV
 
 pytestmark = pytest.mark.integration
 
-ENGINE_ENV = {
-    "WORKFLOW_DEFINITION_MODULES": "tests.support.workflows",
-    "WORKFLOW_TIMER_POLL_SECONDS": "0.2",
-}
 FINISHED = {"succeeded", "failed", "cancelled", "expired"}
 
 
 @pytest.fixture(scope="module")
-async def owner(prepared: Settings) -> AsyncIterator[ActionOwner]:
-    owner = ActionOwner(prepared, make_worker())
-    await owner.start()
-    async with owner.pool().acquire() as conn:
-        await conn.execute(EFFECTS_DDL)
-    yield owner
-    await owner.stop()
-
-
-@pytest.fixture(scope="module")
-def gateway(module_launcher: Launcher, owner: ActionOwner) -> Gateway:
+def gateway(module_launcher: Launcher, testkit_owner: ActionOwner) -> Gateway:
     module_launcher.service("workflow", **ENGINE_ENV)
     return module_launcher.gateway()
 

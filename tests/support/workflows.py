@@ -40,6 +40,7 @@ class Knobs(BaseModel):
     fail_visits: int = Field(0, ge=0, description="Every attempt of visits up to this one fails.")
     hang_attempts: int = Field(0, ge=0, description="Attempts up to this one take hang_seconds.")
     hang_seconds: float = Field(0, ge=0, le=30)
+    delay_seconds: float = Field(0, ge=0, le=5, description="Every noop attempt takes this long.")
     wait_seconds: float | None = Field(None, gt=0, description="The approval wait's deadline.")
     tag: str = ""
 
@@ -141,6 +142,7 @@ def make_worker() -> ActionWorker:
 
     @worker.implements(NOOP.name)
     async def noop(knobs: Knobs, call: ActionCall) -> Echo:
+        await asyncio.sleep(knobs.delay_seconds)
         return await record(call)
 
     @worker.implements(FLAKY.name)

@@ -1,0 +1,73 @@
+"""The campaign service's workflow actions and the email campaign's params: the contracts between
+the workflow engine (which runs `email_campaign`) and the campaign service (which performs its
+steps)."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from shared.actions import action
+from shared.events import Slots
+
+MAX_REVIEW_HOURS = 720.0  # 30 days: a review left longer than that is forgotten, not pending
+
+
+class EmailCampaignParams(BaseModel):
+    """What an email campaign run starts with; a run started from an intent gets these from it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    slots: Slots = Field(..., description="Who to write to and about which job.")
+    requested_by: str | None = Field(None, description="The recruiter who asked, if known.")
+    message: str | None = Field(None, description="The request as written, for the log.")
+    review_hours: float = Field(
+        72,
+        gt=0,
+        le=MAX_REVIEW_HOURS,
+        description="How long the drafts wait for review before the campaign expires.",
+    )
+
+
+class ExtractCandidatesInput(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    campaign_id: uuid.UUID = Field(..., description="The campaign's id: the workflow run's id.")
+    slots: Slots
+    requested_by: str | None = None
+
+
+class ExtractCandidatesOutput(BaseModel):
+    job_id: uuid.UUID
+    job_title: str = Field(..., examples=["Staff Backend Engineer"])
+    recipients: int = Field(..., ge=1, description="Candidates the campaign will write to.")
+
+
+class GenerateDraftsInput(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    campaign_id: uuid.UUID
+
+
+class GenerateDraftsOutput(BaseModel):
+    drafted: int = Field(..., ge=0, description="Drafts the campaign has, waiting for review.")
+    mode: Literal["template", "model"]
+
+
+EXTRACT_CANDIDATES = action(
+    "campaign.extract_candidates",
+    ExtractCandidatesInput,
+    ExtractCandidatesOutput,
+    "Resolve the job the slots name, create the campaign and store its ranked recipients. "
+    "Fails with needs_clarification when the job title names no single open job, and with "
+    "no_candidates when nobody matches.",
+)
+GENERATE_DRAFTS = action(
+    "campaign.generate_drafts",
+    GenerateDraftsInput,
+    GenerateDraftsOutput,
+    "Write one draft, footer included, for every recipient that has none; the campaign then "
+    "awaits review.",
+)

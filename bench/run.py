@@ -1,12 +1,16 @@
 """`python -m bench`: bring up a stack of its own, drive it with wrk, print and record the numbers.
 
-Three benchmarks share the stack (see their modules):
+Four benchmarks share the stack (see their modules):
 
 - request-reply (bench.request_reply): `GET /healthz` and `GET /api/services/intent/ping`, with
   1 and 32 clients, then 32 clients against a gateway on 2 uvicorn workers;
   bench/results/request_reply.json.
 - intent (bench.intent): `POST /api/ai-assistant/intent` with 1 and 32 clients, the gateway on
   1 worker, against issue 3's targets; bench/results/intent.json.
+- workflow (bench.workflow): 1,000 runs of a three-step no-op definition through the workflow
+  service, the broker and PostgreSQL, against issue 5's targets; bench/results/workflow.json.
+- campaign (bench.campaign): a 1,000-recipient email campaign in template mode, end to end, against
+  an SMTP sink in this process, rate limits off; bench/results/campaign.json.
 - inference (bench.inference): `POST /api/ai-assistant/inference` against a fake model server in
   this process: cache hits with 1 and 32 clients, served by the gateway and (for comparison) by
   the inference service through Kafka, and the latency a miss adds to a model call, against issue
@@ -26,7 +30,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from bench import inference, intent, request_reply, wrk
+from bench import campaign, inference, intent, request_reply, workflow, wrk
 from bench.cases import Case, Row, cpu_table, measured_run, table
 from bench.stack import SERVICES, BenchStack, StackError
 from bench.targets import print_verdicts
@@ -142,8 +146,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=int, default=10, help="length of each measured run")
     parser.add_argument(
         "--only",
-        choices=("request-reply", "intent", "inference"),
-        help="run one benchmark (default: all three)",
+        choices=("request-reply", "intent", "inference", "workflow", "campaign"),
+        help="run one benchmark (default: all four)",
     )
     parser.add_argument(
         "--two-workers",
@@ -161,6 +165,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.only in (None, "intent"):
         todo += intent.cases()
     with_inference = args.only in (None, "inference")
+    with_workflow = args.only in (None, "workflow")
+    with_campaign = args.only in (None, "campaign")
+    outreach: dict[str, Any] | None = None
+    engine: dict[str, Any] | None = None
     services: tuple[str, ...] = SERVICES if todo else ()  # inference.measure starts its own
     rows: list[Row] = []
     checked: list[dict[str, Any]] = []
@@ -181,6 +189,10 @@ def main(argv: list[str] | None = None) -> int:
                 rows, checked = measure(stack, scripts, todo, args.seconds)
             if with_inference:
                 measured = inference.measure(stack, Path(tmp), args.seconds)
+            if with_workflow:
+                engine = workflow.measure(stack)
+            if with_campaign:
+                outreach = campaign.measure(stack)
     except (
         wrk.WrkError,
         StackError,
@@ -188,10 +200,20 @@ def main(argv: list[str] | None = None) -> int:
         inference.InferenceCheckError,
         InfraStartError,
         DependencyUnavailable,
+        workflow.BenchmarkError,
+        campaign.BenchmarkError,
     ) as exc:
         print(f"bench: error: {exc}", file=sys.stderr)
         return 1
     report(rows, checked, args.seconds, wrk_version)
+    if engine is not None:
+        workflow.report(engine)
+        print("\nissue 5 targets (1,000 three-step runs):")
+        print_verdicts(workflow.verdicts(engine))
+        print(f"results written to {workflow.write_results(engine, wrk_version)}")
+    if outreach is not None:
+        campaign.report(outreach)
+        print(f"results written to {campaign.write_results(outreach, wrk_version)}")
     if measured is not None:
         inference.report(measured)
         path = inference.write_results(measured, args.seconds, wrk_version)

@@ -74,9 +74,12 @@ class ActionOwner:
         async with self._pool.acquire() as conn:
             await prepare_owner_schema(conn, self._worker.schema)
         self._relay = OutboxRelay(
-            self._pool, self._broker, self._worker.schema, dsn=self._settings.database_url,
+            self._pool,
+            self._settings.kafka_servers,
+            self._worker.schema,
+            dsn=self._settings.database_url,
             settle_seconds=0,
-        )  # fmt: skip
+        )
         await ensure_topics(self._settings, [step_request_topic(self._worker.owner)])
         await self._broker.start()
         await self._relay.start()

@@ -65,6 +65,7 @@ class ActionCall:
 
 
 Implementation = Callable[[Any, ActionCall], Awaitable[BaseModel | dict[str, Any]]]
+Completion = tuple[WorkflowStepRequested, dict[str, Any] | None, StepError | None]
 
 
 @dataclass(frozen=True)
@@ -105,7 +106,15 @@ class ActionWorker:
         async def handle(request: WorkflowStepRequested) -> None:
             await self.perform(pool(), request)
 
-        route = Route(WorkflowStepRequested, handle, key=lambda request: request.run_id)
+        async def handle_many(requests: list[WorkflowStepRequested]) -> None:
+            await self.perform_many(pool(), requests)
+
+        route = Route(
+            WorkflowStepRequested,
+            handle,
+            key=lambda request: request.run_id,
+            handle_many=handle_many,
+        )
         subscribe_events(
             broker,
             settings,
@@ -113,6 +122,59 @@ class ActionWorker:
             routes={step_request_topic(self.owner).name: route},
             tracer=tracer,
         )
+
+    async def perform_many(self, pool: asyncpg.Pool, requests: list[WorkflowStepRequested]) -> None:
+        """Run a batch of step requests: the transactional ones in one transaction (each action
+        in a savepoint of its own), with their results and completions written together."""
+        now = utcnow()
+        together: list[WorkflowStepRequested] = []
+        for request in requests:
+            registered = self._implemented.get(request.action)
+            late = request.deadline_at is not None and request.deadline_at < now
+            if registered is not None and registered.transactional and not late:
+                together.append(request)
+            else:
+                await self.perform(pool, request)
+        if not together:
+            return
+        async with pool.acquire() as conn, conn.transaction():
+            done = await self._results(conn, [request.idempotency_key for request in together])
+            performed: list[tuple[WorkflowStepRequested, dict[str, Any]]] = []
+            completions: list[Completion] = []
+            for request in together:
+                key = request.idempotency_key
+                if key in done:  # performed before (or earlier in this batch): its result again
+                    completions.append((request, done[key], None))
+                    continue
+                registered = self._implemented[request.action]
+                try:
+                    async with conn.transaction():  # a savepoint: a failed action leaves no effect
+                        call = ActionCall(request, conn, pool)
+                        output = await self._run(registered, request, call)
+                except ActionFailed as exc:
+                    completions.append((request, None, exc.error))
+                    continue
+                done[key] = output
+                performed.append((request, output))
+                completions.append((request, output, None))
+            await self._record_many(conn, performed)
+            await outbox.enqueue_many(
+                conn,
+                self.schema,
+                [
+                    (WORKFLOW_STEP_COMPLETED.name, str(r.run_id), _completion(r, output, error))
+                    for r, output, error in completions
+                ],
+            )
+
+    async def _results(self, conn: Connection, keys: list[str]) -> dict[str, dict[str, Any]]:
+        """The stored results of the step visits among `keys` that were performed already."""
+        rows = await conn.fetch(
+            f"SELECT idempotency_key, output FROM {self.schema}.action_results"  # noqa: S608
+            " WHERE idempotency_key = ANY($1::text[])",
+            keys,
+        )
+        return {r["idempotency_key"]: json.loads(r["output"]) for r in rows}
 
     async def perform(self, pool: asyncpg.Pool, request: WorkflowStepRequested) -> None:
         """Run one step request (see the module docstring)."""
@@ -206,11 +268,21 @@ class ActionWorker:
     async def _record(
         self, conn: Connection, request: WorkflowStepRequested, output: dict[str, Any]
     ) -> None:
+        await self._record_many(conn, [(request, output)])
+
+    async def _record_many(
+        self, conn: Connection, results: list[tuple[WorkflowStepRequested, dict[str, Any]]]
+    ) -> None:
+        if not results:
+            return
         await conn.execute(
             f"INSERT INTO {self.schema}.action_results (idempotency_key, run_id, action, output)"  # noqa: S608
-            " VALUES ($1, $2, $3, $4::jsonb)",
-            request.idempotency_key, request.run_id, request.action, json.dumps(output),
-        )  # fmt: skip
+            " SELECT * FROM unnest($1::text[], $2::uuid[], $3::text[], $4::jsonb[])",
+            [r.idempotency_key for r, _ in results],
+            [r.run_id for r, _ in results],
+            [r.action for r, _ in results],
+            [json.dumps(output) for _, output in results],
+        )
 
     async def _complete(
         self,
@@ -220,16 +292,22 @@ class ActionWorker:
         output: dict[str, Any] | None = None,
         error: StepError | None = None,
     ) -> None:
-        completed = WorkflowStepCompleted(
-            correlation_id=request.correlation_id,
-            run_id=request.run_id,
-            step_id=request.step_id,
-            action=request.action,
-            attempt=request.attempt,
-            ok=error is None,
-            output=output or {},
-            error=error,
-        )
+        completed = _completion(request, output, error)
         await outbox.enqueue(
             conn, self.schema, WORKFLOW_STEP_COMPLETED.name, str(request.run_id), completed
         )
+
+
+def _completion(
+    request: WorkflowStepRequested, output: dict[str, Any] | None, error: StepError | None
+) -> WorkflowStepCompleted:
+    return WorkflowStepCompleted(
+        correlation_id=request.correlation_id,
+        run_id=request.run_id,
+        step_id=request.step_id,
+        action=request.action,
+        attempt=request.attempt,
+        ok=error is None,
+        output=output or {},
+        error=error,
+    )

@@ -13,6 +13,12 @@ from shared.actions import action
 from shared.events import Slots
 
 MAX_REVIEW_HOURS = 720.0  # 30 days: a review left longer than that is forgotten, not pending
+MAX_MONITOR_HOURS = 2_160.0  # 90 days
+
+# Signals the campaign service sends a campaign's run (`workflow.signals`, run id = campaign id)
+REVIEW_FINISHED = "review_finished"  # no draft is pending any more
+SENDING_FINISHED = "sending_finished"  # review finished and no approved email is left to send
+MONITORING_CLOSED = "monitoring_closed"  # a recruiter closed the campaign before its window ended
 
 
 class EmailCampaignParams(BaseModel):
@@ -28,6 +34,12 @@ class EmailCampaignParams(BaseModel):
         gt=0,
         le=MAX_REVIEW_HOURS,
         description="How long the drafts wait for review before the campaign expires.",
+    )
+    monitor_hours: float = Field(
+        168,
+        gt=0,
+        le=MAX_MONITOR_HOURS,
+        description="How long after sending the campaign keeps watching replies and bounces.",
     )
 
 
@@ -70,4 +82,23 @@ GENERATE_DRAFTS = action(
     GenerateDraftsOutput,
     "Write one draft, footer included, for every recipient that has none; the campaign then "
     "awaits review.",
+)
+
+
+class ExpireDraftsInput(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    campaign_id: uuid.UUID
+
+
+class ExpireDraftsOutput(BaseModel):
+    expired: int = Field(..., ge=0, description="Drafts still pending at the deadline.")
+
+
+EXPIRE_DRAFTS = action(
+    "campaign.expire_drafts",
+    ExpireDraftsInput,
+    ExpireDraftsOutput,
+    "At the review deadline: every draft still pending expires and is never sent (approved ones "
+    "are still sent).",
 )

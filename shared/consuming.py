@@ -27,7 +27,7 @@ from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
 from faststream.message import StreamMessage
 from opentelemetry import propagate, trace
-from opentelemetry.trace import SpanKind, Tracer
+from opentelemetry.trace import Link, SpanKind, Tracer
 from pydantic import BaseModel, ValidationError
 
 from shared.broker import consumer_options, dead_letter
@@ -52,6 +52,10 @@ RETRY_PAUSE_SECONDS = 0.2
 TRANSIENT_PAUSE_SECONDS = 1.0
 
 
+def _headers(record: Any) -> dict[str, str]:
+    return {k: v.decode(errors="replace") for k, v in (record.headers or ())}
+
+
 async def _raw_bodies(msg: StreamMessage[Any]) -> Any:
     """Leave decoding to the handler, so one bad message does not fail its whole batch."""
     return msg.body
@@ -59,11 +63,14 @@ async def _raw_bodies(msg: StreamMessage[Any]) -> Any:
 
 @dataclass(frozen=True)
 class Route(Generic[E]):
-    """How to handle one topic's events: decode into `model`, order by `key`, call `handle`."""
+    """How to handle one topic's events: decode into `model`, order by `key`, call `handle`.
+    With `handle_many`, a batch's events of this topic go to it at once, in order (it must keep
+    events with the same key in order); if it fails, they are handled one by one."""
 
     model: type[E]
     handle: Callable[[E], Awaitable[object]]
     key: Callable[[E], Hashable]
+    handle_many: Callable[[list[E]], Awaitable[object]] | None = None
 
 
 def subscribe_events(
@@ -81,8 +88,7 @@ def subscribe_events(
     tracer = tracer or trace.get_tracer(__name__)
 
     async def handle_one(record: Any, route: Route[Any], event: BaseModel) -> None:
-        headers = {k: v.decode(errors="replace") for k, v in (record.headers or ())}
-        parent = propagate.extract(headers)
+        parent = propagate.extract(_headers(record))
         with tracer.start_as_current_span(
             f"{record.topic} process",
             context=parent,
@@ -118,6 +124,32 @@ def subscribe_events(
         for record, route, event in items:
             await handle_one(record, route, event)
 
+    async def run_together(items: list[tuple[Any, Route[Any], BaseModel]]) -> None:
+        route = items[0][1]
+        assert route.handle_many is not None
+        links = [
+            Link(trace.get_current_span(propagate.extract(_headers(record))).get_span_context())
+            for record, _, _ in items
+        ]
+        with tracer.start_as_current_span(
+            f"{items[0][0].topic} process batch",
+            kind=SpanKind.CONSUMER,
+            links=links,
+            attributes={"messaging.batch.message_count": len(items)},
+        ):
+            try:
+                await route.handle_many([event for _, _, event in items])
+            except TRANSIENT_ERRORS:
+                raise
+            except Exception:
+                log.exception(
+                    "a batch from %s failed; handling its events one by one", items[0][0].topic
+                )
+                lanes: dict[Hashable, list[tuple[Any, Route[Any], BaseModel]]] = defaultdict(list)
+                for record, r, event in items:
+                    lanes[r.key(event)].append((record, r, event))
+                await asyncio.gather(*(run_lane(lane) for lane in lanes.values()))
+
     @broker.subscriber(
         *routes,
         group_id=group_id,
@@ -125,7 +157,7 @@ def subscribe_events(
         max_records=max_records,
         # An empty poll makes FastStream sleep as long again before the next one, and an event
         # that arrives meanwhile waits: keep both short where someone waits on the event.
-        batch_timeout_ms=100 if background else 10,
+        batch_timeout_ms=100 if background else 2,
         ack_policy=AckPolicy.NACK_ON_ERROR,
         decoder=_raw_bodies,
         **consumer_options(settings, background=background),
@@ -133,6 +165,7 @@ def subscribe_events(
     async def consume(bodies: list[bytes]) -> None:
         records = broker.context.get_local("message").raw_message
         lanes: dict[Hashable, list[tuple[Any, Route[Any], BaseModel]]] = defaultdict(list)
+        together: dict[str, list[tuple[Any, Route[Any], BaseModel]]] = defaultdict(list)
         for record in records:
             route = routes[record.topic]
             try:
@@ -143,9 +176,14 @@ def subscribe_events(
                     reason=f"not a valid {route.model.__name__}: {exc}", body=record.value or b"",
                 )  # fmt: skip
                 continue
-            lanes[route.key(event)].append((record, route, event))
+            if route.handle_many is not None:
+                together[record.topic].append((record, route, event))
+            else:
+                lanes[route.key(event)].append((record, route, event))
         results = await asyncio.gather(
-            *(run_lane(items) for items in lanes.values()), return_exceptions=True
+            *(run_together(items) for items in together.values()),
+            *(run_lane(items) for items in lanes.values()),
+            return_exceptions=True,
         )
         failures = [r for r in results if isinstance(r, BaseException)]
         if failures:

@@ -14,6 +14,8 @@ from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from shared.campaign_monitoring import MonitoringCommand
+from shared.campaign_review import ReviewCommand
 from shared.inference import InferCommand
 from shared.workflow_api import RunStatus, WorkflowCommand
 
@@ -244,7 +246,12 @@ class DetectIntentCommand(BaseModel):
 
 # Every command any service answers; each service handles its own and says "unsupported" to others.
 ServiceCommand = Annotated[
-    PingCommand | DetectIntentCommand | InferCommand | WorkflowCommand,
+    PingCommand
+    | DetectIntentCommand
+    | InferCommand
+    | WorkflowCommand
+    | ReviewCommand
+    | MonitoringCommand,
     Field(discriminator="type"),
 ]
 

@@ -16,8 +16,7 @@ import logging
 from typing import Any
 
 import asyncpg
-from faststream.kafka import KafkaBroker
-from opentelemetry import context as otel_context
+from aiokafka import AIOKafkaProducer
 from opentelemetry import propagate
 
 from shared.db import Connection
@@ -47,6 +46,18 @@ def row(topic: str, key: str, event: Event) -> tuple[object, ...]:
     return (event.event_id, topic, key, event.model_dump_json(), json.dumps(carrier))
 
 
+async def enqueue_many(conn: Connection, schema: str, events: list[tuple[str, str, Event]]) -> None:
+    """Add several (topic, key, event) to `schema`'s outbox in one statement, in order."""
+    if not events:
+        return
+    rows = [row(topic, key, event) for topic, key, event in events]
+    await conn.execute(
+        f"INSERT INTO {schema}.outbox (event_id, topic, key, payload, headers)"  # noqa: S608
+        " SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::jsonb[], $5::jsonb[])",
+        *(list(column) for column in zip(*rows, strict=True)),
+    )
+
+
 async def enqueue(conn: Connection, schema: str, topic: str, key: str, event: Event) -> None:
     """Add `event` to `schema`'s outbox inside the caller's transaction. A trigger on the table
     wakes the relay when the transaction commits."""
@@ -59,7 +70,7 @@ class OutboxRelay:
     def __init__(
         self,
         pool: asyncpg.Pool,
-        broker: KafkaBroker,
+        bootstrap_servers: list[str],
         schema: str,
         *,
         dsn: str,
@@ -69,7 +80,14 @@ class OutboxRelay:
     ) -> None:
         self._pool = pool
         self._dsn = dsn
-        self._broker = broker
+        # A producer of its own, without FastStream's per-message middlewares: the rows already
+        # carry their headers (the trace context of the transaction that wrote them).
+        self._producer = AIOKafkaProducer(
+            bootstrap_servers=bootstrap_servers,
+            acks="all",
+            linger_ms=0,
+            client_id=f"{schema}-outbox",
+        )
         self._schema = schema
         self._batch_size = batch_size
         self._poll_seconds = poll_seconds
@@ -79,6 +97,7 @@ class OutboxRelay:
         self._listener: asyncpg.Connection | None = None
 
     async def start(self) -> None:
+        await self._producer.start()
         self._listener = await asyncpg.connect(self._dsn)
         await self._listener.add_listener(_channel(self._schema), self._on_notify)
         self._task = asyncio.create_task(self._run(), name=f"outbox-relay-{self._schema}")
@@ -90,6 +109,7 @@ class OutboxRelay:
                 await self._task
         if self._listener is not None:
             await self._listener.close()
+        await self._producer.stop()
 
     def _on_notify(self, *_: object) -> None:
         self._wake.set()
@@ -135,18 +155,16 @@ class OutboxRelay:
         return len(rows)
 
     async def _send(self, row: asyncpg.Record) -> asyncio.Future[Any]:
-        """Hand one row to the producer (in order) under its original trace context; the returned
-        future resolves when the broker has acknowledged it."""
-        token = otel_context.attach(propagate.extract(json.loads(row["headers"])))
-        try:
-            payload = json.loads(row["payload"])
-            future: asyncio.Future[Any] = await self._broker.publish(
-                payload,
-                row["topic"],
-                key=row["key"].encode() if row["key"] else None,
-                correlation_id=payload.get("correlation_id"),
-                no_confirm=True,
-            )
-            return future
-        finally:
-            otel_context.detach(token)
+        """Hand one row to the producer (in order); the returned future resolves when the broker
+        has acknowledged it."""
+        headers = json.loads(row["headers"])
+        payload = row["payload"]
+        correlation = json.loads(payload).get("correlation_id") or ""
+        headers.update({"content-type": "application/json", "correlation_id": correlation})
+        future: asyncio.Future[Any] = await self._producer.send(
+            row["topic"],
+            value=payload.encode(),
+            key=row["key"].encode() if row["key"] else None,
+            headers=[(name, value.encode()) for name, value in headers.items()],
+        )
+        return future

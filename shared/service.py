@@ -161,7 +161,7 @@ def build_app(
         if outbox_schema is not None:
             relay = OutboxRelay(
                 runtime.db,
-                broker,
+                settings.kafka_servers,
                 outbox_schema,
                 dsn=settings.database_url,
                 settle_seconds=outbox_settle_seconds,

@@ -286,6 +286,50 @@ class Settings(BaseSettings):
         "whatever the request says.",
     )
 
+    # Sending approved campaign email (services/campaign/sender.py).
+    send_poll_seconds: float = Field(
+        1.0,
+        gt=0,
+        le=60,
+        description="SEND_POLL_SECONDS: how often the sender looks for emails due for a retry "
+        "(an email.approved event wakes it at once).",
+    )
+    send_stuck_after_seconds: float = Field(
+        60.0,
+        gt=0,
+        description="SEND_STUCK_AFTER_SECONDS: an email 'sending' longer than this (and 3 SMTP "
+        "timeouts) was left by a stopped sender; it is failed as 'outcome unknown', not resent.",
+    )
+
+    # Campaign monitoring: the inbound delivery-events webhook (services/campaign/monitoring.py).
+    webhook_secret: SecretStr = Field(
+        SecretStr("development-only-webhook-secret-do-not-use"),
+        description="WEBHOOK_SECRET: the X-Webhook-Secret that POST /api/webhooks/email-events "
+        "must carry (32+ characters; production must set it).",
+    )
+    soft_bounce_limit: int = Field(
+        2,
+        ge=0,
+        le=100,
+        description="SOFT_BOUNCE_LIMIT: soft bounces reported for an address before it is "
+        "suppressed (0: never for soft bounces).",
+    )
+
+    @model_validator(mode="after")
+    def _production_webhook_secret(self) -> Settings:
+        """Production refuses the development webhook secret: anyone could report bounces."""
+        if self.environment != "production":
+            return self
+        secret = self.webhook_secret.get_secret_value()
+        if secret == type(self).model_fields["webhook_secret"].default.get_secret_value():
+            raise ValueError(
+                "ENVIRONMENT=production needs a real value for WEBHOOK_SECRET "
+                "(the default is for development)"
+            )
+        if len(secret) < 32:
+            raise ValueError("WEBHOOK_SECRET must be at least 32 characters in production")
+        return self
+
 
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:

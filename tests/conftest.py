@@ -115,13 +115,18 @@ class Launcher:
         self.settings = settings
         self.started: list[ServiceProcess] = []
 
-    def service(self, name: str, *, startup_timeout: float = 30, **env: str) -> ServiceProcess:
+    def service(self, name: str, **env: str) -> ServiceProcess:
         """`python -m services.<name>`, once its consumers run."""
+        return self.service_within(name, 30, env)
+
+    def service_within(self, name: str, timeout: float, env: dict[str, str]) -> ServiceProcess:
+        """The same, allowing `timeout` seconds to start (consumer groups with members that
+        were killed wait for those members' sessions to time out)."""
         proc = ServiceProcess(
             name, python_module(f"services.{name}"), stack_env(self.settings, **env)
         )
         self.started.append(proc.start())
-        proc.wait_for("started successfully", timeout=startup_timeout)
+        proc.wait_for("started successfully", timeout=timeout)
         return proc
 
     def gateway(self, **env: str) -> Gateway:

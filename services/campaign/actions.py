@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import uuid
 
+from services.campaign import review
 from services.campaign.composing import (
     CandidateProfile,
     DraftError,
@@ -25,8 +26,11 @@ from services.campaign.extraction import (
 from services.campaign.mailer import make_message_id
 from shared.action_worker import ActionCall, ActionFailed, ActionWorker
 from shared.campaign_actions import (
+    EXPIRE_DRAFTS,
     EXTRACT_CANDIDATES,
     GENERATE_DRAFTS,
+    ExpireDraftsInput,
+    ExpireDraftsOutput,
     ExtractCandidatesInput,
     ExtractCandidatesOutput,
     GenerateDraftsInput,
@@ -56,6 +60,11 @@ def make_worker(settings: Settings) -> ActionWorker:
     @worker.implements(GENERATE_DRAFTS.name)
     async def generate(given: GenerateDraftsInput, call: ActionCall) -> GenerateDraftsOutput:
         return await generate_drafts(_conn(call), given.campaign_id, composer, sender, links)
+
+    @worker.implements(EXPIRE_DRAFTS.name)
+    async def expire(given: ExpireDraftsInput, call: ActionCall) -> ExpireDraftsOutput:
+        expired = await review.expire_drafts(_conn(call), given.campaign_id)
+        return ExpireDraftsOutput(expired=expired)
 
     return worker
 

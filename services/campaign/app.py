@@ -7,6 +7,9 @@ from faststream import FastStream
 from faststream.kafka import KafkaBroker
 
 from services.campaign.actions import OWNER, SCHEMA, make_worker
+from services.campaign.monitoring_commands import monitoring_commands
+from services.campaign.review_commands import review_command_handlers
+from services.campaign.sender import Sender, subscribe_approved
 from shared.broker import ensure_topics
 from shared.service import Runtime, build_app
 from shared.settings import Settings
@@ -15,22 +18,32 @@ from shared.topics import step_request_topic
 
 def create_app(settings: Settings) -> tuple[FastStream, Runtime]:
     worker = make_worker(settings)
+    senders: list[Sender] = []  # made in startup: it needs the pool
 
     def register(broker: KafkaBroker, runtime: Runtime) -> None:
         provider = runtime.tracer_provider
         tracer = provider.get_tracer("campaign") if provider is not None else None
         worker.subscribe(broker, settings, lambda: runtime.db, tracer)
+        subscribe_approved(broker, settings, lambda: senders[0], tracer)
 
     async def startup(runtime: Runtime) -> None:
         # The engine creates the topic too, but this service may start first.
         await ensure_topics(settings, [step_request_topic(OWNER)])
+        senders.append(Sender(runtime.db, settings))
+        await senders[0].start()
+
+    async def shutdown(runtime: Runtime) -> None:
+        for sender in senders:
+            await sender.stop()
 
     # A step's completion leaves the outbox at its commit's NOTIFY: no settle delay.
     return build_app(
         "campaign",
         settings,
         register,
+        commands={**review_command_handlers(settings), **monitoring_commands(settings)},
         outbox_schema=SCHEMA,
         outbox_settle_seconds=0,
         startup=startup,
+        shutdown=shutdown,
     )

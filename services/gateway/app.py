@@ -13,7 +13,15 @@ from faststream.kafka import KafkaBroker
 from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 from pydantic import BaseModel, Field
 
-from services.gateway import errors, routes_assistant, routes_inference, routes_workflows
+from services.gateway import (
+    errors,
+    routes_assistant,
+    routes_campaigns,
+    routes_inference,
+    routes_review,
+    routes_tracking,
+    routes_workflows,
+)
 from services.gateway.api_keys import KeyStore, Principal
 from services.gateway.auth import authenticate, require
 from services.gateway.readiness import Readiness, check_all
@@ -97,6 +105,9 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(routes_assistant.router)
     app.include_router(routes_inference.router)
     app.include_router(routes_workflows.router)
+    app.include_router(routes_review.router)
+    app.include_router(routes_campaigns.router)
+    app.include_router(routes_tracking.router)
 
     @app.get("/healthz", tags=["ops"], summary="The process is up")
     async def healthz() -> Health:

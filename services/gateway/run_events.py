@@ -10,8 +10,11 @@ import asyncio
 import logging
 import uuid
 from collections import defaultdict
+from typing import Any
 
 from faststream.kafka import KafkaBroker
+from faststream.message import StreamMessage
+from pydantic import ValidationError
 
 from shared.events import WorkflowRunChanged
 from shared.settings import Settings
@@ -52,10 +55,35 @@ class RunEventHub:
                 queue.put_nowait(None)
 
     def attach(self, broker: KafkaBroker, settings: Settings) -> None:
+        """Every change of every run passes here, so a record is decoded only when a stream in
+        this process follows its run (the record key is the run id)."""
+
         @broker.subscriber(
             WORKFLOW_RUN_CHANGED.name,
             auto_offset_reset="latest",
             fetch_max_wait_ms=settings.kafka_fetch_max_wait_ms,
+            batch=True,
+            batch_timeout_ms=20,
+            decoder=_raw_bodies,
         )
-        async def on_run_changed(change: WorkflowRunChanged) -> None:
-            self.publish(change)
+        async def on_run_changes(bodies: list[bytes]) -> None:
+            if not self._listeners:
+                return
+            for record in broker.context.get_local("message").raw_message:
+                if record.key is None or _run_id(record.key) not in self._listeners:
+                    continue
+                try:
+                    self.publish(WorkflowRunChanged.model_validate_json(record.value or b""))
+                except ValidationError:
+                    log.warning("an undecodable run change at offset %s skipped", record.offset)
+
+
+async def _raw_bodies(msg: StreamMessage[Any]) -> Any:
+    return msg.body
+
+
+def _run_id(key: bytes) -> uuid.UUID | None:
+    try:
+        return uuid.UUID(key.decode())
+    except (ValueError, UnicodeDecodeError):
+        return None

@@ -70,6 +70,9 @@ def create_app(settings: Settings) -> tuple[FastStream, Runtime]:
         async def on_completed(event: WorkflowStepCompleted) -> None:
             await parts.live_engine().step_completed(event)
 
+        async def on_completed_many(events: list[WorkflowStepCompleted]) -> None:
+            await parts.live_engine().steps_completed(events)
+
         async def on_signal(event: WorkflowSignal) -> None:
             await parts.live_engine().signal(event)
 
@@ -80,7 +83,10 @@ def create_app(settings: Settings) -> tuple[FastStream, Runtime]:
             group_id="workflow.engine",
             routes={
                 WORKFLOW_STEP_COMPLETED.name: Route(
-                    WorkflowStepCompleted, on_completed, key=lambda e: e.run_id
+                    WorkflowStepCompleted,
+                    on_completed,
+                    key=lambda e: e.run_id,
+                    handle_many=on_completed_many,
                 ),
                 WORKFLOW_SIGNALS.name: Route(WorkflowSignal, on_signal, key=lambda e: e.run_id),
                 INTENT_DETECTED.name: Route(IntentDetected, on_intent, key=lambda e: e.intent_id),

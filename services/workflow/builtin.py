@@ -1,7 +1,8 @@
 """The workflow definitions every engine runs.
 
-`email_campaign` version 1 ends once the drafts are reviewed; sending the approved ones and
-monitoring replies and bounces are added in version 2 (runs keep the version they started with).
+`email_campaign` version 1 ended once the drafts were reviewed; version 2 also waits for the
+approved emails to be sent and then monitors the campaign. Runs keep the version they started with,
+so version 1 stays registered for them.
 """
 
 from __future__ import annotations
@@ -9,7 +10,15 @@ from __future__ import annotations
 from datetime import timedelta
 
 from services.workflow.domain.definitions import Definition, End, RunData, Task, Wait
-from shared.campaign_actions import EXTRACT_CANDIDATES, GENERATE_DRAFTS, EmailCampaignParams
+from shared.campaign_actions import (
+    EXPIRE_DRAFTS,
+    EXTRACT_CANDIDATES,
+    GENERATE_DRAFTS,
+    MONITORING_CLOSED,
+    REVIEW_FINISHED,
+    SENDING_FINISHED,
+    EmailCampaignParams,
+)
 
 
 def _extraction_input(run: RunData) -> dict[str, object]:
@@ -56,4 +65,55 @@ EMAIL_CAMPAIGN_V1 = Definition(
     ),
 )
 
-DEFINITIONS: list[Definition] = [EMAIL_CAMPAIGN_V1]
+
+def _monitoring_window(run: RunData) -> timedelta:
+    return timedelta(hours=float(run.params.get("monitor_hours", 168)))
+
+
+def _campaign(run: RunData) -> dict[str, object]:
+    return {"campaign_id": run.run_id}
+
+
+EMAIL_CAMPAIGN_V2 = Definition(
+    name="email_campaign",
+    version=2,
+    params=EmailCampaignParams,
+    start="extract_candidates",
+    states={
+        "extract_candidates": Task(
+            EXTRACT_CANDIDATES.name, next="generate_drafts", input=_extraction_input
+        ),
+        "generate_drafts": Task(
+            GENERATE_DRAFTS.name,
+            next="await_review",
+            timeout=timedelta(minutes=10),
+            input=_campaign,
+        ),
+        # Each approval is sent at once (email.approved); the run waits until no draft is left.
+        "await_review": Wait(
+            REVIEW_FINISHED,
+            next="await_sending",
+            deadline=_review_deadline,
+            on_deadline="expire_drafts",
+        ),
+        "expire_drafts": Task(EXPIRE_DRAFTS.name, next="expired", input=_campaign),
+        "await_sending": Wait(SENDING_FINISHED, next="monitoring"),
+        "monitoring": Wait(
+            MONITORING_CLOSED,
+            next="completed",
+            deadline=_monitoring_window,
+            on_deadline="completed",
+        ),
+        "completed": End("succeeded"),
+        "expired": End("expired"),
+        "failed": End("failed"),
+    },
+    description=(
+        "Email the candidates that match a request about one open job: extract them, draft one "
+        "email each, wait for a recruiter to approve or reject every draft (each approved email is "
+        "sent at once), wait until the approved ones are sent, then monitor replies, bounces and "
+        "unsubscribes for `monitor_hours`. At the review deadline, pending drafts expire."
+    ),
+)
+
+DEFINITIONS: list[Definition] = [EMAIL_CAMPAIGN_V1, EMAIL_CAMPAIGN_V2]

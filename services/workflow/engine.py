@@ -35,6 +35,7 @@ from shared import outbox
 from shared.actions import ActionRegistry
 from shared.db import Connection
 from shared.events import (
+    Event,
     StepError,
     WorkflowRunChanged,
     WorkflowSignal,
@@ -170,34 +171,74 @@ class Engine:
 
     async def step_completed(self, event: WorkflowStepCompleted) -> str:
         """Advance the run the completed step belongs to; returns what became of the event."""
-        async with self._pool.acquire() as conn, conn.transaction():
-            stored = await repository.lock_run(conn, event.run_id)
+        return (await self.steps_completed([event]))[0]
+
+    async def steps_completed(self, events: list[WorkflowStepCompleted]) -> list[str]:
+        """Apply a batch of completions, a few statements per round for the whole batch: the
+        first completion of each run in one round, a second one for the same run in the next."""
+        outcomes: list[str] = [""] * len(events)
+        pending = list(enumerate(events))
+        while pending:
+            this_round: dict[uuid.UUID, tuple[int, WorkflowStepCompleted]] = {}
+            later: list[tuple[int, WorkflowStepCompleted]] = []
+            for index, event in pending:
+                if event.run_id in this_round:
+                    later.append((index, event))
+                else:
+                    this_round[event.run_id] = (index, event)
+            async with self._pool.acquire() as conn, conn.transaction():
+                results = await self._complete_round(conn, list(this_round.values()))
+            for index, outcome in results:
+                outcomes[index] = outcome
+            pending = later
+        return outcomes
+
+    async def _complete_round(
+        self, conn: Connection, items: list[tuple[int, WorkflowStepCompleted]]
+    ) -> list[tuple[int, str]]:
+        runs = await repository.lock_runs(conn, [event.run_id for _, event in items])
+        closed = await repository.finish_steps(
+            conn,
+            [
+                repository.StepOutcome(
+                    run_id=event.run_id,
+                    step_id=event.step_id,
+                    status="succeeded" if event.ok else "failed",
+                    output=event.output if event.ok else None,
+                    error=None
+                    if event.error is None
+                    else f"{event.error.code}: {event.error.message}",
+                )
+                for _, event in items
+                if event.run_id in runs
+            ],
+        )
+        now = self._clock()
+        results: list[tuple[int, str]] = []
+        transitions: list[tuple[StoredRun, Transition]] = []
+        for index, event in items:
+            stored = runs.get(event.run_id)
             if stored is None:
                 log.warning("completion for unknown run %s ignored", event.run_id)
-                return "unknown_run"
-            closed = await repository.finish_step(
-                conn,
-                event.run_id,
-                event.step_id,
-                "succeeded" if event.ok else "failed",
-                output=event.output if event.ok else None,
-                error=None if event.error is None else f"{event.error.code}: {event.error.message}",
-            )
-            if not closed:
+                results.append((index, "unknown_run"))
+            elif event.step_id not in closed:
                 log.info("step %s of run %s: a duplicate completion", event.step_id, event.run_id)
-                return "duplicate"
-            if stored.current_step_id != event.step_id or stored.run.status != "running":
+                results.append((index, "duplicate"))
+            elif stored.current_step_id != event.step_id or stored.run.status != "running":
                 # recorded in the step history, but the run has moved on
                 log.info("step %s of run %s: a late completion", event.step_id, event.run_id)
-                return "late"
-            machine, now = self._machine(stored), self._clock()
-            if event.ok:
-                transition = machine.step_succeeded(stored.run, event.output, now)
+                results.append((index, "late"))
             else:
-                error = event.error or StepError(code="failed", message="no error given")
-                transition = machine.step_failed(stored.run, error, now, self._random)
-            await self._apply(conn, stored, transition)
-            return "advanced"
+                machine = self._machine(stored)
+                if event.ok:
+                    transition = machine.step_succeeded(stored.run, event.output, now)
+                else:
+                    error = event.error or StepError(code="failed", message="no error given")
+                    transition = machine.step_failed(stored.run, error, now, self._random)
+                transitions.append((stored, transition))
+                results.append((index, "advanced"))
+        await self._apply_many(conn, transitions)
+        return results
 
     async def signal(self, event: WorkflowSignal) -> str:
         """Store a signal; when the run is waiting for it, end the wait."""
@@ -236,9 +277,10 @@ class Engine:
                 return "not_due"  # another instance, or an event, got there first
             machine, run = self._machine(stored), stored.run
             if run.status == "running" and stored.current_step_id is not None:
-                await repository.finish_step(
-                    conn, run_id, stored.current_step_id, "timed_out", error="no completion in time"
+                timed_out = repository.StepOutcome(
+                    run_id, stored.current_step_id, "timed_out", error="no completion in time"
                 )
+                await repository.finish_steps(conn, [timed_out])
                 timeout = StepError(code="timeout", message="the step did not complete in time")
                 transition = machine.step_failed(run, timeout, now, self._random)
                 outcome = "timed_out"
@@ -250,7 +292,7 @@ class Engine:
                 transition = machine.wait_expired(run, now)
                 outcome = "wait_expired"
             else:
-                await repository.save_run(conn, run, wake_at=None, current_step_id=None)
+                await repository.save_runs(conn, [repository.RunUpdate(run, None, None)])
                 return "finished"
             await self._apply(conn, stored, transition)
             return outcome
@@ -258,8 +300,42 @@ class Engine:
     # --- internals -----------------------------------------------------------------------------
 
     async def _apply(self, conn: Connection, stored: StoredRun, transition: Transition) -> None:
-        """Store a transition and enqueue its events. A wait whose signal has already arrived
-        ends at once, so the loop may apply several transitions."""
+        await self._apply_many(conn, [(stored, transition)])
+
+    async def _apply_many(
+        self, conn: Connection, items: list[tuple[StoredRun, Transition]]
+    ) -> None:
+        """Store transitions of distinct runs and enqueue their events, a few statements for
+        all of them."""
+        settled = [(stored, await self._through_waits(conn, stored, t)) for stored, t in items]
+        step_ids = await repository.insert_steps(
+            conn,
+            [
+                repository.NewStep(t.run, t.effect.action, t.effect.input, t.effect.deadline_at)
+                for _, t in settled
+                if isinstance(t.effect, RequestStep)
+            ],
+        )
+        versions = await repository.save_runs(
+            conn,
+            [
+                repository.RunUpdate(t.run, t.wake_at, step_ids.get(stored.run_id))
+                for stored, t in settled
+            ],
+        )
+        events: list[tuple[str, str, Event]] = []
+        for stored, transition in settled:
+            step_id = step_ids.get(stored.run_id)
+            events += self._events(stored, transition, step_id, versions[stored.run_id])
+            if transition.wake_at is not None:
+                self._on_timer(transition.wake_at)
+        await outbox.enqueue_many(conn, SCHEMA, events)
+
+    async def _through_waits(
+        self, conn: Connection, stored: StoredRun, transition: Transition
+    ) -> Transition:
+        """Open the wait a transition enters; when its signal has arrived already, end the wait
+        at once and go on (possibly into further waits)."""
         machine = self._machine(stored)
         while isinstance(transition.effect, AwaitSignal):
             wait = transition.effect
@@ -272,18 +348,16 @@ class Engine:
             transition = machine.signal_received(
                 transition.run, wait.signal, payload, self._clock()
             )
+        return transition
 
+    def _events(
+        self, stored: StoredRun, transition: Transition, step_id: int | None, version: int
+    ) -> list[tuple[str, str, Event]]:
+        """The step request a transition sends (if any) and the run's change, for the outbox."""
         run, effect = transition.run, transition.effect
-        step_id: int | None = None
-        if isinstance(effect, RequestStep):
-            step_id = await repository.insert_step(
-                conn, run, effect.action, effect.input, effect.deadline_at
-            )
-        version = await repository.save_run(
-            conn, run, wake_at=transition.wake_at, current_step_id=step_id
-        )
         correlation = stored.correlation_id or uuid.uuid4().hex
         key = str(stored.run_id)
+        events: list[tuple[str, str, Event]] = []
         if isinstance(effect, RequestStep) and step_id is not None:
             request = WorkflowStepRequested(
                 correlation_id=correlation,
@@ -298,7 +372,7 @@ class Engine:
                 deadline_at=effect.deadline_at,
             )
             owner = self._actions.get(effect.action).owner
-            await outbox.enqueue(conn, SCHEMA, step_request_topic(owner).name, key, request)
+            events.append((step_request_topic(owner).name, key, request))
         changed = WorkflowRunChanged(
             correlation_id=correlation,
             run_id=stored.run_id,
@@ -310,9 +384,8 @@ class Engine:
             detail=_detail(transition, step_id),
             error=run.error,
         )
-        await outbox.enqueue(conn, SCHEMA, WORKFLOW_RUN_CHANGED.name, key, changed)
-        if transition.wake_at is not None:
-            self._on_timer(transition.wake_at)
+        events.append((WORKFLOW_RUN_CHANGED.name, key, changed))
+        return events
 
     def _machine(self, stored: StoredRun) -> Machine:
         key = (stored.workflow_type, stored.definition_version)

@@ -118,70 +118,121 @@ async def get_run(conn: Connection, run_id: uuid.UUID) -> StoredRun | None:
     return None if record is None else _stored(record)
 
 
-async def save_run(
-    conn: Connection,
-    run: Run,
-    *,
-    wake_at: datetime | None,
-    current_step_id: int | None,
-) -> int:
-    """Store the run's new state; returns its new version (the progress sequence number)."""
-    version: int = await conn.fetchval(
+@dataclass(frozen=True)
+class RunUpdate:
+    run: Run
+    wake_at: datetime | None
+    current_step_id: int | None
+
+
+async def lock_runs(conn: Connection, run_ids: list[uuid.UUID]) -> dict[uuid.UUID, StoredRun]:
+    """Several runs, locked until the transaction ends (in id order, so two engines locking
+    overlapping sets cannot deadlock); missing ids are absent from the result."""
+    records = await conn.fetch(
+        f"SELECT {RUN_COLUMNS} FROM workflow.runs WHERE run_id = ANY($1::uuid[])"  # noqa: S608
+        " ORDER BY run_id FOR UPDATE",
+        run_ids,
+    )
+    return {r["run_id"]: _stored(r) for r in records}
+
+
+async def save_runs(conn: Connection, updates: list[RunUpdate]) -> dict[uuid.UUID, int]:
+    """Store runs' new states in one statement; returns each run's new version (the progress
+    sequence number)."""
+    if not updates:
+        return {}
+    rows = await conn.fetch(
         """
-        UPDATE workflow.runs SET
-            status = $2, current_state = $3, context = $4::jsonb, visit = $5, attempt = $6,
-            failed_state = $7, error = $8, wake_at = $9, current_step_id = $10,
-            version = version + 1, updated_at = now(),
-            finished_at = CASE WHEN $2 IN ('succeeded', 'failed', 'cancelled', 'expired')
+        UPDATE workflow.runs AS r SET
+            status = u.status, current_state = u.state, context = u.context::jsonb,
+            visit = u.visit, attempt = u.attempt, failed_state = u.failed_state, error = u.error,
+            wake_at = u.wake_at, current_step_id = u.step_id,
+            version = r.version + 1, updated_at = now(),
+            finished_at = CASE WHEN u.status IN ('succeeded', 'failed', 'cancelled', 'expired')
                                THEN now() END
-        WHERE run_id = $1
-        RETURNING version
+        FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::int[], $6::int[],
+                    $7::text[], $8::text[], $9::timestamptz[], $10::bigint[])
+             AS u(run_id, status, state, context, visit, attempt, failed_state, error, wake_at,
+                  step_id)
+        WHERE r.run_id = u.run_id
+        RETURNING r.run_id, r.version
         """,
-        uuid.UUID(run.run_id), run.status, run.state, json.dumps(run.context.to_json()),
-        run.visit, run.attempt, run.failed_state, run.error, wake_at, current_step_id,
-    )  # fmt: skip
-    return version
+        [uuid.UUID(u.run.run_id) for u in updates],
+        [u.run.status for u in updates],
+        [u.run.state for u in updates],
+        [json.dumps(u.run.context.to_json()) for u in updates],
+        [u.run.visit for u in updates],
+        [u.run.attempt for u in updates],
+        [u.run.failed_state for u in updates],
+        [u.run.error for u in updates],
+        [u.wake_at for u in updates],
+        [u.current_step_id for u in updates],
+    )
+    return {r["run_id"]: r["version"] for r in rows}
 
 
-async def insert_step(
-    conn: Connection,
-    run: Run,
-    action: str,
-    step_input: dict[str, Any],
-    deadline_at: datetime,
-) -> int:
-    step_id: int = await conn.fetchval(
+@dataclass(frozen=True)
+class NewStep:
+    run: Run
+    action: str
+    input: dict[str, Any]
+    deadline_at: datetime
+
+
+async def insert_steps(conn: Connection, steps: list[NewStep]) -> dict[uuid.UUID, int]:
+    """Open one step attempt per run (at most one each); returns each run's new step id."""
+    if not steps:
+        return {}
+    rows = await conn.fetch(
         """
         INSERT INTO workflow.steps (run_id, state, visit, action, attempt, input, deadline_at)
-        VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7)
-        RETURNING id
+        SELECT run_id, state, visit, action, attempt, input::jsonb, deadline_at
+        FROM unnest($1::uuid[], $2::text[], $3::int[], $4::text[], $5::int[], $6::text[],
+                    $7::timestamptz[])
+             AS u(run_id, state, visit, action, attempt, input, deadline_at)
+        RETURNING id, run_id
         """,
-        uuid.UUID(run.run_id), run.state, run.visit, action, run.attempt,
-        json.dumps(step_input), deadline_at,
-    )  # fmt: skip
-    return step_id
+        [uuid.UUID(s.run.run_id) for s in steps],
+        [s.run.state for s in steps],
+        [s.run.visit for s in steps],
+        [s.action for s in steps],
+        [s.run.attempt for s in steps],
+        [json.dumps(s.input) for s in steps],
+        [s.deadline_at for s in steps],
+    )
+    return {r["run_id"]: r["id"] for r in rows}
 
 
-async def finish_step(
-    conn: Connection,
-    run_id: uuid.UUID,
-    step_id: int,
-    status: str,
-    *,
-    output: dict[str, Any] | None = None,
-    error: str | None = None,
-) -> bool:
-    """Close a step attempt that is still open; False when it was closed already (a duplicate
-    or late completion)."""
-    result = await conn.execute(
+@dataclass(frozen=True)
+class StepOutcome:
+    run_id: uuid.UUID
+    step_id: int
+    status: str  # succeeded, failed, timed_out
+    output: dict[str, Any] | None = None
+    error: str | None = None
+
+
+async def finish_steps(conn: Connection, outcomes: list[StepOutcome]) -> set[int]:
+    """Close step attempts that are still open; returns the ids closed now (the others were
+    closed already: duplicate or late completions)."""
+    if not outcomes:
+        return set()
+    rows = await conn.fetch(
         """
-        UPDATE workflow.steps
-        SET status = $2, output = $3::jsonb, error = $4, completed_at = now()
-        WHERE id = $1 AND run_id = $5 AND status = 'requested'
+        UPDATE workflow.steps AS s
+        SET status = u.status, output = u.output::jsonb, error = u.error, completed_at = now()
+        FROM unnest($1::bigint[], $2::uuid[], $3::text[], $4::text[], $5::text[])
+             AS u(id, run_id, status, output, error)
+        WHERE s.id = u.id AND s.run_id = u.run_id AND s.status = 'requested'
+        RETURNING s.id
         """,
-        step_id, status, None if output is None else json.dumps(output), error, run_id,
-    )  # fmt: skip
-    return bool(result == "UPDATE 1")
+        [o.step_id for o in outcomes],
+        [o.run_id for o in outcomes],
+        [o.status for o in outcomes],
+        [None if o.output is None else json.dumps(o.output) for o in outcomes],
+        [o.error for o in outcomes],
+    )
+    return {r["id"] for r in rows}
 
 
 async def open_wait(conn: Connection, run: Run, signal: str, deadline_at: datetime | None) -> None:

@@ -77,8 +77,8 @@ async def add_candidate(
 ) -> str:
     email = f"{name.split()[0].lower()}-{tag}@example.com"
     await db.execute(
-        "INSERT INTO campaign.candidates"
-        " (full_name, first_name, email, city, country, years_experience, skills, source, found_via)"
+        "INSERT INTO campaign.candidates (full_name, first_name, email, city, country,"
+        " years_experience, skills, source, found_via)"
         " VALUES ($1, $2, $3, $4, 'DE', $5, $6, 'test', $7)",
         name, first_name, email, city, years, skills, found_via,
     )  # fmt: skip
@@ -198,7 +198,9 @@ async def test_a_title_that_names_no_open_job_fails_asking_which_job(
 ) -> None:
     skill = f"python-{tag}"
     await add_job(db, f"Platform Engineer {tag}", [skill])
-    await add_candidate(db, tag, "Ada Lovelace", first_name="Ada", city="Berlin", skills=[skill], years=5)  # fmt: skip
+    await add_candidate(
+        db, tag, "Ada Lovelace", first_name="Ada", city="Berlin", skills=[skill], years=5
+    )
 
     asked = f"Underwater Basket Weaver {tag}"
     run_id = await start_campaign(api, skills=[skill], location="Berlin", job_title=asked)
@@ -219,9 +221,7 @@ async def test_an_audience_nobody_fits_fails_without_leaving_a_campaign(
 ) -> None:
     title = f"Platform Engineer {tag}"
     await add_job(db, title, [f"python-{tag}"])
-    run_id = await start_campaign(
-        api, skills=[f"cobol-{tag}"], location="Berlin", job_title=title
-    )
+    run_id = await start_campaign(api, skills=[f"cobol-{tag}"], location="Berlin", job_title=title)
     run = await wait_until(api, run_id, FINISHED)
     assert run["status"] == "failed"
     assert "no_candidates" in run["error"]

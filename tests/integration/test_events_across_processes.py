@@ -27,7 +27,7 @@ async def publisher(prepared: Settings) -> AsyncIterator[KafkaBroker]:
 
 
 async def wait_for_value(
-    pool: asyncpg.Pool, sql: str, *args: object, timeout: float = 15
+    pool: asyncpg.Pool, sql: str, *args: object, timeout: float = 30
 ) -> object:
     deadline = asyncio.get_running_loop().time() + timeout
     while True:
@@ -72,11 +72,15 @@ async def test_intent_from_another_system_starts_one_workflow(
     assert run_status == "running"
 
     # The same event redelivered, and a second event about the same intent: nothing new starts.
+    # The engine keeps no inbox (the run id derived from the intent id is what dedupes), so a
+    # later intent on the same partition marks that the copies before it were consumed.
     await publisher.publish(event, INTENT_DETECTED.name, key=key)
     again = event.model_copy(update={"event_id": uuid.uuid4()})
     await publisher.publish(again, INTENT_DETECTED.name, key=key)
+    marker = campaign_intent()
+    await publisher.publish(marker, INTENT_DETECTED.name, key=key)
     assert await wait_for_value(
-        db, "SELECT count(*) FROM workflow.processed_events WHERE event_id = $1", again.event_id
+        db, "SELECT count(*) FROM workflow.runs WHERE intent_id = $1", marker.intent_id
     )
     runs = await db.fetchval(
         "SELECT count(*) FROM workflow.runs WHERE intent_id = $1", event.intent_id
@@ -91,16 +95,14 @@ async def test_intent_from_another_system_starts_one_workflow(
 async def test_simple_and_unclear_intents_start_nothing(
     start_service: StartService, publisher: KafkaBroker, db: asyncpg.Pool
 ) -> None:
-    start_service("workflow")
+    workflow = start_service("workflow")
     simple = campaign_intent(mode="simple", intent="inference", slots=Slots())
     unclear = campaign_intent(needs_clarification=True)
     no_audience = campaign_intent(slots=Slots(job_title="Staff Backend Engineer"))
     for event in (simple, unclear, no_audience):
         await publisher.publish(event, INTENT_DETECTED.name, key=str(event.intent_id).encode())
-    for event in (simple, unclear, no_audience):
-        assert await wait_for_value(
-            db, "SELECT count(*) FROM workflow.processed_events WHERE event_id = $1", event.event_id
-        )
+    for event in (simple, unclear, no_audience):  # the engine logs each decision not to start
+        await asyncio.to_thread(workflow.wait_for, f"intent {event.intent_id} starts no workflow")
     ids = [e.intent_id for e in (simple, unclear, no_audience)]
     assert (
         await db.fetchval("SELECT count(*) FROM workflow.runs WHERE intent_id = ANY($1)", ids) == 0
@@ -129,10 +131,11 @@ async def test_poison_message_is_dead_lettered_and_consumption_goes_on(
         good = campaign_intent()
         await publisher.publish(good, INTENT_DETECTED.name, key=str(good.intent_id).encode())
 
-        first = await asyncio.wait_for(letters.get(), 15)
-        second = await asyncio.wait_for(letters.get(), 15)
+        got = [await asyncio.wait_for(letters.get(), 15) for _ in range(2)]
+        # Different keys may land on different partitions, so the letters come in either order.
+        first, second = sorted(got, key=lambda letter: not letter.payload.startswith("not json"))
         assert {first.source_topic, second.source_topic} == {INTENT_DETECTED.name}
-        assert "ValidationError" in first.reason
+        assert "not a valid IntentDetected" in first.reason
         assert "mode" in second.reason
         assert (
             await wait_for_value(

@@ -84,8 +84,13 @@ async def test_a_campaign_request_with_slots_starts_its_workflow(
     }
     workflow_id = uuid.UUID(body["workflow_id"])
     # The workflow starts asynchronously: intent log -> outbox -> intent.detected -> workflow.
-    status = await eventually(db, "SELECT status FROM workflow.runs WHERE run_id = $1", workflow_id)
-    assert status == "pending"
+    run = await eventually(
+        db,
+        "SELECT workflow_type || '/' || current_state FROM workflow.runs WHERE run_id = $1",
+        workflow_id,
+    )
+    # No campaign service runs here, so the run waits in its first step.
+    assert run == "email_campaign/extract_candidates"
     intent_id = await db.fetchval(
         "SELECT intent_id FROM workflow.runs WHERE run_id = $1", workflow_id
     )

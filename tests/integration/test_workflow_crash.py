@@ -54,7 +54,7 @@ async def test_sigkill_mid_flight_loses_no_run_and_repeats_no_effect(
 
     # The killed members stay in their consumer groups until their sessions time out (10 s), so
     # the new process may wait that long to get its partitions.
-    launcher.service("workflow", startup_timeout=90, **ENGINE_ENV)
+    launcher.service_within("workflow", 90, ENGINE_ENV)
     deadline = asyncio.get_running_loop().time() + 90
     while await count(db, tag, "succeeded") < RUNS:
         assert asyncio.get_running_loop().time() < deadline, (

@@ -152,6 +152,7 @@ def production(secret: str) -> Settings:
         public_base_url="https://jobs.acme.example",
         sender_email="jobs@acme.example",
         sender_postal_address="1 Harbour Road, Hamburg",
+        webhook_secret="w" * 32,
     )
 
 

@@ -1,0 +1,159 @@
+"""The workflow engine under load, against issue 5's targets.
+
+1,000 runs of `bench.three_steps` (bench.workflows: three steps whose action does nothing) are
+started through the engine (the same transaction and outbox the API's start uses), 32 at a time:
+a new run starts when one finishes, as 32 clients would (all 1,000 at once would measure only how
+long the last step waits in the queue). Each
+step goes: the engine's transaction (step row, run row, outbox) -> outbox relay -> Kafka
+(workflow.step.requested.bench) -> the action owner in this process (its result, its outbox) ->
+relay -> Kafka (workflow.step.completed) -> the workflow service, which advances the run and
+requests the next step. Everything runs on this machine's two cores: broker, PostgreSQL, the
+workflow service and the owner.
+
+Reported: runs per second and step transitions per second (first start to last finish), and
+step latency (a step's request to its completion, from the step history: `requested_at` is the
+requesting transaction's time, `completed_at` the completing one's), p50 and p99. Results:
+bench/results/workflow.json.
+
+Targets (issue 5, this 2-core machine): at least 500 step transitions per second, p50 step
+latency under 20 ms.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import uvloop
+
+from bench.cases import write_document
+from bench.stack import BenchStack
+from bench.workflows import make_worker
+from services.workflow.catalogue import load_definitions
+from services.workflow.engine import Engine, StartRequest
+from shared.action_owner import ActionOwner
+from shared.actions import ACTIONS
+from shared.settings import Settings
+
+log = logging.getLogger("bench.workflow")
+RESULTS = Path(__file__).resolve().parent / "results" / "workflow.json"
+RUNS = 1_000
+IN_FLIGHT = 32  # runs at a time, like 32 clients: a new run starts when one finishes
+STEPS = 3
+ENV = {"WORKFLOW_DEFINITION_MODULES": "bench.workflows"}
+TIMEOUT = 300.0
+
+
+class BenchmarkError(RuntimeError):
+    """The runs did not all finish in time."""
+
+
+def measure(stack: BenchStack, runs: int = RUNS, in_flight: int = IN_FLIGHT) -> dict[str, Any]:
+    stack.use_services(("workflow",), ENV)
+    stack.start_gateway(1)  # it waits until the workflow service answers its ping
+    # uvloop, as the services use: this process is the actions' owner too
+    return uvloop.run(_measure(stack, runs, in_flight))
+
+
+async def _measure(stack: BenchStack, runs: int, in_flight: int) -> dict[str, Any]:
+    endpoints = stack.endpoints
+    settings = Settings(
+        kafka_bootstrap_servers=endpoints.kafka_bootstrap_servers,
+        database_url=endpoints.database_url,
+        redis_url=endpoints.redis_url,
+        workflow_definition_modules=ENV["WORKFLOW_DEFINITION_MODULES"],
+    )
+    owner = ActionOwner(settings, make_worker())
+    await owner.start()
+    pool = await asyncpg.create_pool(settings.database_url, min_size=4, max_size=8)
+    assert pool is not None
+    try:
+        engine = Engine(pool, load_definitions(settings), ACTIONS)
+        log.info("running %d runs, %d at a time", runs, in_flight)
+        started = time.perf_counter()
+        launched = 0
+        while (finished := await _finished(pool)) < runs:
+            if time.perf_counter() - started > TIMEOUT:
+                raise BenchmarkError(f"only {finished} of {runs} runs finished")
+            room = min(in_flight - (launched - finished), runs - launched)
+            if room > 0:
+                await asyncio.gather(
+                    *(engine.start(StartRequest("bench.three_steps", {})) for _ in range(room))
+                )
+                launched += room
+            else:
+                await asyncio.sleep(0.005)
+        elapsed = time.perf_counter() - started
+        stats = await pool.fetchrow(_STEP_STATS)
+        assert stats is not None
+    finally:
+        await pool.close()
+        await owner.stop()
+    return {
+        "runs": runs,
+        "steps_per_run": STEPS,
+        "succeeded": stats["succeeded_runs"],
+        "in_flight": in_flight,
+        "seconds": round(elapsed, 3),
+        "runs_per_second": round(runs / elapsed, 1),
+        "step_transitions_per_second": round(runs * STEPS / elapsed, 1),
+        "step_latency_ms": {
+            "p50": round(stats["p50"], 2),
+            "p99": round(stats["p99"], 2),
+            "max": round(stats["max"], 2),
+        },
+        "retried_steps": stats["retried"],
+    }
+
+
+async def _finished(pool: asyncpg.Pool) -> int:
+    done: int = await pool.fetchval(
+        "SELECT count(*) FROM workflow.runs WHERE workflow_type = 'bench.three_steps'"
+        " AND finished_at IS NOT NULL"
+    )
+    return done
+
+
+_STEP_STATS = """
+WITH latency AS (
+    SELECT (extract(epoch FROM s.completed_at - s.requested_at) * 1000)::float8 AS ms, s.attempt
+    FROM workflow.steps s JOIN workflow.runs r USING (run_id)
+    WHERE r.workflow_type = 'bench.three_steps' AND s.status = 'succeeded'
+)
+SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY ms) AS p50,
+       percentile_cont(0.99) WITHIN GROUP (ORDER BY ms) AS p99,
+       max(ms) AS max,
+       count(*) FILTER (WHERE attempt > 1) AS retried,
+       (SELECT count(*) FROM workflow.runs
+        WHERE workflow_type = 'bench.three_steps' AND status = 'succeeded') AS succeeded_runs
+FROM latency
+"""
+
+
+def verdicts(result: dict[str, Any]) -> list[dict[str, Any]]:
+    rate = result["step_transitions_per_second"]
+    p50 = result["step_latency_ms"]["p50"]
+    return [
+        {"target": ">= 500 step transitions/s", "measured": f"{rate:.0f}/s", "met": rate >= 500},
+        {"target": "p50 step latency < 20 ms", "measured": f"{p50:.1f} ms", "met": p50 < 20},
+    ]
+
+
+def report(result: dict[str, Any]) -> None:
+    print(
+        f"\nworkflow engine: {result['runs']} runs x {result['steps_per_run']} no-op steps, "
+        f"{result['in_flight']} at a time, in {result['seconds']:.1f} s: "
+        f"{result['runs_per_second']:.0f} runs/s, {result['step_transitions_per_second']:.0f} "
+        f"step transitions/s; step latency p50 {result['step_latency_ms']['p50']:.1f} ms, "
+        f"p99 {result['step_latency_ms']['p99']:.1f} ms; {result['succeeded']} succeeded, "
+        f"{result['retried_steps']} steps retried"
+    )
+
+
+def write_results(result: dict[str, Any], wrk_version: str) -> Path:
+    document = {"workflow": result, "targets": verdicts(result)}
+    return write_document(RESULTS, "workflow", int(result["seconds"]), wrk_version, document)

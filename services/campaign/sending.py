@@ -1,0 +1,134 @@
+"""The rules of sending an approved email exactly once: what a claimed email becomes given the
+suppression list and the SMTP outcome, when a campaign has finished sending, and what an email
+left mid-send by a dead process becomes.
+
+Plain Python (no Kafka, database or SMTP); `services/campaign/sender.py` applies the decisions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Literal
+
+from services.campaign.mailer import (
+    OutgoingEmail,
+    PermanentFailure,
+    SendOutcome,
+    Sent,
+    TemporaryFailure,
+)
+from services.campaign.pacing import RetryPolicy
+
+# An email claimed ('sending') whose process died before recording the outcome: the relay may
+# have accepted it, so it is not tried again (a second copy is worse than a missing one).
+OUTCOME_UNKNOWN = "outcome unknown (the sender stopped mid-send); not retried to avoid a duplicate"
+# Statuses in which an email still has to be sent: a campaign with none has finished sending.
+OPEN_STATUSES = ("approved", "sending")
+MAX_ERROR_CHARS = 1_000
+
+EmailStatus = Literal["approved", "sent", "failed", "bounced"]
+
+
+@dataclass(frozen=True)
+class Decision:
+    """What to store for one email after a send attempt (or instead of one)."""
+
+    status: EmailStatus
+    last_error: str | None = None
+    retry_in_seconds: float | None = None  # with status 'approved': when to try again
+    delivery_kind: Literal["sent", "bounced"] | None = None  # a delivery event to record
+    suppress: Literal["hard_bounce"] | None = None  # put the address on the suppression list
+    detail: Mapping[str, Any] | None = None  # the delivery event's detail
+
+    def next_attempt_at(self, now: datetime) -> datetime | None:
+        if self.retry_in_seconds is None:
+            return None
+        return now + timedelta(seconds=self.retry_in_seconds)
+
+
+def suppressed(reason: str) -> Decision:
+    """The address is on the suppression list: fail the email without sending."""
+    return Decision(status="failed", last_error=f"suppressed: {reason}")
+
+
+def unbuildable(error: str) -> Decision:
+    """The message cannot be written safely (a line break in the subject, a bad address)."""
+    return Decision(status="failed", last_error=_cut(f"cannot build the message: {error}"))
+
+
+def decide(outcome: SendOutcome, attempts: int, policy: RetryPolicy) -> Decision:
+    """What a send's outcome means for the email. `attempts` counts tries made, this one
+    included (the claim added it)."""
+    if isinstance(outcome, Sent):
+        return Decision(
+            status="sent",
+            delivery_kind="sent",
+            detail={"message_id": outcome.message_id, "response": _cut(outcome.response)},
+        )
+    error = _describe(outcome)
+    if isinstance(outcome, PermanentFailure):
+        if outcome.hard_bounce:
+            return Decision(
+                status="bounced",
+                last_error=error,
+                delivery_kind="bounced",
+                suppress="hard_bounce",
+                detail={"permanent": True, "code": outcome.code, "message": _cut(outcome.message)},
+            )
+        return Decision(status="failed", last_error=error)
+    assert isinstance(outcome, TemporaryFailure)
+    delay = policy.delay_after(attempts)
+    if delay is None:
+        return Decision(status="failed", last_error=f"gave up after {attempts} tries: {error}")
+    return Decision(status="approved", last_error=error, retry_in_seconds=delay)
+
+
+def _describe(outcome: PermanentFailure | TemporaryFailure) -> str:
+    code = f"{outcome.code} " if outcome.code is not None else ""
+    return _cut(f"{code}{outcome.message}".strip())
+
+
+def _cut(text: str) -> str:
+    return text if len(text) <= MAX_ERROR_CHARS else text[: MAX_ERROR_CHARS - 1] + "…"
+
+
+def outgoing_email(row: Mapping[str, Any]) -> OutgoingEmail:
+    """The email as the database holds it. The stored body already ends with the footer
+    (composing.finalise, at drafting and on every edit); build_message sees the same footer and
+    leaves it alone, so it appears once."""
+    return OutgoingEmail(
+        email_id=row["email_id"],
+        to_address=row["to_address"],
+        subject=row["subject"],
+        body=row["body"],
+        job_title=row["job_title"],
+        found_via=row["found_via"],
+        message_id=row["message_id"],
+    )
+
+
+@dataclass(frozen=True)
+class CampaignCounts:
+    """A campaign's emails by status, as far as sending is concerned."""
+
+    open: int  # approved or sending: still to be sent
+    sent: int
+    failed: int
+    bounced: int
+
+
+def sending_finished(campaign_status: str, counts: CampaignCounts) -> bool:
+    """The review is over (the campaign is 'sending') and no email is left to send."""
+    return campaign_status == "sending" and counts.open == 0
+
+
+def finished_payload(counts: CampaignCounts) -> dict[str, int]:
+    return {"sent": counts.sent, "failed": counts.failed, "bounced": counts.bounced}
+
+
+def stuck_after(smtp_timeout_seconds: float, configured_seconds: float) -> float:
+    """How long an email may stay 'sending' before it counts as left by a dead process. Never
+    less than a few SMTP timeouts: a live sender is still waiting on the relay until then."""
+    return max(configured_seconds, 3 * smtp_timeout_seconds)

@@ -1,0 +1,188 @@
+"""The review API: a recruiter lists a campaign's drafts and approves, rejects or edits then
+approves them, one by one or all at once. Needs an API key with the `review` scope."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, Depends, Query, Request
+from pydantic import BaseModel, ConfigDict, Field, StrictStr, field_validator
+
+from services.gateway.api_keys import Principal
+from services.gateway.auth import require
+from services.gateway.errors import unwrap
+from shared.campaign_review import (
+    MAX_BODY_CHARS,
+    MAX_SUBJECT_CHARS,
+    BulkDecisionView,
+    DecideAllCommand,
+    DecideDraftCommand,
+    Decision,
+    EmailPage,
+    EmailStatus,
+    EmailView,
+    ListEmailsCommand,
+    ReviewCommand,
+)
+from shared.rpc import ServiceClient
+
+router = APIRouter(prefix="/api/campaigns", tags=["review"])
+Reviewer = Annotated[Principal, Depends(require("review"))]
+# A body sent back as listed still carries the footer (removed again before it is stored).
+MAX_EDITED_BODY_CHARS = MAX_BODY_CHARS + 2_000
+
+_NOT_FOUND = {"description": "No such campaign, or the email belongs to another campaign"}
+_CONFLICT = {
+    "description": "The email is no longer a draft (approved, rejected, expired, sent...) and "
+    "cannot take this decision or edit; the message names its status"
+}
+_INVALID = {
+    "description": "A malformed id, an empty or whitespace subject or body, or a bad cursor"
+}
+
+
+class DraftEdit(BaseModel):
+    """Edit-then-approve: the parts given replace the draft's; the footer is the system's."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "subject": "Staff Backend Engineer at Example GmbH",
+                    "body": "Hi Ada,\n\nYour talk on ledgers caught our eye...\n\nBest,\nSam",
+                }
+            ]
+        },
+    )
+
+    subject: StrictStr | None = Field(
+        None, max_length=MAX_SUBJECT_CHARS, description="The new subject, one line."
+    )
+    body: StrictStr | None = Field(
+        None,
+        max_length=MAX_EDITED_BODY_CHARS,
+        description="The new body. The unsubscribe footer is added by the system: leave it out "
+        "or send it back unchanged; either way the email carries it once.",
+    )
+
+    @field_validator("subject", "body")
+    @classmethod
+    def _not_blank(cls, value: str | None) -> str | None:
+        if value is not None and not value.strip():
+            raise ValueError("must not be empty or only whitespace")
+        return value
+
+    @field_validator("subject")
+    @classmethod
+    def _one_line(cls, value: str | None) -> str | None:
+        if value is not None and ("\n" in value or "\r" in value):
+            raise ValueError("must be one line")
+        return value
+
+
+@router.get(
+    "/{campaign_id}/emails",
+    summary="List a campaign's emails, best-ranked recipient first",
+    responses={404: {"description": "No such campaign"}, 422: _INVALID},
+)
+async def list_emails(
+    campaign_id: uuid.UUID,
+    request: Request,
+    _: Reviewer,
+    status: Annotated[
+        EmailStatus | None, Query(description="Only this status, e.g. `drafted` for pending.")
+    ] = None,
+    cursor: Annotated[
+        str | None, Query(max_length=200, description="`next_cursor` of the previous page.")
+    ] = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+) -> EmailPage:
+    command = ListEmailsCommand(campaign_id=campaign_id, status=status, cursor=cursor, limit=limit)
+    return EmailPage.model_validate(await _ask(request, command))
+
+
+@router.post(
+    "/{campaign_id}/emails/{email_id}/approve",
+    summary="Approve a draft, optionally edited first (again: no change)",
+    description="With a body, the draft's subject and/or body are replaced, the system's footer "
+    "put back, and the draft approved. Approving an approved email again changes nothing and "
+    "publishes nothing; an edit of it is a 409.",
+    responses={404: _NOT_FOUND, 409: _CONFLICT, 422: _INVALID},
+)
+async def approve_email(
+    campaign_id: uuid.UUID,
+    email_id: uuid.UUID,
+    request: Request,
+    principal: Reviewer,
+    edit: Annotated[DraftEdit | None, Body()] = None,
+) -> EmailView:
+    return await _decide(request, principal, campaign_id, email_id, "approve", edit)
+
+
+@router.post(
+    "/{campaign_id}/emails/{email_id}/reject",
+    summary="Reject a draft: it is never sent (again: no change)",
+    responses={404: _NOT_FOUND, 409: _CONFLICT, 422: _INVALID},
+)
+async def reject_email(
+    campaign_id: uuid.UUID, email_id: uuid.UUID, request: Request, principal: Reviewer
+) -> EmailView:
+    return await _decide(request, principal, campaign_id, email_id, "reject", None)
+
+
+@router.post(
+    "/{campaign_id}/approve-all",
+    summary="Approve every draft of the campaign still pending, as it is",
+    responses={404: {"description": "No such campaign"}, 422: _INVALID},
+)
+async def approve_all(
+    campaign_id: uuid.UUID, request: Request, principal: Reviewer
+) -> BulkDecisionView:
+    return await _decide_all(request, principal, campaign_id, "approve")
+
+
+@router.post(
+    "/{campaign_id}/reject-all",
+    summary="Reject every draft of the campaign still pending",
+    responses={404: {"description": "No such campaign"}, 422: _INVALID},
+)
+async def reject_all(
+    campaign_id: uuid.UUID, request: Request, principal: Reviewer
+) -> BulkDecisionView:
+    return await _decide_all(request, principal, campaign_id, "reject")
+
+
+async def _decide(
+    request: Request,
+    principal: Principal,
+    campaign_id: uuid.UUID,
+    email_id: uuid.UUID,
+    decision: Decision,
+    edit: DraftEdit | None,
+) -> EmailView:
+    command = DecideDraftCommand(
+        campaign_id=campaign_id,
+        email_id=email_id,
+        decision=decision,
+        subject=edit.subject if edit else None,
+        body=edit.body if edit else None,
+        reviewed_by=principal.user,
+    )
+    return EmailView.model_validate(await _ask(request, command))
+
+
+async def _decide_all(
+    request: Request, principal: Principal, campaign_id: uuid.UUID, decision: Decision
+) -> BulkDecisionView:
+    command = DecideAllCommand(
+        campaign_id=campaign_id, decision=decision, reviewed_by=principal.user
+    )
+    return BulkDecisionView.model_validate(await _ask(request, command))
+
+
+async def _ask(request: Request, command: ReviewCommand) -> dict[str, Any]:
+    """Send a command to the campaign service; its error codes become HTTP errors."""
+    client: ServiceClient = request.app.state.client
+    return unwrap(await client.request("campaign", command), "campaign")

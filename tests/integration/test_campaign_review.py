@@ -1,0 +1,432 @@
+"""Reviewing a campaign's drafts through the gateway, with the real workflow and campaign services:
+one at a time (approve, edit-then-approve, reject) or all at once; every approval published on
+`email.approved`, the run signalled once when no draft is left, bad requests refused without a
+change, and drafts nobody decided expiring at the review deadline.
+
+The session database is shared, so every test makes its own job and candidates, marked with a
+fresh tag, and asks for a skill only they have; its rows are deleted afterwards.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+import asyncpg
+import httpx
+import pytest
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from services.gateway import api_keys
+from shared.settings import Settings
+from shared.topics import EMAIL_APPROVED
+from tests.conftest import Gateway, Launcher
+
+pytestmark = pytest.mark.integration
+
+FINISHED = {"succeeded", "failed", "cancelled", "expired"}
+REVIEWER = "sam-reviewer"
+APPROVED_OR_LATER = {"approved", "sending", "sent", "failed", "bounced"}
+
+
+@pytest.fixture(scope="module")
+def gateway(module_launcher: Launcher) -> Gateway:
+    module_launcher.service("workflow")
+    module_launcher.service("campaign")
+    return module_launcher.gateway()
+
+
+@pytest.fixture(scope="module")
+async def api(gateway: Gateway, prepared: Settings) -> AsyncIterator[httpx.AsyncClient]:
+    conn = await asyncpg.connect(prepared.database_url)
+    try:
+        key = await api_keys.create_key(conn, REVIEWER, frozenset({"workflows", "review"}))
+    finally:
+        await conn.close()
+    async with gateway.client(key.token) as client:
+        yield client
+
+
+@pytest.fixture
+async def tag(db: asyncpg.Pool) -> AsyncIterator[str]:
+    """A marker for this test's rows; they are deleted when the test ends."""
+    marker = uuid.uuid4().hex[:12]
+    yield marker
+    like = f"%{marker}%"
+    async with db.acquire() as conn, conn.transaction():
+        await conn.execute(
+            "DELETE FROM campaign.campaigns WHERE job_id IN"
+            " (SELECT job_id FROM campaign.jobs WHERE title LIKE $1)",
+            like,
+        )
+        await conn.execute("DELETE FROM campaign.candidates WHERE email LIKE $1", like)
+        await conn.execute("DELETE FROM campaign.jobs WHERE title LIKE $1", like)
+
+
+async def campaign_at_review(
+    api: httpx.AsyncClient, db: asyncpg.Pool, tag: str, recipients: int, **params: Any
+) -> tuple[str, list[dict[str, Any]]]:
+    """A campaign of its own job and `recipients` candidates, waiting for review; its drafts as
+    the API lists them (best-ranked first)."""
+    suffix = uuid.uuid4().hex[:6]  # several campaigns per test
+    skill, title = f"python-{tag}-{suffix}", f"Platform Engineer {tag} {suffix}"
+    await db.execute(
+        "INSERT INTO campaign.jobs (title, city, country, skills) VALUES ($1, 'Berlin', 'DE', $2)",
+        title,
+        [skill],
+    )
+    for i in range(recipients):
+        await db.execute(
+            "INSERT INTO campaign.candidates (full_name, first_name, email, city, country,"
+            " years_experience, skills, source, found_via)"
+            " VALUES ($1, $2, $3, 'Berlin', 'DE', $4, $5, 'test', 'GitHub')",
+            f"Person{i} Test", f"Person{i}", f"person{i}-{suffix}-{tag}@example.com", 20 - i,
+            [skill],
+        )  # fmt: skip
+    slots = {"skills": [skill], "location": "Berlin", "job_title": title}
+    response = await api.post(
+        "/api/workflows", json={"type": "email_campaign", "params": {"slots": slots, **params}}
+    )
+    assert response.status_code == 201, response.text
+    run_id: str = response.json()["run_id"]
+    run = await wait_for_run(api, run_id, lambda r: r["status"] != "running")
+    assert (run["status"], run["state"]) == ("waiting", "await_review"), run.get("error")
+    drafts = await list_emails(api, run_id, status="drafted")
+    assert len(drafts) == recipients
+    return run_id, drafts
+
+
+async def wait_for_run(
+    api: httpx.AsyncClient, run_id: str, done: Any, timeout: float = 30
+) -> dict[str, Any]:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        response = await api.get(f"/api/workflows/{run_id}")
+        assert response.status_code == 200, response.text
+        run: dict[str, Any] = response.json()
+        if run["status"] != "pending" and done(run):
+            return run
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"run {run_id} stayed {run['status']}: {json.dumps(run)[:2000]}")
+        await asyncio.sleep(0.05)
+
+
+async def list_emails(api: httpx.AsyncClient, campaign_id: str, **query: Any) -> list[Any]:
+    response = await api.get(f"/api/campaigns/{campaign_id}/emails", params=query)
+    assert response.status_code == 200, response.text
+    items: list[Any] = response.json()["items"]
+    return items
+
+
+async def approve(
+    api: httpx.AsyncClient, campaign_id: str, email_id: str, **edit: str
+) -> httpx.Response:
+    url = f"/api/campaigns/{campaign_id}/emails/{email_id}/approve"
+    return await api.post(url, json=edit) if edit else await api.post(url)
+
+
+async def outbox_events(db: asyncpg.Pool, campaign_id: str, topic: str) -> list[dict[str, Any]]:
+    rows = await db.fetch(
+        "SELECT payload FROM campaign.outbox WHERE topic = $1"
+        " AND (payload->>'campaign_id' = $2 OR payload->>'run_id' = $2) ORDER BY id",
+        topic,
+        campaign_id,
+    )
+    return [json.loads(row["payload"]) for row in rows]
+
+
+async def published_approvals(
+    db: asyncpg.Pool, settings: Settings, campaign_id: str
+) -> list[dict[str, Any]]:
+    """The `email.approved` events about the campaign on the topic: read from the beginning until
+    every such event in the campaign's outbox has been seen there (the outbox is the record of
+    what was approved; the topic must carry each of them, and nothing else about the campaign)."""
+    written = {e["event_id"] for e in await outbox_events(db, campaign_id, EMAIL_APPROVED.name)}
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=settings.kafka_bootstrap_servers,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+    )
+    await consumer.start()
+    try:
+        consumer.assign(
+            [TopicPartition(EMAIL_APPROVED.name, p) for p in range(EMAIL_APPROVED.partitions)]
+        )
+        events: list[dict[str, Any]] = []
+        deadline = asyncio.get_running_loop().time() + 15
+        # With nothing to wait for, a few quiet reads show nothing about the campaign arrives.
+        quiet_reads = 0
+        while not written <= {e["event_id"] for e in events} or (not written and quiet_reads < 3):
+            assert asyncio.get_running_loop().time() < deadline, (written, events)
+            batches = await consumer.getmany(timeout_ms=300)
+            quiet_reads += not batches
+            for messages in batches.values():
+                for message in messages:
+                    assert message.value is not None
+                    event = json.loads(message.value)
+                    if event["campaign_id"] == campaign_id:
+                        assert message.key == campaign_id.encode()
+                        events.append(event)
+        return events
+    finally:
+        await consumer.stop()
+
+
+async def email_rows(db: asyncpg.Pool, *campaign_ids: str) -> list[tuple[Any, ...]]:
+    """What review decides about the campaigns' emails (the sender moves approved ones on)."""
+    rows = await db.fetch(
+        "SELECT email_id, status, subject, body, edited, reviewed_by, reviewed_at"
+        " FROM campaign.emails WHERE campaign_id = ANY($1::uuid[]) ORDER BY email_id",
+        list(campaign_ids),
+    )
+    return [
+        (r["email_id"], "approved" if r["status"] in APPROVED_OR_LATER else r["status"],
+         *list(r.values())[2:])
+        for r in rows
+    ]  # fmt: skip
+
+
+async def test_approve_edit_and_reject_one_by_one_then_the_run_moves_on(
+    api: httpx.AsyncClient, db: asyncpg.Pool, prepared: Settings, tag: str
+) -> None:
+    run_id, drafts = await campaign_at_review(api, db, tag, 3)
+    first, second, third = drafts
+    assert [d["rank"] for d in drafts] == [1, 2, 3]
+    assert all(d["status"] == "drafted" and d["reviewed_by"] is None for d in drafts)
+    footer = second["body"][second["body"].index("-- \n") :].rstrip()
+
+    approved = await approve(api, run_id, first["email_id"])
+    assert approved.status_code == 200, approved.text
+    view = approved.json()
+    assert (view["status"], view["edited"], view["reviewed_by"]) == ("approved", False, REVIEWER)
+    assert view["reviewed_at"] is not None
+    assert (view["subject"], view["body"]) == (first["subject"], first["body"])
+
+    new_body = "Hi Person1,\n\nI rewrote this one myself: fancy a coffee?\n\nSam"
+    edited = await approve(api, run_id, second["email_id"], subject="Coffee?", body=new_body)
+    assert edited.status_code == 200, edited.text
+    view = edited.json()
+    assert (view["status"], view["edited"], view["subject"]) == ("approved", True, "Coffee?")
+    assert view["body"].startswith(new_body + "\n\n-- \n")
+    assert view["body"].count(footer) == 1
+    assert view["body"].count("Unsubscribe with one click") == 1
+    stored = await db.fetchrow(
+        "SELECT subject, body, edited, reviewed_by FROM campaign.emails WHERE email_id = $1",
+        uuid.UUID(second["email_id"]),
+    )
+    assert stored is not None
+    assert dict(stored) == {
+        "subject": "Coffee?",
+        "body": view["body"],
+        "edited": True,
+        "reviewed_by": REVIEWER,
+    }
+
+    again = await approve(api, run_id, second["email_id"])  # a repeated request: no change
+    assert again.status_code == 200, again.text
+    assert (again.json()["subject"], again.json()["body"]) == ("Coffee?", view["body"])
+
+    assert (await db.fetchval(
+        "SELECT status FROM campaign.campaigns WHERE campaign_id = $1", uuid.UUID(run_id)
+    )) == "awaiting_review"  # fmt: skip
+    rejected = await api.post(f"/api/campaigns/{run_id}/emails/{third['email_id']}/reject")
+    assert rejected.status_code == 200, rejected.text
+    assert (rejected.json()["status"], rejected.json()["reviewed_by"]) == ("rejected", REVIEWER)
+
+    run = await wait_for_run(api, run_id, lambda r: r["state"] != "await_review")
+    assert run["state"] in {"await_sending", "monitoring"}, run
+    assert await list_emails(api, run_id, status="drafted") == []
+    assert (await db.fetchval(
+        "SELECT status FROM campaign.campaigns WHERE campaign_id = $1", uuid.UUID(run_id)
+    )) in {"sending", "monitoring", "completed"}  # fmt: skip
+
+    signals = await outbox_events(db, run_id, "workflow.signals")
+    review_signals = [s for s in signals if s["name"] == "review_finished"]
+    assert [s["payload"] for s in review_signals] == [{"approved": 2, "rejected": 1, "expired": 0}]
+
+    events = await published_approvals(db, prepared, run_id)
+    assert sorted((e["email_id"], e["edited"], e["approved_by"]) for e in events) == sorted(
+        [(first["email_id"], False, REVIEWER), (second["email_id"], True, REVIEWER)]
+    )  # one per approval, none for the repeat or the rejection
+
+    page = await api.get(f"/api/campaigns/{run_id}/emails", params={"limit": 2})
+    assert page.status_code == 200, page.text
+    assert [e["email_id"] for e in page.json()["items"]] == [first["email_id"], second["email_id"]]
+    rest = await list_emails(api, run_id, limit=2, cursor=page.json()["next_cursor"])
+    assert [e["email_id"] for e in rest] == [third["email_id"]]
+    assert [e["email_id"] for e in await list_emails(api, run_id, status="rejected")] == [
+        third["email_id"]
+    ]
+
+
+async def test_approve_all_decides_every_pending_draft_once(
+    api: httpx.AsyncClient, db: asyncpg.Pool, prepared: Settings, tag: str
+) -> None:
+    run_id, drafts = await campaign_at_review(api, db, tag, 4)
+    rejected = await api.post(f"/api/campaigns/{run_id}/emails/{drafts[0]['email_id']}/reject")
+    assert rejected.status_code == 200, rejected.text
+
+    response = await api.post(f"/api/campaigns/{run_id}/approve-all")
+    assert response.status_code == 200, response.text
+    result = response.json()
+    assert (result["decision"], result["decided"]) == ("approve", 3)
+    assert result["review"] == {"drafted": 0, "approved": 3, "rejected": 1, "expired": 0}
+    assert [e["email_id"] for e in result["items"]] == [d["email_id"] for d in drafts[1:]]
+    assert {(e["status"], e["reviewed_by"]) for e in result["items"]} == {("approved", REVIEWER)}
+
+    again = await api.post(f"/api/campaigns/{run_id}/approve-all")
+    assert again.status_code == 200, again.text
+    assert (again.json()["decided"], again.json()["items"]) == (0, [])
+
+    run = await wait_for_run(api, run_id, lambda r: r["state"] != "await_review")
+    assert run["state"] in {"await_sending", "monitoring"}, run
+    signals = await outbox_events(db, run_id, "workflow.signals")
+    assert [s["name"] for s in signals].count("review_finished") == 1
+    events = await published_approvals(db, prepared, run_id)
+    assert sorted(e["email_id"] for e in events) == sorted(d["email_id"] for d in drafts[1:])
+
+
+async def test_reject_all_finishes_the_review_with_nothing_to_send(
+    api: httpx.AsyncClient, db: asyncpg.Pool, prepared: Settings, tag: str
+) -> None:
+    run_id, _ = await campaign_at_review(api, db, tag, 2)
+    response = await api.post(f"/api/campaigns/{run_id}/reject-all")
+    assert response.status_code == 200, response.text
+    assert response.json()["decided"] == 2
+    assert response.json()["review"] == {"drafted": 0, "approved": 0, "rejected": 2, "expired": 0}
+
+    # Nothing to send: the sender finishes the sending at once, and the run monitors (nothing).
+    run = await wait_for_run(
+        api, run_id, lambda r: r["state"] not in {"await_review", "await_sending"}
+    )
+    assert (run["status"], run["state"]) == ("waiting", "monitoring"), run
+    assert (await db.fetchval(
+        "SELECT status FROM campaign.campaigns WHERE campaign_id = $1", uuid.UUID(run_id)
+    )) == "monitoring"  # fmt: skip
+    assert await outbox_events(db, run_id, EMAIL_APPROVED.name) == []
+    assert await published_approvals(db, prepared, run_id) == []
+    signals = await outbox_events(db, run_id, "workflow.signals")
+    review_signals = [s for s in signals if s["name"] == "review_finished"]
+    assert [s["payload"] for s in review_signals] == [{"approved": 0, "rejected": 2, "expired": 0}]
+
+
+async def test_concurrent_decisions_finish_the_review_exactly_once(
+    api: httpx.AsyncClient, db: asyncpg.Pool, tag: str
+) -> None:
+    run_id, drafts = await campaign_at_review(api, db, tag, 6)
+    # Each draft approved on its own and by approve-all at once (each twice): whichever comes
+    # first decides it, the other changes nothing, and only the very last decision ends the review.
+    responses = await asyncio.gather(
+        *(approve(api, run_id, d["email_id"]) for d in drafts),
+        api.post(f"/api/campaigns/{run_id}/approve-all"),
+        api.post(f"/api/campaigns/{run_id}/approve-all"),
+    )
+    assert [r.status_code for r in responses] == [200] * 8, [r.text for r in responses]
+    assert sum(r.json()["decided"] for r in responses[-2:]) <= 6
+    assert {r.json()["status"] for r in responses[:-2]} == {"approved"}
+    signals = await outbox_events(db, run_id, "workflow.signals")
+    assert [s["name"] for s in signals].count("review_finished") == 1
+    approvals = await outbox_events(db, run_id, "email.approved")
+    assert sorted(a["email_id"] for a in approvals) == sorted(d["email_id"] for d in drafts)
+    run = await wait_for_run(api, run_id, lambda r: r["state"] != "await_review")
+    assert run["state"] in {"await_sending", "monitoring"}, run
+
+
+async def test_bad_requests_are_refused_without_a_change(
+    api: httpx.AsyncClient, db: asyncpg.Pool, gateway: Gateway, make_key: Any, tag: str
+) -> None:
+    run_a, drafts_a = await campaign_at_review(api, db, tag, 3)
+    run_b, drafts_b = await campaign_at_review(api, db, tag, 1)
+    approved = await approve(api, run_a, drafts_a[0]["email_id"])
+    assert approved.status_code == 200, approved.text
+    await db.execute(  # as if the sender had sent it
+        "UPDATE campaign.emails SET status = 'sent', sent_at = now() WHERE email_id = $1",
+        uuid.UUID(drafts_a[1]["email_id"]),
+    )
+    before = await email_rows(db, run_a, run_b)
+    outbox_before = await db.fetchval("SELECT count(*) FROM campaign.outbox")
+    unknown = str(uuid.uuid4())
+    a0, a1, a2, b0 = (
+        drafts_a[0]["email_id"],
+        drafts_a[1]["email_id"],
+        drafts_a[2]["email_id"],
+        drafts_b[0]["email_id"],
+    )
+
+    async def refused(method: str, url: str, status: int, text: str, **kw: Any) -> None:
+        response = await api.request(method, url, **kw)
+        assert response.status_code == status, (url, response.text)
+        assert text in response.text, (url, response.text)
+
+    # a draft of another campaign, and campaigns or emails that do not exist
+    await refused("POST", f"/api/campaigns/{run_a}/emails/{b0}/approve", 404, "has no email")
+    await refused("POST", f"/api/campaigns/{run_a}/emails/{b0}/reject", 404, "has no email")
+    await refused("POST", f"/api/campaigns/{run_a}/emails/{unknown}/approve", 404, "has no email")
+    await refused("POST", f"/api/campaigns/{unknown}/emails/{a2}/approve", 404, "no campaign")
+    await refused("GET", f"/api/campaigns/{unknown}/emails", 404, "no campaign")
+    await refused("POST", f"/api/campaigns/{unknown}/approve-all", 404, "no campaign")
+    await refused("POST", f"/api/campaigns/{unknown}/reject-all", 404, "no campaign")
+    # empty or malformed edits
+    edit_url = f"/api/campaigns/{run_a}/emails/{a2}/approve"
+    await refused("POST", edit_url, 422, "must not be empty", json={"body": "   "})
+    await refused("POST", edit_url, 422, "must not be empty", json={"body": ""})
+    await refused("POST", edit_url, 422, "must not be empty", json={"subject": " "})
+    await refused("POST", edit_url, 422, "one line", json={"subject": "a\nb"})
+    await refused("POST", edit_url, 422, "bogus", json={"body": None, "bogus": 1})
+    footer_only = footer_text_of(drafts_a[2]["body"])
+    await refused("POST", edit_url, 422, "apart from the footer", json={"body": footer_only})
+    await refused("POST", f"/api/campaigns/{run_a}/emails/not-a-uuid/approve", 422, "email_id")
+    await refused("GET", f"/api/campaigns/{run_a}/emails", 422, "cursor", params={"cursor": "x"})
+    await refused("GET", f"/api/campaigns/{run_a}/emails", 422, "status", params={"status": "x"})
+    # decided emails: editing an approved or a sent one, rejecting them, approving a rejected one
+    await refused("POST", f"/api/campaigns/{run_a}/emails/{a0}/approve", 409, "already approved",
+                  json={"body": "Changed my mind."})  # fmt: skip
+    await refused("POST", f"/api/campaigns/{run_a}/emails/{a1}/approve", 409, "already sent",
+                  json={"subject": "Too late"})  # fmt: skip
+    await refused("POST", f"/api/campaigns/{run_a}/emails/{a1}/reject", 409, "is sent")
+    await refused("POST", f"/api/campaigns/{run_a}/emails/{a0}/reject", 409, "is approved")
+    # without the review scope
+    async with gateway.client(await make_key("workflows", user="no-review")) as other:
+        response = await other.post(f"/api/campaigns/{run_a}/emails/{a2}/approve")
+        assert response.status_code == 403, response.text
+
+    assert await email_rows(db, run_a, run_b) == before
+    assert await db.fetchval("SELECT count(*) FROM campaign.outbox") == outbox_before
+    run = await wait_for_run(api, run_a, lambda r: True)
+    assert (run["status"], run["state"]) == ("waiting", "await_review")
+
+
+def footer_text_of(body: str) -> str:
+    return body[body.index("-- \n") :]
+
+
+async def test_drafts_nobody_decided_expire_at_the_review_deadline(
+    api: httpx.AsyncClient, db: asyncpg.Pool, tag: str
+) -> None:
+    # 0.001 hours (3.6 s) leaves time to approve one draft before the deadline.
+    run_id, drafts = await campaign_at_review(api, db, tag, 3, review_hours=0.001)
+    approved = await approve(api, run_id, drafts[0]["email_id"])
+    assert approved.status_code == 200, approved.text
+
+    run = await wait_for_run(api, run_id, lambda r: r["status"] in FINISHED, timeout=30)
+    assert (run["status"], run["state"]) == ("expired", "expired"), run
+    assert run["outputs"]["expire_drafts"] == {"expired": 2}
+    rows = await db.fetch(
+        "SELECT email_id::text, status FROM campaign.emails WHERE campaign_id = $1",
+        uuid.UUID(run_id),
+    )
+    statuses: dict[str, str] = {row["email_id"]: row["status"] for row in rows}
+    assert statuses[drafts[0]["email_id"]] in APPROVED_OR_LATER  # approved in time: still sent
+    assert [statuses[d["email_id"]] for d in drafts[1:]] == ["expired", "expired"]
+    assert (await db.fetchval(
+        "SELECT status FROM campaign.campaigns WHERE campaign_id = $1", uuid.UUID(run_id)
+    )) == "expired"  # fmt: skip
+    late = await approve(api, run_id, drafts[1]["email_id"])
+    assert late.status_code == 409, late.text
+    assert "is expired" in late.text
+    assert [e["email_id"] for e in await list_emails(api, run_id, status="expired")] == [
+        d["email_id"] for d in drafts[1:]
+    ]

@@ -151,6 +151,13 @@ class CampaignJob(BaseModel):
     title: str
 
 
+class DraftingProgress(BaseModel):
+    """How far drafting is; while the campaign is 'generating', `generated` grows draft by draft."""
+
+    generated: int = Field(0, description="Recipients who have a draft (whatever its status now).")
+    total: int = Field(0, description="Recipients extracted for the campaign.")
+
+
 class CampaignView(BaseModel):
     campaign_id: uuid.UUID
     name: str
@@ -162,6 +169,7 @@ class CampaignView(BaseModel):
     updated_at: datetime
     completed_at: datetime | None = None
     counts: CampaignCounts
+    drafting: DraftingProgress = Field(default_factory=DraftingProgress)
 
     @property
     def finished(self) -> bool:

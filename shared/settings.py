@@ -314,6 +314,11 @@ class Settings(BaseSettings):
         description="SOFT_BOUNCE_LIMIT: soft bounces reported for an address before it is "
         "suppressed (0: never for soft bounces).",
     )
+    track_opens_and_clicks: bool = Field(
+        True,
+        description="TRACK_OPENS_AND_CLICKS: send campaign email with an HTML part whose links "
+        "go through the click redirect and which loads the open pixel (false: plain text only).",
+    )
 
     @model_validator(mode="after")
     def _production_webhook_secret(self) -> Settings:

@@ -1,29 +1,21 @@
 """The campaign service's workflow actions: extract a campaign's recipients, then draft an email to
-each. Both are transactional: every write goes through the step's connection, so it commits with
-the step's result and a retried or redelivered step does nothing twice."""
+each (drafting.py). They are transactional: every write goes through the step's connection, so it
+commits with the step's result and a retried or redelivered step does nothing twice. Drafting by a
+language model is the exception: it stores each draft at once, idempotently."""
 
 from __future__ import annotations
 
-import uuid
+from collections.abc import Callable
 
 from services.campaign import review
-from services.campaign.composing import (
-    CandidateProfile,
-    DraftError,
-    FooterContext,
-    JobOpening,
-    SenderIdentity,
-    TemplateComposer,
-    UnsubscribeLinks,
-    finalise,
-)
+from services.campaign.composing import SenderIdentity, TemplateComposer, UnsubscribeLinks
+from services.campaign.drafting import Drafter, InferenceModel, generate_drafts
 from services.campaign.extraction import (
     JobClarification,
     extract_candidates,
     extraction_limit,
     resolve_job,
 )
-from services.campaign.mailer import make_message_id
 from shared.action_worker import ActionCall, ActionFailed, ActionWorker
 from shared.campaign_actions import (
     EXPIRE_DRAFTS,
@@ -38,18 +30,25 @@ from shared.campaign_actions import (
 )
 from shared.db import Connection
 from shared.events import Slots
+from shared.rpc import ServiceClient
 from shared.settings import Settings
 
 OWNER = "campaign"
 SCHEMA = "campaign"
 
 
-def make_worker(settings: Settings) -> ActionWorker:
-    """The campaign actions, configured from `settings`; `subscribe` it to run them."""
+def make_worker(
+    settings: Settings, client: Callable[[], ServiceClient | None] = lambda: None
+) -> ActionWorker:
+    """The campaign actions, configured from `settings`; `subscribe` it to run them. `client`
+    gives the service's request/reply client once started: drafts ask the inference service."""
     worker = ActionWorker(OWNER, SCHEMA)
-    composer = TemplateComposer()
-    sender = SenderIdentity.from_settings(settings)
-    links = UnsubscribeLinks.from_settings(settings)
+    drafter = Drafter(
+        TemplateComposer(),
+        SenderIdentity.from_settings(settings),
+        UnsubscribeLinks.from_settings(settings),
+        model=InferenceModel(client, settings) if settings.llm_configured else None,
+    )
 
     @worker.implements(EXTRACT_CANDIDATES.name)
     async def extract(given: ExtractCandidatesInput, call: ActionCall) -> ExtractCandidatesOutput:
@@ -57,9 +56,14 @@ def make_worker(settings: Settings) -> ActionWorker:
             _conn(call), given, settings, correlation_id=call.request.correlation_id
         )
 
-    @worker.implements(GENERATE_DRAFTS.name)
+    # Model calls take minutes for a large campaign: outside a transaction, each draft is stored
+    # as soon as it is written (drafting.py), so progress shows and a retry resumes.
+    @worker.implements(GENERATE_DRAFTS.name, transactional=drafter.model is None)
     async def generate(given: GenerateDraftsInput, call: ActionCall) -> GenerateDraftsOutput:
-        return await generate_drafts(_conn(call), given.campaign_id, composer, sender, links)
+        db = call.conn if call.conn is not None else call.pool
+        return await generate_drafts(
+            db, given.campaign_id, drafter, correlation_id=call.request.correlation_id
+        )
 
     @worker.implements(EXPIRE_DRAFTS.name)
     async def expire(given: ExpireDraftsInput, call: ActionCall) -> ExpireDraftsOutput:
@@ -147,62 +151,3 @@ def describe_slots(slots: Slots) -> str:
     if slots.min_years_experience is not None:
         parts.append(f"{slots.min_years_experience}+ years of experience")
     return ", ".join(parts) or "the request"
-
-
-async def generate_drafts(
-    conn: Connection,
-    campaign_id: uuid.UUID,
-    composer: TemplateComposer,
-    sender: SenderIdentity,
-    links: UnsubscribeLinks,
-) -> GenerateDraftsOutput:
-    """Draft an email, footer included, to every recipient that has none, from the job's
-    template; the campaign then awaits review."""
-    job_row = await conn.fetchrow(
-        "SELECT j.* FROM campaign.campaigns c JOIN campaign.jobs j USING (job_id)"
-        " WHERE c.campaign_id = $1",
-        campaign_id,
-    )
-    if job_row is None:
-        raise ActionFailed(
-            "unknown_campaign", f"campaign {campaign_id} does not exist", retryable=False
-        )
-    job = JobOpening.model_validate(dict(job_row))
-    pending = await conn.fetch(
-        "SELECT c.* FROM campaign.recipients r JOIN campaign.candidates c USING (candidate_id)"
-        " WHERE r.campaign_id = $1 AND NOT EXISTS (SELECT 1 FROM campaign.emails e"
-        "  WHERE e.campaign_id = r.campaign_id AND e.candidate_id = r.candidate_id)"
-        " ORDER BY r.rank",
-        campaign_id,
-    )
-    rows = []
-    for candidate_row in pending:
-        candidate = CandidateProfile.model_validate(dict(candidate_row))
-        candidate_id: uuid.UUID = candidate_row["candidate_id"]
-        # Derived, not random: a regenerated draft keeps its id, unsubscribe link and Message-ID.
-        email_id = uuid.uuid5(campaign_id, str(candidate_id))
-        try:
-            draft = composer.compose(candidate, job, sender)
-        except DraftError as exc:
-            raise ActionFailed("template_failed", exc.reason, retryable=False) from exc
-        footer = FooterContext(sender, job.title, candidate.found_via, links.url(email_id))
-        draft = finalise(draft, footer)
-        rows.append((
-            email_id, campaign_id, job.job_id, candidate_id, candidate_row["email"],
-            draft.subject, draft.body, make_message_id(email_id, sender.email),
-        ))  # fmt: skip
-    await conn.executemany(
-        "INSERT INTO campaign.emails (email_id, campaign_id, job_id, candidate_id, to_address,"
-        " subject, body, status, message_id) VALUES ($1, $2, $3, $4, $5, $6, $7, 'drafted', $8)"
-        " ON CONFLICT (campaign_id, candidate_id) DO NOTHING",
-        rows,
-    )
-    await conn.execute(
-        "UPDATE campaign.campaigns SET status = 'awaiting_review', generation_mode = 'template',"
-        " updated_at = now() WHERE campaign_id = $1",
-        campaign_id,
-    )
-    drafted: int = await conn.fetchval(
-        "SELECT count(*) FROM campaign.emails WHERE campaign_id = $1", campaign_id
-    )
-    return GenerateDraftsOutput(drafted=drafted, mode="template")

@@ -17,7 +17,8 @@ from shared.topics import step_request_topic
 
 
 def create_app(settings: Settings) -> tuple[FastStream, Runtime]:
-    worker = make_worker(settings)
+    # Drafts ask the inference service through this service's client, made by build_app below.
+    worker = make_worker(settings, lambda: runtime.client)
     senders: list[Sender] = []  # made in startup: it needs the pool
 
     def register(broker: KafkaBroker, runtime: Runtime) -> None:
@@ -36,8 +37,9 @@ def create_app(settings: Settings) -> tuple[FastStream, Runtime]:
         for sender in senders:
             await sender.stop()
 
-    # A step's completion leaves the outbox at its commit's NOTIFY: no settle delay.
-    return build_app(
+    # A step's completion leaves the outbox at its commit's NOTIFY: no settle delay. Only a
+    # configured model is asked anything, so only then is there a reply topic.
+    app, runtime = build_app(
         "campaign",
         settings,
         register,
@@ -46,4 +48,6 @@ def create_app(settings: Settings) -> tuple[FastStream, Runtime]:
         outbox_settle_seconds=0,
         startup=startup,
         shutdown=shutdown,
+        asks_services=settings.llm_configured,
     )
+    return app, runtime

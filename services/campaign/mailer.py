@@ -1,19 +1,22 @@
 """The SMTP adapter: turns one approved email into a compliant message (footer, one-click
-unsubscribe headers, a Message-ID that is the same on every retry) and sends it over a small pool
-of reused connections, classifying the outcome as sent, permanent or temporary failure."""
+unsubscribe headers, a Message-ID that is the same on every retry, and optionally an HTML part
+with tracked links and an open pixel) and sends it over a small pool of reused connections,
+classifying the outcome as sent, permanent or temporary failure."""
 
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email import policy
 from email.headerregistry import Address
 from email.message import EmailMessage
 from email.utils import format_datetime, getaddresses, parseaddr
+from html import escape
 from types import TracebackType
 
 import aiosmtplib
@@ -25,6 +28,7 @@ from services.campaign.composing import (
     UnsubscribeLinks,
     finalise,
 )
+from services.campaign.monitoring import TrackingLinks, links_in
 from shared.settings import Settings
 
 
@@ -54,9 +58,15 @@ def build_message(
     links: UnsubscribeLinks,
     *,
     now: datetime | None = None,
+    tracking: TrackingLinks | None = None,
 ) -> EmailMessage:
     """The message as sent. The footer is added here, from the same token as List-Unsubscribe, so
     no reviewer edit or template can drop the opt-out or make the two links differ.
+
+    Without `tracking` the message is text/plain only. With it, the message is
+    multipart/alternative: the same text/plain part, then an HTML rendering of it whose links go
+    through the click redirect (the unsubscribe link stays direct) and which ends with the open
+    pixel (see `html_alternative`).
 
     Raises ValueError for what cannot be written safely: a line break in the subject or address,
     or an address the email package rejects (e.g. a non-ASCII local part).
@@ -84,7 +94,67 @@ def build_message(
     message["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
     # Quoted-printable keeps the message 7-bit, whatever the relay supports.
     message.set_content(draft.body, cte="quoted-printable")
+    if tracking is not None:
+        html = html_alternative(
+            draft.body,
+            tracked_links(email.body, unsubscribe_url),
+            lambda url: tracking.click(email.email_id, url),
+            tracking.open_pixel(email.email_id),
+        )
+        message.add_alternative(html, subtype="html", cte="quoted-printable")
     return message
+
+
+def tracked_links(stored_body: str, unsubscribe_url: str) -> frozenset[str]:
+    """The links worth a click redirect: those of the body as stored, because the redirect
+    follows only those (services/campaign/monitoring.py, redirect_allowed), and never the
+    unsubscribe link, which must work without our tracking and is no click on the offer."""
+    return frozenset(links_in(stored_body)) - {unsubscribe_url}
+
+
+_PARAGRAPH_BREAK = re.compile(r"\n(?:[ \t]*\n)+")
+
+
+def html_alternative(
+    text: str, tracked: Collection[str], click: Callable[[str], str], pixel_url: str
+) -> str:
+    """`text` as an HTML document: escaped, blank lines separating <p> paragraphs, line breaks as
+    <br>, every http(s) link an <a> (through `click(url)` for the `tracked` ones, direct for the
+    rest), and the 1x1 open pixel at the end. Links are found as the click redirect finds them
+    (`links_in`), so a wrapped URL is character for character one the redirect accepts."""
+
+    def line_html(line: str) -> str:
+        parts: list[str] = []
+        pos = 0
+        for url in links_in(line):
+            start = line.index(url, pos)
+            href = click(url) if url in tracked else url
+            parts.append(escape(line[pos:start]))
+            parts.append(f'<a href="{escape(href)}">{escape(url)}</a>')
+            pos = start + len(url)
+        parts.append(escape(line[pos:]))
+        return "".join(parts)
+
+    text = text.replace("\r\n", "\n").replace("\r", "\n").strip("\n")
+    paragraphs = [
+        "<p>" + "<br>\n".join(line_html(line) for line in paragraph.split("\n")) + "</p>"
+        for paragraph in _PARAGRAPH_BREAK.split(text)
+        if paragraph.strip()
+    ]
+    pixel = (
+        f'<img src="{escape(pixel_url)}" width="1" height="1" alt=""'
+        ' style="display:block;width:1px;height:1px;border:0">'
+    )
+    return "\n".join(
+        [
+            "<!DOCTYPE html>",
+            '<html><head><meta charset="utf-8"></head><body>',
+            *paragraphs,
+            pixel,
+            "</body></html>",
+            "",
+        ]
+    )
 
 
 # SMTP line endings; headers we set are folded as usual, raw ones are written as stored.

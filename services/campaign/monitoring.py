@@ -19,7 +19,12 @@ from urllib.parse import quote, urlsplit
 
 import asyncpg
 
-from shared.campaign_monitoring import CampaignCounts, CampaignJob, CampaignView
+from shared.campaign_monitoring import (
+    CampaignCounts,
+    CampaignJob,
+    CampaignView,
+    DraftingProgress,
+)
 from shared.db import Connection
 from shared.events import DeliveryKind, EmailDeliveryEvent
 from shared.outbox import enqueue
@@ -286,6 +291,9 @@ class MonitoringRepository:
             {r["status"]: (r["total"], r["stamped"]) for r in statuses},
             {r["kind"]: r["emails"] for r in kinds},
         )
+        recipients: int = await self.conn.fetchval(
+            "SELECT count(*) FROM campaign.recipients WHERE campaign_id = $1", campaign_id
+        )
         return CampaignView(
             campaign_id=row["campaign_id"],
             name=row["name"],
@@ -297,6 +305,7 @@ class MonitoringRepository:
             updated_at=row["updated_at"],
             completed_at=row["completed_at"],
             counts=counts,
+            drafting=DraftingProgress(generated=counts.total, total=recipients),
         )
 
     async def email(self, email_id: uuid.UUID) -> EmailRef | None:

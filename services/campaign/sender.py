@@ -26,6 +26,7 @@ from opentelemetry.trace import Tracer
 
 from services.campaign.composing import SenderIdentity, UnsubscribeLinks
 from services.campaign.mailer import Mailer, SmtpConfig, build_message, make_message_id
+from services.campaign.monitoring import TrackingLinks
 from services.campaign.pacing import RetryPolicy, SendPacer
 from services.campaign.sending import (
     OPEN_STATUSES,
@@ -110,6 +111,9 @@ class Sender:
         self._policy = policy or RetryPolicy.from_settings(settings)
         self._identity = SenderIdentity.from_settings(settings)
         self._links = UnsubscribeLinks.from_settings(settings)
+        self._tracking = (
+            TrackingLinks.from_settings(settings) if settings.track_opens_and_clicks else None
+        )
         self._mailer = Mailer(SmtpConfig.from_settings(settings))
         self._workers = settings.smtp_pool_size
         self._stuck_seconds = stuck_after(
@@ -225,7 +229,9 @@ class Sender:
         self._in_flight.add(email_id)
         try:
             try:
-                message = build_message(outgoing_email(row), self._identity, self._links)
+                message = build_message(
+                    outgoing_email(row), self._identity, self._links, tracking=self._tracking
+                )
             except ValueError as exc:
                 decision = unbuildable(str(exc))
             else:

@@ -83,10 +83,11 @@ EMAIL_CAMPAIGN_V2 = Definition(
         "extract_candidates": Task(
             EXTRACT_CANDIDATES.name, next="generate_drafts", input=_extraction_input
         ),
+        # A model drafts a few emails a second at best: 500 recipients take minutes.
         "generate_drafts": Task(
             GENERATE_DRAFTS.name,
             next="await_review",
-            timeout=timedelta(minutes=10),
+            timeout=timedelta(minutes=30),
             input=_campaign,
         ),
         # Each approval is sent at once (email.approved); the run waits until no draft is left.

@@ -6,13 +6,23 @@ import uuid
 from dataclasses import replace
 from datetime import UTC, datetime
 from email import message_from_bytes, policy
-from typing import Any
+from email.message import EmailMessage
+from html.parser import HTMLParser
+from typing import Any, cast
+from urllib.parse import parse_qs, urlsplit
 
 import aiosmtplib
 import pytest
 from pydantic import ValidationError
 
-from services.campaign.composing import SenderIdentity, UnsubscribeLinks, verify_unsubscribe_token
+from services.campaign.composing import (
+    Draft,
+    FooterContext,
+    SenderIdentity,
+    UnsubscribeLinks,
+    finalise,
+    verify_unsubscribe_token,
+)
 from services.campaign.mailer import (
     OutgoingEmail,
     PermanentFailure,
@@ -20,8 +30,14 @@ from services.campaign.mailer import (
     build_message,
     classify_failure,
     envelope_of,
+    html_alternative,
     make_message_id,
     wire_bytes,
+)
+from services.campaign.monitoring import (
+    TrackingLinks,
+    redirect_allowed,
+    verify_tracking_token,
 )
 from shared.settings import Settings
 
@@ -164,3 +180,148 @@ def test_production_refuses_the_development_sender_settings() -> None:
     with pytest.raises(ValidationError, match="at least 32"):
         production("short")
     assert production("k" * 32).unsubscribe_secret.get_secret_value() == "k" * 32
+
+
+# ---- The HTML part: tracked links and the open pixel ------------------------------------------
+
+TRACKING = TrackingLinks("https://jobs.acme.example", SECRET)
+JOB_LINK = "https://careers.acme.example/jobs/42?ref=mail&lang=en"
+OTHER_LINK = "http://acme.example/team"
+
+
+class _Tags(HTMLParser):
+    """The links and images of an HTML part, in order."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.hrefs: list[str] = []
+        self.images: list[str] = []
+        self.text: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        found = dict(attrs)
+        if tag == "a":
+            self.hrefs.append(found["href"] or "")
+        if tag == "img":
+            self.images.append(found["src"] or "")
+
+    def handle_data(self, data: str) -> None:
+        self.text.append(data)
+
+
+def parts_of(message: EmailMessage) -> tuple[str, str]:
+    plain = cast(EmailMessage, message.get_body(preferencelist=("plain",)))
+    html = cast(EmailMessage, message.get_body(preferencelist=("html",)))
+    return cast(str, plain.get_content()), cast(str, html.get_content())
+
+
+def tags(html: str) -> _Tags:
+    parser = _Tags()
+    parser.feed(html)
+    return parser
+
+
+def stored(email: OutgoingEmail, body: str, found_via: str = "GitHub") -> OutgoingEmail:
+    """The email as the drafting step stores it: the footer is part of the body."""
+    footer = FooterContext(SENDER, email.job_title, found_via, LINKS.url(email.email_id))
+    return replace(email, body=finalise(Draft(email.subject, body), footer).body)
+
+
+def test_with_tracking_an_html_alternative_follows_the_unchanged_plain_text() -> None:
+    email = outgoing(body=f"Hi Ada,\n\nThe role: {JOB_LINK}. Interested?")
+    now = datetime(2026, 3, 2, 9, 30, tzinfo=UTC)
+    plain_only = build_message(email, SENDER, LINKS, now=now)
+    message = build_message(email, SENDER, LINKS, now=now, tracking=TRACKING)
+    assert message.get_content_type() == "multipart/alternative"
+    assert [part.get_content_type() for part in message.iter_parts()] == [
+        "text/plain",
+        "text/html",
+    ]
+    plain, _ = parts_of(message)
+    assert plain == plain_only.get_content()
+    for name in (
+        "From",
+        "To",
+        "Subject",
+        "Message-ID",
+        "List-Unsubscribe",
+        "List-Unsubscribe-Post",
+    ):
+        assert message[name] == plain_only[name]
+    for part in message.iter_parts():
+        assert part["Content-Transfer-Encoding"] == "quoted-printable"
+    wire = wire_bytes(message)
+    assert wire.isascii()
+    assert all(len(line) <= 998 for line in wire.split(b"\r\n"))
+    received = parts_of(message_from_bytes(wire, policy=policy.default))
+    assert tuple(part.replace("\r\n", "\n") for part in received) == parts_of(message)
+
+
+def test_body_links_go_through_the_click_redirect_and_the_redirect_accepts_them() -> None:
+    email = stored(outgoing(), f"Hi Ada,\n\nThe role: {JOB_LINK}. The team ({OTHER_LINK}).")
+    _, html = parts_of(build_message(email, SENDER, LINKS, tracking=TRACKING))
+    hrefs = tags(html).hrefs
+    assert hrefs[:2] == [
+        TRACKING.click(email.email_id, JOB_LINK),
+        TRACKING.click(email.email_id, OTHER_LINK),
+    ]
+    for href in hrefs[:2]:
+        parts = urlsplit(href)
+        token = parts.path.removeprefix("/t/c/")
+        assert verify_tracking_token("click", token, SECRET) == email.email_id
+        [target] = parse_qs(parts.query)["url"]
+        assert redirect_allowed(target, email.body)  # what the gateway's redirect will check
+
+
+def test_the_unsubscribe_link_stays_direct_and_the_pixel_comes_last() -> None:
+    email = stored(outgoing(), f"Hi Ada,\n\nThe role: {JOB_LINK}")
+    _, html = parts_of(build_message(email, SENDER, LINKS, tracking=TRACKING))
+    found = tags(html)
+    unsubscribe = LINKS.url(email.email_id)
+    assert found.hrefs == [TRACKING.click(email.email_id, JOB_LINK), unsubscribe]
+    assert found.images == [TRACKING.open_pixel(email.email_id)]
+    assert html.rstrip().endswith("</body></html>")
+    tail = html[html.index("Unsubscribe with one click") :]
+    assert '<img src="' + TRACKING.open_pixel(email.email_id) + '" width="1" height="1"' in tail
+
+
+def test_a_link_the_stored_body_lacks_is_not_wrapped() -> None:
+    # The footer is added only when the message is built, so its links are not in the stored
+    # body: the redirect would refuse them, so they stay direct.
+    profile = "https://github.com/ada"
+    email = outgoing(body=f"Hi Ada,\n\nThe role: {JOB_LINK}", found_via=profile)
+    _, html = parts_of(build_message(email, SENDER, LINKS, tracking=TRACKING))
+    assert tags(html).hrefs == [
+        TRACKING.click(email.email_id, JOB_LINK),
+        profile,
+        LINKS.url(email.email_id),
+    ]
+
+
+def test_the_html_is_the_text_escaped_with_paragraphs_and_line_breaks() -> None:
+    text = "Hi <b>Ada</b> & co,\r\n\r\nLine one\nsee https://x.example/a?b=1&c=2).\n  \n\nBye"
+    html = html_alternative(text, {"https://x.example/a?b=1&c=2"}, lambda u: "T:" + u, "P.gif")
+    body = html[html.index("<body>") + len("<body>") : html.index("</body>")]
+    assert body.split("\n") == [
+        "",
+        "<p>Hi &lt;b&gt;Ada&lt;/b&gt; &amp; co,</p>",
+        "<p>Line one<br>",
+        'see <a href="T:https://x.example/a?b=1&amp;c=2">https://x.example/a?b=1&amp;c=2</a>).</p>',
+        "<p>Bye</p>",
+        '<img src="P.gif" width="1" height="1" alt=""'
+        ' style="display:block;width:1px;height:1px;border:0">',
+        "",
+    ]
+    assert "".join(tags(html).text).count("Hi <b>Ada</b> & co,") == 1
+
+
+def test_a_link_with_markup_characters_cannot_break_out_of_its_attribute() -> None:
+    html = html_alternative('go http://x.example/"onmouseover=alert(1)', set(), str, "P.gif")
+    assert tags(html).hrefs == ["http://x.example/"]
+    assert '"onmouseover' not in html
+    assert "&quot;onmouseover=alert(1)" in html
+
+
+def test_tracking_is_on_by_default_and_can_be_turned_off() -> None:
+    assert Settings().track_opens_and_clicks is True
+    assert Settings(track_opens_and_clicks=False).track_opens_and_clicks is False

@@ -97,11 +97,10 @@ class ActionWorker:
 
         return register
 
-    def subscribe(
-        self, broker: KafkaBroker, settings: Settings, pool: Callable[[], asyncpg.Pool],
-        tracer: Tracer | None = None,
-    ) -> None:  # fmt: skip
-        """Consume this owner's step requests; `pool` gives the pool once the service started."""
+    def routes(self, pool: Callable[[], asyncpg.Pool]) -> dict[str, Route[Any]]:
+        """The consumer route of this owner's step requests, to subscribe alone (`subscribe`) or
+        with the service's other topics in one consumer; `pool` gives the pool once the service
+        started."""
 
         async def handle(request: WorkflowStepRequested) -> None:
             await self.perform(pool(), request)
@@ -115,11 +114,18 @@ class ActionWorker:
             key=lambda request: request.run_id,
             handle_many=handle_many,
         )
+        return {step_request_topic(self.owner).name: route}
+
+    def subscribe(
+        self, broker: KafkaBroker, settings: Settings, pool: Callable[[], asyncpg.Pool],
+        tracer: Tracer | None = None,
+    ) -> None:  # fmt: skip
+        """Consume this owner's step requests in a consumer group of their own."""
         subscribe_events(
             broker,
             settings,
             group_id=f"{self.owner}.actions",
-            routes={step_request_topic(self.owner).name: route},
+            routes=self.routes(pool),
             tracer=tracer,
         )
 

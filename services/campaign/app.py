@@ -9,8 +9,9 @@ from faststream.kafka import KafkaBroker
 from services.campaign.actions import OWNER, SCHEMA, make_worker
 from services.campaign.monitoring_commands import monitoring_commands
 from services.campaign.review_commands import review_command_handlers
-from services.campaign.sender import Sender, subscribe_approved
+from services.campaign.sender import Sender, approved_routes
 from shared.broker import ensure_topics
+from shared.consuming import subscribe_events
 from shared.service import Runtime, build_app
 from shared.settings import Settings
 from shared.topics import step_request_topic
@@ -24,8 +25,17 @@ def create_app(settings: Settings) -> tuple[FastStream, Runtime]:
     def register(broker: KafkaBroker, runtime: Runtime) -> None:
         provider = runtime.tracer_provider
         tracer = provider.get_tracer("campaign") if provider is not None else None
-        worker.subscribe(broker, settings, lambda: runtime.db, tracer)
-        subscribe_approved(broker, settings, lambda: senders[0], tracer)
+        # One consumer for the step requests and the approvals: one consumer group to join.
+        subscribe_events(
+            broker,
+            settings,
+            group_id="campaign.events",
+            routes={
+                **worker.routes(lambda: runtime.db),
+                **approved_routes(lambda: senders[0]),
+            },
+            tracer=tracer,
+        )
 
     async def startup(runtime: Runtime) -> None:
         # The engine creates the topic too, but this service may start first.

@@ -21,8 +21,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
-from faststream.kafka import KafkaBroker
-from opentelemetry.trace import Tracer
 
 from services.campaign.composing import SenderIdentity, UnsubscribeLinks
 from services.campaign.mailer import Mailer, SmtpConfig, build_message, make_message_id
@@ -42,7 +40,7 @@ from services.campaign.sending import (
     unbuildable,
 )
 from shared.campaign_actions import SENDING_FINISHED
-from shared.consuming import TRANSIENT_ERRORS, Route, subscribe_events
+from shared.consuming import TRANSIENT_ERRORS, Route
 from shared.db import Connection
 from shared.events import EmailApproved, EmailDeliveryEvent, WorkflowSignal
 from shared.outbox import enqueue
@@ -51,7 +49,6 @@ from shared.topics import EMAIL_APPROVED, EMAIL_DELIVERY, WORKFLOW_SIGNALS
 
 log = logging.getLogger(__name__)
 SCHEMA = "campaign"
-GROUP = "campaign.sender"
 RECORD_ATTEMPTS = 5  # an accepted email whose outcome cannot be stored would be swept as unknown
 STOP_GRACE_SECONDS = 5.0
 
@@ -374,7 +371,7 @@ async def finish_if_done(conn: Connection, campaign_id: uuid.UUID) -> bool:
         run_id=campaign_id,
         name=SENDING_FINISHED,
         payload=finished_payload(counts),
-        sent_by=GROUP,
+        sent_by="campaign.sender",
         **extra,
     )
     await enqueue(conn, SCHEMA, WORKFLOW_SIGNALS.name, str(campaign_id), signal)
@@ -382,24 +379,11 @@ async def finish_if_done(conn: Connection, campaign_id: uuid.UUID) -> bool:
     return True
 
 
-def subscribe_approved(
-    broker: KafkaBroker,
-    settings: Settings,
-    sender: Callable[[], Sender],
-    tracer: Tracer | None = None,
-) -> None:
-    """Consume `email.approved`: each event wakes its campaign's lane (see the module docstring).
-    `sender` returns the Sender made in the startup hook."""
+def approved_routes(sender: Callable[[], Sender]) -> dict[str, Route[Any]]:
+    """The consumer route of `email.approved`: each event wakes its campaign's lane (see the
+    module docstring). `sender` returns the Sender made in the startup hook."""
 
     async def on_approved(event: EmailApproved) -> None:
         sender().approved(event.campaign_id)
 
-    subscribe_events(
-        broker,
-        settings,
-        group_id=GROUP,
-        routes={
-            EMAIL_APPROVED.name: Route(EmailApproved, on_approved, key=lambda e: e.campaign_id)
-        },
-        tracer=tracer,
-    )
+    return {EMAIL_APPROVED.name: Route(EmailApproved, on_approved, key=lambda e: e.campaign_id)}

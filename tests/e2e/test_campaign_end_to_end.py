@@ -86,6 +86,7 @@ async def wait_for_state(
         await asyncio.sleep(0.1)
 
 
+@pytest.mark.timeout(300)  # a kill and restart waits out consumer sessions
 async def test_a_chat_message_ends_as_approved_emails_in_inboxes_exactly_once(
     launcher: Launcher,
     prepared: Settings,

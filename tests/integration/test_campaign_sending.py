@@ -352,6 +352,7 @@ async def test_suppressed_bounced_and_temporarily_refused_addresses(
     assert signal.payload == {"sent": 2, "failed": 1, "bounced": 1}
 
 
+@pytest.mark.timeout(300)  # a kill and restart waits out consumer sessions
 async def test_a_sender_killed_mid_campaign_sends_no_second_copy(
     launcher: Launcher,
     smtp: SmtpTestServer,

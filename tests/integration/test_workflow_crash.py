@@ -27,6 +27,7 @@ async def count(db: asyncpg.Pool, tag: str, status: str) -> int:
     return total
 
 
+@pytest.mark.timeout(300)  # a kill and restart waits out consumer sessions
 async def test_sigkill_mid_flight_loses_no_run_and_repeats_no_effect(
     launcher: Launcher, testkit_owner: ActionOwner, db: asyncpg.Pool, prepared: Settings
 ) -> None:

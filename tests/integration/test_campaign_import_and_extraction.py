@@ -39,27 +39,6 @@ CANDIDATE_HEADER = (
 JOB_HEADER = "external_ref,title,team,city,country,remote,seniority,skills,description,status"
 
 
-@pytest.fixture
-async def tag(db: asyncpg.Pool) -> AsyncIterator[str]:
-    """A marker for this test's rows; they are deleted when the test ends."""
-    marker = uuid.uuid4().hex[:12]
-    yield marker
-    like = f"%{marker}%"
-    async with db.acquire() as conn, conn.transaction():
-        await conn.execute(
-            "DELETE FROM campaign.campaigns WHERE job_id IN"
-            " (SELECT job_id FROM campaign.jobs WHERE title LIKE $1 OR external_ref LIKE $1)",
-            like,
-        )  # their emails go with them (ON DELETE CASCADE)
-        await conn.execute("DELETE FROM campaign.suppressions WHERE email LIKE $1", like)
-        await conn.execute(
-            "DELETE FROM campaign.candidates WHERE email LIKE $1 OR external_ref LIKE $1", like
-        )
-        await conn.execute(
-            "DELETE FROM campaign.jobs WHERE title LIKE $1 OR external_ref LIKE $1", like
-        )
-
-
 def write(tmp_path: Path, header: str, *lines: str) -> Path:
     path = tmp_path / f"{uuid.uuid4().hex}.csv"
     path.write_text("\n".join([header, *lines]) + "\n", encoding="utf-8")

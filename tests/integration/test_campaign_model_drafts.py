@@ -76,22 +76,6 @@ async def api(gateway: Gateway, prepared: Settings) -> AsyncIterator[httpx.Async
         yield client
 
 
-@pytest.fixture
-async def tag(db: asyncpg.Pool) -> AsyncIterator[str]:
-    """A marker for this test's rows; they are deleted when the test ends."""
-    marker = uuid.uuid4().hex[:12]
-    yield marker
-    like = f"%{marker}%"
-    async with db.acquire() as conn, conn.transaction():
-        await conn.execute(
-            "DELETE FROM campaign.campaigns WHERE job_id IN"
-            " (SELECT job_id FROM campaign.jobs WHERE title LIKE $1)",
-            like,
-        )
-        await conn.execute("DELETE FROM campaign.candidates WHERE email LIKE $1", like)
-        await conn.execute("DELETE FROM campaign.jobs WHERE title LIKE $1", like)
-
-
 def data_block(call: ReceivedCall) -> tuple[str, dict[str, Any]]:
     """The user message's text outside the data block, and the block's JSON."""
     (user,) = [m["content"] for m in call.messages if m["role"] == "user"]

@@ -59,22 +59,6 @@ async def public(gateway: Gateway) -> AsyncIterator[httpx.AsyncClient]:
         yield client
 
 
-@pytest.fixture
-async def tag(db: asyncpg.Pool) -> AsyncIterator[str]:
-    marker = uuid.uuid4().hex[:12]
-    yield marker
-    like = f"%{marker}%"
-    async with db.acquire() as conn, conn.transaction():
-        await conn.execute(
-            "DELETE FROM campaign.campaigns WHERE job_id IN"
-            " (SELECT job_id FROM campaign.jobs WHERE title LIKE $1)",
-            like,
-        )  # emails and delivery events go with them (ON DELETE CASCADE)
-        await conn.execute("DELETE FROM campaign.suppressions WHERE email LIKE $1", like)
-        await conn.execute("DELETE FROM campaign.candidates WHERE email LIKE $1", like)
-        await conn.execute("DELETE FROM campaign.jobs WHERE title LIKE $1", like)
-
-
 @dataclass
 class Email:
     email_id: uuid.UUID

@@ -55,23 +55,6 @@ def smtp() -> Iterator[SmtpTestServer]:
 
 
 @pytest.fixture
-async def tag(db: asyncpg.Pool) -> AsyncIterator[str]:
-    """A marker for this test's rows; they are deleted when the test ends."""
-    marker = uuid.uuid4().hex[:12]
-    yield marker
-    like = f"%{marker}%"
-    async with db.acquire() as conn, conn.transaction():
-        await conn.execute(
-            "DELETE FROM campaign.campaigns WHERE job_id IN"
-            " (SELECT job_id FROM campaign.jobs WHERE title LIKE $1)",
-            like,
-        )  # their emails and delivery events go with them (ON DELETE CASCADE)
-        await conn.execute("DELETE FROM campaign.suppressions WHERE email LIKE $1", like)
-        await conn.execute("DELETE FROM campaign.candidates WHERE email LIKE $1", like)
-        await conn.execute("DELETE FROM campaign.jobs WHERE title LIKE $1", like)
-
-
-@pytest.fixture
 async def publish(prepared: Settings) -> AsyncIterator[Callable[[EmailApproved], Awaitable[None]]]:
     producer = AIOKafkaProducer(bootstrap_servers=prepared.kafka_servers)
     await producer.start()

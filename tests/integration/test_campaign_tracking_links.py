@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from email.message import EmailMessage
 from html.parser import HTMLParser
 from typing import Any, cast
@@ -49,21 +49,6 @@ SENDER_ENV = {
 def smtp() -> Iterator[SmtpTestServer]:
     with SmtpTestServer() as server:
         yield server
-
-
-@pytest.fixture
-async def tag(db: asyncpg.Pool) -> AsyncIterator[str]:
-    marker = uuid.uuid4().hex[:12]
-    yield marker
-    like = f"%{marker}%"
-    async with db.acquire() as conn, conn.transaction():
-        await conn.execute(
-            "DELETE FROM campaign.campaigns WHERE job_id IN"
-            " (SELECT job_id FROM campaign.jobs WHERE title LIKE $1)",
-            like,
-        )  # emails and delivery events go with them (ON DELETE CASCADE)
-        await conn.execute("DELETE FROM campaign.candidates WHERE email LIKE $1", like)
-        await conn.execute("DELETE FROM campaign.jobs WHERE title LIKE $1", like)
 
 
 def start_stack(launcher: Launcher, smtp: SmtpTestServer, **env: str) -> Gateway:

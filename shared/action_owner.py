@@ -30,14 +30,18 @@ CREATE TABLE IF NOT EXISTS {schema}.outbox (
     created_at    timestamptz NOT NULL DEFAULT now(),
     published_at  timestamptz
 );
+ALTER TABLE {schema}.outbox ADD COLUMN IF NOT EXISTS relay_after timestamptz;
 CREATE INDEX IF NOT EXISTS outbox_unpublished ON {schema}.outbox (id) WHERE published_at IS NULL;
 CREATE OR REPLACE FUNCTION {schema}.notify_outbox() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    PERFORM pg_notify('{schema}_outbox', '');
+    IF EXISTS (SELECT 1 FROM new_rows WHERE relay_after IS NULL) THEN
+        PERFORM pg_notify('{schema}_outbox', '');
+    END IF;
     RETURN NULL;
 END;
 $$;
 CREATE OR REPLACE TRIGGER outbox_notify AFTER INSERT ON {schema}.outbox
+    REFERENCING NEW TABLE AS new_rows
     FOR EACH STATEMENT EXECUTE FUNCTION {schema}.notify_outbox();
 """
 

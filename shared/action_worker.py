@@ -143,7 +143,7 @@ class ActionWorker:
                 await self.perform(pool, request)
         if not together:
             return
-        async with pool.acquire() as conn, conn.transaction():
+        async with outbox.transaction(pool, self.schema) as conn:
             done = await self._results(conn, [request.idempotency_key for request in together])
             performed: list[tuple[WorkflowStepRequested, dict[str, Any]]] = []
             completions: list[Completion] = []
@@ -154,9 +154,12 @@ class ActionWorker:
                     continue
                 registered = self._implemented[request.action]
                 try:
-                    async with conn.transaction():  # a savepoint: a failed action leaves no effect
-                        call = ActionCall(request, conn, pool)
-                        output = await self._run(registered, request, call)
+                    # a savepoint: a failed action leaves no effect (nor events of its own)
+                    async with conn.transaction():
+                        with outbox.relayed():
+                            output = await self._run(
+                                registered, request, ActionCall(request, conn, pool)
+                            )
                 except ActionFailed as exc:
                     completions.append((request, None, exc.error))
                     continue
@@ -196,7 +199,7 @@ class ActionWorker:
                 message=f"the {self.owner} service does not implement {request.action}",
                 retryable=False,
             )
-            async with pool.acquire() as conn, conn.transaction():
+            async with outbox.transaction(pool, self.schema) as conn:
                 await self._complete(conn, request, error=error)
             return
         if registered.transactional:
@@ -207,12 +210,16 @@ class ActionWorker:
     async def _perform_in_transaction(
         self, pool: asyncpg.Pool, registered: _Registered, request: WorkflowStepRequested
     ) -> None:
-        async with pool.acquire() as conn, conn.transaction():
+        async with outbox.transaction(pool, self.schema) as conn:
             if await self._replay(conn, request):
                 return
             try:
-                async with conn.transaction():  # a savepoint: a failed action leaves no effect
-                    output = await self._run(registered, request, ActionCall(request, conn, pool))
+                # a savepoint: a failed action leaves no effect (nor events of its own)
+                async with conn.transaction():
+                    with outbox.relayed():
+                        output = await self._run(
+                            registered, request, ActionCall(request, conn, pool)
+                        )
                     await self._record(conn, request, output)
             except ActionFailed as exc:
                 await self._complete(conn, request, error=exc.error)
@@ -228,10 +235,10 @@ class ActionWorker:
         try:
             output = await self._run(registered, request, ActionCall(request, None, pool))
         except ActionFailed as exc:
-            async with pool.acquire() as conn, conn.transaction():
+            async with outbox.transaction(pool, self.schema) as conn:
                 await self._complete(conn, request, error=exc.error)
             return
-        async with pool.acquire() as conn, conn.transaction():
+        async with outbox.transaction(pool, self.schema) as conn:
             await self._record(conn, request, output)
             await self._complete(conn, request, output=output)
 

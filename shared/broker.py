@@ -134,6 +134,11 @@ async def check_kafka(settings: Settings) -> None:
         await admin.close()
 
 
+def partition_count(settings: Settings, spec: TopicSpec) -> int:
+    """How many partitions `spec` gets when it is created."""
+    return spec.partitions or settings.kafka_topic_partitions
+
+
 async def ensure_topics(
     settings: Settings, topics: tuple[TopicSpec, ...] | list[TopicSpec]
 ) -> list[str]:
@@ -145,7 +150,7 @@ async def ensure_topics(
         missing = [t for t in topics if t.name not in existing]
         for spec in missing:  # one at a time: a concurrent creator must not fail the others
             with contextlib.suppress(TopicAlreadyExistsError):
-                await admin.create_topics([NewTopic(spec.name, spec.partitions, 1)])
+                await admin.create_topics([NewTopic(spec.name, partition_count(settings, spec), 1)])
         return [t.name for t in missing]
     finally:
         await admin.close()

@@ -1,10 +1,21 @@
 """The transactional outbox: an event is written in the same transaction as the state it announces,
-and a relay publishes it to Kafka afterwards, so a state change and its events commit or fail
-together.
+and published to Kafka afterwards, so a state change and its events commit or fail together.
 
-Each publishing schema has an `outbox` table. One relay per schema publishes at a time (an advisory
-lock), in id order, so events with the same key keep their order. Publishing is at-least-once: a
-crash between publish and marking can publish a row again, and consumers dedupe by event id.
+Each publishing schema has an `outbox` table, and each process that writes to it runs an
+`OutboxRelay` for it. Events reach Kafka in one of two ways:
+
+- **Straight after commit.** Rows written in `transaction(pool, schema)` are handed to this
+  process's relay when the transaction commits and published at once, in commit order, then marked
+  published in batches. Nothing is read back, and nobody waits for a NOTIFY. Such a row carries
+  `relay_after` (commit time plus RELAY_GRACE_SECONDS): if this process dies (or the broker is
+  away) before the row is marked, a relay publishes it after that time.
+- **By the relay.** Other rows wake the relay with NOTIFY (a trigger, on commit); one relay per
+  schema publishes at a time (an advisory lock), in id order, so events with the same key keep
+  their order. The relay also polls, as a safety net.
+
+Publishing is at-least-once: a crash between publish and marking publishes a row again, and
+consumers dedupe by event id. Rows written inside a savepoint that may roll back must not take the
+first way: run such code under `relayed()` (the action worker does so for actions).
 """
 
 from __future__ import annotations
@@ -13,6 +24,10 @@ import asyncio
 import contextlib
 import json
 import logging
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from contextvars import ContextVar
+from dataclasses import dataclass, field
 from typing import Any
 
 import asyncpg
@@ -23,6 +38,62 @@ from shared.db import Connection
 from shared.events import Event
 
 log = logging.getLogger(__name__)
+
+RELAY_GRACE_SECONDS = 5.0  # how long a relay leaves a row to the process that committed it
+
+
+@dataclass(frozen=True)
+class _Row:
+    id: int
+    topic: str
+    key: str
+    payload: str
+    headers: dict[str, str]
+
+
+@dataclass
+class _Direct:
+    """The rows one `transaction()` wrote, to publish when it commits."""
+
+    conn: Connection
+    schema: str
+    rows: list[_Row] = field(default_factory=list)
+
+
+_direct: ContextVar[_Direct | None] = ContextVar("outbox_direct", default=None)
+_relays: dict[str, OutboxRelay] = {}  # schema -> this process's running relay
+
+
+@contextlib.asynccontextmanager
+async def transaction(pool: asyncpg.Pool, schema: str) -> AsyncIterator[Connection]:
+    """A connection from `pool` in a transaction whose `schema` outbox rows this process publishes
+    as soon as it commits (see the module docstring). Without a running relay for `schema` in
+    this process, an ordinary transaction."""
+    relay = _relays.get(schema)
+    async with pool.acquire() as conn:
+        if relay is None:
+            async with conn.transaction():
+                yield conn
+            return
+        direct = _Direct(conn, schema)
+        token = _direct.set(direct)
+        try:
+            async with conn.transaction():
+                yield conn
+        finally:
+            _direct.reset(token)
+        relay.publish_committed(direct.rows)  # reached only when the transaction committed
+
+
+@contextlib.contextmanager
+def relayed() -> Iterator[None]:
+    """Inside `transaction()`: rows written here are left to the relay (for code in a savepoint
+    that may roll back: its rows must not be published before the transaction commits)."""
+    token = _direct.set(None)
+    try:
+        yield
+    finally:
+        _direct.reset(token)
 
 
 def _channel(schema: str) -> str:
@@ -39,11 +110,18 @@ def insert_statement(schema: str, first_parameter: int = 1) -> str:
     )
 
 
-def row(topic: str, key: str, event: Event) -> tuple[object, ...]:
+def row(topic: str, key: str, event: Event) -> tuple[uuid.UUID, str, str, str, str]:
     """The parameters of `insert_statement`, with the current trace context."""
     carrier: dict[str, str] = {}
     propagate.inject(carrier)
     return (event.event_id, topic, key, event.model_dump_json(), json.dumps(carrier))
+
+
+def _direct_for(conn: Connection, schema: str) -> _Direct | None:
+    direct = _direct.get()
+    return (
+        direct if direct is not None and direct.conn is conn and direct.schema == schema else None
+    )
 
 
 async def enqueue_many(conn: Connection, schema: str, events: list[tuple[str, str, Event]]) -> None:
@@ -51,21 +129,42 @@ async def enqueue_many(conn: Connection, schema: str, events: list[tuple[str, st
     if not events:
         return
     rows = [row(topic, key, event) for topic, key, event in events]
-    await conn.execute(
-        f"INSERT INTO {schema}.outbox (event_id, topic, key, payload, headers)"  # noqa: S608
-        " SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::jsonb[], $5::jsonb[])",
-        *(list(column) for column in zip(*rows, strict=True)),
+    columns = [list(column) for column in zip(*rows, strict=True)]
+    direct = _direct_for(conn, schema)
+    if direct is None:
+        await conn.execute(
+            f"INSERT INTO {schema}.outbox (event_id, topic, key, payload, headers)"  # noqa: S608
+            " SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::jsonb[], $5::jsonb[])",
+            *columns,
+        )
+        return
+    inserted = await conn.fetch(
+        f"INSERT INTO {schema}.outbox (event_id, topic, key, payload, headers, relay_after)"  # noqa: S608
+        " SELECT e.*, now() + make_interval(secs => $6) FROM unnest("
+        "$1::uuid[], $2::text[], $3::text[], $4::jsonb[], $5::jsonb[]) AS e"
+        " RETURNING id, event_id",
+        *columns,
+        RELAY_GRACE_SECONDS,
     )
+    ids = {r["event_id"]: r["id"] for r in inserted}
+    direct.rows += [
+        _Row(ids[event_id], topic, key, payload, json.loads(headers))
+        for event_id, topic, key, payload, headers in rows
+    ]
 
 
 async def enqueue(conn: Connection, schema: str, topic: str, key: str, event: Event) -> None:
-    """Add `event` to `schema`'s outbox inside the caller's transaction. A trigger on the table
-    wakes the relay when the transaction commits."""
-    await conn.execute(insert_statement(schema), *row(topic, key, event))
+    """Add `event` to `schema`'s outbox inside the caller's transaction. Inside `transaction()`
+    this process publishes it on commit; otherwise a trigger wakes the relay on commit."""
+    if _direct_for(conn, schema) is not None:
+        await enqueue_many(conn, schema, [(topic, key, event)])
+    else:
+        await conn.execute(insert_statement(schema), *row(topic, key, event))
 
 
 class OutboxRelay:
-    """Publishes `schema`'s outbox rows; woken by NOTIFY, and polling as a safety net."""
+    """Publishes `schema`'s outbox rows: those its process's transactions hand it on commit, and
+    the others when NOTIFY wakes it (polling as a safety net)."""
 
     def __init__(
         self,
@@ -95,21 +194,106 @@ class OutboxRelay:
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._listener: asyncpg.Connection | None = None
+        # straight after commit: rows to send, sends awaiting their acknowledgement, ids to mark
+        self._committed: list[_Row] = []
+        self._committed_wake = asyncio.Event()
+        self._acknowledging: set[asyncio.Task[None]] = set()
+        self._acknowledged: list[int] = []
+        self._acknowledged_wake = asyncio.Event()
+        self._direct_tasks: list[asyncio.Task[None]] = []
 
     async def start(self) -> None:
         await self._producer.start()
         self._listener = await asyncpg.connect(self._dsn)
         await self._listener.add_listener(_channel(self._schema), self._on_notify)
         self._task = asyncio.create_task(self._run(), name=f"outbox-relay-{self._schema}")
+        self._direct_tasks = [
+            asyncio.create_task(self._send_committed(), name=f"outbox-send-{self._schema}"),
+            asyncio.create_task(self._mark_acknowledged(), name=f"outbox-mark-{self._schema}"),
+        ]
+        _relays[self._schema] = self
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
+        if _relays.get(self._schema) is self:
+            del _relays[self._schema]
+        await self._drain()
+        for task in [*self._direct_tasks, *([self._task] if self._task else [])]:
+            task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+                await task
         if self._listener is not None:
             await self._listener.close()
         await self._producer.stop()
+
+    async def _drain(self, timeout: float = 5.0) -> None:
+        """On stop: send what was committed and mark what the broker took (what is left, a relay
+        publishes after RELAY_GRACE_SECONDS)."""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(timeout):
+                rows, self._committed = self._committed, []
+                await self._send_rows(rows)
+                await asyncio.gather(*self._acknowledging, return_exceptions=True)
+                ids, self._acknowledged = self._acknowledged, []
+                await self._mark(ids)
+
+    def publish_committed(self, rows: list[_Row]) -> None:
+        """Publish rows whose transaction just committed, after those handed over before."""
+        if rows:
+            self._committed += rows
+            self._committed_wake.set()
+
+    async def _send_committed(self) -> None:
+        while True:
+            await self._committed_wake.wait()
+            self._committed_wake.clear()
+            rows, self._committed = self._committed, []
+            await self._send_rows(rows)
+
+    async def _send_rows(self, rows: list[_Row]) -> None:
+        """Hand rows to the producer in order; their acknowledgements are awaited aside, so the
+        next rows need not wait for them."""
+        if not rows:
+            return
+        try:
+            futures = [await self._send(r.topic, r.key, r.payload, dict(r.headers)) for r in rows]
+        except Exception:  # a relay publishes them after their grace
+            log.exception("publishing %d %s outbox rows failed", len(rows), self._schema)
+            return
+        task = asyncio.create_task(self._await_acks([r.id for r in rows], futures))
+        self._acknowledging.add(task)
+        task.add_done_callback(self._acknowledging.discard)
+
+    async def _await_acks(self, ids: list[int], futures: list[asyncio.Future[Any]]) -> None:
+        try:
+            await asyncio.gather(*futures)
+        except Exception:  # a relay publishes them after their grace
+            log.exception("the broker did not take %d %s outbox rows", len(ids), self._schema)
+            return
+        self._acknowledged += ids
+        self._acknowledged_wake.set()
+
+    async def _mark_acknowledged(self) -> None:
+        """Mark published rows in batches: one statement for what was acknowledged meanwhile."""
+        while True:
+            await self._acknowledged_wake.wait()
+            self._acknowledged_wake.clear()
+            ids, self._acknowledged = self._acknowledged, []
+            if not await self._mark(ids):
+                await asyncio.sleep(self._poll_seconds)
+
+    async def _mark(self, ids: list[int]) -> bool:
+        if not ids:
+            return True
+        try:
+            await self._pool.execute(
+                f"UPDATE {self._schema}.outbox SET published_at = now()"  # noqa: S608
+                " WHERE id = ANY($1::bigint[])",
+                ids,
+            )
+        except Exception:  # unmarked rows are published again after their grace: harmless
+            log.exception("marking %d %s outbox rows failed", len(ids), self._schema)
+            return False
+        return True
 
     def _on_notify(self, *_: object) -> None:
         self._wake.set()
@@ -141,12 +325,16 @@ class OutboxRelay:
                 return 0  # another relay instance is publishing this schema's outbox
             rows = await conn.fetch(
                 f"SELECT id, topic, key, payload, headers FROM {schema}.outbox"  # noqa: S608
-                " WHERE published_at IS NULL ORDER BY id LIMIT $1",
+                " WHERE published_at IS NULL AND (relay_after IS NULL OR relay_after <= now())"
+                " ORDER BY id LIMIT $1",
                 self._batch_size,
             )
             if not rows:
                 return 0
-            pending = [await self._send(row) for row in rows]
+            pending = [
+                await self._send(r["topic"], r["key"], r["payload"], json.loads(r["headers"]))
+                for r in rows
+            ]
             await asyncio.gather(*pending)
             await conn.execute(
                 f"UPDATE {schema}.outbox SET published_at = now() WHERE id = ANY($1)",  # noqa: S608
@@ -154,17 +342,17 @@ class OutboxRelay:
             )
         return len(rows)
 
-    async def _send(self, row: asyncpg.Record) -> asyncio.Future[Any]:
+    async def _send(
+        self, topic: str, key: str | None, payload: str, headers: dict[str, str]
+    ) -> asyncio.Future[Any]:
         """Hand one row to the producer (in order); the returned future resolves when the broker
         has acknowledged it."""
-        headers = json.loads(row["headers"])
-        payload = row["payload"]
         correlation = json.loads(payload).get("correlation_id") or ""
         headers.update({"content-type": "application/json", "correlation_id": correlation})
         future: asyncio.Future[Any] = await self._producer.send(
-            row["topic"],
+            topic,
             value=payload.encode(),
-            key=row["key"].encode() if row["key"] else None,
+            key=key.encode() if key else None,
             headers=[(name, value.encode()) for name, value in headers.items()],
         )
         return future

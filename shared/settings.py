@@ -38,6 +38,15 @@ class Settings(BaseSettings):
         le=10_000,
         description="KAFKA_BACKGROUND_FETCH_MAX_WAIT_MS: the same for events nobody waits on.",
     )
+    kafka_topic_partitions: int = Field(
+        1,
+        ge=1,
+        le=1_000,
+        description="KAFKA_TOPIC_PARTITIONS: partitions of each event and command topic this "
+        "project creates: a consumer group spreads over at most this many instances of a "
+        "service. 1 suits one instance per service; every partition is read on every fetch, "
+        "so more cost a broker like Tansu CPU even when idle.",
+    )
     database_url: str = Field(
         DEFAULT_DATABASE_URL, description="DATABASE_URL: PostgreSQL DSN (postgresql://...)."
     )

@@ -1,4 +1,5 @@
-"""Every Kafka topic name, its partition count and its key, in one place."""
+"""Every Kafka topic name, its partition count and its key, in one place. Most topics get
+KAFKA_TOPIC_PARTITIONS partitions (`partitions=None`); a few need exactly one."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from dataclasses import dataclass
 @dataclass(frozen=True)
 class TopicSpec:
     name: str
-    partitions: int
+    partitions: int | None  # None: KAFKA_TOPIC_PARTITIONS (shared.broker.partition_count)
     key: str
     description: str
 
@@ -16,37 +17,37 @@ class TopicSpec:
 # Public event topics: keyed so that everything about one intent, run or campaign stays in order.
 INTENT_DETECTED = TopicSpec(
     "intent.detected",
-    6,
+    None,
     "intent_id",
     "An intent was detected, by the intent service or another system.",
 )
 WORKFLOW_STEP_COMPLETED = TopicSpec(
     "workflow.step.completed",
-    6,
+    None,
     "run_id",
     "An action finished, ok or failed; the engine advances the run.",
 )
 WORKFLOW_SIGNALS = TopicSpec(
     "workflow.signals",
-    6,
+    None,
     "run_id",
     "A named event a waiting run may wait for (a human decision); kept if it comes early.",
 )
 WORKFLOW_RUN_CHANGED = TopicSpec(
     "workflow.run.changed",
-    6,
+    None,
     "run_id",
     "A run changed state: progress for the API's event stream and for other systems.",
 )
 EMAIL_APPROVED = TopicSpec(
     "email.approved",
-    6,
+    None,
     "campaign_id",
     "A reviewer approved an email; the campaign service sends it once.",
 )
 EMAIL_DELIVERY = TopicSpec(
     "email.delivery",
-    6,
+    None,
     "campaign_id",
     "Delivery events: sent, bounced, opened, clicked, replied, ...",
 )
@@ -66,7 +67,7 @@ def command_topic(service: str) -> TopicSpec:
     if service not in SERVICES:
         raise ValueError(f"unknown service {service!r}; expected one of {', '.join(SERVICES)}")
     return TopicSpec(
-        f"{service}.commands", 3, "correlation_id", f"Commands for the {service} service."
+        f"{service}.commands", None, "correlation_id", f"Commands for the {service} service."
     )
 
 
@@ -74,7 +75,7 @@ def step_request_topic(owner: str) -> TopicSpec:
     """Step requests for the actions one service owns (the action name's prefix)."""
     return TopicSpec(
         f"workflow.step.requested.{owner}",
-        6,
+        None,
         "run_id",
         f"The workflow engine asks the {owner} service to run one of its actions.",
     )

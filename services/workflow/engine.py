@@ -117,7 +117,7 @@ class Engine:
         except ValidationError as exc:
             raise InvalidParams(_describe(exc, f"params for {definition.name}")) from None
         run_id = request.run_id or uuid.uuid4()
-        async with self._pool.acquire() as conn, conn.transaction():
+        async with outbox.transaction(self._pool, SCHEMA) as conn:
             created = await repository.insert_run(
                 conn,
                 run_id=run_id,
@@ -139,7 +139,7 @@ class Engine:
 
     async def cancel(self, run_id: uuid.UUID, by: str | None) -> None:
         """Cancel a run that has not finished; cancelling a cancelled run again does nothing."""
-        async with self._pool.acquire() as conn, conn.transaction():
+        async with outbox.transaction(self._pool, SCHEMA) as conn:
             stored = await self._locked(conn, run_id)
             if stored.run.status == "cancelled":
                 return
@@ -157,7 +157,7 @@ class Engine:
     async def retry(self, run_id: uuid.UUID) -> None:
         """Run a failed run again from its failed state. A run that is active (already retried)
         is left alone; a run that finished otherwise cannot be retried."""
-        async with self._pool.acquire() as conn, conn.transaction():
+        async with outbox.transaction(self._pool, SCHEMA) as conn:
             stored = await self._locked(conn, run_id)
             if stored.run.status in ("pending", "running", "waiting"):
                 return
@@ -186,7 +186,7 @@ class Engine:
                     later.append((index, event))
                 else:
                     this_round[event.run_id] = (index, event)
-            async with self._pool.acquire() as conn, conn.transaction():
+            async with outbox.transaction(self._pool, SCHEMA) as conn:
                 results = await self._complete_round(conn, list(this_round.values()))
             for index, outcome in results:
                 outcomes[index] = outcome
@@ -242,7 +242,7 @@ class Engine:
 
     async def signal(self, event: WorkflowSignal) -> str:
         """Store a signal; when the run is waiting for it, end the wait."""
-        async with self._pool.acquire() as conn, conn.transaction():
+        async with outbox.transaction(self._pool, SCHEMA) as conn:
             stored = await repository.lock_run(conn, event.run_id)
             if stored is None:
                 return "unknown_run"
@@ -270,7 +270,7 @@ class Engine:
     async def wake(self, run_id: uuid.UUID) -> str:
         """Act on a run whose timer has passed: a step timed out, a retry is due, or a wait's
         deadline has come."""
-        async with self._pool.acquire() as conn, conn.transaction():
+        async with outbox.transaction(self._pool, SCHEMA) as conn:
             stored = await repository.lock_run(conn, run_id)
             now = self._clock()
             if stored is None or stored.wake_at is None or stored.wake_at > now:

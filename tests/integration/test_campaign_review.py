@@ -21,6 +21,7 @@ import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from services.gateway import api_keys
+from shared.broker import partition_count
 from shared.settings import Settings
 from shared.topics import EMAIL_APPROVED
 from tests.conftest import Gateway, Launcher
@@ -137,7 +138,10 @@ async def published_approvals(
     await consumer.start()
     try:
         consumer.assign(
-            [TopicPartition(EMAIL_APPROVED.name, p) for p in range(EMAIL_APPROVED.partitions)]
+            [
+                TopicPartition(EMAIL_APPROVED.name, p)
+                for p in range(partition_count(settings, EMAIL_APPROVED))
+            ]
         )
         events: list[dict[str, Any]] = []
         deadline = asyncio.get_running_loop().time() + 15

@@ -11,6 +11,7 @@ import httpx
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
+from shared.broker import partition_count
 from shared.settings import Settings
 from shared.topics import command_topic
 from tests.conftest import Gateway, Launcher, MakeKey
@@ -162,7 +163,9 @@ async def command_offsets(settings: Settings) -> int:
     await consumer.start()
     try:
         topic = command_topic("intent")
-        partitions = [TopicPartition(topic.name, p) for p in range(topic.partitions)]
+        partitions = [
+            TopicPartition(topic.name, p) for p in range(partition_count(settings, topic))
+        ]
         offsets = await consumer.end_offsets(partitions)
         return sum(offsets.values())
     finally:

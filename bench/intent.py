@@ -112,7 +112,7 @@ def wait_for_workflows(stack: BenchStack) -> dict[str, Any]:
     started = time.monotonic()
     while True:
         counts = stack.workflow_backlog()
-        caught_up = counts["unpublished"] == 0 and counts["consumed"] >= counts["logged"]
+        caught_up = counts["unpublished"] == 0 and counts["lag"] == 0
         waited = time.monotonic() - started
         if caught_up or waited > CATCH_UP_TIMEOUT:
             break

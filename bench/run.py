@@ -120,7 +120,7 @@ def report(rows: list[Row], checked: list[dict[str, Any]], seconds: int, version
             f"{row.result.non_2xx} non-2xx, {replies} answered with a workflow_id; the workflow "
             f"service {'caught up' if after['caught_up'] else 'had NOT caught up'} "
             f"{after['catch_up_seconds']:.1f} s after the run (so far: {after['logged']} "
-            f"intents logged, {after['consumed']} consumed, {after['runs']} runs started of "
+            f"intents logged, {after['lag']} not yet consumed, {after['runs']} runs started of "
             f"{after['startable']} startable)"
         )
     if checked:

@@ -27,25 +27,24 @@ from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import httpx
+from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from deploy.infra import Endpoints, LocalInfra
 from deploy.supervisor import ChildSpec, Supervisor, pid_alive
 from services.gateway import api_keys
 from shared import migrations
-from shared.broker import ensure_topics
+from shared.broker import ensure_topics, partition_count
 from shared.settings import Settings
-from shared.topics import ALL_TOPICS
+from shared.topics import ALL_TOPICS, INTENT_DETECTED
 
 log = logging.getLogger("bench.stack")
 READY_TIMEOUT = 60.0
 SERVICES = ("intent", "workflow")  # the default: started once, in this order, pinged before a run
-# 'workflow.start-from-intent' is services.workflow.handlers.CONSUMER.
+ENGINE_GROUP = "workflow.engine"  # the workflow service's consumer group (services.workflow.app)
 _BACKLOG_SQL = """
 SELECT
     (SELECT count(*) FROM intent.intent_log) AS logged,
     (SELECT count(*) FROM intent.outbox WHERE published_at IS NULL) AS unpublished,
-    (SELECT count(*) FROM workflow.processed_events
-        WHERE consumer = 'workflow.start-from-intent') AS consumed,
     (SELECT count(*) FROM intent.intent_log
         WHERE mode = 'workflow' AND NOT needs_clarification) AS startable,
     (SELECT count(*) FROM workflow.runs WHERE intent_id IS NOT NULL) AS runs
@@ -154,7 +153,8 @@ class BenchStack:
 
     def workflow_backlog(self) -> dict[str, int]:
         """Counts that tell whether the workflow service has consumed every `intent.detected`:
-        `logged` intents, `unpublished` outbox rows, events `consumed` by the workflow service,
+        `logged` intents, `unpublished` outbox rows, `lag` (events on the topic its consumer group
+        has not committed yet),
         `startable` intents (workflow mode, nothing to clarify) and the `runs` started."""
         return asyncio.run(self._backlog())
 
@@ -261,7 +261,29 @@ class BenchStack:
         finally:
             await conn.close()
         assert row is not None
-        return {key: int(value) for key, value in row.items()}
+        return {**{key: int(value) for key, value in row.items()}, "lag": await self._lag()}
+
+    async def _lag(self) -> int:
+        """`intent.detected` events the engine's group has not committed. The offsets are read by
+        a consumer that names the group but takes partitions by hand (it never joins the group,
+        and commits nothing): Tansu does not answer the admin client's offset request."""
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=self.endpoints.kafka_bootstrap_servers,
+            group_id=ENGINE_GROUP,
+            enable_auto_commit=False,
+        )
+        partitions = [TopicPartition(INTENT_DETECTED.name, p) for p in range(self._partitions())]
+        await consumer.start()
+        try:
+            consumer.assign(partitions)
+            ends = await consumer.end_offsets(partitions)
+            done = {tp: await consumer.committed(tp) or 0 for tp in partitions}
+        finally:
+            await consumer.stop()
+        return sum(end - done[tp] for tp, end in ends.items())
+
+    def _partitions(self) -> int:
+        return partition_count(Settings(), INTENT_DETECTED)
 
     async def _drop_database(self, url: str) -> None:
         if not self.database.startswith("bench_"):

@@ -20,11 +20,11 @@ import httpx
 import pytest
 
 from services.campaign.composing import DATA_CLOSE, DATA_OPEN, DRAFT_SYSTEM_PROMPT
-from services.gateway import api_keys
 from shared.inference import SYSTEM_PROMPT
 from shared.settings import Settings
 from tests.conftest import Gateway, Launcher
 from tests.integration.test_email_campaign_v1 import add_candidate, add_job, start_campaign
+from tests.support.api import client_for
 from tests.support.fake_llm import Behaviour, FakeLLM, ReceivedCall
 
 pytestmark = pytest.mark.integration
@@ -67,12 +67,7 @@ def gateway(module_launcher: Launcher, fake_llm: FakeLLM) -> Gateway:
 
 @pytest.fixture(scope="module")
 async def api(gateway: Gateway, prepared: Settings) -> AsyncIterator[httpx.AsyncClient]:
-    conn = await asyncpg.connect(prepared.database_url)
-    try:
-        key = await api_keys.create_key(conn, "recruiter", frozenset({"workflows"}))
-    finally:
-        await conn.close()
-    async with gateway.client(key.token) as client:
+    async with client_for(gateway, prepared, "recruiter", {"workflows"}) as client:
         yield client
 
 

@@ -23,11 +23,11 @@ import pytest
 from services.campaign.composing import UnsubscribeLinks
 from services.campaign.extraction import extract_candidates
 from services.campaign.monitoring import TrackingLinks
-from services.gateway import api_keys
 from services.gateway.routes_tracking import PIXEL
 from shared.events import Slots
 from shared.settings import Settings
 from tests.conftest import Gateway, Launcher, MakeKey
+from tests.support.api import client_for
 
 pytestmark = pytest.mark.integration
 
@@ -43,12 +43,7 @@ def gateway(module_launcher: Launcher) -> Gateway:
 
 @pytest.fixture(scope="module")
 async def api(gateway: Gateway, prepared: Settings) -> AsyncIterator[httpx.AsyncClient]:
-    conn = await asyncpg.connect(prepared.database_url)
-    try:
-        key = await api_keys.create_key(conn, "reviewer", frozenset({"review"}))
-    finally:
-        await conn.close()
-    async with gateway.client(key.token) as client:
+    async with client_for(gateway, prepared, "reviewer", {"review"}) as client:
         yield client
 
 

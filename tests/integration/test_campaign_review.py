@@ -20,11 +20,11 @@ import httpx
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from services.gateway import api_keys
 from shared.broker import partition_count
 from shared.settings import Settings
 from shared.topics import EMAIL_APPROVED
 from tests.conftest import Gateway, Launcher
+from tests.support.api import client_for, wait_for_run
 
 pytestmark = pytest.mark.integration
 
@@ -42,12 +42,7 @@ def gateway(module_launcher: Launcher) -> Gateway:
 
 @pytest.fixture(scope="module")
 async def api(gateway: Gateway, prepared: Settings) -> AsyncIterator[httpx.AsyncClient]:
-    conn = await asyncpg.connect(prepared.database_url)
-    try:
-        key = await api_keys.create_key(conn, REVIEWER, frozenset({"workflows", "review"}))
-    finally:
-        await conn.close()
-    async with gateway.client(key.token) as client:
+    async with client_for(gateway, prepared, REVIEWER, {"workflows", "review"}) as client:
         yield client
 
 
@@ -82,21 +77,6 @@ async def campaign_at_review(
     drafts = await list_emails(api, run_id, status="drafted")
     assert len(drafts) == recipients
     return run_id, drafts
-
-
-async def wait_for_run(
-    api: httpx.AsyncClient, run_id: str, done: Any, timeout: float = 30
-) -> dict[str, Any]:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
-        response = await api.get(f"/api/workflows/{run_id}")
-        assert response.status_code == 200, response.text
-        run: dict[str, Any] = response.json()
-        if run["status"] != "pending" and done(run):
-            return run
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"run {run_id} stayed {run['status']}: {json.dumps(run)[:2000]}")
-        await asyncio.sleep(0.05)
 
 
 async def list_emails(api: httpx.AsyncClient, campaign_id: str, **query: Any) -> list[Any]:

@@ -33,6 +33,7 @@ from shared.events import EmailApproved, WorkflowSignal
 from shared.settings import Settings
 from shared.topics import EMAIL_APPROVED, WORKFLOW_SIGNALS
 from tests.conftest import Launcher
+from tests.support.api import wait_for
 from tests.support.smtp import SmtpTestServer
 
 pytestmark = pytest.mark.integration
@@ -136,19 +137,6 @@ async def make_campaign(
             )  # fmt: skip
             emails[address] = email_id
     return Campaign(campaign_id, emails)
-
-
-async def wait_for(
-    check: Callable[[], Awaitable[Any]], timeout: float = 20, what: str = "condition"
-) -> Any:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
-        value = await check()
-        if value:
-            return value
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"timed out waiting for {what} (last: {value!r})")
-        await asyncio.sleep(0.05)
 
 
 async def statuses(db: asyncpg.Pool, campaign: Campaign) -> dict[str, asyncpg.Record]:

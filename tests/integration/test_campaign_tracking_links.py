@@ -10,7 +10,6 @@ deletes them afterwards; each runs its own campaign service (a sender takes ever
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from collections.abc import Awaitable, Callable, Iterator
 from email.message import EmailMessage
@@ -32,6 +31,7 @@ from services.campaign.monitoring import TrackingLinks
 from services.gateway.routes_tracking import PIXEL
 from shared.settings import Settings
 from tests.conftest import Gateway, Launcher, MakeKey
+from tests.support.api import wait_for
 from tests.support.smtp import SmtpTestServer
 
 pytestmark = pytest.mark.integration
@@ -112,19 +112,6 @@ async def approve_one(db: asyncpg.Pool, settings: Settings, base_url: str, tag: 
             make_message_id(email_id, sender.email),
         )  # fmt: skip
     return Approved(campaign_id, email_id, address, link)
-
-
-async def wait_for(
-    check: Callable[[], Awaitable[Any]], timeout: float = 20, what: str = "condition"
-) -> Any:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
-        value = await check()
-        if value:
-            return value
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"timed out waiting for {what} (last: {value!r})")
-        await asyncio.sleep(0.05)
 
 
 class _Tags(HTMLParser):

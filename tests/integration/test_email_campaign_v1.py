@@ -9,7 +9,6 @@ fresh tag, and asks for a skill only they have; its rows are deleted afterwards.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import uuid
 from collections.abc import AsyncIterator
@@ -20,9 +19,9 @@ import httpx
 import pytest
 
 from services.campaign.composing import UnsubscribeLinks
-from services.gateway import api_keys
 from shared.settings import Settings
 from tests.conftest import Gateway, Launcher
+from tests.support.api import client_for, wait_for_status
 
 pytestmark = pytest.mark.integration
 
@@ -38,12 +37,7 @@ def gateway(module_launcher: Launcher) -> Gateway:
 
 @pytest.fixture(scope="module")
 async def api(gateway: Gateway, prepared: Settings) -> AsyncIterator[httpx.AsyncClient]:
-    conn = await asyncpg.connect(prepared.database_url)
-    try:
-        key = await api_keys.create_key(conn, "recruiter", frozenset({"workflows"}))
-    finally:
-        await conn.close()
-    async with gateway.client(key.token) as client:
+    async with client_for(gateway, prepared, "recruiter", {"workflows"}) as client:
         yield client
 
 
@@ -86,21 +80,6 @@ async def start_campaign(api: httpx.AsyncClient, **slots: Any) -> str:
     return run_id
 
 
-async def wait_until(
-    api: httpx.AsyncClient, run_id: str, statuses: set[str], timeout: float = 30
-) -> dict[str, Any]:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
-        response = await api.get(f"/api/workflows/{run_id}")
-        assert response.status_code == 200, response.text
-        run: dict[str, Any] = response.json()
-        if run["status"] in statuses:
-            return run
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"run {run_id} stayed {run['status']}: {json.dumps(run)[:2000]}")
-        await asyncio.sleep(0.05)
-
-
 async def test_drafts_one_personal_email_per_matching_candidate_then_awaits_review(
     api: httpx.AsyncClient, db: asyncpg.Pool, prepared: Settings, tag: str
 ) -> None:
@@ -129,7 +108,7 @@ async def test_drafts_one_personal_email_per_matching_candidate_then_awaits_revi
     )
 
     run_id = await start_campaign(api, skills=[skill], location="Berlin", job_title=title)
-    run = await wait_until(api, run_id, {"waiting", *FINISHED})
+    run = await wait_for_status(api, run_id, {"waiting", *FINISHED})
     assert (run["status"], run["state"]) == ("waiting", "await_review"), run.get("error")
     assert run["outputs"]["extract_candidates"] == {
         "job_id": str(job_id),
@@ -187,7 +166,7 @@ async def test_a_title_that_names_no_open_job_fails_asking_which_job(
 
     asked = f"Underwater Basket Weaver {tag}"
     run_id = await start_campaign(api, skills=[skill], location="Berlin", job_title=asked)
-    run = await wait_until(api, run_id, FINISHED)
+    run = await wait_for_status(api, run_id, FINISHED)
     assert (run["status"], run["state"]) == ("failed", "failed")
     assert "needs_clarification" in run["error"]
     assert f'I found no open job matching "{asked}"' in run["error"]
@@ -205,7 +184,7 @@ async def test_an_audience_nobody_fits_fails_without_leaving_a_campaign(
     title = f"Platform Engineer {tag}"
     await add_job(db, title, [f"python-{tag}"])
     run_id = await start_campaign(api, skills=[f"cobol-{tag}"], location="Berlin", job_title=title)
-    run = await wait_until(api, run_id, FINISHED)
+    run = await wait_for_status(api, run_id, FINISHED)
     assert run["status"] == "failed"
     assert "no_candidates" in run["error"]
     assert f"skills cobol-{tag}, location Berlin" in run["error"]

@@ -15,13 +15,13 @@ import httpx
 import pytest
 from aiokafka import AIOKafkaProducer
 
-from services.gateway import api_keys
 from shared.action_owner import ActionOwner
 from shared.events import WorkflowSignal, WorkflowStepCompleted
 from shared.settings import Settings
 from shared.topics import DEAD_LETTER, WORKFLOW_SIGNALS, WORKFLOW_STEP_COMPLETED
 from tests.conftest import Gateway, Launcher
 from tests.integration.conftest import ENGINE_ENV
+from tests.support.api import client_for, wait_for_status
 
 pytestmark = pytest.mark.integration
 
@@ -36,12 +36,7 @@ def gateway(module_launcher: Launcher, testkit_owner: ActionOwner) -> Gateway:
 
 @pytest.fixture(scope="module")
 async def api(gateway: Gateway, prepared: Settings) -> AsyncIterator[httpx.AsyncClient]:
-    conn = await asyncpg.connect(prepared.database_url)
-    try:
-        key = await api_keys.create_key(conn, "wf-tester", frozenset({"workflows"}))
-    finally:
-        await conn.close()
-    async with gateway.client(key.token) as client:
+    async with client_for(gateway, prepared, "wf-tester", {"workflows"}) as client:
         yield client
 
 
@@ -60,21 +55,6 @@ async def start(api: httpx.AsyncClient, workflow_type: str, **params: Any) -> st
     return run_id
 
 
-async def wait_for(
-    api: httpx.AsyncClient, run_id: str, statuses: set[str], timeout: float = 20
-) -> dict[str, Any]:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
-        response = await api.get(f"/api/workflows/{run_id}")
-        assert response.status_code == 200, response.text
-        run: dict[str, Any] = response.json()
-        if run["status"] in statuses:
-            return run
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"run {run_id} stayed {run['status']}: {json.dumps(run)[:2000]}")
-        await asyncio.sleep(0.05)
-
-
 async def effects(db: asyncpg.Pool, run_id: str) -> list[tuple[str, int]]:
     rows = await db.fetch(
         "SELECT state, visit FROM testkit.effects WHERE run_id = $1 ORDER BY id",
@@ -91,7 +71,7 @@ async def test_success_path_runs_each_step_once_in_order(
     api: httpx.AsyncClient, db: asyncpg.Pool
 ) -> None:
     run_id = await start(api, "testkit.three_steps")
-    run = await wait_for(api, run_id, FINISHED)
+    run = await wait_for_status(api, run_id, FINISHED)
     assert run["status"] == "succeeded"
     assert run["state"] == "done"
     assert [(s["state"], s["status"]) for s in run["steps"]] == [
@@ -108,7 +88,7 @@ async def test_a_step_that_fails_twice_then_succeeds(
     api: httpx.AsyncClient, db: asyncpg.Pool
 ) -> None:
     run_id = await start(api, "testkit.flaky", fail_attempts=2)
-    run = await wait_for(api, run_id, FINISHED)
+    run = await wait_for_status(api, run_id, FINISHED)
     assert run["status"] == "succeeded"
     assert attempts(run, "flaky") == [(1, 1, "failed"), (1, 2, "failed"), (1, 3, "succeeded")]
     failed = [s for s in run["steps"] if s["status"] == "failed"]
@@ -122,7 +102,7 @@ async def test_a_step_that_times_out_is_retried_and_its_late_result_counts_once(
     # The first attempt takes 2.5 s against a 1.5 s timeout: it is timed out and retried, then
     # finishes after all. The retry gets the stored result instead of doing the effect again.
     run_id = await start(api, "testkit.slow", hang_attempts=1, hang_seconds=2.5)
-    run = await wait_for(api, run_id, FINISHED)
+    run = await wait_for_status(api, run_id, FINISHED)
     assert run["status"] == "succeeded", json.dumps(run["steps"], indent=1)
     assert attempts(run, "slow") == [(1, 1, "timed_out"), (1, 2, "succeeded")]
     assert await effects(db, run_id) == [("slow", 1)]
@@ -132,7 +112,7 @@ async def test_retrying_a_failed_run_resumes_at_its_failed_step(
     api: httpx.AsyncClient, db: asyncpg.Pool
 ) -> None:
     run_id = await start(api, "testkit.flaky", fail_visits=1)
-    failed = await wait_for(api, run_id, FINISHED)
+    failed = await wait_for_status(api, run_id, FINISHED)
     assert failed["status"] == "failed"
     assert "state 'flaky': testkit.flaky failed after 3 attempts" in failed["error"]
 
@@ -140,7 +120,7 @@ async def test_retrying_a_failed_run_resumes_at_its_failed_step(
     assert retried.status_code == 200, retried.text
     again = await api.post(f"/api/workflows/{run_id}/retry")  # idempotent while it runs
     assert again.status_code in (200, 409)
-    run = await wait_for(api, run_id, FINISHED)
+    run = await wait_for_status(api, run_id, FINISHED)
     assert run["status"] == "succeeded"
     assert run["error"] is None
     assert attempts(run, "flaky")[-1] == (2, 1, "succeeded")
@@ -152,7 +132,7 @@ async def test_retrying_a_failed_run_resumes_at_its_failed_step(
 
 async def test_a_run_cancelled_during_a_wait(api: httpx.AsyncClient, db: asyncpg.Pool) -> None:
     run_id = await start(api, "testkit.approval")
-    waiting = await wait_for(api, run_id, {"waiting"})
+    waiting = await wait_for_status(api, run_id, {"waiting"})
     assert waiting["waiting_for"] == {"signal": "approved", "deadline_at": None}
 
     cancelled = await api.post(f"/api/workflows/{run_id}/cancel")
@@ -177,7 +157,7 @@ async def test_a_signal_that_arrives_before_the_wait_ends_it(
     await producer.send_and_wait(
         WORKFLOW_SIGNALS.name, signal.model_dump_json().encode(), key=run_id.encode()
     )
-    run = await wait_for(api, run_id, FINISHED)
+    run = await wait_for_status(api, run_id, FINISHED)
     assert run["status"] == "succeeded"
     row = await db.fetchrow(
         """
@@ -195,7 +175,7 @@ async def test_a_signal_that_arrives_before_the_wait_ends_it(
 
 async def test_a_wait_deadline_expires_the_run(api: httpx.AsyncClient) -> None:
     run_id = await start(api, "testkit.approval", wait_seconds=0.5)
-    run = await wait_for(api, run_id, FINISHED)
+    run = await wait_for_status(api, run_id, FINISHED)
     assert run["status"] == "expired"
     assert run["state"] == "expired"
 
@@ -204,7 +184,7 @@ async def test_duplicate_and_late_completions_change_nothing(
     api: httpx.AsyncClient, db: asyncpg.Pool, producer: AIOKafkaProducer
 ) -> None:
     run_id = await start(api, "testkit.approval")
-    waiting = await wait_for(api, run_id, {"waiting"})
+    waiting = await wait_for_status(api, run_id, {"waiting"})
     prepare = waiting["steps"][0]
     for ok in (True, False):  # a redelivered copy, and a contradicting late one
         copy = WorkflowStepCompleted(
@@ -216,9 +196,9 @@ async def test_duplicate_and_late_completions_change_nothing(
         )
     # A signal for another run proves the engine consumed past the copies before we look.
     marker = await start(api, "testkit.approval")
-    await wait_for(api, marker, {"waiting"})
+    await wait_for_status(api, marker, {"waiting"})
     await asyncio.sleep(0.5)
-    after = await wait_for(api, run_id, {"waiting"})
+    after = await wait_for_status(api, run_id, {"waiting"})
     assert after["sequence"] == waiting["sequence"]
     assert after["steps"] == waiting["steps"]
     assert await effects(db, run_id) == [("prepare", 1)]
@@ -242,7 +222,7 @@ async def test_a_poison_completion_is_dead_lettered_and_consumption_goes_on(
             WORKFLOW_STEP_COMPLETED.name, f'{{"not": "a completion", "m": "{marker}"}}'.encode()
         )
         run_id = await start(api, "testkit.three_steps")
-        assert (await wait_for(api, run_id, FINISHED))["status"] == "succeeded"
+        assert (await wait_for_status(api, run_id, FINISHED))["status"] == "succeeded"
         letter = await asyncio.wait_for(_letter_with(consumer, marker), 10)
         assert letter["source_topic"] == WORKFLOW_STEP_COMPLETED.name
         assert letter["consumer"] == "workflow.engine"
@@ -294,7 +274,7 @@ async def test_bad_requests_get_clear_errors_and_start_nothing(
     assert (await api.get("/api/workflows/not-a-uuid")).status_code == 422
 
     finished = await start(api, "testkit.three_steps")
-    await wait_for(api, finished, FINISHED)
+    await wait_for_status(api, finished, FINISHED)
     refused = await api.post(f"/api/workflows/{finished}/cancel")
     assert refused.status_code == 409
     assert "already finished (succeeded)" in refused.json()["detail"]
@@ -321,7 +301,7 @@ async def test_an_idempotency_key_returns_the_same_run(api: httpx.AsyncClient) -
 async def test_listing_filters_and_pages_with_a_cursor(api: httpx.AsyncClient) -> None:
     started = [await start(api, "testkit.flaky", tag="page") for _ in range(3)]
     for run_id in started:
-        await wait_for(api, run_id, FINISHED)
+        await wait_for_status(api, run_id, FINISHED)
     seen: list[str] = []
     cursor: str | None = None
     while True:
@@ -362,7 +342,7 @@ async def test_the_event_stream_shows_progress_until_the_run_finishes(
                     listening.set()
 
     follower = asyncio.create_task(follow())
-    await wait_for(api, run_id, {"waiting"})
+    await wait_for_status(api, run_id, {"waiting"})
     await asyncio.wait_for(listening.wait(), 10)  # the snapshot is out: the stream listens
     signal = WorkflowSignal(run_id=uuid.UUID(run_id), name="approved")
     await producer.send_and_wait(

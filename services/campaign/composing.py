@@ -327,18 +327,23 @@ def parse_model_answer(answer: str) -> Draft:
 
 # ---- Footer and unsubscribe ------------------------------------------------------------------
 
-_TOKEN_CONTEXT = b"campaign-unsubscribe:v1:"  # keeps these MACs apart from any other use of a key
+
+def _token_context(purpose: str) -> bytes:
+    # Keeps one purpose's MACs apart from another's (and from any other use of the key): a token
+    # made to unsubscribe never verifies as an open or a click, even under the same secret.
+    return f"campaign-{purpose}:v1:".encode()
 
 
-def make_unsubscribe_token(email_id: uuid.UUID, secret: str) -> str:
-    """The email id and its HMAC-SHA256, URL-safe base64 without padding: the unsubscribe
+def make_email_token(purpose: str, email_id: uuid.UUID, secret: str) -> str:
+    """The email id and its HMAC-SHA256 for `purpose`, URL-safe base64 without padding: an
     endpoint can trust the id without a database lookup, and nobody can guess another's link."""
-    mac = hmac.new(secret.encode(), _TOKEN_CONTEXT + email_id.bytes, hashlib.sha256).digest()
-    return base64.urlsafe_b64encode(email_id.bytes + mac).rstrip(b"=").decode("ascii")
+    mac = hmac.new(secret.encode(), _token_context(purpose) + email_id.bytes, hashlib.sha256)
+    return base64.urlsafe_b64encode(email_id.bytes + mac.digest()).rstrip(b"=").decode("ascii")
 
 
-def verify_unsubscribe_token(token: str, secret: str) -> uuid.UUID | None:
-    """The email id a token was made for, or None if it was not made with this secret."""
+def verify_email_token(purpose: str, token: str, secret: str) -> uuid.UUID | None:
+    """The email id a `purpose` token was made for, or None (another purpose or secret, altered,
+    truncated, not base64)."""
     try:
         raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
     except (binascii.Error, ValueError):
@@ -346,8 +351,17 @@ def verify_unsubscribe_token(token: str, secret: str) -> uuid.UUID | None:
     if len(raw) != 16 + hashlib.sha256().digest_size:
         return None
     email_id = uuid.UUID(bytes=raw[:16])
-    expected = make_unsubscribe_token(email_id, secret)
+    expected = make_email_token(purpose, email_id, secret)
     return email_id if hmac.compare_digest(expected, token) else None
+
+
+def make_unsubscribe_token(email_id: uuid.UUID, secret: str) -> str:
+    return make_email_token("unsubscribe", email_id, secret)
+
+
+def verify_unsubscribe_token(token: str, secret: str) -> uuid.UUID | None:
+    """The email id a token was made for, or None if it was not made with this secret."""
+    return verify_email_token("unsubscribe", token, secret)
 
 
 @dataclass(frozen=True)

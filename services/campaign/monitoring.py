@@ -4,10 +4,6 @@ repository that stores delivery events and suppressions and reads a campaign's c
 
 from __future__ import annotations
 
-import base64
-import binascii
-import hashlib
-import hmac
 import json
 import re
 import uuid
@@ -19,6 +15,7 @@ from urllib.parse import quote, urlsplit
 
 import asyncpg
 
+from services.campaign.composing import make_email_token, verify_email_token
 from shared.campaign_monitoring import (
     CampaignCounts,
     CampaignJob,
@@ -44,30 +41,14 @@ _EVENT_NAMESPACE = uuid.UUID("0b7f6a0e-3c55-4f3e-9a57-8d3c2f41b6d2")
 # ---- Signed tracking tokens -----------------------------------------------------------------
 
 
-def _context(purpose: str) -> bytes:
-    # The same shape as composing's unsubscribe context ("campaign-unsubscribe:v1:"): a MAC made
-    # for one purpose never verifies for another, even under the same secret.
-    return f"campaign-{purpose}:v1:".encode()
-
-
 def make_tracking_token(purpose: Purpose, email_id: uuid.UUID, secret: str) -> str:
-    """The email id and its HMAC-SHA256 for `purpose`, URL-safe base64 without padding."""
-    mac = hmac.new(secret.encode(), _context(purpose) + email_id.bytes, hashlib.sha256).digest()
-    return base64.urlsafe_b64encode(email_id.bytes + mac).rstrip(b"=").decode("ascii")
+    """The email id and its MAC for `purpose` (the unsubscribe token's scheme, another purpose)."""
+    return make_email_token(purpose, email_id, secret)
 
 
 def verify_tracking_token(purpose: Purpose, token: str, secret: str) -> uuid.UUID | None:
-    """The email id a `purpose` token was made for, or None (another purpose or secret, altered,
-    truncated, not base64)."""
-    try:
-        raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
-    except (binascii.Error, ValueError):
-        return None
-    if len(raw) != 16 + hashlib.sha256().digest_size:
-        return None
-    email_id = uuid.UUID(bytes=raw[:16])
-    expected = make_tracking_token(purpose, email_id, secret)
-    return email_id if hmac.compare_digest(expected, token) else None
+    """The email id a `purpose` token was made for, or None."""
+    return verify_email_token(purpose, token, secret)
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,6 @@ from __future__ import annotations
 import uuid
 from collections.abc import Awaitable, Callable, Iterator
 from email.message import EmailMessage
-from html.parser import HTMLParser
 from typing import Any, cast
 
 import asyncpg
@@ -32,6 +31,7 @@ from services.gateway.routes_tracking import PIXEL
 from shared.settings import Settings
 from tests.conftest import Gateway, Launcher, MakeKey
 from tests.support.api import wait_for
+from tests.support.html import Tags, tags
 from tests.support.smtp import SmtpTestServer
 
 pytestmark = pytest.mark.integration
@@ -114,26 +114,10 @@ async def approve_one(db: asyncpg.Pool, settings: Settings, base_url: str, tag: 
     return Approved(campaign_id, email_id, address, link)
 
 
-class _Tags(HTMLParser):
-    def __init__(self) -> None:
-        super().__init__()
-        self.hrefs: list[str] = []
-        self.images: list[str] = []
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        found = dict(attrs)
-        if tag == "a":
-            self.hrefs.append(found["href"] or "")
-        if tag == "img":
-            self.images.append(found["src"] or "")
-
-
-def html_of(message: EmailMessage) -> _Tags:
+def html_of(message: EmailMessage) -> Tags:
     part = message.get_body(preferencelist=("html",))
     assert part is not None, "the message has no text/html part"
-    tags = _Tags()
-    tags.feed(cast(str, cast(EmailMessage, part).get_content()))
-    return tags
+    return tags(cast(str, cast(EmailMessage, part).get_content()))
 
 
 async def received_and_sent(

@@ -7,7 +7,6 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from email import message_from_bytes, policy
 from email.message import EmailMessage
-from html.parser import HTMLParser
 from typing import Any, cast
 from urllib.parse import parse_qs, urlsplit
 
@@ -40,6 +39,7 @@ from services.campaign.monitoring import (
     verify_tracking_token,
 )
 from shared.settings import Settings
+from tests.support.html import tags
 
 SENDER = SenderIdentity("Grace Hopper", "grace@acme.example", "Acme", "1 Harbour Road, Hamburg")
 SECRET = "s" * 40
@@ -189,36 +189,10 @@ JOB_LINK = "https://careers.acme.example/jobs/42?ref=mail&lang=en"
 OTHER_LINK = "http://acme.example/team"
 
 
-class _Tags(HTMLParser):
-    """The links and images of an HTML part, in order."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.hrefs: list[str] = []
-        self.images: list[str] = []
-        self.text: list[str] = []
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        found = dict(attrs)
-        if tag == "a":
-            self.hrefs.append(found["href"] or "")
-        if tag == "img":
-            self.images.append(found["src"] or "")
-
-    def handle_data(self, data: str) -> None:
-        self.text.append(data)
-
-
 def parts_of(message: EmailMessage) -> tuple[str, str]:
     plain = cast(EmailMessage, message.get_body(preferencelist=("plain",)))
     html = cast(EmailMessage, message.get_body(preferencelist=("html",)))
     return cast(str, plain.get_content()), cast(str, html.get_content())
-
-
-def tags(html: str) -> _Tags:
-    parser = _Tags()
-    parser.feed(html)
-    return parser
 
 
 def stored(email: OutgoingEmail, body: str, found_via: str = "GitHub") -> OutgoingEmail:

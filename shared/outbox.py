@@ -117,6 +117,11 @@ def row(topic: str, key: str, event: Event) -> tuple[uuid.UUID, str, str, str, s
     return (event.event_id, topic, key, event.model_dump_json(), json.dumps(carrier))
 
 
+def _message_headers(carrier: dict[str, str], correlation_id: str | None) -> dict[str, str]:
+    """A message's Kafka headers: the writer's trace context, the content type, the correlation."""
+    return {**carrier, "content-type": "application/json", "correlation_id": correlation_id or ""}
+
+
 def _direct_for(conn: Connection, schema: str) -> _Direct | None:
     direct = _direct.get()
     return (
@@ -148,9 +153,12 @@ async def enqueue_many(conn: Connection, schema: str, events: list[tuple[str, st
     )
     ids = {r["event_id"]: r["id"] for r in inserted}
     direct.rows += [
-        _Row(ids[event_id], topic, key, payload, json.loads(headers))
-        for event_id, topic, key, payload, headers in rows
-    ]
+        _Row(
+            ids[event.event_id], topic, key, payload,
+            _message_headers(json.loads(carrier), event.correlation_id),
+        )
+        for (topic, key, event), (_, _, _, payload, carrier) in zip(events, rows, strict=True)
+    ]  # fmt: skip
 
 
 async def enqueue(conn: Connection, schema: str, topic: str, key: str, event: Event) -> None:
@@ -255,7 +263,7 @@ class OutboxRelay:
         if not rows:
             return
         try:
-            futures = [await self._send(r.topic, r.key, r.payload, dict(r.headers)) for r in rows]
+            futures = [await self._send(r.topic, r.key, r.payload, r.headers) for r in rows]
         except Exception:  # a relay publishes them after their grace
             log.exception("publishing %d %s outbox rows failed", len(rows), self._schema)
             return
@@ -332,9 +340,14 @@ class OutboxRelay:
             if not rows:
                 return 0
             pending = [
-                await self._send(r["topic"], r["key"], r["payload"], json.loads(r["headers"]))
+                await self._send(
+                    r["topic"], r["key"], r["payload"],
+                    _message_headers(
+                        json.loads(r["headers"]), json.loads(r["payload"]).get("correlation_id")
+                    ),
+                )
                 for r in rows
-            ]
+            ]  # fmt: skip
             await asyncio.gather(*pending)
             await conn.execute(
                 f"UPDATE {schema}.outbox SET published_at = now() WHERE id = ANY($1)",  # noqa: S608
@@ -347,8 +360,6 @@ class OutboxRelay:
     ) -> asyncio.Future[Any]:
         """Hand one row to the producer (in order); the returned future resolves when the broker
         has acknowledged it."""
-        correlation = json.loads(payload).get("correlation_id") or ""
-        headers.update({"content-type": "application/json", "correlation_id": correlation})
         future: asyncio.Future[Any] = await self._producer.send(
             topic,
             value=payload.encode(),

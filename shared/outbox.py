@@ -25,7 +25,7 @@ import contextlib
 import json
 import logging
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
@@ -100,21 +100,55 @@ def _channel(schema: str) -> str:
     return f"{schema}_outbox"
 
 
-def insert_statement(schema: str, first_parameter: int = 1) -> str:
-    """`INSERT INTO <schema>.outbox ...` with numbered parameters from `first_parameter`, for a
-    writer that combines its own write and the event into one statement (one round trip)."""
-    p = [f"${first_parameter + i}" for i in range(5)]
+def _insert_statement(
+    schema: str, first_parameter: int = 1, *, send_on_commit: bool = False
+) -> str:
+    """`INSERT INTO <schema>.outbox ...` with numbered parameters from `first_parameter` (event id,
+    topic, key, payload, headers; then, with `send_on_commit`, the grace in seconds before a
+    relay may take the row, and the new row's id is returned)."""
+    p = [f"${first_parameter + i}" for i in range(6)]
+    if not send_on_commit:
+        return (
+            f"INSERT INTO {schema}.outbox (event_id, topic, key, payload, headers)"  # noqa: S608 - schema is ours
+            f" VALUES ({p[0]}, {p[1]}, {p[2]}, {p[3]}::jsonb, {p[4]}::jsonb)"
+        )
     return (
-        f"INSERT INTO {schema}.outbox (event_id, topic, key, payload, headers)"  # noqa: S608 - schema is ours
-        f" VALUES ({p[0]}, {p[1]}, {p[2]}, {p[3]}::jsonb, {p[4]}::jsonb)"
+        f"INSERT INTO {schema}.outbox (event_id, topic, key, payload, headers, relay_after)"  # noqa: S608
+        f" VALUES ({p[0]}, {p[1]}, {p[2]}, {p[3]}::jsonb, {p[4]}::jsonb,"
+        f" now() + make_interval(secs => {p[5]})) RETURNING id"
     )
 
 
 def row(topic: str, key: str, event: Event) -> tuple[uuid.UUID, str, str, str, str]:
-    """The parameters of `insert_statement`, with the current trace context."""
+    """The parameters of an outbox insert, with the current trace context."""
     carrier: dict[str, str] = {}
     propagate.inject(carrier)
     return (event.event_id, topic, key, event.model_dump_json(), json.dumps(carrier))
+
+
+async def execute_with_event(
+    pool: asyncpg.Pool,
+    schema: str,
+    writes: str,
+    args: Sequence[object],
+    event: tuple[str, str, Event],
+) -> None:
+    """Run `writes` (a `WITH ...` clause of the writer's own statements, numbering its parameters
+    from $1, `args`) and the outbox insert of `event` (topic, key, event) as one statement: one
+    round trip and a transaction of its own, so both commit or neither. With a relay for `schema`
+    running in this process, the event is published when the statement returns, as in
+    `transaction()`."""
+    topic, key, message = event
+    params = row(topic, key, message)
+    first = len(args) + 1
+    relay = _relays.get(schema)
+    if relay is None:
+        await pool.execute(writes + _insert_statement(schema, first), *args, *params)
+        return
+    statement = writes + _insert_statement(schema, first, send_on_commit=True)
+    row_id = await pool.fetchval(statement, *args, *params, RELAY_GRACE_SECONDS)
+    headers = _message_headers(json.loads(params[4]), message.correlation_id)
+    relay.publish_committed([_Row(row_id, topic, key, params[3], headers)])
 
 
 def _message_headers(carrier: dict[str, str], correlation_id: str | None) -> dict[str, str]:
@@ -167,7 +201,7 @@ async def enqueue(conn: Connection, schema: str, topic: str, key: str, event: Ev
     if _direct_for(conn, schema) is not None:
         await enqueue_many(conn, schema, [(topic, key, event)])
     else:
-        await conn.execute(insert_statement(schema), *row(topic, key, event))
+        await conn.execute(_insert_statement(schema), *row(topic, key, event))
 
 
 class OutboxRelay:

@@ -7,7 +7,6 @@ from dataclasses import dataclass
 from faststream import FastStream
 
 from services.intent import handlers
-from services.intent.batching import BatchingClassifier
 from services.intent.domain.classifier import IntentClassifier, builtin_examples
 from services.intent.domain.detector import IntentDetector
 from services.intent.domain.slots import SlotExtractor
@@ -30,7 +29,6 @@ def build_detector(settings: Settings) -> IntentDetector:
 @dataclass
 class _Dependencies:
     detector: IntentDetector | None = None
-    classifier: BatchingClassifier | None = None
     fallback: ModelFallback | None = None
 
 
@@ -39,16 +37,14 @@ def create_app(settings: Settings) -> tuple[FastStream, Runtime]:
 
     async def startup(runtime: Runtime) -> None:
         deps.detector = build_detector(settings)
-        deps.classifier = BatchingClassifier(deps.detector.classifier)
         if runtime.client is not None:
             vocabulary = deps.detector.extractor.vocabulary
             deps.fallback = ModelFallback(runtime.client, settings, vocabulary)
 
     async def detect(command: DetectIntentCommand, context: CommandContext) -> Reply:
         assert deps.detector is not None, "built at startup"
-        assert deps.classifier is not None, "built at startup"
         result = await handlers.detect_intent(
-            command, deps.detector, deps.classifier, context.runtime.db, deps.fallback
+            command, deps.detector, context.runtime.db, deps.fallback
         )
         return Reply(ok=True, data=result.model_dump(mode="json"))
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncpg
 
 from services.intent import repository
-from services.intent.batching import BatchingClassifier
 from services.intent.domain.detector import IntentDetector
 from services.intent.model_fallback import ModelFallback
 from shared.events import DetectIntentCommand, IntentDetected, IntentResult
@@ -15,14 +14,13 @@ from shared.topics import INTENT_DETECTED
 async def detect_intent(
     command: DetectIntentCommand,
     detector: IntentDetector,
-    classifier: BatchingClassifier,
     pool: asyncpg.Pool,
     fallback: ModelFallback | None = None,
 ) -> IntentResult:
     """Detect, log, and announce on `intent.detected` (through the outbox, in one transaction).
     A message the classifier is unsure of goes to the language model, when one is configured,
     before the user is asked."""
-    intent, confidence = await classifier.predict(command.message)
+    intent, confidence = detector.classifier.predict(command.message)
     previous = None
     if command.conversation_id:
         previous = await repository.previous_turn(pool, command.conversation_id)

@@ -28,8 +28,6 @@ async def previous_turn(
     )
 
 
-# One statement, so the log row and its event commit together in one round trip; only constant
-# fragments are joined here.
 _LOG_DETECTION = """
     WITH logged AS (
         INSERT INTO intent.intent_log
@@ -38,28 +36,31 @@ _LOG_DETECTION = """
         VALUES ($1, $2, $3, $4, $5, $6, $7, $8::jsonb, $9, $10, $11, $12, $13)
     )
 """
-_LOG_AND_ANNOUNCE = _LOG_DETECTION + outbox.insert_statement("intent", first_parameter=14)
 
 
 async def log_and_announce(
-    conn: asyncpg.Pool | Connection, event: IntentDetected, detection: Detection, topic: str
+    pool: asyncpg.Pool, event: IntentDetected, detection: Detection, topic: str
 ) -> None:
     """Log the detection and put its event in the outbox: one statement, so both or neither, in
-    one round trip."""
-    await conn.execute(
-        _LOG_AND_ANNOUNCE,
-        event.intent_id,
-        event.conversation_id,
-        event.message,
-        detection.language,
-        detection.mode,
-        detection.intent,
-        detection.confidence,
-        detection.slots.model_dump_json(),
-        detection.needs_clarification,
-        detection.clarification_question,
-        event.correlation_id,
-        event.requested_by,
-        event.occurred_at,
-        *outbox.row(topic, str(event.intent_id), event),
+    one round trip; the event leaves as soon as it returns."""
+    await outbox.execute_with_event(
+        pool,
+        "intent",
+        _LOG_DETECTION,
+        (
+            event.intent_id,
+            event.conversation_id,
+            event.message,
+            detection.language,
+            detection.mode,
+            detection.intent,
+            detection.confidence,
+            detection.slots.model_dump_json(),
+            detection.needs_clarification,
+            detection.clarification_question,
+            event.correlation_id,
+            event.requested_by,
+            event.occurred_at,
+        ),
+        (topic, str(event.intent_id), event),
     )

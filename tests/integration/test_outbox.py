@@ -114,6 +114,26 @@ async def test_committed_events_are_published_at_commit_and_marked(
     await marked_published(db, schema, first.event_id, second.event_id)
 
 
+async def test_one_statement_writes_and_publishes_its_event(
+    relay: OutboxRelay, db: asyncpg.Pool, schema: str, topic: str, consumer: AIOKafkaConsumer
+) -> None:
+    """`execute_with_event`: the writer's own insert and the event commit in one statement; the
+    event leaves when it returns (the relay's poll is a minute away); a failing statement writes
+    and publishes nothing."""
+    await db.execute(f"CREATE TABLE {schema}.notes (note text PRIMARY KEY)")
+    writes = f"WITH written AS (INSERT INTO {schema}.notes (note) VALUES ($1))"  # noqa: S608
+    event = Pinged(note="written")
+    await outbox.execute_with_event(db, schema, writes, ("written",), (topic, "k", event))
+    assert await received(consumer, event.event_id) == [event.event_id]
+    await marked_published(db, schema, event.event_id)
+
+    duplicate = Pinged(note="written")
+    with pytest.raises(asyncpg.UniqueViolationError):
+        await outbox.execute_with_event(db, schema, writes, ("written",), (topic, "k", duplicate))
+    assert await db.fetchval(f"SELECT count(*) FROM {schema}.outbox") == 1  # noqa: S608
+    assert await db.fetchval(f"SELECT count(*) FROM {schema}.notes") == 1  # noqa: S608
+
+
 async def test_a_rolled_back_transaction_publishes_nothing(
     relay: OutboxRelay, db: asyncpg.Pool, schema: str, topic: str, consumer: AIOKafkaConsumer
 ) -> None:

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from services.intent.app import build_detector
-from services.intent.domain.classifier import load_examples
+from services.intent.domain.classifier import builtin_examples, load_examples
 from services.intent.domain.detector import IntentDetector, PreviousTurn
 from services.intent.evaluate import Score
 from shared.events import Slots
@@ -73,6 +74,19 @@ def test_a_new_question_after_a_clarification_is_a_new_question(detector: Intent
     previous = PreviousTurn("workflow", "email_campaign", Slots(), needs_clarification=True)
     detection = detector.detect("What is a good reply rate for recruiting emails?", previous)
     assert detection.mode == "simple"
+
+
+def test_the_classifier_scores_as_scikit_learn_does(detector: IntentDetector) -> None:
+    """The classifier reads the trained model directly; scikit-learn's own transform and
+    predict_proba must give the same probabilities, on the examples and on unseen messages."""
+    classifier = detector.classifier
+    texts = [e.text for e in builtin_examples()] + [e.text for e in load_examples([HOLDOUT])]
+    texts += ["", "???", "Zzzz qqq", "e-mail SENIOR go devs in München!!"]
+    ours = np.array([classifier.probabilities(text) for text in texts])
+    assert ours == pytest.approx(classifier.library_probabilities(texts), abs=1e-12)
+    assert [classifier.predict(t)[0] for t in texts[:5]] == [
+        classifier.intents[int(row.argmax())] for row in ours[:5]
+    ]
 
 
 def score(path: Path, detector: IntentDetector) -> tuple[float, float]:

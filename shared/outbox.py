@@ -4,11 +4,12 @@ and published to Kafka afterwards, so a state change and its events commit or fa
 Each publishing schema has an `outbox` table, and each process that writes to it runs an
 `OutboxRelay` for it. Events reach Kafka in one of two ways:
 
-- **Straight after commit.** Rows written in `transaction(pool, schema)` are handed to this
-  process's relay when the transaction commits and published at once, in commit order, then marked
-  published in batches. Nothing is read back, and nobody waits for a NOTIFY. Such a row carries
-  `relay_after` (commit time plus RELAY_GRACE_SECONDS): if this process dies (or the broker is
-  away) before the row is marked, a relay publishes it after that time.
+- **Straight after commit.** Rows written in `transaction(pool, schema)` (or with
+  `execute_with_event`) are handed to this process's relay when the transaction commits and
+  published at once (after the relay's settle time, 0 where a step waits on them), in commit
+  order, then marked published in batches. Nothing is read back, and nobody waits for a NOTIFY.
+  Such a row carries `relay_after` (commit time plus RELAY_GRACE_SECONDS): if this process dies
+  (or the broker is away) before the row is marked, a relay publishes it after that time.
 - **By the relay.** Other rows wake the relay with NOTIFY (a trigger, on commit); one relay per
   schema publishes at a time (an advisory lock), in id order, so events with the same key keep
   their order. The relay also polls, as a safety net.
@@ -287,6 +288,8 @@ class OutboxRelay:
     async def _send_committed(self) -> None:
         while True:
             await self._committed_wake.wait()
+            if self._settle_seconds:  # as for NOTIFY: the writer answers its caller first
+                await asyncio.sleep(self._settle_seconds)
             self._committed_wake.clear()
             rows, self._committed = self._committed, []
             await self._send_rows(rows)

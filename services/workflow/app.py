@@ -13,7 +13,7 @@ from faststream.kafka import KafkaBroker
 from services.workflow.catalogue import load_definitions
 from services.workflow.domain.definitions import DefinitionRegistry
 from services.workflow.engine import Engine
-from services.workflow.handlers import WorkflowCommands, start_from_intent
+from services.workflow.handlers import WorkflowCommands, start_from_intents
 from services.workflow.timers import TimerLoop
 from shared.actions import ACTIONS
 from shared.broker import ensure_topics
@@ -64,8 +64,11 @@ def create_app(settings: Settings) -> tuple[FastStream, Runtime]:
     def register(broker: KafkaBroker, runtime: Runtime) -> None:
         tracer = runtime.tracer_provider.get_tracer("workflow") if runtime.tracer_provider else None
 
+        async def on_intents(events: list[IntentDetected]) -> None:
+            await start_from_intents(parts.live_engine(), parts.definitions, events)
+
         async def on_intent(event: IntentDetected) -> None:
-            await start_from_intent(parts.live_engine(), parts.definitions, event)
+            await on_intents([event])
 
         async def on_completed(event: WorkflowStepCompleted) -> None:
             await parts.live_engine().step_completed(event)
@@ -89,7 +92,12 @@ def create_app(settings: Settings) -> tuple[FastStream, Runtime]:
                     handle_many=on_completed_many,
                 ),
                 WORKFLOW_SIGNALS.name: Route(WorkflowSignal, on_signal, key=lambda e: e.run_id),
-                INTENT_DETECTED.name: Route(IntentDetected, on_intent, key=lambda e: e.intent_id),
+                INTENT_DETECTED.name: Route(
+                    IntentDetected,
+                    on_intent,
+                    key=lambda e: e.intent_id,
+                    handle_many=on_intents,
+                ),
             },
             tracer=tracer,
         )

@@ -112,30 +112,35 @@ class Engine:
         """Create a run and enter its first state. The same run id, intent id or idempotency key
         returns the run that already exists and starts nothing."""
         definition = self._definitions.latest(request.workflow_type)
-        try:
-            params = definition.params.model_validate(request.params).model_dump(mode="json")
-        except ValidationError as exc:
-            raise InvalidParams(_describe(exc, f"params for {definition.name}")) from None
-        run_id = request.run_id or uuid.uuid4()
+        new = _new_run(request, definition, request.run_id or uuid.uuid4())
         async with outbox.transaction(self._pool, SCHEMA) as conn:
-            created = await repository.insert_run(
-                conn,
-                run_id=run_id,
-                workflow_type=definition.name,
-                version=definition.version,
-                params=params,
-                intent_id=request.intent_id,
-                idempotency_key=request.idempotency_key,
-                correlation_id=request.correlation_id,
-                created_by=request.created_by,
-            )
-            if not created:
-                return Started(await self._existing(conn, request, run_id, params), False)
-            stored = await repository.lock_run(conn, run_id)
-            assert stored is not None
-            transition = self._machine(stored).start(stored.run, self._clock())
-            await self._apply(conn, stored, transition)
-        return Started(run_id, True)
+            if not await repository.insert_runs(conn, [new]):
+                return Started(await self._existing(conn, request, new.run_id, new.params), False)
+            await self._enter_first_states(conn, [new.run_id])
+        return Started(new.run_id, True)
+
+    async def start_many(self, requests: list[StartRequest]) -> list[Started]:
+        """Start several runs in one transaction, a few statements for all of them (a batch of
+        detected intents). Each request names its run id; one whose run exists already starts
+        nothing. Idempotency keys are for `start`, which checks a reused key's request."""
+        definitions = [self._definitions.latest(r.workflow_type) for r in requests]
+        new: dict[uuid.UUID, repository.NewRun] = {}
+        for request, definition in zip(requests, definitions, strict=True):
+            if request.run_id is None or request.idempotency_key is not None:
+                raise ValueError("start_many takes requests with a run id and no idempotency key")
+            new.setdefault(request.run_id, _new_run(request, definition, request.run_id))
+        async with outbox.transaction(self._pool, SCHEMA) as conn:
+            created = await repository.insert_runs(conn, list(new.values()))
+            await self._enter_first_states(conn, sorted(created))
+        return [Started(run_id, run_id in created) for run_id in new]
+
+    async def _enter_first_states(self, conn: Connection, run_ids: list[uuid.UUID]) -> None:
+        runs = await repository.lock_runs(conn, run_ids)
+        now = self._clock()
+        await self._apply_many(
+            conn,
+            [(stored, self._machine(stored).start(stored.run, now)) for stored in runs.values()],
+        )
 
     async def cancel(self, run_id: uuid.UUID, by: str | None) -> None:
         """Cancel a run that has not finished; cancelling a cancelled run again does nothing."""
@@ -416,6 +421,23 @@ class Engine:
                     )
                 return found.run_id
         return run_id
+
+
+def _new_run(request: StartRequest, definition: Definition, run_id: uuid.UUID) -> repository.NewRun:
+    try:
+        params = definition.params.model_validate(request.params).model_dump(mode="json")
+    except ValidationError as exc:
+        raise InvalidParams(_describe(exc, f"params for {definition.name}")) from None
+    return repository.NewRun(
+        run_id=run_id,
+        workflow_type=definition.name,
+        version=definition.version,
+        params=params,
+        intent_id=request.intent_id,
+        idempotency_key=request.idempotency_key,
+        correlation_id=request.correlation_id,
+        created_by=request.created_by,
+    )
 
 
 def _detail(transition: Transition, step_id: int | None) -> dict[str, Any]:

@@ -27,30 +27,36 @@ from shared.workflow_api import (
 log = logging.getLogger(__name__)
 
 
-async def start_from_intent(
-    engine: Engine, definitions: DefinitionRegistry, event: IntentDetected
-) -> bool:
-    """Start the workflow a detected intent asks for, once per intent id (the run id is derived
-    from it, so a second copy of the event finds the run and starts nothing)."""
-    decision = decide_start(event, definitions.types())
-    if not decision.start or decision.workflow_type is None:
-        log.info("intent %s starts no workflow: %s", event.intent_id, decision.reason)
-        return False
-    started = await engine.start(
-        StartRequest(
-            workflow_type=decision.workflow_type,
-            params=params_from_intent(event),
-            run_id=event.workflow_id,
-            intent_id=event.intent_id,
-            created_by=event.requested_by or event.source,
-            correlation_id=event.correlation_id,
+async def start_from_intents(
+    engine: Engine, definitions: DefinitionRegistry, events: list[IntentDetected]
+) -> list[uuid.UUID]:
+    """Start the workflows detected intents ask for, in one transaction, once per intent id (the
+    run id is derived from it, so a second copy of an event finds the run and starts nothing);
+    returns the ids of the runs started."""
+    requests: list[StartRequest] = []
+    for event in events:
+        decision = decide_start(event, definitions.types())
+        if not decision.start or decision.workflow_type is None:
+            log.info("intent %s starts no workflow: %s", event.intent_id, decision.reason)
+            continue
+        requests.append(
+            StartRequest(
+                workflow_type=decision.workflow_type,
+                params=params_from_intent(event),
+                run_id=event.workflow_id,
+                intent_id=event.intent_id,
+                created_by=event.requested_by or event.source,
+                correlation_id=event.correlation_id,
+            )
         )
-    )
-    if started.created:
-        log.info(
-            "intent %s started %s run %s", event.intent_id, decision.workflow_type, started.run_id
-        )
-    return started.created
+    if not requests:
+        return []
+    started = [s.run_id for s in await engine.start_many(requests) if s.created]
+    started_by = {r.run_id: r for r in requests}
+    for run_id in started:
+        request = started_by[run_id]
+        log.info("intent %s started %s run %s", request.intent_id, request.workflow_type, run_id)
+    return started
 
 
 @dataclass

@@ -66,31 +66,47 @@ def _stored(record: asyncpg.Record) -> StoredRun:
     )
 
 
-async def insert_run(
-    conn: Connection,
-    *,
-    run_id: uuid.UUID,
-    workflow_type: str,
-    version: int,
-    params: dict[str, Any],
-    intent_id: uuid.UUID | None,
-    idempotency_key: str | None,
-    correlation_id: str | None,
-    created_by: str | None,
-) -> bool:
-    """Create a run; False when its id, intent id or idempotency key already has one."""
-    status = await conn.execute(
+@dataclass(frozen=True)
+class NewRun:
+    run_id: uuid.UUID
+    workflow_type: str
+    version: int
+    params: dict[str, Any]
+    intent_id: uuid.UUID | None = None
+    idempotency_key: str | None = None
+    correlation_id: str | None = None
+    created_by: str | None = None
+
+
+async def insert_runs(conn: Connection, runs: list[NewRun]) -> set[uuid.UUID]:
+    """Create runs in one statement; returns the ids created (a run whose id, intent id or
+    idempotency key already has one is not)."""
+    if not runs:
+        return set()
+    rows = await conn.fetch(
         """
         INSERT INTO workflow.runs
             (run_id, workflow_type, definition_version, status, params, intent_id,
              idempotency_key, correlation_id, created_by)
-        VALUES ($1, $2, $3, 'pending', $4::jsonb, $5, $6, $7, $8)
+        SELECT r.run_id, r.workflow_type, r.version, 'pending', r.params::jsonb, r.intent_id,
+               r.idempotency_key, r.correlation_id, r.created_by
+        FROM unnest($1::uuid[], $2::text[], $3::int[], $4::text[], $5::uuid[], $6::text[],
+                    $7::text[], $8::text[])
+             AS r(run_id, workflow_type, version, params, intent_id, idempotency_key,
+                  correlation_id, created_by)
         ON CONFLICT DO NOTHING
+        RETURNING run_id
         """,
-        run_id, workflow_type, version, json.dumps(params), intent_id, idempotency_key,
-        correlation_id, created_by,
-    )  # fmt: skip
-    return bool(status == "INSERT 0 1")
+        [r.run_id for r in runs],
+        [r.workflow_type for r in runs],
+        [r.version for r in runs],
+        [json.dumps(r.params) for r in runs],
+        [r.intent_id for r in runs],
+        [r.idempotency_key for r in runs],
+        [r.correlation_id for r in runs],
+        [r.created_by for r in runs],
+    )
+    return {row["run_id"] for row in rows}
 
 
 async def find_by_idempotency_key(conn: Connection, key: str) -> StoredRun | None:

@@ -92,6 +92,36 @@ async def test_intent_from_another_system_starts_one_workflow(
     assert params == "Berlin"
 
 
+async def test_a_burst_of_intents_starts_each_workflow_once(
+    start_service: StartService, publisher: KafkaBroker, db: asyncpg.Pool
+) -> None:
+    """Published before the service starts, the burst comes in one fetch and is started in one
+    transaction: copies within it start nothing more, and intents that start nothing are
+    skipped without holding the others back."""
+    startable = [campaign_intent() for _ in range(5)]
+    simple = campaign_intent(mode="simple", intent="inference", slots=Slots())
+    burst = [
+        *startable,
+        startable[0],
+        simple,
+        startable[1].model_copy(update={"event_id": uuid.uuid4()}),
+    ]
+    for event in burst:
+        await publisher.publish(event, INTENT_DETECTED.name, key=str(event.intent_id).encode())
+    start_service("workflow")
+    ids = [e.intent_id for e in startable]
+    running = "SELECT count(*) FROM workflow.runs WHERE intent_id = ANY($1) AND status = 'running'"
+    assert await wait_for_value(db, running + " HAVING count(*) = 5", ids) == 5
+    per_run = await db.fetch(
+        "SELECT r.intent_id, count(*) AS runs, max(s.n) AS steps FROM workflow.runs r"
+        " JOIN LATERAL (SELECT count(*) AS n FROM workflow.steps WHERE run_id = r.run_id) s"
+        " ON true WHERE r.intent_id = ANY($1) GROUP BY r.intent_id",
+        [*ids, simple.intent_id],
+    )
+    assert sorted((r["runs"], r["steps"]) for r in per_run) == [(1, 1)] * 5
+    assert {r["intent_id"] for r in per_run} == set(ids)
+
+
 async def test_simple_and_unclear_intents_start_nothing(
     start_service: StartService, publisher: KafkaBroker, db: asyncpg.Pool
 ) -> None:

@@ -114,9 +114,11 @@ class Engine:
         definition = self._definitions.latest(request.workflow_type)
         new = _new_run(request, definition, request.run_id or uuid.uuid4())
         async with outbox.transaction(self._pool, SCHEMA) as conn:
-            if not await repository.insert_runs(conn, [new]):
+            if not await repository.insert_run(conn, new):
                 return Started(await self._existing(conn, request, new.run_id, new.params), False)
-            await self._enter_first_states(conn, [new.run_id])
+            stored = await repository.lock_run(conn, new.run_id)
+            assert stored is not None
+            await self._apply(conn, stored, self._machine(stored).start(stored.run, self._clock()))
         return Started(new.run_id, True)
 
     async def start_many(self, requests: list[StartRequest]) -> list[Started]:

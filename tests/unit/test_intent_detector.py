@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from services.intent.app import build_detector
-from services.intent.domain.classifier import builtin_examples, load_examples
+from services.intent.domain.classifier import IntentClassifier, builtin_examples, load_examples
 from services.intent.domain.detector import IntentDetector, PreviousTurn
 from services.intent.evaluate import Score
 from shared.events import Slots
@@ -87,6 +88,19 @@ def test_the_classifier_scores_as_scikit_learn_does(detector: IntentDetector) ->
     assert [classifier.predict(t)[0] for t in texts[:5]] == [
         classifier.intents[int(row.argmax())] for row in ours[:5]
     ]
+
+
+def test_with_more_intents_the_classifier_still_scores_as_scikit_learn_does() -> None:
+    """More than two intents: a softmax over the classes instead of one logistic."""
+    examples = [
+        replace(e, intent="german_" + e.intent) if e.language == "de" else e
+        for e in builtin_examples()
+    ]
+    classifier = IntentClassifier(examples)
+    assert len(classifier.intents) == 4
+    texts = [e.text for e in load_examples([HOLDOUT])] + ["", "Kandidaten in Berlin anschreiben"]
+    ours = np.array([classifier.probabilities(text) for text in texts])
+    assert ours == pytest.approx(classifier.library_probabilities(texts), abs=1e-12)
 
 
 def score(path: Path, detector: IntentDetector) -> tuple[float, float]:

@@ -99,13 +99,10 @@ class IntentClassifier:
         self._intercept = np.asarray(self._model.intercept_, dtype=np.float64)
 
     def predict(self, text: str) -> tuple[str, float]:
+        """The most likely intent of `text`, with its probability."""
         probabilities = self.probabilities(text)
         best = int(probabilities.argmax())
         return self.intents[best], float(probabilities[best])
-
-    def predict_many(self, texts: list[str]) -> list[tuple[str, float]]:
-        """The most likely intent of each text, with its probability."""
-        return [self.predict(text) for text in texts]
 
     def probabilities(self, text: str) -> np.ndarray[Any, np.dtype[np.float64]]:
         """The probability of each intent (in `intents` order) for `text`: sublinear TF times

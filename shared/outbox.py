@@ -101,6 +101,9 @@ def _channel(schema: str) -> str:
     return f"{schema}_outbox"
 
 
+_Params = tuple[uuid.UUID, str, str, str, str]  # an outbox insert's: event id, topic, key, ...
+
+
 def _insert_statement(
     schema: str, first_parameter: int = 1, *, send_on_commit: bool = False
 ) -> str:
@@ -108,23 +111,33 @@ def _insert_statement(
     topic, key, payload, headers; then, with `send_on_commit`, the grace in seconds before a
     relay may take the row, and the new row's id is returned)."""
     p = [f"${first_parameter + i}" for i in range(6)]
+    columns = "event_id, topic, key, payload, headers"
+    values = f"{p[0]}, {p[1]}, {p[2]}, {p[3]}::jsonb, {p[4]}::jsonb"
     if not send_on_commit:
-        return (
-            f"INSERT INTO {schema}.outbox (event_id, topic, key, payload, headers)"  # noqa: S608 - schema is ours
-            f" VALUES ({p[0]}, {p[1]}, {p[2]}, {p[3]}::jsonb, {p[4]}::jsonb)"
-        )
+        return f"INSERT INTO {schema}.outbox ({columns}) VALUES ({values})"  # noqa: S608
     return (
-        f"INSERT INTO {schema}.outbox (event_id, topic, key, payload, headers, relay_after)"  # noqa: S608
-        f" VALUES ({p[0]}, {p[1]}, {p[2]}, {p[3]}::jsonb, {p[4]}::jsonb,"
-        f" now() + make_interval(secs => {p[5]})) RETURNING id"
+        f"INSERT INTO {schema}.outbox ({columns}, relay_after)"  # noqa: S608 - schema is ours
+        f" VALUES ({values}, now() + make_interval(secs => {p[5]})) RETURNING id"
     )
 
 
-def row(topic: str, key: str, event: Event) -> tuple[uuid.UUID, str, str, str, str]:
-    """The parameters of an outbox insert, with the current trace context."""
+def _prepare(topic: str, key: str, event: Event) -> tuple[_Params, dict[str, str]]:
+    """An outbox insert's parameters, with the current trace context, and the Kafka headers its
+    message carries (the context is captured once for both)."""
     carrier: dict[str, str] = {}
     propagate.inject(carrier)
-    return (event.event_id, topic, key, event.model_dump_json(), json.dumps(carrier))
+    params = (event.event_id, topic, key, event.model_dump_json(), json.dumps(carrier))
+    return params, _message_headers(carrier, event.correlation_id)
+
+
+def _message_headers(carrier: dict[str, str], correlation_id: str | None) -> dict[str, str]:
+    """A message's Kafka headers: the writer's trace context, the content type, the correlation."""
+    return {**carrier, "content-type": "application/json", "correlation_id": correlation_id or ""}
+
+
+def _sent_on_commit(row_id: int, params: _Params, headers: dict[str, str]) -> _Row:
+    _, topic, key, payload, _ = params
+    return _Row(row_id, topic, key, payload, headers)
 
 
 async def execute_with_event(
@@ -139,8 +152,7 @@ async def execute_with_event(
     round trip and a transaction of its own, so both commit or neither. With a relay for `schema`
     running in this process, the event is published when the statement returns, as in
     `transaction()`."""
-    topic, key, message = event
-    params = row(topic, key, message)
+    params, headers = _prepare(*event)
     first = len(args) + 1
     relay = _relays.get(schema)
     if relay is None:
@@ -148,13 +160,7 @@ async def execute_with_event(
         return
     statement = writes + _insert_statement(schema, first, send_on_commit=True)
     row_id = await pool.fetchval(statement, *args, *params, RELAY_GRACE_SECONDS)
-    headers = _message_headers(json.loads(params[4]), message.correlation_id)
-    relay.publish_committed([_Row(row_id, topic, key, params[3], headers)])
-
-
-def _message_headers(carrier: dict[str, str], correlation_id: str | None) -> dict[str, str]:
-    """A message's Kafka headers: the writer's trace context, the content type, the correlation."""
-    return {**carrier, "content-type": "application/json", "correlation_id": correlation_id or ""}
+    relay.publish_committed([_sent_on_commit(row_id, params, headers)])
 
 
 def _direct_for(conn: Connection, schema: str) -> _Direct | None:
@@ -168,8 +174,8 @@ async def enqueue_many(conn: Connection, schema: str, events: list[tuple[str, st
     """Add several (topic, key, event) to `schema`'s outbox in one statement, in order."""
     if not events:
         return
-    rows = [row(topic, key, event) for topic, key, event in events]
-    columns = [list(column) for column in zip(*rows, strict=True)]
+    prepared = [_prepare(topic, key, event) for topic, key, event in events]
+    columns = [list(column) for column in zip(*(params for params, _ in prepared), strict=True)]
     direct = _direct_for(conn, schema)
     if direct is None:
         await conn.execute(
@@ -188,12 +194,8 @@ async def enqueue_many(conn: Connection, schema: str, events: list[tuple[str, st
     )
     ids = {r["event_id"]: r["id"] for r in inserted}
     direct.rows += [
-        _Row(
-            ids[event.event_id], topic, key, payload,
-            _message_headers(json.loads(carrier), event.correlation_id),
-        )
-        for (topic, key, event), (_, _, _, payload, carrier) in zip(events, rows, strict=True)
-    ]  # fmt: skip
+        _sent_on_commit(ids[params[0]], params, headers) for params, headers in prepared
+    ]
 
 
 async def enqueue(conn: Connection, schema: str, topic: str, key: str, event: Event) -> None:
@@ -202,7 +204,8 @@ async def enqueue(conn: Connection, schema: str, topic: str, key: str, event: Ev
     if _direct_for(conn, schema) is not None:
         await enqueue_many(conn, schema, [(topic, key, event)])
     else:
-        await conn.execute(_insert_statement(schema), *row(topic, key, event))
+        params, _ = _prepare(topic, key, event)
+        await conn.execute(_insert_statement(schema), *params)
 
 
 class OutboxRelay:

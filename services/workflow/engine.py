@@ -114,22 +114,20 @@ class Engine:
         definition = self._definitions.latest(request.workflow_type)
         new = _new_run(request, definition, request.run_id or uuid.uuid4())
         async with outbox.transaction(self._pool, SCHEMA) as conn:
-            if not await repository.insert_run(conn, new):
+            if not await repository.insert_runs(conn, [new]):
                 return Started(await self._existing(conn, request, new.run_id, new.params), False)
-            stored = await repository.lock_run(conn, new.run_id)
-            assert stored is not None
-            await self._apply(conn, stored, self._machine(stored).start(stored.run, self._clock()))
+            await self._enter_first_states(conn, [new.run_id])
         return Started(new.run_id, True)
 
     async def start_many(self, requests: list[StartRequest]) -> list[Started]:
         """Start several runs in one transaction, a few statements for all of them (a batch of
         detected intents). Each request names its run id; one whose run exists already starts
         nothing. Idempotency keys are for `start`, which checks a reused key's request."""
-        definitions = [self._definitions.latest(r.workflow_type) for r in requests]
         new: dict[uuid.UUID, repository.NewRun] = {}
-        for request, definition in zip(requests, definitions, strict=True):
+        for request in requests:
             if request.run_id is None or request.idempotency_key is not None:
                 raise ValueError("start_many takes requests with a run id and no idempotency key")
+            definition = self._definitions.latest(request.workflow_type)
             new.setdefault(request.run_id, _new_run(request, definition, request.run_id))
         async with outbox.transaction(self._pool, SCHEMA) as conn:
             created = await repository.insert_runs(conn, list(new.values()))

@@ -78,23 +78,6 @@ class NewRun:
     created_by: str | None = None
 
 
-async def insert_run(conn: Connection, run: NewRun) -> bool:
-    """Create one run (a plain VALUES insert: cheaper to plan than `insert_runs`); False when its
-    id, intent id or idempotency key already has one."""
-    status = await conn.execute(
-        """
-        INSERT INTO workflow.runs
-            (run_id, workflow_type, definition_version, status, params, intent_id,
-             idempotency_key, correlation_id, created_by)
-        VALUES ($1, $2, $3, 'pending', $4::jsonb, $5, $6, $7, $8)
-        ON CONFLICT DO NOTHING
-        """,
-        run.run_id, run.workflow_type, run.version, json.dumps(run.params), run.intent_id,
-        run.idempotency_key, run.correlation_id, run.created_by,
-    )  # fmt: skip
-    return bool(status == "INSERT 0 1")
-
-
 async def insert_runs(conn: Connection, runs: list[NewRun]) -> set[uuid.UUID]:
     """Create runs in one statement; returns the ids created (a run whose id, intent id or
     idempotency key already has one is not)."""

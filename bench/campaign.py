@@ -71,6 +71,7 @@ def measure(stack: BenchStack, recipients: int = RECIPIENTS) -> dict[str, Any]:
     controller = Controller(sink, hostname="127.0.0.1", port=port)
     controller.start()
     try:
+        stack.fresh_broker()
         stack.use_services(
             ("workflow", "campaign"),
             {

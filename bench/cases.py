@@ -23,6 +23,7 @@ class Case:
     workers: int
     connections: int
     threads: int
+    uses_broker: bool = True  # its requests go through Kafka
 
     @property
     def method(self) -> str:

@@ -151,6 +151,7 @@ def _measure(stack: BenchStack, fake: FakeLLM, directory: Path, seconds: int) ->
     keys = [_cache_key(q, settings) for q in questions]
     miss_keys: list[str] = []
     measured = Measured()
+    stack.fresh_broker()
     stack.use_services(SERVICES, model_env(fake))
     try:
         # Kafka first, so the gateway that serves hits itself (the default) is the one left

@@ -22,9 +22,13 @@ HEALTHZ = "/healthz"
 
 
 def cases(two_workers: bool) -> list[Case]:
-    one = [Case(p, "get", 1, c, t) for p in (HEALTHZ, PING) for c, t in ((1, 1), (32, 2))]
-    two = [Case(p, "get", 2, 32, 2) for p in (HEALTHZ, PING)] if two_workers else []
+    one = [_case(p, 1, c, t) for p in (HEALTHZ, PING) for c, t in ((1, 1), (32, 2))]
+    two = [_case(p, 2, 32, 2) for p in (HEALTHZ, PING)] if two_workers else []
     return one + two
+
+
+def _case(path: str, workers: int, connections: int, threads: int) -> Case:
+    return Case(path, "get", workers, connections, threads, uses_broker=path != HEALTHZ)
 
 
 def kafka_overhead_ms(rows: list[Row]) -> float | None:

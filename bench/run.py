@@ -43,54 +43,56 @@ log = logging.getLogger("bench")
 def measure(
     stack: BenchStack, scripts: dict[str, Path], todo: list[Case], seconds: int
 ) -> tuple[list[Row], list[dict[str, Any]]]:
-    """The rows, in the order of `todo` within each gateway worker count; and, when the intent
-    endpoint is among them, its messages' replies (checked once before its warm-up)."""
+    """The rows, in the order of `todo`; and, when the intent endpoint is among them, its
+    messages' replies (checked once, before its first warm-up).
+
+    Every case that goes through Kafka runs on a fresh broker with freshly started services and
+    gateway, then gets its own warm-up: Tansu slows as its topics fill, so without this a case
+    would measure the cases before it too (docs/benchmarks.md)."""
     rows: list[Row] = []
     checked: list[dict[str, Any]] = []
-    for workers in sorted({case.workers for case in todo}):
-        url = stack.start_gateway(workers)
-        log.info("gateway ready at %s with %d worker(s)", url, workers)
-        warmed: set[str] = set()
-        for case in (c for c in todo if c.workers == workers):
-            script = scripts[case.script]
-            if case.endpoint not in warmed:
-                if case.script == "intent":
-                    checked = intent.check_messages(url, stack.api_key)
-                log.info(
-                    "warming up %s %s for %d s", case.method, case.endpoint, wrk.WARMUP_SECONDS
-                )
-                wrk.warm_up(url + case.endpoint, script)
-                warmed.add(case.endpoint)
-                if case.script == "intent":
-                    intent.wait_for_workflows(stack)
-            what = (case.method, case.endpoint, case.connections, case.threads, seconds)
-            log.info("wrk %s %s: %d connection(s), %d thread(s), %d s", *what)
-            result, shares = measured_run(
-                stack,
-                url + case.endpoint,
-                script,
-                connections=case.connections,
-                threads=case.threads,
-                seconds=seconds,
-            )
-            extra: dict[str, Any] = {}
+    url = ""
+    workers = 0
+    for case in todo:
+        if case.uses_broker or case.workers != workers:
+            if case.uses_broker:
+                stack.fresh_broker()
+                stack.use_services(SERVICES)
+            url = stack.start_gateway(case.workers)
+            workers = case.workers
+            log.info("gateway ready at %s with %d worker(s)", url, workers)
+            if case.script == "intent" and not checked:
+                checked = intent.check_messages(url, stack.api_key)
+            log.info("warming up %s %s for %d s", case.method, case.endpoint, wrk.WARMUP_SECONDS)
+            wrk.warm_up(url + case.endpoint, scripts[case.script])
             if case.script == "intent":
-                extra["workflow_catch_up"] = after = intent.wait_for_workflows(stack)
-                log.info(
-                    "workflow service caught up %.1f s after the run", after["catch_up_seconds"]
-                )
-            rows.append(
-                Row(
-                    case.method,
-                    case.endpoint,
-                    workers,
-                    case.connections,
-                    case.threads,
-                    result,
-                    cpu_percent=shares,
-                    extra=extra,
-                )
+                intent.wait_for_workflows(stack)
+        what = (case.method, case.endpoint, case.connections, case.threads, seconds)
+        log.info("wrk %s %s: %d connection(s), %d thread(s), %d s", *what)
+        result, shares = measured_run(
+            stack,
+            url + case.endpoint,
+            scripts[case.script],
+            connections=case.connections,
+            threads=case.threads,
+            seconds=seconds,
+        )
+        extra: dict[str, Any] = {}
+        if case.script == "intent":
+            extra["workflow_catch_up"] = after = intent.wait_for_workflows(stack)
+            log.info("workflow service caught up %.1f s after the run", after["catch_up_seconds"])
+        rows.append(
+            Row(
+                case.method,
+                case.endpoint,
+                case.workers,
+                case.connections,
+                case.threads,
+                result,
+                cpu_percent=shares,
+                extra=extra,
             )
+        )
     return rows, checked
 
 

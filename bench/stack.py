@@ -96,6 +96,7 @@ class BenchStack:
         )
         self._endpoints: Endpoints | None = None
         self._services: dict[str, Supervisor] = {}
+        self._env: dict[str, dict[str, str]] = {}  # what each running service was given
         self._gateway: Supervisor | None = None
         self._pids: set[int] = set()
         self.api_key = ""
@@ -112,16 +113,32 @@ class BenchStack:
         self.use_services(self.services)
 
     def use_services(self, names: tuple[str, ...], env: dict[str, str] | None = None) -> None:
-        """Run exactly these services (stop the others, start the missing ones in order, with
-        `env` added to their environment), so an idle service does not load the broker during
-        another benchmark. Restart the gateway afterwards: it waits for the services it pings."""
-        for name in [n for n in self._services if n not in names]:
+        """Run exactly these services, each with `env` added to its environment (stop the others
+        and those running with another environment, start the missing ones in order), so an idle
+        service does not load the broker during another benchmark. Restart the gateway
+        afterwards: it waits for the services it pings."""
+        wanted = dict(env or {})
+        for name in [n for n in self._services if n not in names or self._env[n] != wanted]:
             self._services.pop(name).stop()
         for name in names:
             if name not in self._services:
                 argv = [sys.executable, "-m", f"services.{name}"]
-                self._services[name] = self._supervise(ChildSpec(name, argv, {}), env)
+                self._services[name] = self._supervise(ChildSpec(name, argv, {}), wanted)
+                self._env[name] = wanted
         self.services = names
+
+    def fresh_broker(self) -> None:
+        """Stop the gateway and the services and replace the broker with a new, empty one; then
+        use_services() and start_gateway() bring them back. A measurement on a broker that earlier
+        ones filled measures them too: Tansu's memory storage reads a partition's whole log on
+        every fetch (docs/benchmarks.md, "The broker slows as its topics fill")."""
+        self._stop_gateway()
+        for name in reversed(list(self._services)):
+            self._services.pop(name).stop()
+        self._endpoints = self._infra.restart_kafka()
+        if self._infra.tansu_pid is not None:
+            self._pids.add(self._infra.tansu_pid)
+        asyncio.run(ensure_topics(self._settings(), ALL_TOPICS))
 
     def start_gateway(
         self, workers: int, env: dict[str, str] | None = None, label: str = ""
@@ -239,12 +256,15 @@ class BenchStack:
             f"{log_path}:\n{tail(log_path)}"
         )
 
-    async def _prepare(self) -> str:
-        settings = Settings(
+    def _settings(self) -> Settings:
+        return Settings(
             kafka_bootstrap_servers=self.endpoints.kafka_bootstrap_servers,
             database_url=self.endpoints.database_url,
             redis_url=self.endpoints.redis_url,
         )
+
+    async def _prepare(self) -> str:
+        settings = self._settings()
         await ensure_topics(settings, ALL_TOPICS)
         conn = await asyncpg.connect(settings.database_url)
         try:

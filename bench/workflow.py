@@ -61,6 +61,7 @@ class BenchmarkError(RuntimeError):
 def measure(stack: BenchStack) -> dict[str, Any]:
     """Two passes through one stack: RUNS runs IN_FLIGHT at a time (throughput, and latency under
     that load), then QUIET_RUNS runs one at a time (a step's latency with nothing else going)."""
+    stack.fresh_broker()
     stack.use_services(("workflow",), ENV)
     stack.start_gateway(1)  # it waits until the workflow service answers its ping
     # uvloop, as the services use: this process is the actions' owner too

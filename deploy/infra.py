@@ -20,7 +20,7 @@ import time
 import warnings
 from collections.abc import Coroutine, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -111,6 +111,18 @@ class LocalInfra:
         except BaseException:
             self.stop()
             raise
+        return self._endpoints
+
+    def restart_kafka(self) -> Endpoints:
+        """Replace the Tansu broker start() started with a new, empty one (on a new port): its
+        memory storage reads a partition's whole log on every fetch, so fetches slow down as
+        topics fill (docs/benchmarks.md). Only for a broker of our own."""
+        if self._tansu is None or self._endpoints is None:
+            raise RuntimeError("restart_kafka() needs a Tansu broker that start() started")
+        stop_processes([self._tansu], STOP_TIMEOUT)
+        self._tansu = None
+        address = self._start_tansu(_free_port())
+        self._endpoints = replace(self._endpoints, kafka_bootstrap_servers=address)
         return self._endpoints
 
     def stop(self) -> None:

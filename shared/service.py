@@ -30,6 +30,7 @@ from shared.broker import (
 from shared.db import create_pool
 from shared.errors import ConfigurationError, DependencyUnavailable
 from shared.events import PingCommand, Pong, Reply, ReplyError, ServiceCommand
+from shared.heap import freeze_startup_objects
 from shared.outbox import OutboxRelay
 from shared.rpc import ServiceClient, attach_client
 from shared.settings import Settings, get_settings
@@ -167,6 +168,7 @@ def build_app(
                 settle_seconds=outbox_settle_seconds,
             )
             await relay.start()
+        freeze_startup_objects()
 
     async def on_shutdown() -> None:
         if relay is not None:

@@ -31,6 +31,7 @@ from shared.broker import check_kafka, create_broker, delete_topic, ensure_topic
 from shared.cache import create_redis
 from shared.db import create_pool
 from shared.events import PingCommand, Pong
+from shared.heap import freeze_startup_objects
 from shared.rpc import attach_client
 from shared.service import VERSION
 from shared.settings import Settings, get_settings
@@ -79,6 +80,7 @@ def create_app(settings: Settings) -> FastAPI:
         app.state.answer_cache = AnswerCache(redis, settings.llm_cache_ttl_seconds)
         app.state.client = client
         app.state.run_events = run_events
+        freeze_startup_objects()
         try:
             yield
         finally:

@@ -15,6 +15,7 @@ from collections.abc import AsyncGenerator
 from typing import Any
 
 from faststream.kafka import KafkaBroker
+from faststream.message import StreamMessage
 from pydantic import BaseModel
 
 from shared.broker import consumer_options
@@ -68,7 +69,8 @@ class ServiceClient:
             )
             while True:
                 try:
-                    reply = await asyncio.wait_for(replies.get(), wait)
+                    async with asyncio.timeout(wait):  # no task per wait, unlike wait_for
+                        reply = await replies.get()
                 except TimeoutError as exc:
                     raise ServiceTimeout(service, wait) from exc
                 yield reply
@@ -77,12 +79,13 @@ class ServiceClient:
         finally:
             self._pending.pop(correlation_id, None)
 
-    def resolve(self, correlation_id: str | None, body: dict[str, Any]) -> bool:
-        """Hand a reply to its waiter; False for a late or unknown reply (dropped)."""
+    def resolve(self, correlation_id: str | None, body: bytes) -> bool:
+        """Hand a reply (its JSON) to its waiter; False for a late or unknown reply (dropped,
+        undecoded)."""
         replies = self._pending.get(correlation_id or "")
         if replies is None:
             return False
-        replies.put_nowait(Reply.model_validate(body))
+        replies.put_nowait(Reply.model_validate_json(body))
         return True
 
 
@@ -95,9 +98,17 @@ def attach_client(
     replies = reply_topic(instance_id, owner)
     client = ServiceClient(broker, replies.name, default_timeout)
 
-    @broker.subscriber(replies.name, include_in_schema=False, **consumer_options(settings))
-    async def on_reply(body: dict[str, Any]) -> None:
+    # The body stays bytes: Reply parses the JSON itself, once (FastStream's decoder would build
+    # a dict first), and only for a reply somebody waits for.
+    @broker.subscriber(
+        replies.name, include_in_schema=False, decoder=_raw_body, **consumer_options(settings)
+    )
+    async def on_reply(body: bytes) -> None:
         # The message from the context, not an injected parameter (resolved in a worker thread).
         client.resolve(broker.context.get_local("message").correlation_id, body)
 
     return client, replies
+
+
+async def _raw_body(msg: StreamMessage[Any]) -> Any:
+    return msg.body

@@ -1,6 +1,6 @@
 """`python -m bench`: bring up a stack of its own, drive it with wrk, print and record the numbers.
 
-Four benchmarks share the stack (see their modules):
+The benchmarks share one stack (database, Redis; see their modules):
 
 - request-reply (bench.request_reply): `GET /healthz` and `GET /api/services/intent/ping`, with
   1 and 32 clients, then 32 clients against a gateway on 2 uvicorn workers;
@@ -17,8 +17,12 @@ Four benchmarks share the stack (see their modules):
   4's targets; bench/results/inference.json. The inference service runs (alone) for this one
   only; it and the gateway get the model settings.
 
-Each endpoint gets a warm-up run first. During every measured run the CPU used by each part of the
-stack is sampled from /proc (bench.cpu), to show where the time goes.
+Each wrk run that goes through Kafka, and each of the inference, workflow and campaign benchmarks,
+starts on a fresh broker with freshly started services: Tansu slows as its topics fill, so on one
+broker a run would also measure the runs before it (docs/benchmarks.md). Each such wrk run gets
+its own warm-up.
+During every measured run the CPU used by each part of the stack is sampled from /proc
+(bench.cpu), to show where the time goes.
 """
 
 from __future__ import annotations

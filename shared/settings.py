@@ -36,7 +36,8 @@ class Settings(BaseSettings):
         100,
         ge=0,
         le=10_000,
-        description="KAFKA_BACKGROUND_FETCH_MAX_WAIT_MS: the same for events nobody waits on.",
+        description="KAFKA_BACKGROUND_FETCH_MAX_WAIT_MS: the same for events nobody waits on "
+        "synchronously (the gateway's workflow.run.changed consumer).",
     )
     kafka_topic_partitions: int = Field(
         1,

@@ -61,9 +61,11 @@ class RunEventHub:
         @broker.subscriber(
             WORKFLOW_RUN_CHANGED.name,
             auto_offset_reset="latest",
-            fetch_max_wait_ms=settings.kafka_fetch_max_wait_ms,
+            # People watch these streams: a tenth of a second is not noticed, and a consumer
+            # that polls the broker every few ms costs it and this process CPU all day.
+            fetch_max_wait_ms=settings.kafka_background_fetch_max_wait_ms,
             batch=True,
-            batch_timeout_ms=20,
+            batch_timeout_ms=100,
             decoder=_raw_bodies,
         )
         async def on_run_changes(bodies: list[bytes]) -> None:

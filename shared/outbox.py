@@ -105,20 +105,21 @@ _Params = tuple[uuid.UUID, str, str, str, str]  # an outbox insert's: event id, 
 
 
 def _insert_statement(
-    schema: str, first_parameter: int = 1, *, send_on_commit: bool = False
+    schema: str, first_parameter: int = 1, *, send_on_commit: bool = False, only_if: str = ""
 ) -> str:
     """`INSERT INTO <schema>.outbox ...` with numbered parameters from `first_parameter` (event id,
     topic, key, payload, headers; then, with `send_on_commit`, the grace in seconds before a
-    relay may take the row, and the new row's id is returned)."""
+    relay may take the row, and the new row's id is returned). With `only_if` (an SQL condition)
+    the row is inserted only where it holds."""
     p = [f"${first_parameter + i}" for i in range(6)]
     columns = "event_id, topic, key, payload, headers"
-    values = f"{p[0]}, {p[1]}, {p[2]}, {p[3]}::jsonb, {p[4]}::jsonb"
-    if not send_on_commit:
-        return f"INSERT INTO {schema}.outbox ({columns}) VALUES ({values})"  # noqa: S608
-    return (
-        f"INSERT INTO {schema}.outbox ({columns}, relay_after)"  # noqa: S608 - schema is ours
-        f" VALUES ({values}, now() + make_interval(secs => {p[5]})) RETURNING id"
-    )
+    values = f"{p[0]}::uuid, {p[1]}::text, {p[2]}::text, {p[3]}::jsonb, {p[4]}::jsonb"
+    if send_on_commit:
+        columns += ", relay_after"
+        values += f", now() + make_interval(secs => {p[5]})"
+    where = f" WHERE {only_if}" if only_if else ""
+    returning = " RETURNING id" if send_on_commit else ""
+    return f"INSERT INTO {schema}.outbox ({columns}) SELECT {values}{where}{returning}"
 
 
 def _prepare(topic: str, key: str, event: Event) -> tuple[_Params, dict[str, str]]:
@@ -146,21 +147,30 @@ async def execute_with_event(
     writes: str,
     args: Sequence[object],
     event: tuple[str, str, Event],
-) -> None:
+    *,
+    only_if: str = "",
+) -> bool:
     """Run `writes` (a `WITH ...` clause of the writer's own statements, numbering its parameters
     from $1, `args`) and the outbox insert of `event` (topic, key, event) as one statement: one
     round trip and a transaction of its own, so both commit or neither. With a relay for `schema`
     running in this process, the event is published when the statement returns, as in
-    `transaction()`."""
+    `transaction()`.
+
+    With `only_if`, an SQL condition over the `WITH` clause's names, the event is written only
+    where it holds (the writes must make the same check: they run either way). Returns whether
+    the event was written."""
     params, headers = _prepare(*event)
-    first = len(args) + 1
     relay = _relays.get(schema)
+    statement = writes + _insert_statement(
+        schema, len(args) + 1, send_on_commit=relay is not None, only_if=only_if
+    )
     if relay is None:
-        await pool.execute(writes + _insert_statement(schema, first), *args, *params)
-        return
-    statement = writes + _insert_statement(schema, first, send_on_commit=True)
+        return await pool.execute(statement, *args, *params) == "INSERT 0 1"
     row_id = await pool.fetchval(statement, *args, *params, RELAY_GRACE_SECONDS)
+    if row_id is None:
+        return False
     relay.publish_committed([_sent_on_commit(row_id, params, headers)])
+    return True
 
 
 def _direct_for(conn: Connection, schema: str) -> _Direct | None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncpg
 
 from services.intent import repository
-from services.intent.domain.detector import IntentDetector
+from services.intent.domain.detector import Detection, IntentDetector
 from services.intent.model_fallback import ModelFallback
 from shared.events import DetectIntentCommand, IntentDetected, IntentResult
 from shared.topics import INTENT_DETECTED
@@ -19,37 +19,59 @@ async def detect_intent(
 ) -> IntentResult:
     """Detect, log, and announce on `intent.detected` (through the outbox, in one transaction).
     A message the classifier is unsure of goes to the language model, when one is configured,
-    before the user is asked."""
+    before the user is asked.
+
+    The conversation's previous turn matters only when it awaits an answer. So a message is
+    detected without it first and written unless that turn awaits an answer, in one statement;
+    only then is the turn read and the message detected again. A message that may go to the
+    model reads the turn first, so that the model is asked only when it must be."""
     intent, confidence = detector.classifier.predict(command.message)
+    detection = detector.decide(command.message, intent, confidence)
+    model = fallback if fallback is not None and fallback.enabled else None
     previous = None
     if command.conversation_id:
+        if not (detection.unsure and model is not None):
+            event = _event(command, detection)
+            if await repository.log_and_announce_unless_awaited(
+                pool, event, detection, INTENT_DETECTED.name
+            ):
+                return _result(event, detection)
         previous = await repository.previous_turn(pool, command.conversation_id)
-    detection = detector.decide(command.message, intent, confidence, previous)
-    if detection.unsure and fallback is not None and fallback.enabled:
-        extraction = await fallback.extract(command.message, command.correlation_id)
+        detection = detector.decide(command.message, intent, confidence, previous)
+    if detection.unsure and model is not None:
+        extraction = await model.extract(command.message, command.correlation_id)
         if extraction is not None:
             detection = detector.adopt(command.message, extraction, previous)
-    decided = {
-        "mode": detection.mode,
-        "intent": detection.intent,
-        "confidence": detection.confidence,
-        "slots": detection.slots,
-        "needs_clarification": detection.needs_clarification,
-    }
-    event = IntentDetected(
+    event = _event(command, detection)
+    await repository.log_and_announce(pool, event, detection, INTENT_DETECTED.name)
+    return _result(event, detection)
+
+
+def _event(command: DetectIntentCommand, detection: Detection) -> IntentDetected:
+    return IntentDetected(
         correlation_id=command.correlation_id,
         conversation_id=command.conversation_id,
         message=command.message,
         requested_by=command.requested_by,
-        **decided,
+        mode=detection.mode,
+        intent=detection.intent,
+        confidence=detection.confidence,
+        slots=detection.slots,
+        needs_clarification=detection.needs_clarification,
     )
-    await repository.log_and_announce(pool, event, detection, INTENT_DETECTED.name)
+
+
+def _result(event: IntentDetected, detection: Detection) -> IntentResult:
     starts_workflow = detection.mode == "workflow" and not detection.needs_clarification
     return IntentResult(
         intent_id=event.intent_id,
+        mode=detection.mode,
+        intent=detection.intent,
+        confidence=detection.confidence,
+        slots=detection.slots,
+        needs_clarification=detection.needs_clarification,
         language=detection.language,
         clarification_question=detection.clarification_question,
         detected_by=detection.detected_by,
         workflow_id=event.workflow_id if starts_workflow else None,
-        **decided,
     )

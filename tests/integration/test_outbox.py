@@ -134,6 +134,29 @@ async def test_one_statement_writes_and_publishes_its_event(
     assert await db.fetchval(f"SELECT count(*) FROM {schema}.notes") == 1  # noqa: S608
 
 
+async def test_a_conditional_statement_writes_its_event_only_where_the_condition_holds(
+    relay: OutboxRelay, db: asyncpg.Pool, schema: str, topic: str, consumer: AIOKafkaConsumer
+) -> None:
+    """`execute_with_event(..., only_if=...)`: the writer's insert and the event, both or neither,
+    and the answer says which; an event not written is not published."""
+    await db.execute(f"CREATE TABLE {schema}.notes (note text PRIMARY KEY)")
+    writes = (
+        f"WITH written AS (INSERT INTO {schema}.notes (note) SELECT $1"  # noqa: S608
+        f" WHERE NOT EXISTS (SELECT 1 FROM {schema}.notes) RETURNING note)"
+    )
+    condition = "EXISTS (SELECT 1 FROM written)"
+    first, second = Pinged(note="first"), Pinged(note="second")
+    for note, event in (("first", first), ("second", second)):
+        written = await outbox.execute_with_event(
+            db, schema, writes, (note,), (topic, "k", event), only_if=condition
+        )
+        assert written is (event is first)
+    assert await received(consumer, first.event_id) == [first.event_id]
+    assert await db.fetchval(f"SELECT array_agg(note) FROM {schema}.notes") == ["first"]  # noqa: S608
+    stored = await db.fetchval(f"SELECT array_agg(event_id) FROM {schema}.outbox")  # noqa: S608
+    assert stored == [first.event_id]
+
+
 async def test_a_rolled_back_transaction_publishes_nothing(
     relay: OutboxRelay, db: asyncpg.Pool, schema: str, topic: str, consumer: AIOKafkaConsumer
 ) -> None:

@@ -45,6 +45,13 @@ class PreviousTurn:
     slots: Slots
     needs_clarification: bool
 
+    @property
+    def awaits_answer(self) -> bool:
+        """A workflow request that asked the user for something: the next message may be the
+        answer, so it is read in the light of this turn. No other previous turn changes how a
+        message is read (the intent repository's conditional write relies on this)."""
+        return self.mode == "workflow" and self.needs_clarification
+
 
 @dataclass(frozen=True)
 class Detection:
@@ -92,7 +99,7 @@ class IntentDetector:
         spec = INTENTS[intent]
         slots = self.extractor.extract(message) if spec.mode == "workflow" else Slots()
 
-        if previous is not None and previous.mode == "workflow" and previous.needs_clarification:
+        if previous is not None and previous.awaits_answer:
             said = slots if spec.mode == "workflow" else self.extractor.extract(message)
             is_new_question = (
                 spec.mode == "simple" and confidence >= _NEW_QUESTION_CONFIDENCE and said == Slots()
@@ -120,7 +127,7 @@ class IntentDetector:
     ) -> Detection:
         """A language model's validated answer about a message the classifier was unsure of."""
         slots = extraction.slots
-        if previous is not None and previous.mode == "workflow" and previous.needs_clarification:
+        if previous is not None and previous.awaits_answer:
             slots = _merge(previous.slots, slots)
         language = detect_language(message)
         detection = self._complete(extraction.intent, self.threshold, slots, language)

@@ -24,7 +24,9 @@ class ScriptedBroker:
         assert self.client is not None
         for reply in self.replies:
             loop = asyncio.get_running_loop()
-            loop.call_soon(self.client.resolve, kwargs["correlation_id"], reply.model_dump())
+            loop.call_soon(
+                self.client.resolve, kwargs["correlation_id"], reply.model_dump_json().encode()
+            )
 
 
 def client_for(*replies: Reply) -> tuple[ServiceClient, ScriptedBroker]:
@@ -61,7 +63,7 @@ async def test_no_reply_is_a_timeout_and_a_late_reply_is_dropped() -> None:
     with pytest.raises(ServiceTimeout, match=r"the campaign service did not answer within 0\.2 s"):
         await client.request("campaign", PingCommand())
     late = broker.published[0]["correlation_id"]
-    assert client.resolve(late, Reply(ok=True).model_dump()) is False
+    assert client.resolve(late, Reply(ok=True).model_dump_json().encode()) is False
 
 
 def test_unknown_service_is_refused_before_sending() -> None:

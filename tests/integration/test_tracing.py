@@ -50,3 +50,28 @@ async def test_request_through_kafka_is_one_trace(
     intent_spans = [s for s in spans if s.service == "intent"]
     # The service's consumer span is a child of a gateway span: the context rode in Kafka headers.
     assert any(s.parent_span_id in gateway_ids for s in intent_spans), spans
+
+
+async def test_a_gateway_that_exports_nothing_still_passes_the_callers_trace_on(
+    start_gateway: StartGateway, start_service: StartService, make_key: MakeKey
+) -> None:
+    """A gateway without an exporter records nothing, but the caller's trace context still
+    reaches the services it asks through Kafka, and theirs may be exported."""
+    with OtlpReceiver() as receiver:
+        start_service(
+            "intent", OTEL_EXPORTER_OTLP_ENDPOINT=receiver.endpoint, OTEL_BSP_SCHEDULE_DELAY="100"
+        )
+        gateway = start_gateway()
+        key = await make_key("admin")
+        async with gateway.client(key) as http:
+            response = await http.get(
+                "/api/services/intent/ping",
+                headers={"traceparent": f"00-{TRACE_ID}-00f067aa0ba902b7-01"},
+            )
+        assert response.status_code == 200, response.text
+
+        spans = wait_for_spans(receiver, {"intent"})
+
+    assert {s.service for s in spans} == {"intent"}
+    # The command's consumer span is in the caller's trace (wait_for_spans takes only those).
+    assert any(s.name.startswith("intent.commands") for s in spans), spans

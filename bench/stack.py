@@ -130,8 +130,8 @@ class BenchStack:
     def fresh_broker(self) -> None:
         """Stop the gateway and the services and replace the broker with a new, empty one; then
         use_services() and start_gateway() bring them back. A measurement on a broker that earlier
-        ones filled measures them too: Tansu's memory storage reads a partition's whole log on
-        every fetch (docs/benchmarks.md, "The broker slows as its topics fill")."""
+        ones filled measures them too: a fetch from Tansu's memory storage gets slower the more
+        messages its partition holds (docs/benchmarks.md, "The broker slows as its topics fill")."""
         self._stop_gateway()
         for name in reversed(list(self._services)):
             self._services.pop(name).stop()

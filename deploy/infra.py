@@ -114,9 +114,9 @@ class LocalInfra:
         return self._endpoints
 
     def restart_kafka(self) -> Endpoints:
-        """Replace the Tansu broker start() started with a new, empty one (on a new port): its
-        memory storage reads a partition's whole log on every fetch, so fetches slow down as
-        topics fill (docs/benchmarks.md). Only for a broker of our own."""
+        """Replace the Tansu broker start() started with a new, empty one (on a new port): a fetch
+        from its memory storage gets slower the more messages the partition holds, and nothing
+        but a new broker empties a topic (docs/benchmarks.md). Only for a broker of our own."""
         if self._tansu is None or self._endpoints is None:
             raise RuntimeError("restart_kafka() needs a Tansu broker that start() started")
         stop_processes([self._tansu], STOP_TIMEOUT)

@@ -40,6 +40,13 @@ def consumer_options(settings: Settings, *, background: bool = False) -> dict[st
     return {"fetch_max_wait_ms": wait, "auto_offset_reset": "earliest"}
 
 
+async def raw_body(msg: StreamMessage[Any]) -> Any:
+    """A subscriber decoder that leaves the body as bytes, for a handler that parses it itself:
+    straight into its model (no dict first), or one message at a time so that one bad message
+    does not fail a whole batch."""
+    return msg.body
+
+
 async def dead_letter(
     broker: KafkaBroker,
     record: Any,

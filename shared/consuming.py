@@ -25,12 +25,11 @@ from typing import Any, Generic, TypeVar
 import asyncpg
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
-from faststream.message import StreamMessage
 from opentelemetry import propagate, trace
 from opentelemetry.trace import Link, SpanKind, Tracer
 from pydantic import BaseModel, ValidationError
 
-from shared.broker import consumer_options, dead_letter
+from shared.broker import consumer_options, dead_letter, raw_body
 from shared.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -54,11 +53,6 @@ TRANSIENT_PAUSE_SECONDS = 1.0
 
 def _headers(record: Any) -> dict[str, str]:
     return {k: v.decode(errors="replace") for k, v in (record.headers or ())}
-
-
-async def _raw_bodies(msg: StreamMessage[Any]) -> Any:
-    """Leave decoding to the handler, so one bad message does not fail its whole batch."""
-    return msg.body
 
 
 @dataclass(frozen=True)
@@ -159,7 +153,7 @@ def subscribe_events(
         # that arrives meanwhile waits: keep both short where someone waits on the event.
         batch_timeout_ms=100 if background else 2,
         ack_policy=AckPolicy.NACK_ON_ERROR,
-        decoder=_raw_bodies,
+        decoder=raw_body,
         **consumer_options(settings, background=background),
     )
     async def consume(bodies: list[bytes]) -> None:

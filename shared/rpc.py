@@ -12,13 +12,11 @@ import asyncio
 import contextlib
 import uuid
 from collections.abc import AsyncGenerator
-from typing import Any
 
 from faststream.kafka import KafkaBroker
-from faststream.message import StreamMessage
 from pydantic import BaseModel
 
-from shared.broker import consumer_options
+from shared.broker import consumer_options, raw_body
 from shared.events import Reply
 from shared.settings import Settings
 from shared.topics import TopicSpec, command_topic, reply_topic
@@ -101,14 +99,10 @@ def attach_client(
     # The body stays bytes: Reply parses the JSON itself, once (FastStream's decoder would build
     # a dict first), and only for a reply somebody waits for.
     @broker.subscriber(
-        replies.name, include_in_schema=False, decoder=_raw_body, **consumer_options(settings)
+        replies.name, include_in_schema=False, decoder=raw_body, **consumer_options(settings)
     )
     async def on_reply(body: bytes) -> None:
         # The message from the context, not an injected parameter (resolved in a worker thread).
         client.resolve(broker.context.get_local("message").correlation_id, body)
 
     return client, replies
-
-
-async def _raw_body(msg: StreamMessage[Any]) -> Any:
-    return msg.body

@@ -10,12 +10,11 @@ import asyncio
 import logging
 import uuid
 from collections import defaultdict
-from typing import Any
 
 from faststream.kafka import KafkaBroker
-from faststream.message import StreamMessage
 from pydantic import ValidationError
 
+from shared.broker import raw_body
 from shared.events import WorkflowRunChanged
 from shared.settings import Settings
 from shared.topics import WORKFLOW_RUN_CHANGED
@@ -66,7 +65,7 @@ class RunEventHub:
             fetch_max_wait_ms=settings.kafka_background_fetch_max_wait_ms,
             batch=True,
             batch_timeout_ms=100,
-            decoder=_raw_bodies,
+            decoder=raw_body,
         )
         async def on_run_changes(bodies: list[bytes]) -> None:
             if not self._listeners:
@@ -78,10 +77,6 @@ class RunEventHub:
                     self.publish(WorkflowRunChanged.model_validate_json(record.value or b""))
                 except ValidationError:
                     log.warning("an undecodable run change at offset %s skipped", record.offset)
-
-
-async def _raw_bodies(msg: StreamMessage[Any]) -> Any:
-    return msg.body
 
 
 def _run_id(key: bytes) -> uuid.UUID | None:

@@ -1,4 +1,5 @@
-"""A stack of its own for a benchmark: a fresh Tansu broker, a database `bench_<hex>`, the
+"""A stack of its own for a benchmark: a broker of its own (Apache Kafka, or Tansu with
+LOCAL_KAFKA=tansu or without Java), a database `bench_<hex>`, the
 services a benchmark needs (by default the intent and workflow services) and the gateway, none
 shared with what a developer runs (`make run`, the tests). The workflow service consumes
 `intent.detected` as in production, so a benchmark of `POST /api/ai-assistant/intent` pays for
@@ -17,23 +18,23 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import socket
 import sys
 import time
 import uuid
 from pathlib import Path
 from types import TracebackType
-from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import httpx
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from deploy.infra import Endpoints, LocalInfra
+from deploy.servers import free_port
 from deploy.supervisor import ChildSpec, Supervisor, pid_alive
 from services.gateway import api_keys
 from shared import migrations
-from shared.broker import ensure_topics, partition_count
+from shared.broker import client_options, ensure_topics, partition_count
+from shared.db import with_database
 from shared.settings import Settings
 from shared.topics import ALL_TOPICS, INTENT_DETECTED
 
@@ -53,19 +54,6 @@ SELECT
 
 class StackError(RuntimeError):
     """A benchmark process did not come up; the message names its log."""
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def with_database(url: str, name: str) -> str:
-    """The same PostgreSQL URL naming another database (keeps a `?host=` socket query)."""
-    parts = urlsplit(url)
-    return urlunsplit(parts._replace(path=f"/{name}"))
 
 
 def tail(path: Path, lines: int = 20) -> str:
@@ -107,8 +95,8 @@ class BenchStack:
     def start(self) -> None:
         """Broker, database, topics, migrations, an admin key, then the services."""
         self._endpoints = self._infra.start()
-        if self._infra.tansu_pid is not None:
-            self._pids.add(self._infra.tansu_pid)
+        if self._infra.broker_pid is not None:
+            self._pids.add(self._infra.broker_pid)
         self.api_key = asyncio.run(self._prepare())
         self.use_services(self.services)
 
@@ -127,17 +115,25 @@ class BenchStack:
                 self._env[name] = wanted
         self.services = names
 
+    @property
+    def broker(self) -> str:
+        """Which broker runs the benchmark: "apache" or "tansu"."""
+        return self.endpoints.kafka_broker
+
     def fresh_broker(self) -> None:
-        """Stop the gateway and the services and replace the broker with a new, empty one; then
-        use_services() and start_gateway() bring them back. A measurement on a broker that earlier
-        ones filled measures them too: a fetch from Tansu's memory storage gets slower the more
-        messages its partition holds (docs/benchmarks.md, "The broker slows as its topics fill")."""
+        """On Tansu, stop the gateway and the services and replace the broker with a new, empty
+        one; then use_services() and start_gateway() bring them back. A measurement on a Tansu
+        that earlier ones filled measures them too: a fetch from its memory storage gets slower
+        the more messages its partition holds (docs/benchmarks.md, "The broker slows as its
+        topics fill"). Apache Kafka does not, so there this does nothing."""
+        if self._infra.tansu_pid is None:
+            return
         self._stop_gateway()
         for name in reversed(list(self._services)):
             self._services.pop(name).stop()
         self._endpoints = self._infra.restart_kafka()
-        if self._infra.tansu_pid is not None:
-            self._pids.add(self._infra.tansu_pid)
+        if self._infra.broker_pid is not None:
+            self._pids.add(self._infra.broker_pid)
         asyncio.run(ensure_topics(self._settings(), ALL_TOPICS))
 
     def start_gateway(
@@ -164,8 +160,8 @@ class BenchStack:
         roots = {name: list(sup.pids.values()) for name, sup in self._services.items()}
         if self._gateway is not None:
             roots["gateway"] = list(self._gateway.pids.values())
-        if self._infra.tansu_pid is not None:
-            roots["tansu"] = [self._infra.tansu_pid]
+        if self._infra.broker_pid is not None:
+            roots["kafka" if self._infra.tansu_pid is None else "tansu"] = [self._infra.broker_pid]
         return roots
 
     def workflow_backlog(self) -> dict[str, int]:
@@ -213,9 +209,7 @@ class BenchStack:
     def _child_env(self) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
         env.update(
-            KAFKA_BOOTSTRAP_SERVERS=self.endpoints.kafka_bootstrap_servers,
-            DATABASE_URL=self.endpoints.database_url,
-            REDIS_URL=self.endpoints.redis_url,
+            self.endpoints.service_env(),
             LOG_LEVEL="WARNING",
             PYTHONUNBUFFERED="1",
         )
@@ -257,11 +251,7 @@ class BenchStack:
         )
 
     def _settings(self) -> Settings:
-        return Settings(
-            kafka_bootstrap_servers=self.endpoints.kafka_bootstrap_servers,
-            database_url=self.endpoints.database_url,
-            redis_url=self.endpoints.redis_url,
-        )
+        return self.endpoints.settings()
 
     async def _prepare(self) -> str:
         settings = self._settings()
@@ -288,7 +278,7 @@ class BenchStack:
         a consumer that names the group but takes partitions by hand (it never joins the group,
         and commits nothing): Tansu does not answer the admin client's offset request."""
         consumer = AIOKafkaConsumer(
-            bootstrap_servers=self.endpoints.kafka_bootstrap_servers,
+            **client_options(self._settings()),
             group_id=ENGINE_GROUP,
             enable_auto_commit=False,
         )
@@ -303,7 +293,7 @@ class BenchStack:
         return sum(end - done[tp] for tp, end in ends.items())
 
     def _partitions(self) -> int:
-        return partition_count(Settings(), INTENT_DETECTED)
+        return partition_count(self._settings(), INTENT_DETECTED)
 
     async def _drop_database(self, url: str) -> None:
         if not self.database.startswith("bench_"):

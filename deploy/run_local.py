@@ -20,6 +20,7 @@ import asyncpg
 import httpx
 
 from deploy.infra import Endpoints, InfraStartError, LocalInfra
+from deploy.servers import port_free, port_holder
 from deploy.supervisor import REPO_ROOT, ChildSpec, Supervisor
 from services.campaign.seed import seed
 from services.gateway import api_keys
@@ -32,14 +33,6 @@ from shared.topics import ALL_TOPICS
 log = logging.getLogger("deploy.run_local")
 LOCAL_DIR = REPO_ROOT / ".local"
 SERVICES = ("intent", "inference", "workflow", "campaign")
-
-
-def settings_for(endpoints: Endpoints) -> Settings:
-    return Settings(
-        kafka_bootstrap_servers=endpoints.kafka_bootstrap_servers,
-        database_url=endpoints.database_url,
-        redis_url=endpoints.redis_url,
-    )
 
 
 async def prepare(settings: Settings, known_key: str | None, *, seed_data: bool) -> str:
@@ -80,13 +73,7 @@ def prepare_with_key_file(settings: Settings, key_file: Path, *, seed_data: bool
 
 
 def children(endpoints: Endpoints, port: int) -> list[ChildSpec]:
-    env = {
-        **os.environ,
-        "KAFKA_BOOTSTRAP_SERVERS": endpoints.kafka_bootstrap_servers,
-        "DATABASE_URL": endpoints.database_url,
-        "REDIS_URL": endpoints.redis_url,
-        "PYTHONUNBUFFERED": "1",
-    }
+    env = {**os.environ, **endpoints.service_env(), "PYTHONUNBUFFERED": "1"}
     python = sys.executable
     specs = [ChildSpec(s, [python, "-m", f"services.{s}"], env) for s in SERVICES]
     specs.append(
@@ -113,17 +100,26 @@ def wait_until_ready(url: str, key: str, supervisor: Supervisor, timeout: float 
     return not waiting
 
 
+BROKER_NAMES = {
+    "configured": "the configured Kafka",
+    "existing": "the Kafka already running on this machine",
+    "apache": "Apache Kafka, started here",
+    "tansu": "Tansu, started here (for trying out only)",
+}
+
+
 def banner(url: str, key: str, key_file: str, endpoints: Endpoints) -> str:
-    exports = (
-        f"KAFKA_BOOTSTRAP_SERVERS={endpoints.kafka_bootstrap_servers} "
-        f"DATABASE_URL={shlex.quote(endpoints.database_url)} REDIS_URL={endpoints.redis_url}"
+    exports = " ".join(
+        f"{name}={shlex.quote(value)}" for name, value in endpoints.service_env().items()
     )
+    broker = f"{BROKER_NAMES[endpoints.kafka_broker]}: {endpoints.kafka_reason}"
     return f"""
   The recruiter assistant is running.
 
     API docs     {url}/docs
     readiness    {url}/readyz
     dev API key  {key}   (also in {key_file})
+    Kafka        {endpoints.kafka_bootstrap_servers}, {broker}
 
     try: curl -s -H "Authorization: Bearer $(cat {key_file})" {url}/api/services/intent/ping
 
@@ -143,8 +139,14 @@ def _shown(path: Path) -> str:
 
 
 def up(infra: LocalInfra, state_dir: Path, port: int) -> int:
+    if not port_free(port):
+        # Before anything starts: a second `make run` beside a running one stops here.
+        raise InfraStartError(
+            f"port {port} is in use by {port_holder(port)}: is `make run` already running? "
+            "Stop it, or choose another port with GATEWAY_PORT=8001 make run"
+        )
     endpoints = infra.start()
-    settings = settings_for(endpoints)
+    settings = endpoints.settings()
     key = prepare_with_key_file(settings, state_dir / "dev-api-key", seed_data=True)
     supervisor = Supervisor(children(endpoints, port))
     supervisor.start()
@@ -179,7 +181,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "up":
             return up(infra, state_dir, args.port)
-        settings = settings_for(infra.start())
+        settings = infra.start().settings()
         key = prepare_with_key_file(
             settings, state_dir / "dev-api-key", seed_data=args.command == "seed"
         )

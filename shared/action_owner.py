@@ -12,7 +12,7 @@ from faststream.kafka import KafkaBroker
 from opentelemetry.sdk.trace import TracerProvider
 
 from shared.action_worker import ACTION_RESULTS_DDL, ActionWorker
-from shared.broker import create_broker, ensure_topics
+from shared.broker import create_broker, ensure_topics, producer_options
 from shared.db import Connection, create_pool
 from shared.outbox import OutboxRelay
 from shared.settings import Settings
@@ -79,7 +79,7 @@ class ActionOwner:
             await prepare_owner_schema(conn, self._worker.schema)
         self._relay = OutboxRelay(
             self._pool,
-            self._settings.kafka_servers,
+            producer_options(self._settings),
             self._worker.schema,
             dsn=self._settings.database_url,
             settle_seconds=0,

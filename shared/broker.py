@@ -6,14 +6,26 @@ import asyncio
 import contextlib
 import json
 import logging
+import ssl
 from typing import Any
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import KafkaError, TopicAlreadyExistsError
+from aiokafka.conn import collect_hosts, create_conn
+from aiokafka.errors import (
+    IllegalSaslStateError,
+    KafkaConnectionError,
+    KafkaError,
+    SaslAuthenticationFailed,
+    TopicAlreadyExistsError,
+    UnsupportedSaslMechanismError,
+    for_code,
+)
 from faststream import BaseMiddleware
 from faststream.kafka import KafkaBroker
 from faststream.kafka.opentelemetry import KafkaTelemetryMiddleware
+from faststream.kafka.security import parse_security
 from faststream.message import StreamMessage
+from faststream.security import BaseSecurity, SASLPlaintext, SASLScram256, SASLScram512
 from opentelemetry.sdk.trace import TracerProvider
 from pydantic import ValidationError
 
@@ -23,21 +35,68 @@ from shared.settings import Settings
 from shared.topics import DEAD_LETTER, TopicSpec
 
 log = logging.getLogger(__name__)
+LOGIN_PROBE_SECONDS = 5.0
+
+
+def kafka_security(settings: Settings) -> BaseSecurity | None:
+    """The connection's security for FastStream, from the KAFKA_SECURITY_PROTOCOL settings."""
+    protocol = settings.kafka_security_protocol
+    if protocol == "PLAINTEXT":
+        return None
+    use_ssl = protocol in ("SSL", "SASL_SSL")
+    context = ssl.create_default_context(cafile=settings.kafka_ssl_ca_file) if use_ssl else None
+    if protocol == "SSL":
+        return BaseSecurity(ssl_context=context, use_ssl=True)
+    assert settings.kafka_sasl_username is not None  # Settings refuses SASL_* without them
+    assert settings.kafka_sasl_password is not None
+    login = (settings.kafka_sasl_username, settings.kafka_sasl_password.get_secret_value())
+    mechanisms: dict[str, type[SASLPlaintext | SASLScram256 | SASLScram512]] = {
+        "PLAIN": SASLPlaintext,
+        "SCRAM-SHA-256": SASLScram256,
+        "SCRAM-SHA-512": SASLScram512,
+    }
+    return mechanisms[settings.kafka_sasl_mechanism](*login, ssl_context=context, use_ssl=use_ssl)
+
+
+def client_options(settings: Settings) -> dict[str, Any]:
+    """Keyword arguments for any aiokafka client (producer, consumer, admin): the brokers and the
+    same security as the FastStream brokers, so no client connects differently."""
+    return {
+        "bootstrap_servers": settings.kafka_servers,
+        **parse_security(kafka_security(settings)),
+    }
+
+
+def producer_options(settings: Settings) -> dict[str, Any]:
+    """Keyword arguments for an aiokafka producer of our own (the outbox relay's): the client
+    options, every write acknowledged by all in-sync replicas, idempotent where the broker can."""
+    return {
+        **client_options(settings),
+        "acks": "all",
+        "enable_idempotence": settings.kafka_enable_idempotence,
+        "linger_ms": 0,
+    }
 
 
 def consumer_options(settings: Settings, *, background: bool = False) -> dict[str, Any]:
     """Subscriber options. A new consumer group starts from the oldest message rather than
     skipping what was published before it joined. A fetch waits on the broker for at most
     KAFKA_FETCH_MAX_WAIT_MS (or KAFKA_BACKGROUND_FETCH_MAX_WAIT_MS for events nobody waits on
-    synchronously). Tansu answers a fetch only when that wait is over, even if data arrived, so
-    there the wait is most of a hop's latency; Apache Kafka answers as soon as data arrives, so
-    there it may be long and idle consumers cost the broker less."""
+    synchronously): Apache Kafka answers as soon as data arrives, so the wait only bounds how
+    often an idle consumer asks; Tansu answers only when the wait is over, so its stack sets the
+    wait short. A member that stops heartbeating loses its partitions after
+    KAFKA_SESSION_TIMEOUT_MS."""
     wait = (
         settings.kafka_background_fetch_max_wait_ms
         if background
         else settings.kafka_fetch_max_wait_ms
     )
-    return {"fetch_max_wait_ms": wait, "auto_offset_reset": "earliest"}
+    return {
+        "fetch_max_wait_ms": wait,
+        "auto_offset_reset": "earliest",
+        "session_timeout_ms": settings.kafka_session_timeout_ms,
+        "heartbeat_interval_ms": max(settings.kafka_session_timeout_ms // 3, 300),
+    }
 
 
 async def raw_body(msg: StreamMessage[Any]) -> Any:
@@ -94,7 +153,7 @@ class DeadLetterMiddleware(BaseMiddleware):
 
 class ServiceBroker(KafkaBroker):
     """FastStream's Kafka broker, starting its subscribers concurrently. Each consumer's start
-    waits for its group to form, which takes Tansu about 5 s; one after another, a service with a
+    waits for its group to form (Tansu takes about 5 s); one after another, a service with a
     command group and an event group took twice as long to start."""
 
     async def start(self) -> None:
@@ -111,7 +170,11 @@ def create_broker(
     return ServiceBroker(
         settings.kafka_servers,
         client_id=client_id,
-        acks="all",  # idempotent producers are not supported by Tansu; consumers dedupe instead
+        security=kafka_security(settings),
+        acks="all",
+        # Consumers dedupe anyway; idempotence also keeps a producer's retries from duplicating
+        # or reordering a key's messages. Tansu has none (its stack turns it off).
+        enable_idempotence=settings.kafka_enable_idempotence,
         linger_ms=0,
         request_timeout_ms=int(settings.startup_timeout_seconds * 1000),
         graceful_timeout=15.0,
@@ -123,15 +186,35 @@ def create_broker(
     )
 
 
+class KafkaLoginRefused(DependencyUnavailable):
+    """The brokers answer but refuse this process's connection: a wrong SASL login or mechanism,
+    a protocol that does not match the listener, or a certificate the CA file does not trust.
+    The message names the settings to fix rather than saying the brokers cannot be reached."""
+
+    def __init__(self, settings: Settings, message: str) -> None:
+        super().__init__("KAFKA_BOOTSTRAP_SERVERS", settings.kafka_bootstrap_servers, message)
+        self.args = (message,)
+
+
 async def check_kafka(settings: Settings) -> None:
-    """Fail fast, naming KAFKA_BOOTSTRAP_SERVERS, when no broker answers."""
+    """Fail fast, naming KAFKA_BOOTSTRAP_SERVERS, when no broker answers, or naming the SASL/TLS
+    settings when the brokers refuse the login (KafkaLoginRefused)."""
     admin = AIOKafkaAdminClient(
-        bootstrap_servers=settings.kafka_servers,
+        **client_options(settings),
         request_timeout_ms=int(settings.startup_timeout_seconds * 1000),
     )
     try:
         await asyncio.wait_for(admin.start(), settings.startup_timeout_seconds)
-    except (KafkaError, OSError, TimeoutError) as exc:
+    except (KafkaError, OSError, TimeoutError, ssl.SSLError) as exc:
+        # The admin client's bootstrap only logs each server's error (a failed SASL login among
+        # them) and raises "Unable to bootstrap"; connect once more to tell the user which.
+        if (
+            isinstance(exc, KafkaConnectionError)
+            and settings.kafka_security_protocol != "PLAINTEXT"
+        ):
+            refusal = await _connection_refusal(settings)
+            if refusal is not None:
+                raise KafkaLoginRefused(settings, refusal) from exc
         raise DependencyUnavailable(
             "KAFKA_BOOTSTRAP_SERVERS",
             settings.kafka_bootstrap_servers,
@@ -139,6 +222,58 @@ async def check_kafka(settings: Settings) -> None:
         ) from exc
     finally:
         await admin.close()
+
+
+async def _connection_refusal(settings: Settings) -> str | None:
+    """Why a broker that answers refuses this connection (SASL or TLS), as a message naming the
+    settings; None when no broker answers at all (that is the caller's 'cannot reach')."""
+    options = {
+        key: value for key, value in client_options(settings).items() if key != "bootstrap_servers"
+    }
+    for host, port, _ in collect_hosts(settings.kafka_servers, randomize=False):
+        try:
+            async with asyncio.timeout(LOGIN_PROBE_SECONDS):
+                conn = await create_conn(
+                    host, port, request_timeout_ms=int(LOGIN_PROBE_SECONDS * 1000), **options
+                )
+        except (
+            SaslAuthenticationFailed,
+            UnsupportedSaslMechanismError,
+            IllegalSaslStateError,
+            ssl.SSLCertVerificationError,
+        ) as exc:
+            return _refusal_message(settings, exc)
+        except (KafkaError, OSError, TimeoutError):
+            continue
+        conn.close()
+    return None
+
+
+def _refusal_message(settings: Settings, exc: Exception) -> str:
+    where = f"Kafka at KAFKA_BOOTSTRAP_SERVERS={settings.kafka_bootstrap_servers}"
+    protocol = f"KAFKA_SECURITY_PROTOCOL={settings.kafka_security_protocol}"
+    mechanism = f"KAFKA_SASL_MECHANISM={settings.kafka_sasl_mechanism}"
+    if isinstance(exc, SaslAuthenticationFailed):
+        return (
+            f"{where} refused the SASL login: authentication failed for "
+            f"KAFKA_SASL_USERNAME={settings.kafka_sasl_username} with {mechanism} ({exc}); "
+            "check KAFKA_SASL_USERNAME, KAFKA_SASL_PASSWORD and KAFKA_SASL_MECHANISM (the user "
+            "must exist on the brokers for that mechanism)"
+        )
+    if isinstance(exc, UnsupportedSaslMechanismError):
+        return (
+            f"{where} does not accept {mechanism}; set KAFKA_SASL_MECHANISM to a mechanism the "
+            "brokers enable (PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512)"
+        )
+    if isinstance(exc, IllegalSaslStateError):
+        return (
+            f"{where} does not expect a SASL login ({protocol}); check KAFKA_SECURITY_PROTOCOL "
+            "and the port: it may be a PLAINTEXT or SSL listener"
+        )
+    return (
+        f"{where}: TLS certificate verification failed ({exc}); set KAFKA_SSL_CA_FILE to the "
+        f"CA certificates that signed the brokers' certificates ({protocol})"
+    )
 
 
 def partition_count(settings: Settings, spec: TopicSpec) -> int:
@@ -149,27 +284,50 @@ def partition_count(settings: Settings, spec: TopicSpec) -> int:
 async def ensure_topics(
     settings: Settings, topics: tuple[TopicSpec, ...] | list[TopicSpec]
 ) -> list[str]:
-    """Create the topics that do not exist yet; return the names created."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_servers)
+    """Create the topics that do not exist yet; return the names created. A topic the broker
+    refuses to create (no Create ACL, an invalid partition count) raises its KafkaError."""
+    admin = AIOKafkaAdminClient(**client_options(settings))
     await admin.start()
     try:
         existing = set(await admin.list_topics())
         missing = [t for t in topics if t.name not in existing]
         for spec in missing:  # one at a time: a concurrent creator must not fail the others
+            response = await admin.create_topics(
+                [NewTopic(spec.name, partition_count(settings, spec), 1)]
+            )
+            # aiokafka returns each topic's error in the response instead of raising it.
             with contextlib.suppress(TopicAlreadyExistsError):
-                await admin.create_topics([NewTopic(spec.name, partition_count(settings, spec), 1)])
+                _raise_topic_errors(settings, "create", response.topic_errors)
         return [t.name for t in missing]
     finally:
         await admin.close()
 
 
+def _raise_topic_errors(settings: Settings, action: str, results: list[tuple[Any, ...]]) -> None:
+    """Raise the first error in a CreateTopics or DeleteTopics response's (topic, error_code,
+    [message]) results, with a message naming the topic and this process's SASL user."""
+    for topic, code, *message in results:
+        if code == 0:
+            continue
+        error = for_code(code)
+        detail = f": {message[0]}" if message and message[0] else ""
+        user = (
+            settings.kafka_sasl_username
+            if settings.kafka_security_protocol.startswith("SASL_")
+            else None
+        )
+        who = f" for KAFKA_SASL_USERNAME={user}" if user else ""
+        raise error(f"Kafka refused to {action} topic {topic}{who} ({error.__name__}{detail})")
+
+
 async def delete_topic(settings: Settings, name: str) -> None:
     """Best effort: a process's own reply topic is deleted when it stops, so they do not pile up;
     a failure is logged, never raised (the process is stopping anyway)."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_servers)
+    admin = AIOKafkaAdminClient(**client_options(settings))
     try:
         await admin.start()
-        await admin.delete_topics([name])
+        response = await admin.delete_topics([name])
+        _raise_topic_errors(settings, "delete", response.topic_error_codes)
     except (KafkaError, OSError) as exc:
         log.warning("could not delete topic %s: %s", name, exc)
     finally:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from urllib.parse import urlsplit, urlunsplit
+
 import asyncpg
 from asyncpg.pool import PoolConnectionProxy
 
@@ -10,6 +12,16 @@ from shared.settings import Settings
 
 # A plain connection or one borrowed from a pool: repositories accept either.
 Connection = asyncpg.Connection | PoolConnectionProxy
+
+
+def with_database(url: str, name: str) -> str:
+    """The same PostgreSQL URL naming database `name` (a `?host=/socket/dir` query is kept)."""
+    return urlunsplit(urlsplit(url)._replace(path=f"/{name}"))
+
+
+def database_of(url: str) -> str:
+    """The database a PostgreSQL URL names."""
+    return urlsplit(url).path.lstrip("/")
 
 
 async def _keep_session(connection: asyncpg.Connection) -> None:

@@ -26,7 +26,7 @@ import contextlib
 import json
 import logging
 import uuid
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
@@ -225,7 +225,7 @@ class OutboxRelay:
     def __init__(
         self,
         pool: asyncpg.Pool,
-        bootstrap_servers: list[str],
+        kafka: Mapping[str, Any],
         schema: str,
         *,
         dsn: str,
@@ -237,12 +237,8 @@ class OutboxRelay:
         self._dsn = dsn
         # A producer of its own, without FastStream's per-message middlewares: the rows already
         # carry their headers (the trace context of the transaction that wrote them).
-        self._producer = AIOKafkaProducer(
-            bootstrap_servers=bootstrap_servers,
-            acks="all",
-            linger_ms=0,
-            client_id=f"{schema}-outbox",
-        )
+        # `kafka` is shared.broker.producer_options(settings): brokers, security, acks.
+        self._producer = AIOKafkaProducer(**kafka, client_id=f"{schema}-outbox")
         self._schema = schema
         self._batch_size = batch_size
         self._poll_seconds = poll_seconds

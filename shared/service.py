@@ -26,6 +26,7 @@ from shared.broker import (
     create_broker,
     delete_topic,
     ensure_topics,
+    producer_options,
 )
 from shared.db import create_pool
 from shared.errors import ConfigurationError, DependencyUnavailable
@@ -162,7 +163,7 @@ def build_app(
         if outbox_schema is not None:
             relay = OutboxRelay(
                 runtime.db,
-                settings.kafka_servers,
+                producer_options(settings),
                 outbox_schema,
                 dsn=settings.database_url,
                 settle_seconds=outbox_settle_seconds,

@@ -26,28 +26,76 @@ class Settings(BaseSettings):
         DEFAULT_KAFKA, description="KAFKA_BOOTSTRAP_SERVERS: comma-separated host:port list."
     )
     kafka_fetch_max_wait_ms: int = Field(
-        5,
+        500,
         ge=0,
         le=10_000,
-        description="KAFKA_FETCH_MAX_WAIT_MS: a consumer's fetch wait where a caller waits "
-        "(5 suits Tansu; Apache Kafka answers early, so 500 is fine there).",
+        description="KAFKA_FETCH_MAX_WAIT_MS: how long a consumer's fetch may wait on the broker "
+        "for data where a caller waits. Apache Kafka answers as soon as data arrives, so this "
+        "only bounds idle polling; Tansu answers when the wait is over, so the local stack sets "
+        "5 there.",
     )
     kafka_background_fetch_max_wait_ms: int = Field(
-        100,
+        500,
         ge=0,
         le=10_000,
         description="KAFKA_BACKGROUND_FETCH_MAX_WAIT_MS: the same for events nobody waits on "
         "synchronously (the gateway's workflow.run.changed consumer).",
     )
     kafka_topic_partitions: int = Field(
-        1,
+        3,
         ge=1,
         le=1_000,
         description="KAFKA_TOPIC_PARTITIONS: partitions of each event and command topic this "
         "project creates: a consumer group spreads over at most this many instances of a "
-        "service. 1 suits one instance per service; every partition is read on every fetch, "
-        "so more cost a broker like Tansu CPU even when idle.",
+        "service. The local stack sets 1 on Tansu, which reads every partition on every fetch.",
     )
+    kafka_enable_idempotence: bool = Field(
+        True,
+        description="KAFKA_ENABLE_IDEMPOTENCE: idempotent producers (no duplicates from a "
+        "producer's own retries; implies acks=all). The local stack sets false on Tansu, which "
+        "has none.",
+    )
+    kafka_session_timeout_ms: int = Field(
+        10_000,
+        ge=1_000,
+        le=300_000,
+        description="KAFKA_SESSION_TIMEOUT_MS: how long a consumer group waits for a silent "
+        "member (a killed instance) before giving its partitions to the others.",
+    )
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = Field(
+        "PLAINTEXT",
+        description="KAFKA_SECURITY_PROTOCOL: PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL (managed "
+        "Kafka); applies to every producer, consumer and admin client.",
+    )
+    kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] = Field(
+        "SCRAM-SHA-512",
+        description="KAFKA_SASL_MECHANISM: PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512 (with SASL_*).",
+    )
+    kafka_sasl_username: str | None = Field(
+        None, description="KAFKA_SASL_USERNAME: the SASL login (required with SASL_*)."
+    )
+    kafka_sasl_password: SecretStr | None = Field(
+        None, description="KAFKA_SASL_PASSWORD: its password (required with SASL_*)."
+    )
+    kafka_ssl_ca_file: Path | None = Field(
+        None,
+        description="KAFKA_SSL_CA_FILE: a PEM file of CA certificates that signed the brokers' "
+        "certificates (with SSL and SASL_SSL; unset: the system's CAs).",
+    )
+
+    @model_validator(mode="after")
+    def _kafka_security_is_complete(self) -> Settings:
+        if self.kafka_security_protocol.startswith("SASL_") and not (
+            self.kafka_sasl_username and self.kafka_sasl_password
+        ):
+            raise ValueError(
+                f"KAFKA_SECURITY_PROTOCOL={self.kafka_security_protocol} needs "
+                "KAFKA_SASL_USERNAME and KAFKA_SASL_PASSWORD"
+            )
+        if self.kafka_ssl_ca_file is not None and not self.kafka_ssl_ca_file.is_file():
+            raise ValueError(f"KAFKA_SSL_CA_FILE={self.kafka_ssl_ca_file} is not a readable file")
+        return self
+
     database_url: str = Field(
         DEFAULT_DATABASE_URL, description="DATABASE_URL: PostgreSQL DSN (postgresql://...)."
     )

@@ -1,6 +1,7 @@
-"""Fixtures for the real stack: a Kafka-protocol broker, PostgreSQL and Redis, started once per run.
+"""Fixtures for the real stack: a Kafka broker, PostgreSQL and Redis, started once per run.
 
-Kafka: the Tansu broker on a free port, unless KAFKA_BOOTSTRAP_SERVERS points at a cluster.
+Kafka: Apache Kafka on a free port (Tansu with LOCAL_KAFKA=tansu, or where Java 17+ is missing),
+unless KAFKA_BOOTSTRAP_SERVERS points at a cluster.
 PostgreSQL: a throwaway database `test_<hex>` on the local server (or DATABASE_URL's server, or an
 embedded one), dropped at the end. Redis: the local server, or REDIS_URL, or an embedded one.
 """
@@ -8,7 +9,6 @@ embedded one), dropped at the end. Redis: the local server, or REDIS_URL, or an 
 from __future__ import annotations
 
 import os
-import socket
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
@@ -18,18 +18,14 @@ import httpx
 import pytest
 
 from deploy.infra import Endpoints, LocalInfra
+from deploy.servers import free_port
 from services.gateway import api_keys
 from shared import migrations
 from shared.broker import ensure_topics
+from shared.db import database_of, with_database
 from shared.settings import Settings
 from shared.topics import ALL_TOPICS
 from tests.support.processes import ServiceProcess, child_env, python_module
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture(scope="session")
@@ -38,7 +34,7 @@ def infra(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Endpoints]:
     env = dict(os.environ)
     database = f"test_{uuid.uuid4().hex[:12]}"
     if "DATABASE_URL" in env:  # use that server, but a database of our own
-        env["DATABASE_URL"] = env["DATABASE_URL"].rsplit("/", 1)[0] + f"/{database}"
+        env["DATABASE_URL"] = with_database(env["DATABASE_URL"], database)
     stack = LocalInfra(data_dir, env=env, kafka_port=free_port(), database_name=database)
     endpoints = stack.start()
     try:
@@ -49,12 +45,7 @@ def infra(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Endpoints]:
 
 @pytest.fixture(scope="session")
 def settings(infra: Endpoints) -> Settings:
-    return Settings(
-        environment="test",
-        kafka_bootstrap_servers=infra.kafka_bootstrap_servers,
-        database_url=infra.database_url,
-        redis_url=infra.redis_url,
-    )
+    return infra.settings(environment="test")
 
 
 @pytest.fixture(scope="session")
@@ -67,8 +58,8 @@ async def prepared(settings: Settings) -> AsyncIterator[Settings]:
     finally:
         await conn.close()
     yield settings
-    admin_url = settings.database_url.rsplit("/", 1)[0] + "/postgres"
-    database = settings.database_url.rsplit("/", 1)[1]
+    admin_url = with_database(settings.database_url, "postgres")
+    database = database_of(settings.database_url)
     if database.startswith("test_"):
         conn = await asyncpg.connect(admin_url)
         try:
@@ -92,6 +83,11 @@ def stack_env(settings: Settings, **extra: str) -> dict[str, str]:
             "KAFKA_BOOTSTRAP_SERVERS": settings.kafka_bootstrap_servers,
             "DATABASE_URL": settings.database_url,
             "REDIS_URL": settings.redis_url,
+            # the broker's tuning (LocalInfra chose it for Apache Kafka or Tansu)
+            "KAFKA_FETCH_MAX_WAIT_MS": str(settings.kafka_fetch_max_wait_ms),
+            "KAFKA_BACKGROUND_FETCH_MAX_WAIT_MS": str(settings.kafka_background_fetch_max_wait_ms),
+            "KAFKA_TOPIC_PARTITIONS": str(settings.kafka_topic_partitions),
+            "KAFKA_ENABLE_IDEMPOTENCE": str(settings.kafka_enable_idempotence).lower(),
             "LOG_LEVEL": "INFO",
             **extra,
         }

@@ -20,7 +20,7 @@ from tests.conftest import Launcher
 from tests.support.api import client_for, wait_for_run
 from tests.support.smtp import SmtpTestServer
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.tansu]
 
 MESSAGE = "Email all senior Python developers in Reykjavik about the Staff Platform Engineer role"
 JOB_TITLE = "Staff Platform Engineer"

@@ -1,5 +1,5 @@
-"""`make run` end to end: everything comes up, the README's examples work as written against it,
-and Ctrl-C leaves no process behind."""
+"""`make run` end to end: everything comes up, the README's examples work as written against it, a
+second `make run` beside it is refused at once, and Ctrl-C leaves no process behind."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from shared.settings import Settings
 from tests.conftest import free_port, stack_env
 from tests.support.processes import ServiceProcess, python_module
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.tansu]
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLE = re.compile(r"<!-- example -->\s*```(?:bash|sh|console)\n(.*?)```", re.DOTALL)
@@ -38,7 +38,10 @@ def test_make_run_serves_the_readme_examples_and_stops_cleanly(
     argv = python_module("deploy.run_local", "--port", str(port), "--state-dir", str(tmp_path))
     run = ServiceProcess("make-run", argv, env).start()
     try:
-        run.wait_for("The recruiter assistant is running", timeout=90)
+        run.wait_for("The recruiter assistant is running", timeout=120)
+        broker = "Tansu" if env.get("LOCAL_KAFKA") == "tansu" else "Apache Kafka"
+        assert re.search(rf"Kafka +127\.0\.0\.1:\d+, {broker}, started here", run.output())
+        assert_a_second_run_is_refused(env, port, tmp_path / "second")
         key_file = tmp_path / "dev-api-key"
         assert key_file.read_text().startswith("rk_")
 
@@ -65,9 +68,22 @@ def test_make_run_serves_the_readme_examples_and_stops_cleanly(
 
     assert code == 0, run.output()
     pids = [int(p) for p in re.findall(r"supervisor: started \w+ \(pid (\d+)\)", run.output())]
-    tansu = re.search(r"started Tansu \(pid (\d+)\)", run.output())
+    broker = re.search(r"started (?:Apache Kafka \S+|Tansu) \(pid (\d+)\)", run.output())
     assert len(pids) == 5
+    assert broker is not None, run.output()
+    pids.append(int(broker.group(1)))
     leftovers = [pid for pid in pids if pid_alive(pid)]
     assert leftovers == [], f"processes left behind: {leftovers}"
-    if tansu:
-        assert not pid_alive(int(tansu.group(1)))
+
+
+def assert_a_second_run_is_refused(env: dict[str, str], port: int, state_dir: Path) -> None:
+    """Before it starts anything, naming the process that holds the gateway's port."""
+    argv = python_module("deploy.run_local", "--port", str(port), "--state-dir", str(state_dir))
+    second = subprocess.run(
+        argv, env=env, cwd=REPO, capture_output=True, text=True, timeout=30, check=False
+    )
+    assert second.returncode == 2, second.stdout + second.stderr
+    assert f"port {port} is in use by pid " in second.stderr
+    assert "services.gateway" in second.stderr  # the first run's gateway holds it
+    assert "is running" not in second.stdout
+    assert not (state_dir / "kafka").exists()  # it started no broker

@@ -25,7 +25,7 @@ from services.campaign.extraction import (
     resolve_job,
 )
 from services.campaign.importing import CANDIDATES, JOBS, ImportFileError, import_csv, parse_csv
-from shared.db import Connection
+from shared.db import Connection, with_database
 from shared.events import Slots
 from shared.settings import Settings
 from tests.support.processes import REPO, child_env, python_module
@@ -466,12 +466,11 @@ DOC_EXAMPLE = re.compile(r"<!-- example: ([\w.]+) -->\s*```csv\n(.*?)```", re.DO
 @pytest.fixture
 async def empty_database(prepared: Settings) -> AsyncIterator[str]:
     """A database of its own on the test server, since the example's rows have fixed addresses."""
-    server = prepared.database_url.rsplit("/", 1)[0]
     name = f"test_{uuid.uuid4().hex[:12]}"
-    admin = await asyncpg.connect(f"{server}/postgres")
+    admin = await asyncpg.connect(with_database(prepared.database_url, "postgres"))
     try:
         await admin.execute(f'CREATE DATABASE "{name}"')
-        yield f"{server}/{name}"
+        yield with_database(prepared.database_url, name)
         await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     finally:
         await admin.close()
@@ -493,7 +492,7 @@ async def test_the_documented_csv_examples_import_and_extract(
         empty_database, "import-candidates", str(tmp_path / "candidates.csv")
     )
 
-    assert jobs[:2] == (0, "imported 2, updated 0, rejected 0\n")  # stderr: migrations applied
+    assert jobs[:2] == (0, "imported 2, updated 0, rejected 0\n"), jobs  # stderr: migrations
     assert first == (0, "imported 3, updated 0, rejected 0\n", "")
     assert again == (0, "imported 0, updated 3, rejected 0\n", "")
     conn = await asyncpg.connect(empty_database)

@@ -10,7 +10,7 @@ import pytest
 from services.gateway import api_keys
 from tests.conftest import MakeKey, StartGateway, StartService
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.tansu]
 
 
 async def test_health_and_readiness(start_gateway: StartGateway) -> None:

@@ -16,7 +16,7 @@ from shared.settings import Settings
 from shared.topics import command_topic
 from tests.conftest import Gateway, Launcher, MakeKey
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.tansu]
 URL = "/api/ai-assistant/intent"
 
 

@@ -1,4 +1,5 @@
-"""LocalInfra and Supervisor against real processes: Tansu, embedded PostgreSQL and Valkey."""
+"""LocalInfra and Supervisor against real processes: Apache Kafka, Tansu, embedded PostgreSQL and
+Valkey."""
 
 from __future__ import annotations
 
@@ -22,21 +23,17 @@ import pytest
 import redis.asyncio
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
+from deploy import apache_kafka
 from deploy.infra import LocalInfra, ensure_database
+from deploy.servers import InfraStartError, free_port
 from deploy.supervisor import REPO_ROOT, ChildSpec, Supervisor, pid_alive
+from shared.db import with_database
 from shared.errors import DependencyUnavailable
+from shared.settings import Settings
 
 pytestmark = pytest.mark.integration
 
 SLEEPER = [sys.executable, "-c", "import time; time.sleep(60)"]
-
-
-def _free_port() -> int:
-    """A port nobody listens on (also serves as a 'closed' port for the local-server probes)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def _accepts(port: int) -> bool:
@@ -48,8 +45,26 @@ def _accepts(port: int) -> bool:
 
 
 def _env(**settings: str) -> dict[str, str]:
-    """An environment without KAFKA_BOOTSTRAP_SERVERS, DATABASE_URL or REDIS_URL unless given."""
-    return {"PATH": os.environ.get("PATH", ""), **settings}
+    """An environment without KAFKA_BOOTSTRAP_SERVERS, DATABASE_URL or REDIS_URL unless given;
+    Tansu (it starts in milliseconds) unless LOCAL_KAFKA is given."""
+    return {"PATH": os.environ.get("PATH", ""), "LOCAL_KAFKA": "tansu", **settings}
+
+
+def _require_apache_kafka() -> None:
+    reason = apache_kafka.unavailable_reason(os.environ)
+    if reason is not None:
+        pytest.skip(f"Apache Kafka cannot run here: {reason}")
+
+
+async def _create_and_list_topic(bootstrap_servers: str) -> None:
+    topic = f"infra-test-{uuid4().hex}"
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers)
+    await admin.start()
+    try:
+        await admin.create_topics([NewTopic(topic, num_partitions=1, replication_factor=1)])
+        assert topic in await admin.list_topics()
+    finally:
+        await admin.close()
 
 
 def _wait_until(condition: Callable[[], bool], timeout: float = 10.0) -> bool:
@@ -90,28 +105,91 @@ def _pid_in(pidfile: Path) -> int:
 # -- LocalInfra ---------------------------------------------------------------------------------
 
 
-async def test_starts_tansu_when_kafka_is_not_configured(tmp_path: Path) -> None:
-    port = _free_port()
-    infra = LocalInfra(tmp_path, env=_env(), kafka_port=port)
+async def test_starts_apache_kafka_when_java_is_here(tmp_path: Path) -> None:
+    _require_apache_kafka()
+    port = free_port()
+    infra = LocalInfra(tmp_path, env=_env(LOCAL_KAFKA="auto"), kafka_port=port)
+    endpoints = infra.start()
+    broker_pid = infra.broker_pid
+    assert broker_pid is not None
+    try:
+        assert infra.start() is endpoints  # idempotent
+        assert endpoints.kafka_bootstrap_servers == f"127.0.0.1:{port}"
+        assert endpoints.kafka_broker == "apache"
+        assert endpoints.kafka_settings == {}  # the settings' defaults are Apache Kafka's
+        assert infra.tansu_pid is None
+        await _create_and_list_topic(endpoints.kafka_bootstrap_servers)
+    finally:
+        infra.stop()
+    infra.stop()  # a second stop is harmless
+    assert not pid_alive(broker_pid)
+    assert not _accepts(port)
+
+
+async def test_starts_tansu_when_asked(tmp_path: Path) -> None:
+    port = free_port()
+    infra = LocalInfra(tmp_path, env=_env(LOCAL_KAFKA="tansu"), kafka_port=port)
     endpoints = infra.start()
     tansu_pid = infra.tansu_pid
     assert tansu_pid is not None
     try:
-        assert infra.start() is endpoints  # idempotent
-        assert endpoints.kafka_bootstrap_servers == f"127.0.0.1:{port}"
-        topic = f"infra-test-{uuid4().hex}"
-        admin = AIOKafkaAdminClient(bootstrap_servers=endpoints.kafka_bootstrap_servers)
-        await admin.start()
-        try:
-            await admin.create_topics([NewTopic(topic, num_partitions=1, replication_factor=1)])
-            assert topic in await admin.list_topics()
-        finally:
-            await admin.close()
+        assert endpoints.kafka_broker == "tansu"
+        assert endpoints.kafka_reason == "LOCAL_KAFKA=tansu"
+        assert endpoints.settings().kafka_fetch_max_wait_ms == 5  # tuned for Tansu
+        assert endpoints.settings().kafka_enable_idempotence is False
+        await _create_and_list_topic(endpoints.kafka_bootstrap_servers)
     finally:
         infra.stop()
-    infra.stop()  # a second stop is harmless
     assert not pid_alive(tansu_pid)
     assert not _accepts(port)
+
+
+def test_falls_back_to_tansu_without_java(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    env = _env(LOCAL_KAFKA="auto", PATH=str(tmp_path / "empty-bin"))  # no java, no mvn
+    infra = LocalInfra(tmp_path, env=env, kafka_port=free_port())
+    with caplog.at_level(logging.WARNING, logger="deploy.infra"):
+        endpoints = infra.start()
+    try:
+        assert endpoints.kafka_broker == "tansu"
+        assert "no Java found" in endpoints.kafka_reason
+        assert "starting Tansu instead" in caplog.text
+    finally:
+        infra.stop()
+
+
+def test_local_kafka_apache_without_java_is_a_clear_error(tmp_path: Path) -> None:
+    env = _env(LOCAL_KAFKA="apache", PATH=str(tmp_path / "empty-bin"))
+    with pytest.raises(InfraStartError, match="LOCAL_KAFKA=apache, but no Java found"):
+        LocalInfra(tmp_path, env=env, kafka_port=free_port()).start()
+
+
+def test_unknown_local_kafka_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(InfraStartError, match="LOCAL_KAFKA='redpanda' is not one of"):
+        LocalInfra(tmp_path, env=_env(LOCAL_KAFKA="redpanda"), kafka_port=free_port()).start()
+
+
+def test_a_kafka_port_in_use_names_its_holder(tmp_path: Path) -> None:
+    _require_apache_kafka()
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        infra = LocalInfra(tmp_path, env=_env(LOCAL_KAFKA="apache"), kafka_port=port)
+        holder_named = rf"127.0.0.1:{port}: the port is in use by pid {os.getpid()} "
+        with pytest.raises(InfraStartError, match=holder_named):
+            infra.start()
+
+
+def test_without_maven_or_jars_apache_kafka_is_unavailable(tmp_path: Path) -> None:
+    java = apache_kafka.java_command(os.environ)
+    if java is None:
+        pytest.skip("no Java here")
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "java").symlink_to(java)
+    reason = apache_kafka.unavailable_reason({"PATH": str(bin_dir)}, root=tmp_path / "no-jars")
+    assert reason is not None
+    assert "Maven (mvn) is needed once" in reason
 
 
 def test_unreachable_kafka_names_the_setting(tmp_path: Path) -> None:
@@ -120,29 +198,29 @@ def test_unreachable_kafka_names_the_setting(tmp_path: Path) -> None:
         infra.start()
 
 
-def test_unreachable_database_names_the_setting_and_stops_tansu(tmp_path: Path) -> None:
-    port = _free_port()
+def test_unreachable_database_names_the_setting_and_stops_the_broker(tmp_path: Path) -> None:
+    port = free_port()
     env = _env(DATABASE_URL="postgresql://postgres@127.0.0.1:1/x")
     infra = LocalInfra(tmp_path, env=env, kafka_port=port)
     with pytest.raises(DependencyUnavailable, match="DATABASE_URL") as raised:
         infra.start()
     assert "ConnectionRefusedError" in raised.value.reason  # asyncpg's own error is kept
-    assert not _accepts(port)  # the Tansu it had started is stopped again
+    assert not _accepts(port)  # the broker it had started is stopped again
 
 
 def test_unreachable_redis_names_the_setting(tmp_path: Path) -> None:
     env = _env(REDIS_URL="redis://127.0.0.1:1/0")
-    infra = LocalInfra(tmp_path, env=env, kafka_port=_free_port())
+    infra = LocalInfra(tmp_path, env=env, kafka_port=free_port())
     with pytest.raises(DependencyUnavailable, match="REDIS_URL"):
         infra.start()
 
 
 async def test_embedded_postgres_keeps_its_data_across_restarts(tmp_path: Path) -> None:
     _require_runnable(_embedded_postgres_binary())
-    closed = _free_port()
+    closed = free_port()
 
     def local_infra() -> LocalInfra:
-        return LocalInfra(tmp_path, env=_env(), kafka_port=_free_port(), local_postgres_port=closed)
+        return LocalInfra(tmp_path, env=_env(), kafka_port=free_port(), local_postgres_port=closed)
 
     first = local_infra()
     url = first.start().database_url
@@ -172,7 +250,7 @@ async def test_embedded_postgres_keeps_its_data_across_restarts(tmp_path: Path) 
 
 async def test_embedded_valkey_when_no_local_redis(tmp_path: Path) -> None:
     _require_runnable(_valkey_binary())
-    infra = LocalInfra(tmp_path, env=_env(), kafka_port=_free_port(), local_redis_port=_free_port())
+    infra = LocalInfra(tmp_path, env=_env(), kafka_port=free_port(), local_redis_port=free_port())
     url = infra.start().redis_url
     try:
         client = redis.asyncio.from_url(url)
@@ -187,12 +265,9 @@ async def test_embedded_valkey_when_no_local_redis(tmp_path: Path) -> None:
     assert _wait_until(lambda: not pid_alive(valkey_pid))
 
 
-async def test_concurrent_database_creation_is_tolerated() -> None:
-    admin_url = "postgresql://postgres@127.0.0.1:5432/postgres"
-    try:
-        conn = await asyncpg.connect(admin_url, timeout=3)
-    except (OSError, asyncpg.PostgresError) as exc:
-        pytest.skip(f"no local PostgreSQL on 5432: {exc}")
+async def test_concurrent_database_creation_is_tolerated(prepared: Settings) -> None:
+    admin_url = with_database(prepared.database_url, "postgres")
+    conn = await asyncpg.connect(admin_url)
     name = f"infra_test_{uuid4().hex[:12]}"
     try:
         await asyncio.gather(*(ensure_database(admin_url, name) for _ in range(4)))
@@ -203,42 +278,48 @@ async def test_concurrent_database_creation_is_tolerated() -> None:
 
 
 KILLED_PARENT = """
-import json, sys, time
+import json, os, sys, time
 from pathlib import Path
 from deploy.infra import LocalInfra
 data, closed = Path(sys.argv[1]), int(sys.argv[2])
-env = {"PATH": "/usr/bin:/bin"}
+env = {"PATH": os.environ["PATH"], "LOCAL_KAFKA": sys.argv[4]}
 infra = LocalInfra(data, env=env, kafka_port=int(sys.argv[3]), local_postgres_port=closed,
                    local_redis_port=closed)
 infra.start()
-print(json.dumps({"tansu": infra.tansu_pid}), flush=True)
+print(json.dumps({"broker": infra.broker_pid}), flush=True)
 time.sleep(60)
 """
 
 
-def test_sigkilled_parent_leaves_nothing_running_after_the_next_stop(tmp_path: Path) -> None:
+@pytest.mark.parametrize("broker", ["apache", "tansu"])
+def test_sigkilled_parent_leaves_nothing_running_after_the_next_stop(
+    tmp_path: Path, broker: str
+) -> None:
     _require_runnable(_embedded_postgres_binary())
     _require_runnable(_valkey_binary())
-    closed = _free_port()
+    if broker == "apache":
+        _require_apache_kafka()
+    closed = free_port()
+    script = [KILLED_PARENT, str(tmp_path), str(closed), str(free_port()), broker]
     parent = subprocess.Popen(
-        [sys.executable, "-c", KILLED_PARENT, str(tmp_path), str(closed), str(_free_port())],
+        [sys.executable, "-c", *script],
         cwd=REPO_ROOT,
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
     )
     assert parent.stdout is not None
-    tansu = json.loads(parent.stdout.readline())["tansu"]
+    broker_pid = json.loads(parent.stdout.readline())["broker"]
     postmaster = _pid_in(tmp_path / "postgres" / "postmaster.pid")
     valkey = _pid_in(tmp_path / "valkey" / "valkey.pid")
     parent.kill()
     parent.wait()
-    assert _wait_until(lambda: not pid_alive(tansu))  # PR_SET_PDEATHSIG
+    assert _wait_until(lambda: not pid_alive(broker_pid), timeout=30)  # PR_SET_PDEATHSIG
 
     # The daemonized servers outlive it; the next LocalInfra adopts PostgreSQL and replaces Valkey.
     infra = LocalInfra(
         tmp_path,
         env=_env(),
-        kafka_port=_free_port(),
+        kafka_port=free_port(),
         local_postgres_port=closed,
         local_redis_port=closed,
     )

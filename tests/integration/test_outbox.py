@@ -15,7 +15,7 @@ from aiokafka import AIOKafkaConsumer
 
 from shared import outbox
 from shared.action_owner import prepare_owner_schema
-from shared.broker import ensure_topics
+from shared.broker import ensure_topics, producer_options
 from shared.events import Event
 from shared.outbox import OutboxRelay
 from shared.settings import Settings
@@ -59,7 +59,7 @@ async def consumer(prepared: Settings, topic: str) -> AsyncIterator[AIOKafkaCons
 
 async def relay_for(settings: Settings, db: asyncpg.Pool, schema: str) -> OutboxRelay:
     relay = OutboxRelay(
-        db, settings.kafka_servers, schema, dsn=settings.database_url,
+        db, producer_options(settings), schema, dsn=settings.database_url,
         poll_seconds=QUIET_POLL_SECONDS,
     )  # fmt: skip
     await relay.start()
@@ -211,7 +211,7 @@ async def test_a_row_its_writer_never_published_goes_out_after_its_grace(
         await dying.stop()
     assert await published_at(db, schema, event.event_id) is None
     survivor = OutboxRelay(
-        db, prepared.kafka_servers, schema, dsn=prepared.database_url, poll_seconds=0.2
+        db, producer_options(prepared), schema, dsn=prepared.database_url, poll_seconds=0.2
     )
     await survivor.start()
     try:

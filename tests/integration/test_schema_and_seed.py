@@ -8,14 +8,14 @@ import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import pytest
 
 from services.campaign.seed import SeedResult, seed
+from shared.db import with_database
 from shared.migrations import SERVICES, SERVICES_DIR, MigrationError, discover, migrate
-from shared.settings import get_settings
+from shared.settings import Settings
 
 pytestmark = pytest.mark.integration
 
@@ -38,20 +38,16 @@ WHERE seniority = 'senior' AND skills @> ARRAY['python'] AND lower(city) = lower
 """
 
 
-def _with_database(dsn: str, name: str) -> str:
-    return urlunsplit(urlsplit(dsn)._replace(path=f"/{name}"))
-
-
 @asynccontextmanager
-async def _throwaway_database() -> AsyncIterator[str]:
-    """Create an empty database on the configured server, yield its DSN, then drop it."""
-    server = get_settings().database_url
+async def _throwaway_database(settings: Settings) -> AsyncIterator[str]:
+    """Create an empty database on the test server, yield its DSN, then drop it."""
+    server = settings.database_url
     name = f"test_{uuid.uuid4().hex}"
-    admin = await asyncpg.connect(_with_database(server, "postgres"))
+    admin = await asyncpg.connect(with_database(server, "postgres"))
     try:
         await admin.execute(f'CREATE DATABASE "{name}"')
         try:
-            yield _with_database(server, name)
+            yield with_database(server, name)
         finally:
             await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     finally:
@@ -59,8 +55,8 @@ async def _throwaway_database() -> AsyncIterator[str]:
 
 
 @pytest.fixture
-async def fresh_database() -> AsyncIterator[str]:
-    async with _throwaway_database() as dsn:
+async def fresh_database(prepared: Settings) -> AsyncIterator[str]:
+    async with _throwaway_database(prepared) as dsn:
         yield dsn
 
 
@@ -178,8 +174,8 @@ async def test_forced_reseed_replaces_only_demo_rows(migrated: asyncpg.Connectio
     assert counts == {"demo-seed": 500, "csv-import": 1}
 
 
-async def test_the_same_seed_gives_identical_rows(fresh_database: str) -> None:
-    async with _throwaway_database() as other:
+async def test_the_same_seed_gives_identical_rows(fresh_database: str, prepared: Settings) -> None:
+    async with _throwaway_database(prepared) as other:
         first = await _seeded_fingerprint(fresh_database, random_seed=7)
         second = await _seeded_fingerprint(other, random_seed=7)
         connection = await asyncpg.connect(other)

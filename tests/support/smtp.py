@@ -16,7 +16,6 @@ as an idle timeout or a restart would.
 from __future__ import annotations
 
 import asyncio
-import socket
 import threading
 import time
 from dataclasses import dataclass
@@ -27,6 +26,8 @@ from typing import Any, cast
 
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
+
+from deploy.servers import free_port
 
 PERMANENT_REPLY = "550 5.1.1 Mailbox unavailable"
 TEMPORARY_REPLY = "451 4.3.0 Mailbox busy, try again later"
@@ -48,12 +49,6 @@ class Received:
         part = self.message.get_body(preferencelist=("plain",))
         assert part is not None, "the message has no text/plain part"
         return cast(str, cast(EmailMessage, part).get_content())
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class _Handler:

@@ -4,8 +4,10 @@ are printed, and how a benchmark's results file is written."""
 from __future__ import annotations
 
 import json
+import math
 import os
 import platform
+import statistics
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -150,3 +152,21 @@ def cpu_table(
             for r in rows
         ]
     )
+
+
+def percentile(values: list[float], q: float) -> float:
+    """Nearest-rank percentile (q in 0..100)."""
+    ordered = sorted(values)
+    rank = max(1, min(len(ordered), math.ceil(q / 100 * len(ordered))))
+    return ordered[rank - 1]
+
+
+def summary(latencies_ms: list[float]) -> dict[str, float]:
+    """p50, p99, mean, min and max of a list of latencies, in ms."""
+    return {
+        "p50_ms": round(statistics.median(latencies_ms), 3),
+        "p99_ms": round(percentile(latencies_ms, 99), 3),
+        "mean_ms": round(statistics.fmean(latencies_ms), 3),
+        "min_ms": round(min(latencies_ms), 3),
+        "max_ms": round(max(latencies_ms), 3),
+    }

@@ -4,7 +4,8 @@ A share is the CPU time a group of processes used during the run divided by the 
 in percent of one core (so 200 % is both cores of a 2-core machine). It is read from /proc before
 and after the run, so it covers the whole run rather than one `top` refresh:
 
-- each part of the stack (`gateway`, `intent`, `inference`, `workflow`, `tansu`): the process
+- each part of the stack (`gateway`, `intent`, `inference`, `workflow`, and the broker: `kafka`
+  for Apache Kafka's JVM, `tansu` for Tansu): the process
   trees rooted at the pids the stack gives (a multi-worker gateway's workers included);
 - `postgres`: the server's processes, less the backends serving other databases (another
   developer's tests on the same server count as `other`);
@@ -36,6 +37,7 @@ COLUMNS = (
     "intent",
     "inference",
     "workflow",
+    "kafka",
     "tansu",
     "postgres",
     "redis",

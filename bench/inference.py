@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import math
 import statistics
 import time
 import uuid
@@ -47,7 +46,15 @@ import openai
 import redis
 
 from bench import cpu, wrk
-from bench.cases import Row, _render, cpu_table, latency_cells, measured_run, write_document
+from bench.cases import (
+    Row,
+    _render,
+    cpu_table,
+    latency_cells,
+    measured_run,
+    summary,
+    write_document,
+)
 from bench.stack import BenchStack
 from bench.targets import Target, print_verdicts
 from shared.inference import ChatMessage, ModelRequest
@@ -111,23 +118,6 @@ def model_env(fake: FakeLLM) -> dict[str, str]:
 
 def _served_by(row: Row) -> str:
     return str(row.extra["hits_served_by"])
-
-
-def _percentile(values: list[float], q: float) -> float:
-    """Nearest-rank percentile (q in 0..100)."""
-    ordered = sorted(values)
-    rank = max(1, min(len(ordered), math.ceil(q / 100 * len(ordered))))
-    return ordered[rank - 1]
-
-
-def _summary(latencies_ms: list[float]) -> dict[str, float]:
-    return {
-        "p50_ms": round(statistics.median(latencies_ms), 3),
-        "p99_ms": round(_percentile(latencies_ms, 99), 3),
-        "mean_ms": round(statistics.fmean(latencies_ms), 3),
-        "min_ms": round(min(latencies_ms), 3),
-        "max_ms": round(max(latencies_ms), 3),
-    }
 
 
 # -- measuring ------------------------------------------------------------------------------------
@@ -321,7 +311,7 @@ def _misses(
         raise InferenceCheckError(
             f"the miss runs made {model_calls} model calls; expected {expected} (one per request)"
         )
-    direct = _summary(series["direct"])
+    direct = summary(series["direct"])
     result: dict[str, Any] = {
         "requests_per_kind": MISS_REQUESTS,
         "unmeasured_first": MISS_WARMUP,
@@ -332,11 +322,11 @@ def _misses(
         "direct": direct,
     }
     for kind in ("bypass", "miss"):
-        summary = _summary(series[kind])
-        summary["added_p50_ms"] = round(summary["p50_ms"] - direct["p50_ms"], 3)
-        summary["added_p99_ms"] = round(summary["p99_ms"] - direct["p99_ms"], 3)
-        summary["gateway_reported_p50_ms"] = round(statistics.median(series[f"{kind}_reported"]), 3)
-        result[kind] = summary
+        stats = summary(series[kind])
+        stats["added_p50_ms"] = round(stats["p50_ms"] - direct["p50_ms"], 3)
+        stats["added_p99_ms"] = round(stats["p99_ms"] - direct["p99_ms"], 3)
+        stats["gateway_reported_p50_ms"] = round(statistics.median(series[f"{kind}_reported"]), 3)
+        result[kind] = stats
     return result
 
 

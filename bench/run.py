@@ -11,16 +11,21 @@ The benchmarks share one stack (database, Redis; see their modules):
   service, the broker and PostgreSQL, against issue 5's targets; bench/results/workflow.json.
 - campaign (bench.campaign): a 1,000-recipient email campaign in template mode, end to end, against
   an SMTP sink in this process, rate limits off; bench/results/campaign.json.
+- idle (bench.idle): the whole stack with no traffic, its CPU against issue 15's target;
+  bench/results/idle.json.
+- endurance (bench.endurance): 30,000 intent round trips in a row, one at a time; the p50 of the
+  last 3,000 against the first 3,000 (issue 15); bench/results/endurance.json.
 - inference (bench.inference): `POST /api/ai-assistant/inference` against a fake model server in
   this process: cache hits with 1 and 32 clients, served by the gateway and (for comparison) by
   the inference service through Kafka, and the latency a miss adds to a model call, against issue
   4's targets; bench/results/inference.json. The inference service runs (alone) for this one
   only; it and the gateway get the model settings.
 
-Each wrk run that goes through Kafka, and each of the inference, workflow and campaign benchmarks,
-starts on a fresh broker with freshly started services: Tansu slows as its topics fill, so on one
-broker a run would also measure the runs before it (docs/benchmarks.md). Each such wrk run gets
-its own warm-up.
+The broker is Apache Kafka where Java 17+ is here (else Tansu; LOCAL_KAFKA chooses). On Tansu,
+each wrk run that goes through Kafka, and each of the inference, workflow and campaign
+benchmarks, starts on a fresh broker with freshly started services: Tansu slows as its topics
+fill, so on one broker a run would also measure the runs before it (docs/benchmarks.md). Each
+wrk run gets its own warm-up.
 During every measured run the CPU used by each part of the stack is sampled from /proc
 (bench.cpu), to show where the time goes.
 """
@@ -34,7 +39,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from bench import campaign, inference, intent, request_reply, workflow, wrk
+from bench import campaign, endurance, idle, inference, intent, request_reply, workflow, wrk
 from bench.cases import Case, Row, cpu_table, measured_run, table
 from bench.stack import SERVICES, BenchStack, StackError
 from bench.targets import print_verdicts
@@ -152,8 +157,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=int, default=10, help="length of each measured run")
     parser.add_argument(
         "--only",
-        choices=("request-reply", "intent", "inference", "workflow", "campaign"),
-        help="run one benchmark (default: all four)",
+        choices=(
+            "request-reply", "intent", "inference", "workflow", "campaign", "idle", "endurance"
+        ),
+        help="run one benchmark (default: all)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--round-trips",
+        type=int,
+        default=endurance.ROUND_TRIPS,
+        help="endurance: how many intent round trips in a row",
     )
     parser.add_argument(
         "--two-workers",
@@ -173,6 +186,10 @@ def main(argv: list[str] | None = None) -> int:
     with_inference = args.only in (None, "inference")
     with_workflow = args.only in (None, "workflow")
     with_campaign = args.only in (None, "campaign")
+    with_idle = args.only in (None, "idle")
+    with_endurance = args.only in (None, "endurance")
+    idle_cost: dict[str, Any] | None = None
+    endured: dict[str, Any] | None = None
     outreach: dict[str, Any] | None = None
     engine: dict[str, Any] | None = None
     services: tuple[str, ...] = SERVICES if todo else ()  # inference.measure starts its own
@@ -199,6 +216,10 @@ def main(argv: list[str] | None = None) -> int:
                 engine = workflow.measure(stack)
             if with_campaign:
                 outreach = campaign.measure(stack)
+            if with_idle:
+                idle_cost = idle.measure(stack)
+            if with_endurance:
+                endured = endurance.measure(stack, args.round_trips)
     except (
         wrk.WrkError,
         StackError,
@@ -208,6 +229,7 @@ def main(argv: list[str] | None = None) -> int:
         DependencyUnavailable,
         workflow.BenchmarkError,
         campaign.BenchmarkError,
+        endurance.BenchmarkError,
     ) as exc:
         print(f"bench: error: {exc}", file=sys.stderr)
         return 1
@@ -220,6 +242,12 @@ def main(argv: list[str] | None = None) -> int:
     if outreach is not None:
         campaign.report(outreach)
         print(f"results written to {campaign.write_results(outreach, wrk_version)}")
+    if idle_cost is not None:
+        idle.report(idle_cost)
+        print(f"results written to {idle.write_results(idle_cost, wrk_version)}")
+    if endured is not None:
+        endurance.report(endured)
+        print(f"results written to {endurance.write_results(endured, wrk_version)}")
     if measured is not None:
         inference.report(measured)
         path = inference.write_results(measured, args.seconds, wrk_version)

@@ -15,6 +15,7 @@ from faststream.kafka import KafkaBroker
 from pydantic import ValidationError
 
 from shared.broker import raw_body
+from shared.consuming import batch_subscriber
 from shared.events import WorkflowRunChanged
 from shared.settings import Settings
 from shared.topics import WORKFLOW_RUN_CHANGED
@@ -57,14 +58,13 @@ class RunEventHub:
         """Every change of every run passes here, so a record is decoded only when a stream in
         this process follows its run (the record key is the run id)."""
 
-        @broker.subscriber(
+        @batch_subscriber(
+            broker,
             WORKFLOW_RUN_CHANGED.name,
             auto_offset_reset="latest",
             # People watch these streams: a tenth of a second is not noticed, and a consumer
             # that polls the broker every few ms costs it and this process CPU all day.
             fetch_max_wait_ms=settings.kafka_background_fetch_max_wait_ms,
-            batch=True,
-            batch_timeout_ms=100,
             decoder=raw_body,
         )
         async def on_run_changes(bodies: list[bytes]) -> None:

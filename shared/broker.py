@@ -1,23 +1,21 @@
-"""The FastStream Kafka broker factory: tuned for low latency, traced, with a dead-letter topic."""
+"""The FastStream Kafka broker factory (traced, with a dead-letter topic), the options every other
+Kafka client takes, and the topics: checking the brokers, creating and deleting topics."""
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import ssl
 from typing import Any
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.conn import collect_hosts, create_conn
 from aiokafka.errors import (
-    IllegalSaslStateError,
+    ClusterAuthorizationFailedError,
     KafkaConnectionError,
     KafkaError,
-    SaslAuthenticationFailed,
     TopicAlreadyExistsError,
-    UnsupportedSaslMechanismError,
+    TopicAuthorizationFailedError,
     for_code,
 )
 from faststream import BaseMiddleware
@@ -25,37 +23,16 @@ from faststream.kafka import KafkaBroker
 from faststream.kafka.opentelemetry import KafkaTelemetryMiddleware
 from faststream.kafka.security import parse_security
 from faststream.message import StreamMessage
-from faststream.security import BaseSecurity, SASLPlaintext, SASLScram256, SASLScram512
 from opentelemetry.sdk.trace import TracerProvider
 from pydantic import ValidationError
 
-from shared.errors import DependencyUnavailable
+from shared.errors import ConfigurationError, DependencyUnavailable
 from shared.events import DeadLetter
+from shared.kafka_security import KafkaLoginRefused, connection_refusal, kafka_security
 from shared.settings import Settings
 from shared.topics import DEAD_LETTER, TopicSpec
 
 log = logging.getLogger(__name__)
-LOGIN_PROBE_SECONDS = 5.0
-
-
-def kafka_security(settings: Settings) -> BaseSecurity | None:
-    """The connection's security for FastStream, from the KAFKA_SECURITY_PROTOCOL settings."""
-    protocol = settings.kafka_security_protocol
-    if protocol == "PLAINTEXT":
-        return None
-    use_ssl = protocol in ("SSL", "SASL_SSL")
-    context = ssl.create_default_context(cafile=settings.kafka_ssl_ca_file) if use_ssl else None
-    if protocol == "SSL":
-        return BaseSecurity(ssl_context=context, use_ssl=True)
-    assert settings.kafka_sasl_username is not None  # Settings refuses SASL_* without them
-    assert settings.kafka_sasl_password is not None
-    login = (settings.kafka_sasl_username, settings.kafka_sasl_password.get_secret_value())
-    mechanisms: dict[str, type[SASLPlaintext | SASLScram256 | SASLScram512]] = {
-        "PLAIN": SASLPlaintext,
-        "SCRAM-SHA-256": SASLScram256,
-        "SCRAM-SHA-512": SASLScram512,
-    }
-    return mechanisms[settings.kafka_sasl_mechanism](*login, ssl_context=context, use_ssl=use_ssl)
 
 
 def client_options(settings: Settings) -> dict[str, Any]:
@@ -186,16 +163,6 @@ def create_broker(
     )
 
 
-class KafkaLoginRefused(DependencyUnavailable):
-    """The brokers answer but refuse this process's connection: a wrong SASL login or mechanism,
-    a protocol that does not match the listener, or a certificate the CA file does not trust.
-    The message names the settings to fix rather than saying the brokers cannot be reached."""
-
-    def __init__(self, settings: Settings, message: str) -> None:
-        super().__init__("KAFKA_BOOTSTRAP_SERVERS", settings.kafka_bootstrap_servers, message)
-        self.args = (message,)
-
-
 async def check_kafka(settings: Settings) -> None:
     """Fail fast, naming KAFKA_BOOTSTRAP_SERVERS, when no broker answers, or naming the SASL/TLS
     settings when the brokers refuse the login (KafkaLoginRefused)."""
@@ -212,7 +179,7 @@ async def check_kafka(settings: Settings) -> None:
             isinstance(exc, KafkaConnectionError)
             and settings.kafka_security_protocol != "PLAINTEXT"
         ):
-            refusal = await _connection_refusal(settings)
+            refusal = await connection_refusal(settings)
             if refusal is not None:
                 raise KafkaLoginRefused(settings, refusal) from exc
         raise DependencyUnavailable(
@@ -224,58 +191,6 @@ async def check_kafka(settings: Settings) -> None:
         await admin.close()
 
 
-async def _connection_refusal(settings: Settings) -> str | None:
-    """Why a broker that answers refuses this connection (SASL or TLS), as a message naming the
-    settings; None when no broker answers at all (that is the caller's 'cannot reach')."""
-    options = {
-        key: value for key, value in client_options(settings).items() if key != "bootstrap_servers"
-    }
-    for host, port, _ in collect_hosts(settings.kafka_servers, randomize=False):
-        try:
-            async with asyncio.timeout(LOGIN_PROBE_SECONDS):
-                conn = await create_conn(
-                    host, port, request_timeout_ms=int(LOGIN_PROBE_SECONDS * 1000), **options
-                )
-        except (
-            SaslAuthenticationFailed,
-            UnsupportedSaslMechanismError,
-            IllegalSaslStateError,
-            ssl.SSLCertVerificationError,
-        ) as exc:
-            return _refusal_message(settings, exc)
-        except (KafkaError, OSError, TimeoutError):
-            continue
-        conn.close()
-    return None
-
-
-def _refusal_message(settings: Settings, exc: Exception) -> str:
-    where = f"Kafka at KAFKA_BOOTSTRAP_SERVERS={settings.kafka_bootstrap_servers}"
-    protocol = f"KAFKA_SECURITY_PROTOCOL={settings.kafka_security_protocol}"
-    mechanism = f"KAFKA_SASL_MECHANISM={settings.kafka_sasl_mechanism}"
-    if isinstance(exc, SaslAuthenticationFailed):
-        return (
-            f"{where} refused the SASL login: authentication failed for "
-            f"KAFKA_SASL_USERNAME={settings.kafka_sasl_username} with {mechanism} ({exc}); "
-            "check KAFKA_SASL_USERNAME, KAFKA_SASL_PASSWORD and KAFKA_SASL_MECHANISM (the user "
-            "must exist on the brokers for that mechanism)"
-        )
-    if isinstance(exc, UnsupportedSaslMechanismError):
-        return (
-            f"{where} does not accept {mechanism}; set KAFKA_SASL_MECHANISM to a mechanism the "
-            "brokers enable (PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512)"
-        )
-    if isinstance(exc, IllegalSaslStateError):
-        return (
-            f"{where} does not expect a SASL login ({protocol}); check KAFKA_SECURITY_PROTOCOL "
-            "and the port: it may be a PLAINTEXT or SSL listener"
-        )
-    return (
-        f"{where}: TLS certificate verification failed ({exc}); set KAFKA_SSL_CA_FILE to the "
-        f"CA certificates that signed the brokers' certificates ({protocol})"
-    )
-
-
 def partition_count(settings: Settings, spec: TopicSpec) -> int:
     """How many partitions `spec` gets when it is created."""
     return spec.partitions or settings.kafka_topic_partitions
@@ -284,8 +199,8 @@ def partition_count(settings: Settings, spec: TopicSpec) -> int:
 async def ensure_topics(
     settings: Settings, topics: tuple[TopicSpec, ...] | list[TopicSpec]
 ) -> list[str]:
-    """Create the topics that do not exist yet; return the names created. A topic the broker
-    refuses to create (no Create ACL, an invalid partition count) raises its KafkaError."""
+    """Create the topics that do not exist yet; return the names created. A topic the brokers
+    refuse to create (no Create ACL, an invalid partition count) raises KafkaTopicRefused."""
     admin = AIOKafkaAdminClient(**client_options(settings))
     await admin.start()
     try:
@@ -296,28 +211,42 @@ async def ensure_topics(
                 [NewTopic(spec.name, partition_count(settings, spec), 1)]
             )
             # aiokafka returns each topic's error in the response instead of raising it.
-            with contextlib.suppress(TopicAlreadyExistsError):
-                _raise_topic_errors(settings, "create", response.topic_errors)
+            refused = _topic_refused(settings, "create", response.topic_errors)
+            if refused is not None and refused.error is not TopicAlreadyExistsError:
+                raise refused
         return [t.name for t in missing]
     finally:
         await admin.close()
 
 
-def _raise_topic_errors(settings: Settings, action: str, results: list[tuple[Any, ...]]) -> None:
-    """Raise the first error in a CreateTopics or DeleteTopics response's (topic, error_code,
+class KafkaTopicRefused(ConfigurationError):
+    """The brokers refused to create or delete a topic, most often for want of an ACL; `error`
+    is the aiokafka error of the response's code."""
+
+    def __init__(self, message: str, error: type[KafkaError]) -> None:
+        super().__init__(message)
+        self.error = error
+
+
+def _topic_refused(
+    settings: Settings, action: str, results: list[tuple[Any, ...]]
+) -> KafkaTopicRefused | None:
+    """The first error of a CreateTopics or DeleteTopics response's (topic, error_code,
     [message]) results, with a message naming the topic and this process's SASL user."""
     for topic, code, *message in results:
         if code == 0:
             continue
         error = for_code(code)
         detail = f": {message[0]}" if message and message[0] else ""
-        user = (
-            settings.kafka_sasl_username
-            if settings.kafka_security_protocol.startswith("SASL_")
-            else None
+        sasl = settings.kafka_security_protocol.startswith("SASL_")
+        who = f" for KAFKA_SASL_USERNAME={settings.kafka_sasl_username}" if sasl else ""
+        hint = ""
+        if error in (TopicAuthorizationFailedError, ClusterAuthorizationFailedError):
+            hint = f"; grant {action.title()} on it (deploy/README.md lists the ACLs)"
+        return KafkaTopicRefused(
+            f"Kafka refused to {action} topic {topic}{who} ({error.__name__}{detail}){hint}", error
         )
-        who = f" for KAFKA_SASL_USERNAME={user}" if user else ""
-        raise error(f"Kafka refused to {action} topic {topic}{who} ({error.__name__}{detail})")
+    return None
 
 
 async def delete_topic(settings: Settings, name: str) -> None:
@@ -327,8 +256,10 @@ async def delete_topic(settings: Settings, name: str) -> None:
     try:
         await admin.start()
         response = await admin.delete_topics([name])
-        _raise_topic_errors(settings, "delete", response.topic_error_codes)
-    except (KafkaError, OSError) as exc:
+        refused = _topic_refused(settings, "delete", response.topic_error_codes)
+        if refused is not None:
+            raise refused
+    except (KafkaError, OSError, KafkaTopicRefused) as exc:
         log.warning("could not delete topic %s: %s", name, exc)
     finally:
         await admin.close()

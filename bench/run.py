@@ -11,7 +11,7 @@ The benchmarks share one stack (database, Redis; see their modules):
   service, the broker and PostgreSQL, against issue 5's targets; bench/results/workflow.json.
 - campaign (bench.campaign): a 1,000-recipient email campaign in template mode, end to end, against
   an SMTP sink in this process, rate limits off; bench/results/campaign.json.
-- idle (bench.idle): the whole stack with no traffic, its CPU against issue 15's target;
+- idle (bench.idle), first: the whole stack with no traffic, its CPU against issue 15's target;
   bench/results/idle.json.
 - endurance (bench.endurance): 30,000 intent round trips in a row, one at a time; the p50 of the
   last 3,000 against the first 3,000 (issue 15); bench/results/endurance.json.
@@ -202,6 +202,10 @@ def main(argv: list[str] | None = None) -> int:
             tempfile.TemporaryDirectory(prefix="bench-") as tmp,
             BenchStack(Path(tmp), services) as stack,
         ):
+            if (
+                with_idle
+            ):  # first: the stack as `make run` leaves it, before any benchmark's backlog
+                idle_cost = idle.measure(stack)
             if todo:
                 scripts = {
                     "get": wrk.write_script(Path(tmp), stack.api_key),
@@ -216,8 +220,6 @@ def main(argv: list[str] | None = None) -> int:
                 engine = workflow.measure(stack)
             if with_campaign:
                 outreach = campaign.measure(stack)
-            if with_idle:
-                idle_cost = idle.measure(stack)
             if with_endurance:
                 endured = endurance.measure(stack, args.round_trips)
     except (

@@ -39,8 +39,11 @@ def test_make_run_serves_the_readme_examples_and_stops_cleanly(
     run = ServiceProcess("make-run", argv, env).start()
     try:
         run.wait_for("The recruiter assistant is running", timeout=120)
-        broker = "Tansu" if env.get("LOCAL_KAFKA") == "tansu" else "Apache Kafka"
-        assert re.search(rf"Kafka +127\.0\.0\.1:\d+, {broker}, started here", run.output())
+        picked = re.search(r"Kafka +127\.0\.0\.1:\d+, (.+)", run.output())
+        assert picked is not None, run.output()
+        if "already running" not in picked.group(1):  # else a developer's `make run` has 9092
+            broker = "Tansu" if env.get("LOCAL_KAFKA") == "tansu" else "Apache Kafka"
+            assert picked.group(1).startswith(f"{broker}, started here"), picked.group(0)
         assert_a_second_run_is_refused(env, port, tmp_path / "second")
         key_file = tmp_path / "dev-api-key"
         assert key_file.read_text().startswith("rk_")
@@ -70,8 +73,8 @@ def test_make_run_serves_the_readme_examples_and_stops_cleanly(
     pids = [int(p) for p in re.findall(r"supervisor: started \w+ \(pid (\d+)\)", run.output())]
     broker = re.search(r"started (?:Apache Kafka \S+|Tansu) \(pid (\d+)\)", run.output())
     assert len(pids) == 5
-    assert broker is not None, run.output()
-    pids.append(int(broker.group(1)))
+    if broker is not None:
+        pids.append(int(broker.group(1)))
     leftovers = [pid for pid in pids if pid_alive(pid)]
     assert leftovers == [], f"processes left behind: {leftovers}"
 

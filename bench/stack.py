@@ -164,6 +164,30 @@ class BenchStack:
             roots["kafka" if self._infra.tansu_pid is None else "tansu"] = [self._infra.broker_pid]
         return roots
 
+    def settle_runs(self, timeout: float = 180.0) -> int:
+        """Run every service until no workflow run is active (each campaign run the intent
+        benchmark started ends at its first step: this database has no jobs); return how many
+        were active. Raise StackError if some are still active after `timeout`."""
+        self.use_services(("intent", "inference", "workflow", "campaign"))
+        active = asyncio.run(self._active_runs())
+        log.info("letting %d active runs end", active)
+        deadline = time.monotonic() + timeout
+        while (left := asyncio.run(self._active_runs())) > 0:
+            if time.monotonic() > deadline:
+                raise StackError(f"{left} workflow runs still active after {timeout:.0f} s")
+            time.sleep(1.0)
+        return active
+
+    async def _active_runs(self) -> int:
+        conn = await asyncpg.connect(self.endpoints.database_url)
+        try:
+            count: int = await conn.fetchval(
+                "SELECT count(*) FROM workflow.runs WHERE finished_at IS NULL"
+            )
+        finally:
+            await conn.close()
+        return count
+
     def workflow_backlog(self) -> dict[str, int]:
         """Counts that tell whether the workflow service has consumed every `intent.detected`:
         `logged` intents, `unpublished` outbox rows, `lag` (events on the topic its consumer group

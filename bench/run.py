@@ -73,11 +73,11 @@ def measure(
             log.info("gateway ready at %s with %d worker(s)", url, workers)
             if case.script == "intent" and not checked:
                 checked = intent.check_messages(url, stack.api_key)
-            seconds = wrk.WARMUP_SECONDS
+            warmup = wrk.WARMUP_SECONDS
             if jvm_cold and case.uses_broker:
-                seconds, jvm_cold = wrk.JVM_WARMUP_SECONDS, False
-            log.info("warming up %s %s for %d s", case.method, case.endpoint, seconds)
-            wrk.warm_up(url + case.endpoint, scripts[case.script], seconds)
+                warmup, jvm_cold = wrk.JVM_WARMUP_SECONDS, False
+            log.info("warming up %s %s for %d s", case.method, case.endpoint, warmup)
+            wrk.warm_up(url + case.endpoint, scripts[case.script], warmup)
             if case.script == "intent":
                 intent.wait_for_workflows(stack)
         if case.script == "intent":

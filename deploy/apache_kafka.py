@@ -381,7 +381,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"Apache Kafka cannot run here ({reason}); the local stack will use Tansu")
         return 0
     try:
-        print(resolve(os.environ))
+        print(f"Apache Kafka {kafka_version()}: {resolve(os.environ)}")
     except (InfraStartError, KafkaUnavailable) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

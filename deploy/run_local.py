@@ -143,7 +143,8 @@ def up(infra: LocalInfra, state_dir: Path, port: int) -> int:
         # Before anything starts: a second `make run` beside a running one stops here.
         raise InfraStartError(
             f"port {port} is in use by {port_holder(port)}: is `make run` already running? "
-            "Stop it, or choose another port with GATEWAY_PORT=8001 make run"
+            "Stop it first (Ctrl-C in its terminal); to run another gateway beside it, export "
+            "the variables it printed and run `python -m services.gateway serve --port 8001`"
         )
     endpoints = infra.start()
     settings = endpoints.settings()

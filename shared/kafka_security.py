@@ -8,9 +8,12 @@ import ssl
 
 from aiokafka.conn import collect_hosts, create_conn
 from aiokafka.errors import (
+    ClusterAuthorizationFailedError,
+    GroupAuthorizationFailedError,
     IllegalSaslStateError,
     KafkaError,
     SaslAuthenticationFailed,
+    TopicAuthorizationFailedError,
     UnsupportedSaslMechanismError,
 )
 from faststream.kafka.security import parse_security
@@ -20,6 +23,19 @@ from shared.errors import DependencyUnavailable
 from shared.settings import Settings
 
 LOGIN_PROBE_SECONDS = 5.0
+
+# What a broker answers a principal that lacks an ACL; a service meets them while it starts.
+AUTHORIZATION_ERRORS: tuple[type[KafkaError], ...] = (
+    TopicAuthorizationFailedError,
+    GroupAuthorizationFailedError,
+    ClusterAuthorizationFailedError,
+)
+_REFUSED = {
+    TopicAuthorizationFailedError: "read or write a topic",
+    GroupAuthorizationFailedError: "join a consumer group",
+    # An idempotent producer's InitProducerId: Write on some topic (IdempotentWrite before 3.0).
+    ClusterAuthorizationFailedError: "start an idempotent producer (it needs Write on a topic)",
+}
 
 
 def kafka_security(settings: Settings) -> BaseSecurity | None:
@@ -102,3 +118,23 @@ def _refusal_message(settings: Settings, exc: Exception) -> str:
         f"{where}: TLS certificate verification failed ({exc}); set KAFKA_SSL_CA_FILE to the "
         f"CA certificates that signed the brokers' certificates ({protocol})"
     )
+
+
+def authorization_refused(settings: Settings, exc: KafkaError) -> str:
+    """One line for a startup that a missing ACL stopped: what was refused, to whom, and where
+    the ACLs each process needs are listed."""
+    what = _REFUSED.get(type(exc), "make a request")
+    who = (
+        f"KAFKA_SASL_USERNAME={settings.kafka_sasl_username}"
+        if settings.kafka_security_protocol.startswith("SASL_")
+        else "this process"
+    )
+    return (
+        f"Kafka refused to let {who} {what} ({type(exc).__name__}{_detail(exc)}); grant the "
+        "ACLs deploy/README.md lists for this process"
+    )
+
+
+def _detail(exc: KafkaError) -> str:
+    text = str(exc).removeprefix(f"[Error {getattr(exc, 'errno', '')}] {type(exc).__name__}")
+    return f": {text.strip(': ')}" if text.strip(": ") else ""

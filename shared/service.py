@@ -32,6 +32,7 @@ from shared.db import create_pool
 from shared.errors import ConfigurationError, DependencyUnavailable
 from shared.events import PingCommand, Pong, Reply, ReplyError, ServiceCommand
 from shared.heap import freeze_startup_objects
+from shared.kafka_security import AUTHORIZATION_ERRORS, authorization_refused
 from shared.outbox import OutboxRelay
 from shared.rpc import ServiceClient, attach_client
 from shared.settings import Settings, get_settings
@@ -265,6 +266,9 @@ def run_cli(
         return 2
     except (DependencyUnavailable, ConfigurationError) as exc:
         print(f"{name}: error: {exc}", file=sys.stderr)
+        return 2
+    except AUTHORIZATION_ERRORS as exc:
+        print(f"{name}: error: {authorization_refused(settings, exc)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         pass

@@ -418,6 +418,20 @@ def test_a_service_with_a_wrong_password_exits_with_the_reason(
     assert "not-the-password" not in output
 
 
+def test_a_service_without_its_acls_exits_with_the_reason(
+    sasl_kafka: SaslKafka, prepared: Settings
+) -> None:
+    env = sasl_kafka.service_env(prepared, OUTSIDER)
+    process = ServiceProcess("inference", python_module("services.inference"), env).start()
+    assert process.proc is not None
+    code = process.proc.wait(timeout=60)
+    output = process.output()
+    assert code == 2, output
+    assert f"inference: error: Kafka refused to let KAFKA_SASL_USERNAME={OUTSIDER} " in output
+    assert "grant the ACLs deploy/README.md lists for this process" in output
+    assert "Traceback" not in output
+
+
 @pytest.mark.parametrize("user", [OUTSIDER, "inference"])
 async def test_a_principal_cannot_write_a_topic_it_has_no_acl_for(
     sasl_kafka: SaslKafka, user: str

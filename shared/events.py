@@ -88,6 +88,10 @@ Mode = Literal["simple", "workflow"]
 Seniority = Literal["junior", "mid", "senior", "staff", "principal", "lead"]
 
 
+MAX_LIMIT = 10_000  # candidates one request may name (a campaign extracts fewer: a setting)
+MAX_YEARS_EXPERIENCE = 60
+
+
 class Slots(BaseModel):
     """Parameters a workflow intent carries. Skills are canonical lower-case names."""
 
@@ -96,9 +100,9 @@ class Slots(BaseModel):
     skills: list[str] = Field(default_factory=list, examples=[["python", "postgresql"]])
     location: str | None = Field(None, examples=["Berlin"])
     seniority: Seniority | None = None
-    min_years_experience: int | None = Field(None, ge=0, le=60)
+    min_years_experience: int | None = Field(None, ge=0, le=MAX_YEARS_EXPERIENCE)
     job_title: str | None = Field(None, examples=["Staff Backend Engineer"])
-    limit: int | None = Field(None, ge=1, le=10_000)
+    limit: int | None = Field(None, ge=1, le=MAX_LIMIT)
 
 
 class IntentDetected(Event):

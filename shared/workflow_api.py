@@ -12,8 +12,9 @@ from pydantic import BaseModel, ConfigDict, Field
 RunStatus = Literal["pending", "running", "waiting", "succeeded", "failed", "cancelled", "expired"]
 FINISHED_STATUSES: frozenset[str] = frozenset({"succeeded", "failed", "cancelled", "expired"})
 
+WORKFLOW_TYPE_PATTERN = r"^[a-z][a-z0-9_.]*$"
 WorkflowTypeName = Field(
-    ..., min_length=1, max_length=64, pattern=r"^[a-z][a-z0-9_.]*$", examples=["email_campaign"]
+    ..., min_length=1, max_length=64, pattern=WORKFLOW_TYPE_PATTERN, examples=["email_campaign"]
 )
 
 

@@ -7,7 +7,7 @@ from typing import Any
 from fastapi import FastAPI, HTTPException, Request, status
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shared.events import Reply
 from shared.rpc import ServiceTimeout
@@ -48,23 +48,40 @@ def _describe(error: dict[str, Any]) -> str:
     return f"{where}: {message}" if where else message
 
 
+TOO_LARGE = f"request body too large: at most {MAX_BODY_BYTES} bytes"
+
+
 class BodySizeLimit:
-    """Refuse bodies over MAX_BODY_BYTES with 413 before they are read (pure ASGI)."""
+    """Refuse bodies over MAX_BODY_BYTES with 413 (pure ASGI): at once when Content-Length says
+    so, and while reading otherwise (a chunked body is counted as it arrives, never read whole)."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http":
-            length = dict(scope["headers"]).get(b"content-length")
-            if length is not None and length.isdigit() and int(length) > MAX_BODY_BYTES:
-                response = JSONResponse(
-                    status_code=status.HTTP_413_CONTENT_TOO_LARGE,
-                    content={"detail": f"request body too large: at most {MAX_BODY_BYTES} bytes"},
-                )
-                await response(scope, receive, send)
-                return
-        await self.app(scope, receive, send)
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        length = dict(scope["headers"]).get(b"content-length")
+        if length is not None and length.isdigit() and int(length) > MAX_BODY_BYTES:
+            response = JSONResponse(
+                status_code=status.HTTP_413_CONTENT_TOO_LARGE, content={"detail": TOO_LARGE}
+            )
+            await response(scope, receive, send)
+            return
+        received = 0
+
+        async def counted() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > MAX_BODY_BYTES:
+                    # FastAPI passes an HTTPException from reading the body on as it is.
+                    raise HTTPException(status.HTTP_413_CONTENT_TOO_LARGE, detail=TOO_LARGE)
+            return message
+
+        await self.app(scope, counted, send)
 
 
 def install(app: FastAPI) -> None:

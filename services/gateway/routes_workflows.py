@@ -19,6 +19,7 @@ from services.gateway.sse import HEADERS, KEEP_ALIVE, sse_event
 from shared.rpc import ServiceClient
 from shared.workflow_api import (
     FINISHED_STATUSES,
+    WORKFLOW_TYPE_PATTERN,
     CancelWorkflowCommand,
     GetWorkflowCommand,
     ListWorkflowsCommand,
@@ -50,7 +51,13 @@ class StartWorkflow(BaseModel):
         },
     )
 
-    type: StrictStr = Field(..., min_length=1, max_length=64, description="The workflow type.")
+    type: StrictStr = Field(
+        ...,
+        min_length=1,
+        max_length=64,
+        pattern=WORKFLOW_TYPE_PATTERN,
+        description="The workflow type: lower-case letters, digits, '_' and '.'.",
+    )
     params: dict[str, Any] = Field(
         default_factory=dict, description="Checked against the workflow's schema."
     )

@@ -206,6 +206,49 @@ async def test_bad_input_is_refused_before_kafka(
     assert await command_offsets(prepared) == before
 
 
+async def test_a_chunked_body_over_the_limit_is_refused_while_it_is_read(
+    assistant: httpx.AsyncClient, prepared: Settings
+) -> None:
+    async def chunks() -> AsyncIterator[bytes]:  # no Content-Length: Transfer-Encoding chunked
+        yield b'{"message": "'
+        for _ in range(5 * 1024):  # 5 MB, in 1 KB chunks
+            yield b"x" * 1024
+        yield b'"}'
+
+    before = await command_offsets(prepared)
+    response = await assistant.post(
+        URL, content=chunks(), headers={"Content-Type": "application/json"}
+    )
+    assert response.status_code == 413, response.text
+    assert "request body too large" in response.json()["detail"]
+    assert await command_offsets(prepared) == before
+
+
+@pytest.mark.parametrize(
+    ("message", "question"),
+    [
+        (
+            "Email the top 20000 python developers in Berlin about the Staff Backend Engineer role",
+            "You asked for 20,000 candidates",
+        ),
+        (
+            "Email python developers in Berlin with 70 years of experience about the Staff "
+            "Backend Engineer role",
+            "70 years of experience is more than the 60",
+        ),
+    ],
+)
+async def test_a_number_beyond_a_slots_maximum_is_a_question_not_an_error(
+    assistant: httpx.AsyncClient, message: str, question: str
+) -> None:
+    response = await assistant.post(URL, json={"message": message})
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["needs_clarification"] is True
+    assert question in body["clarification_question"]
+    assert body["workflow_id"] is None
+
+
 async def test_intent_needs_the_assistant_scope(running: Gateway, make_key: MakeKey) -> None:
     async with running.client(await make_key("review")) as http:
         response = await http.post(URL, json={"message": "hello"})

@@ -247,6 +247,10 @@ async def test_bad_requests_get_clear_errors_and_start_nothing(
     assert unknown.status_code == 422
     assert "unknown workflow type 'no_such_flow'" in unknown.json()["detail"]
     assert "testkit.three_steps" in unknown.json()["detail"]  # it says what exists
+    for malformed in ("0", "Email_Campaign", "a b"):  # never a name: refused before it is sent
+        refused = await api.post("/api/workflows", json={"type": malformed})
+        assert refused.status_code == 422, refused.text
+        assert refused.json()["errors"][0]["field"] == "type"
     bad_params = await api.post(
         "/api/workflows", json={"type": "testkit.flaky", "params": {"fail_attempts": -1}}
     )

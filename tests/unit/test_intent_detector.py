@@ -77,6 +77,50 @@ def test_a_new_question_after_a_clarification_is_a_new_question(detector: Intent
     assert detection.mode == "simple"
 
 
+@pytest.mark.parametrize(
+    ("message", "question"),
+    [
+        (
+            "Email the top 20000 python developers in Berlin about the Staff Backend Engineer role",
+            "You asked for 20,000 candidates; one request can name at most 10,000. "
+            "How many should I contact?",
+        ),
+        (
+            "Email python developers in Berlin with 70 years of experience about the Staff "
+            "Backend Engineer role",
+            "70 years of experience is more than the 60 I can search for. "
+            "At least how many years should they have?",
+        ),
+        (
+            "Schreibe den top 50000 Java Entwicklern in München wegen der Rolle Backend Engineer",
+            "Sie haben 50000 Kandidaten angefragt; eine Anfrage kann höchstens 10000 nennen. "
+            "Wie viele soll ich kontaktieren?",
+        ),
+    ],
+)
+def test_a_number_beyond_its_slots_maximum_is_asked_about(
+    detector: IntentDetector, message: str, question: str
+) -> None:
+    detection = detector.detect(message)
+    assert detection.mode == "workflow"
+    assert detection.needs_clarification
+    assert detection.clarification_question == question
+    assert detection.slots.limit is None
+    assert detection.slots.min_years_experience is None
+    assert detection.slots.skills  # the rest of the request is kept for the answer
+
+
+def test_the_answer_to_a_number_question_goes_on_with_the_request(
+    detector: IntentDetector,
+) -> None:
+    asked = detector.detect("Email the top 20000 python developers in Berlin")
+    previous = PreviousTurn(asked.mode, asked.intent, asked.slots, asked.needs_clarification)
+    detection = detector.detect("the top 200 then", previous)
+    assert not detection.needs_clarification
+    assert detection.slots.limit == 200
+    assert detection.slots.skills == ["python"]
+
+
 def test_the_classifier_scores_as_scikit_learn_does(detector: IntentDetector) -> None:
     """The classifier reads the trained model directly; scikit-learn's own transform and
     predict_proba must give the same probabilities, on the examples and on unseen messages."""

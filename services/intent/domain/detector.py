@@ -8,7 +8,7 @@ from typing import Literal
 from services.intent.domain.classifier import IntentClassifier
 from services.intent.domain.language import Language, detect_language
 from services.intent.domain.model_extraction import ModelExtraction
-from services.intent.domain.slots import SlotExtractor
+from services.intent.domain.slots import Reading, SlotExtractor, TooLarge
 from shared.events import Mode, Slots
 from shared.intents import INTENTS
 
@@ -33,7 +33,30 @@ QUESTIONS: dict[str, dict[Language, str]] = {
         "es": "¿A quién debo contactar? Indica habilidades, una ciudad o un nivel, "
         "por ejemplo: desarrolladores Python sénior en Madrid.",
     },
+    # A number beyond its slot's maximum is asked about, never cut down silently or refused.
+    "limit": {
+        "en": "You asked for {said:,} candidates; one request can name at most {maximum:,}. "
+        "How many should I contact?",
+        "de": "Sie haben {said} Kandidaten angefragt; eine Anfrage kann höchstens {maximum} "
+        "nennen. Wie viele soll ich kontaktieren?",
+        "es": "Pediste {said} candidatos; una solicitud puede pedir como máximo {maximum}. "
+        "¿A cuántos debo contactar?",
+    },
+    "min_years_experience": {
+        "en": "{said} years of experience is more than the {maximum} I can search for. "
+        "At least how many years should they have?",
+        "de": "{said} Jahre Erfahrung sind mehr als die {maximum}, nach denen ich suchen kann. "
+        "Wie viele Jahre sollen es mindestens sein?",
+        "es": "{said} años de experiencia son más que los {maximum} que puedo buscar. "
+        "¿Cuántos años como mínimo?",
+    },
 }
+
+
+def too_large_question(too_large: TooLarge, language: Language) -> str:
+    return QUESTIONS[too_large.slot][language].format(
+        said=too_large.said, maximum=too_large.maximum
+    )
 
 
 @dataclass(frozen=True)
@@ -97,18 +120,21 @@ class IntentDetector:
         """Everything after classification: slots, conversation context, clarification."""
         language = detect_language(message)
         spec = INTENTS[intent]
-        slots = self.extractor.extract(message) if spec.mode == "workflow" else Slots()
+        reading = self.extractor.read(message) if spec.mode == "workflow" else Reading(Slots())
+        slots = reading.slots
 
         if previous is not None and previous.awaits_answer:
-            said = slots if spec.mode == "workflow" else self.extractor.extract(message)
+            said = reading if spec.mode == "workflow" else self.extractor.read(message)
             is_new_question = (
-                spec.mode == "simple" and confidence >= _NEW_QUESTION_CONFIDENCE and said == Slots()
+                spec.mode == "simple"
+                and confidence >= _NEW_QUESTION_CONFIDENCE
+                and said == Reading(Slots())
             )
             if not is_new_question:
                 spec = INTENTS[previous.intent]
-                slots = _merge(previous.slots, said)
+                slots = _merge(previous.slots, said.slots)
                 confidence = max(confidence if intent == spec.name else 1 - confidence, 0.5)
-                return self._complete(spec.name, confidence, slots, language)
+                return self._complete(spec.name, confidence, slots, language, said.too_large)
 
         if confidence < self.threshold:
             return Detection(
@@ -120,7 +146,7 @@ class IntentDetector:
                 needs_clarification=True,
                 clarification_question=QUESTIONS["unsure"][language],
             )
-        return self._complete(spec.name, confidence, slots, language)
+        return self._complete(spec.name, confidence, slots, language, reading.too_large)
 
     def adopt(
         self, message: str, extraction: ModelExtraction, previous: PreviousTurn | None = None
@@ -134,15 +160,25 @@ class IntentDetector:
         return replace(detection, detected_by="language_model")
 
     @staticmethod
-    def _complete(intent: str, confidence: float, slots: Slots, language: Language) -> Detection:
+    def _complete(
+        intent: str,
+        confidence: float,
+        slots: Slots,
+        language: Language,
+        too_large: TooLarge | None = None,
+    ) -> Detection:
         spec = INTENTS[intent]
-        missing = spec.missing_slots(slots)
+        question = None
+        if spec.missing_slots(slots):
+            question = QUESTIONS["audience"][language]
+        elif too_large is not None and spec.mode == "workflow":
+            question = too_large_question(too_large, language)
         return Detection(
             mode=spec.mode,
             intent=spec.name,
             confidence=round(confidence, 4),
             slots=slots,
             language=language,
-            needs_clarification=bool(missing),
-            clarification_question=QUESTIONS["audience"][language] if missing else None,
+            needs_clarification=question is not None,
+            clarification_question=question,
         )

@@ -7,7 +7,7 @@ import re
 from dataclasses import dataclass
 
 from services.intent.domain.vocabulary import Vocabulary
-from shared.events import Slots
+from shared.events import MAX_LIMIT, MAX_YEARS_EXPERIENCE, Slots
 
 _TOKEN = re.compile(r"[\w+#./&'-]+")
 _EDGE = "+#"  # characters that belong to a term (c++, c#) and so bound a match like letters do
@@ -90,27 +90,27 @@ _PERSON_NOUNS = re.compile(
 _LOCATIVE = {"in", "from", "near", "around", "at", "aus", "im", "bei", "nahe", "en", "de", "cerca"}
 _YEARS = r"(?:years?|yrs?|jahre?n?|años|anos)"
 _YEAR_PATTERNS = [
-    re.compile(rf"(\d{{1,2}})\s*\+\s*{_YEARS}"),
+    re.compile(rf"(\d{{1,3}})\s*\+\s*{_YEARS}"),
     re.compile(
         rf"(?:at least|minimum(?: of)?|min\.?|mindestens|wenigstens|al menos|m[ií]nimo(?: de)?|"
-        rf"como m[ií]nimo|more than|over|mehr als|über|m[aá]s de)\s+(\d{{1,2}})\s*{_YEARS}"
+        rf"como m[ií]nimo|more than|over|mehr als|über|m[aá]s de)\s+(\d{{1,3}})\s*{_YEARS}"
     ),
     re.compile(
-        rf"(\d{{1,2}})\s*{_YEARS}\s+(?:of\s+|de\s+)?(?:[\w+#.-]+\s+){{0,2}}?"
+        rf"(\d{{1,3}})\s*{_YEARS}\s+(?:of\s+|de\s+)?(?:[\w+#.-]+\s+){{0,2}}?"
         r"(?:experience|erfahrung|berufserfahrung|experiencia|exp)"
     ),
-    re.compile(rf"(?:with|mit|con)\s+(\d{{1,2}})\s*{_YEARS}"),
+    re.compile(rf"(?:with|mit|con)\s+(\d{{1,3}})\s*{_YEARS}"),
 ]
 _LIMIT_PATTERNS = [
-    re.compile(r"\btop[\s-]+(\d{1,5})\b"),
+    re.compile(r"\btop[\s-]+(\d{1,9})\b"),
     re.compile(
-        r"\b(?:the|die|den|los|las)\s+(\d{1,5})\s+(?:best|besten|mejores|top|strongest|most)"
+        r"\b(?:the|die|den|los|las)\s+(\d{1,9})\s+(?:best|besten|mejores|top|strongest|most)"
     ),
     re.compile(
-        r"\b(?:up to|at most|max(?:imum)?|bis zu|höchstens|hasta|como m[aá]ximo)\s+(\d{1,5})\b"
+        r"\b(?:up to|at most|max(?:imum)?|bis zu|höchstens|hasta|como m[aá]ximo)\s+(\d{1,9})\b"
     ),
 ]
-_COUNT = re.compile(r"\b\d{1,5}\b")
+_COUNT = re.compile(r"\b\d{1,9}\b")
 # Seniority words that are ordinary words too ("staff the team", "lead the call") count only
 # when a person noun or title noun follows.
 _NEEDS_NOUN = {"staff", "lead", "principal", "head", "líder", "lider", "leitender", "leitende"}
@@ -137,6 +137,23 @@ def _terms_pattern(terms: set[str] | list[str]) -> re.Pattern[str]:
     return re.compile(rf"(?<![\w{_EDGE}])(?:{alternation})(?![\w{_EDGE}])")
 
 
+@dataclass(frozen=True)
+class TooLarge:
+    """A number the message names that is beyond what its slot allows: asked about, not used."""
+
+    slot: str  # "limit" or "min_years_experience"
+    said: int
+    maximum: int
+
+
+@dataclass(frozen=True)
+class Reading:
+    """The slots a message names, and a number too large for its slot, if there is one."""
+
+    slots: Slots
+    too_large: TooLarge | None = None
+
+
 class SlotExtractor:
     def __init__(self, vocabulary: Vocabulary) -> None:
         self.vocabulary = vocabulary
@@ -146,11 +163,19 @@ class SlotExtractor:
         self._markers = vocabulary.role_markers
 
     def extract(self, text: str) -> Slots:
+        return self.read(text).slots
+
+    def read(self, text: str) -> Reading:
         low = text.lower()
         title, low = self._job_title(low)
         years, low = self._first(_YEAR_PATTERNS, low)
         limit, low = self._limit(low)
-        return Slots(
+        too_large = None
+        if years is not None and years > MAX_YEARS_EXPERIENCE:
+            too_large, years = TooLarge("min_years_experience", years, MAX_YEARS_EXPERIENCE), None
+        if limit is not None and limit > MAX_LIMIT:
+            too_large, limit = TooLarge("limit", limit, MAX_LIMIT), None
+        slots = Slots(
             skills=self._skill_list(text, low),
             location=self._location(text, low),
             seniority=self._seniority_level(low),
@@ -158,6 +183,7 @@ class SlotExtractor:
             job_title=title,
             limit=limit,
         )
+        return Reading(slots, too_large)
 
     # -- job title ---------------------------------------------------------------------------
 

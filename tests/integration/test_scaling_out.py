@@ -6,6 +6,7 @@ reaches its end, with each approved email sent exactly once."""
 from __future__ import annotations
 
 import asyncio
+import json
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -69,7 +70,7 @@ async def start_campaign(api: httpx.AsyncClient, slots: dict[str, Any]) -> str:
 
 async def wait_for_state(api: httpx.AsyncClient, run_id: str, state: str) -> None:
     def reached(run: dict[str, Any]) -> bool:
-        assert run["status"] not in ("failed", "cancelled", "expired"), run
+        assert run["status"] not in ("failed", "cancelled", "expired"), json.dumps(run)
         return bool(run["state"] == state)
 
     await wait_for_run(api, run_id, reached, timeout=90)

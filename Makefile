@@ -10,6 +10,8 @@ STAMP := $(VENV)/.installed
 help:
 	@echo "make run     - set up, migrate, seed, start the broker and all five services"
 	@echo "make test    - set up, lint, and run the whole test suite (then its Tansu subset)"
+	@echo "make test-tansu - the tests marked tansu, on the Tansu broker"
+	@echo "make kafka   - fetch Apache Kafka's jars from Maven Central (once)"
 	@echo "make lint    - ruff and mypy"
 	@echo "make migrate - apply every service's migrations"
 	@echo "make seed    - load the demo data set (10,000 candidates, open jobs) if empty"

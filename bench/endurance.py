@@ -20,8 +20,7 @@ import httpx
 
 from bench import intent
 from bench.cases import summary, write_document
-from bench.idle import ALL_SERVICES
-from bench.stack import BenchStack
+from bench.stack import ALL_SERVICES, BenchStack
 
 log = logging.getLogger("bench.endurance")
 RESULTS = Path(__file__).resolve().parent / "results" / "endurance.json"

@@ -14,10 +14,9 @@ from typing import Any
 
 from bench import cpu
 from bench.cases import write_document
-from bench.stack import BenchStack
+from bench.stack import ALL_SERVICES, BenchStack
 
 RESULTS = Path(__file__).resolve().parent / "results" / "idle.json"
-ALL_SERVICES = ("intent", "inference", "workflow", "campaign")
 SETTLE = 15.0
 SECONDS = 60.0
 TARGET_PERCENT = 10.0

@@ -212,9 +212,8 @@ def main(argv: list[str] | None = None) -> int:
             tempfile.TemporaryDirectory(prefix="bench-") as tmp,
             BenchStack(Path(tmp), services) as stack,
         ):
-            if (
-                with_idle
-            ):  # first: the stack as `make run` leaves it, before any benchmark's backlog
+            # First: the stack as `make run` leaves it, before any benchmark's backlog.
+            if with_idle:
                 idle_cost = idle.measure(stack)
             if todo:
                 scripts = {

@@ -29,6 +29,7 @@ import httpx
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from deploy.infra import Endpoints, LocalInfra
+from deploy.run_local import SERVICES as ALL_SERVICES  # every service, as `make run` runs them
 from deploy.servers import free_port
 from deploy.supervisor import ChildSpec, Supervisor, pid_alive
 from services.gateway import api_keys
@@ -168,7 +169,7 @@ class BenchStack:
         """Run every service until no workflow run is active (each campaign run the intent
         benchmark started ends at its first step: this database has no jobs); return how many
         were active. Raise StackError if some are still active after `timeout`."""
-        self.use_services(("intent", "inference", "workflow", "campaign"))
+        self.use_services(ALL_SERVICES)
         active = asyncio.run(self._active_runs())
         log.info("letting %d active runs end", active)
         deadline = time.monotonic() + timeout

@@ -22,7 +22,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from deploy.servers import InfraStartError, free_port, port_free, port_holder, spawn_server
+from deploy.servers import InfraStartError, free_port, require_free_port, spawn_server
 from deploy.supervisor import REPO_ROOT, stop_processes
 
 log = logging.getLogger("deploy.apache_kafka")
@@ -206,11 +206,8 @@ class ApacheKafka:
         if reason is not None:
             raise KafkaUnavailable(reason)
         for port in (self._port, self._sasl_port):
-            if port is not None and not port_free(port):
-                raise InfraStartError(
-                    f"cannot start Apache Kafka on 127.0.0.1:{port}: the port is in use by "
-                    f"{port_holder(port)}"
-                )
+            if port is not None:
+                require_free_port(port, "Apache Kafka")
         self._lib = resolve(self._env, self._lib_root)
         self._data_dir.mkdir(parents=True, exist_ok=True)
         properties = self._write_properties(controller_port=free_port())

@@ -29,7 +29,7 @@ import asyncpg
 import redis.asyncio
 from redis.exceptions import RedisError
 
-from deploy.apache_kafka import ApacheKafka, KafkaUnavailable, unavailable_reason
+from deploy.apache_kafka import ApacheKafka, KafkaUnavailable
 from deploy.servers import InfraStartError, free_port, port_free, port_holder, tcp_error
 from deploy.supervisor import pid_alive
 from deploy.tansu import TANSU_SETTINGS, Tansu
@@ -204,32 +204,26 @@ class LocalInfra:
                 why = f"a broker already listens there ({port_holder(port)})"
                 log.info("Kafka: using %s: %s", address, why)
                 return self._found(address, "existing", why)
-        if choice != "tansu":
-            missing = unavailable_reason(self._env)
-            if missing is None:
-                return self._start_apache_kafka(port, choice)
+        if choice == "tansu":
+            return self._start_tansu(port, "LOCAL_KAFKA=tansu")
+        broker = ApacheKafka(self._data_dir / "kafka", port, env=self._env)
+        try:
+            address = broker.start()  # checks for Java and Maven before it starts anything
+        except KafkaUnavailable as exc:
             if choice == "apache":
-                raise InfraStartError(f"LOCAL_KAFKA=apache, but {missing}")
+                raise InfraStartError(f"LOCAL_KAFKA=apache, but {exc}") from exc
             log.warning(
                 "Kafka: %s, so starting Tansu instead: fine for trying the product out, not for "
                 "measuring or running it (it slows as topics fill)",
-                missing,
+                exc,
             )
-            return self._start_tansu(port, f"Apache Kafka cannot run here: {missing}")
-        return self._start_tansu(port, "LOCAL_KAFKA=tansu")
+            return self._start_tansu(port, f"Apache Kafka cannot run here: {exc}")
+        self._broker = broker
+        why = "LOCAL_KAFKA=apache" if choice == "apache" else "Java 17+ and Maven are here"
+        return self._found(address, "apache", why)
 
     def _found(self, address: str, kind: BrokerKind, reason: str) -> Endpoints:
         return Endpoints(address, "", "", kafka_broker=kind, kafka_reason=reason)
-
-    def _start_apache_kafka(self, port: int, choice: str) -> Endpoints:
-        broker = ApacheKafka(self._data_dir / "kafka", port, env=self._env)
-        self._broker = broker
-        try:
-            address = broker.start()
-        except KafkaUnavailable as exc:  # checked just before; only a race gets here
-            raise InfraStartError(f"Apache Kafka cannot run here: {exc}") from exc
-        why = "LOCAL_KAFKA=apache" if choice == "apache" else "Java 17+ and Maven are here"
-        return self._found(address, "apache", why)
 
     def _start_tansu(self, port: int, reason: str) -> Endpoints:
         self._broker = Tansu(self._data_dir, port, env=self._env)

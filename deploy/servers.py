@@ -10,7 +10,7 @@ import time
 from collections.abc import Mapping
 from pathlib import Path
 
-from deploy.supervisor import die_with_parent, stop_processes
+from deploy.supervisor import spawn_child, stop_processes
 
 
 class InfraStartError(RuntimeError):
@@ -38,6 +38,14 @@ def port_free(port: int) -> bool:
         except OSError:
             return False
     return True
+
+
+def require_free_port(port: int, server: str) -> None:
+    """Raise InfraStartError naming who holds `port` when `server` cannot have it."""
+    if not port_free(port):
+        raise InfraStartError(
+            f"cannot start {server} on 127.0.0.1:{port}: the port is in use by {port_holder(port)}"
+        )
 
 
 def free_port() -> int:
@@ -99,16 +107,7 @@ def spawn_server(
     die with the thread that spawns it (spawn from a long-lived one); return once it listens on
     `address`, or stop it and raise InfraStartError quoting `error_log` (default: `log_path`)."""
     with log_path.open("ab") as out:
-        proc = subprocess.Popen(
-            argv,
-            env=dict(env),
-            cwd=cwd,
-            stdin=subprocess.DEVNULL,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            preexec_fn=die_with_parent,
-            process_group=0,
-        )
+        proc = spawn_child(argv, env, cwd, out)
     try:
         wait_until_listening(
             proc, address, name=name, timeout=ready_timeout, log_path=error_log or log_path

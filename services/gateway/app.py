@@ -26,6 +26,7 @@ from services.gateway.api_keys import KeyStore, Principal
 from services.gateway.auth import authenticate, require
 from services.gateway.readiness import Readiness, check_all
 from services.gateway.run_events import RunEventHub
+from services.gateway.services import Client
 from shared.answer_cache import AnswerCache
 from shared.broker import check_kafka, create_broker, delete_topic, ensure_topics
 from shared.cache import create_redis
@@ -148,7 +149,7 @@ def create_app(settings: Settings) -> FastAPI:
         },
     )
     async def ping_service(
-        service: str, _: Annotated[Principal, Depends(require("admin"))]
+        service: str, client: Client, _: Annotated[Principal, Depends(require("admin"))]
     ) -> PingResult:
         if service not in SERVICES:
             raise HTTPException(

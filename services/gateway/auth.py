@@ -37,14 +37,16 @@ async def authenticate(
     return principal
 
 
-def require(scope: Scope) -> Callable[[Principal], Awaitable[Principal]]:
-    """A dependency that admits keys carrying `scope` (or `admin`)."""
+def require(scope: Scope, *others: Scope) -> Callable[[Principal], Awaitable[Principal]]:
+    """A dependency that admits keys carrying any of the scopes given (or `admin`)."""
+    scopes = (scope, *others)
+    named = " or ".join(repr(s) for s in scopes)
 
     async def check(principal: Annotated[Principal, Depends(authenticate)]) -> Principal:
-        if not principal.allows(scope):
+        if not any(principal.allows(s) for s in scopes):
             raise HTTPException(
                 status.HTTP_403_FORBIDDEN,
-                detail=f"this API key (user {principal.user!r}) lacks the {scope!r} scope; "
+                detail=f"this API key (user {principal.user!r}) lacks the {named} scope; "
                 f"it has: {', '.join(sorted(principal.scopes))}",
             )
         return principal

@@ -34,13 +34,6 @@ def http_error(reply: Reply, service: str) -> HTTPException:
     return HTTPException(_STATUS_BY_CODE.get(code, status.HTTP_502_BAD_GATEWAY), detail=message)
 
 
-def unwrap(reply: Reply, service: str) -> dict[str, Any]:
-    """The reply's data, or the HTTP error its code stands for."""
-    if reply.ok:
-        return reply.data
-    raise http_error(reply, service)
-
-
 def _describe(error: dict[str, Any]) -> str:
     where = ".".join(str(p) for p in error.get("loc", ()) if p != "body")
     message = str(error.get("msg", "invalid"))

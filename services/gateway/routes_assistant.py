@@ -4,14 +4,13 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends
 from pydantic import BaseModel, ConfigDict, Field, StrictStr, field_validator
 
 from services.gateway.api_keys import Principal
 from services.gateway.auth import require
-from services.gateway.errors import unwrap
+from services.gateway.services import Client, ask
 from shared.events import DetectIntentCommand, IntentResult
-from shared.rpc import ServiceClient
 
 router = APIRouter(prefix="/api/ai-assistant", tags=["assistant"])
 MAX_MESSAGE_CHARS = 4_000
@@ -63,14 +62,12 @@ class IntentRequest(BaseModel):
 )
 async def detect_intent(
     body: IntentRequest,
-    request: Request,
+    client: Client,
     principal: Annotated[Principal, Depends(require("assistant"))],
 ) -> IntentResult:
     """A workflow-mode intent with everything it needs starts its workflow asynchronously; the
     answer's `workflow_id` lets the client follow it at once."""
-    client: ServiceClient = request.app.state.client
     command = DetectIntentCommand(
         message=body.message, conversation_id=body.conversation_id, requested_by=principal.user
     )
-    reply = await client.request("intent", command)
-    return IntentResult.model_validate(unwrap(reply, "intent"))
+    return IntentResult.model_validate(await ask(client, "intent", command))

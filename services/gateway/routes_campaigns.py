@@ -8,12 +8,12 @@ import uuid
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, HTTPException, Request, status
+from fastapi import APIRouter, Depends, HTTPException
 from fastapi.responses import StreamingResponse
 
 from services.gateway.api_keys import Principal
-from services.gateway.auth import authenticate
-from services.gateway.errors import unwrap
+from services.gateway.auth import require
+from services.gateway.services import Client, ask
 from services.gateway.sse import HEADERS, KEEP_ALIVE, sse_event
 from shared.campaign_monitoring import CampaignView, GetCampaignCommand
 from shared.rpc import ServiceClient, ServiceTimeout
@@ -21,20 +21,8 @@ from shared.rpc import ServiceClient, ServiceTimeout
 router = APIRouter(prefix="/api/campaigns", tags=["campaigns"])
 POLL_SECONDS = 1.0
 KEEP_ALIVE_SECONDS = 15.0
-
-
-async def _reader(principal: Annotated[Principal, Depends(authenticate)]) -> Principal:
-    """Recruiters who run workflows and reviewers both follow campaigns."""
-    if not (principal.allows("workflows") or principal.allows("review")):
-        raise HTTPException(
-            status.HTTP_403_FORBIDDEN,
-            detail=f"this API key (user {principal.user!r}) lacks the 'workflows' or 'review' "
-            f"scope; it has: {', '.join(sorted(principal.scopes))}",
-        )
-    return principal
-
-
-Reader = Annotated[Principal, Depends(_reader)]
+# Recruiters who run workflows and reviewers both follow campaigns.
+Reader = Annotated[Principal, Depends(require("workflows", "review"))]
 
 
 @router.get(
@@ -42,8 +30,8 @@ Reader = Annotated[Principal, Depends(_reader)]
     summary="A campaign: status, job and counts of its emails and delivery events",
     responses={404: {"description": "No such campaign"}},
 )
-async def get_campaign(campaign_id: uuid.UUID, request: Request, _: Reader) -> CampaignView:
-    return await _view(request, campaign_id)
+async def get_campaign(campaign_id: uuid.UUID, client: Client, _: Reader) -> CampaignView:
+    return await _view(client, campaign_id)
 
 
 @router.get(
@@ -61,8 +49,8 @@ async def get_campaign(campaign_id: uuid.UUID, request: Request, _: Reader) -> C
         404: {"description": "No such campaign"},
     },
 )
-async def follow_campaign(campaign_id: uuid.UUID, request: Request, _: Reader) -> StreamingResponse:
-    first = await _view(request, campaign_id)  # a 404 before the stream starts
+async def follow_campaign(campaign_id: uuid.UUID, client: Client, _: Reader) -> StreamingResponse:
+    first = await _view(client, campaign_id)  # a 404 before the stream starts
 
     async def events() -> AsyncIterator[str]:
         view, sequence = first, 1
@@ -72,7 +60,7 @@ async def follow_campaign(campaign_id: uuid.UUID, request: Request, _: Reader) -
         while not view.finished:
             await asyncio.sleep(POLL_SECONDS)
             try:
-                view = await _view(request, campaign_id)
+                view = await _view(client, campaign_id)
             except ServiceTimeout:
                 continue  # the campaign service is busy or restarting: ask again next time
             except HTTPException:
@@ -93,7 +81,6 @@ def _progress(view: CampaignView) -> tuple[str, dict[str, Any]]:
     return view.status, view.counts.model_dump()
 
 
-async def _view(request: Request, campaign_id: uuid.UUID) -> CampaignView:
-    client: ServiceClient = request.app.state.client
-    reply = await client.request("campaign", GetCampaignCommand(campaign_id=campaign_id))
-    return CampaignView.model_validate(unwrap(reply, "campaign"))
+async def _view(client: ServiceClient, campaign_id: uuid.UUID) -> CampaignView:
+    command = GetCampaignCommand(campaign_id=campaign_id)
+    return CampaignView.model_validate(await ask(client, "campaign", command))

@@ -22,7 +22,8 @@ from pydantic import (
 
 from services.gateway.api_keys import Principal
 from services.gateway.auth import require
-from services.gateway.errors import http_error, unwrap
+from services.gateway.errors import http_error
+from services.gateway.services import Client, ask
 from services.gateway.sse import HEADERS, sse_event
 from shared.answer_cache import AnswerCache
 from shared.events import Reply
@@ -37,7 +38,7 @@ from shared.inference import (
     estimate_tokens,
     replay_pieces,
 )
-from shared.rpc import ServiceClient, ServiceTimeout
+from shared.rpc import ServiceTimeout
 from shared.settings import Settings
 
 router = APIRouter(prefix="/api/ai-assistant", tags=["assistant"])
@@ -135,6 +136,7 @@ def _from_cache(hit: CachedAnswer) -> dict[str, Any]:
 async def infer(
     body: InferenceRequest,
     request: Request,
+    client: Client,
     principal: Annotated[Principal, Depends(require("assistant"))],
 ) -> Any:
     started = time.perf_counter()
@@ -156,11 +158,9 @@ async def infer(
         conversation_id=body.conversation_id,
         requested_by=principal.user,
     )
-    client: ServiceClient = request.app.state.client
     timeout = settings.inference_timeout_seconds
     if not body.stream:
-        reply = await client.request("inference", command, timeout=timeout)
-        return _result(unwrap(reply, "inference"), started)
+        return _result(await ask(client, "inference", command, timeout=timeout), started)
 
     replies = client.stream("inference", command, timeout=timeout)
     first = await anext(replies)  # an error before the first token is a plain HTTP error

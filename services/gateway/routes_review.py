@@ -4,14 +4,14 @@ approves them, one by one or all at once. Needs an API key with the `review` sco
 from __future__ import annotations
 
 import uuid
-from typing import Annotated, Any
+from typing import Annotated
 
-from fastapi import APIRouter, Body, Depends, Query, Request
+from fastapi import APIRouter, Body, Depends, Query
 from pydantic import BaseModel, ConfigDict, Field, StrictStr, field_validator
 
 from services.gateway.api_keys import Principal
 from services.gateway.auth import require
-from services.gateway.errors import unwrap
+from services.gateway.services import Client, ask
 from shared.campaign_review import (
     MAX_BODY_CHARS,
     MAX_SUBJECT_CHARS,
@@ -23,7 +23,6 @@ from shared.campaign_review import (
     EmailStatus,
     EmailView,
     ListEmailsCommand,
-    ReviewCommand,
 )
 from shared.rpc import ServiceClient
 
@@ -89,7 +88,7 @@ class DraftEdit(BaseModel):
 )
 async def list_emails(
     campaign_id: uuid.UUID,
-    request: Request,
+    client: Client,
     _: Reviewer,
     status: Annotated[
         EmailStatus | None, Query(description="Only this status, e.g. `drafted` for pending.")
@@ -100,7 +99,7 @@ async def list_emails(
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
 ) -> EmailPage:
     command = ListEmailsCommand(campaign_id=campaign_id, status=status, cursor=cursor, limit=limit)
-    return EmailPage.model_validate(await _ask(request, command))
+    return EmailPage.model_validate(await ask(client, "campaign", command))
 
 
 @router.post(
@@ -114,11 +113,11 @@ async def list_emails(
 async def approve_email(
     campaign_id: uuid.UUID,
     email_id: uuid.UUID,
-    request: Request,
+    client: Client,
     principal: Reviewer,
     edit: Annotated[DraftEdit | None, Body()] = None,
 ) -> EmailView:
-    return await _decide(request, principal, campaign_id, email_id, "approve", edit)
+    return await _decide(client, principal, campaign_id, email_id, "approve", edit)
 
 
 @router.post(
@@ -127,9 +126,9 @@ async def approve_email(
     responses={404: _NOT_FOUND, 409: _CONFLICT, 422: _INVALID},
 )
 async def reject_email(
-    campaign_id: uuid.UUID, email_id: uuid.UUID, request: Request, principal: Reviewer
+    campaign_id: uuid.UUID, email_id: uuid.UUID, client: Client, principal: Reviewer
 ) -> EmailView:
-    return await _decide(request, principal, campaign_id, email_id, "reject", None)
+    return await _decide(client, principal, campaign_id, email_id, "reject", None)
 
 
 @router.post(
@@ -138,9 +137,9 @@ async def reject_email(
     responses={404: {"description": "No such campaign"}, 422: _INVALID},
 )
 async def approve_all(
-    campaign_id: uuid.UUID, request: Request, principal: Reviewer
+    campaign_id: uuid.UUID, client: Client, principal: Reviewer
 ) -> BulkDecisionView:
-    return await _decide_all(request, principal, campaign_id, "approve")
+    return await _decide_all(client, principal, campaign_id, "approve")
 
 
 @router.post(
@@ -149,13 +148,13 @@ async def approve_all(
     responses={404: {"description": "No such campaign"}, 422: _INVALID},
 )
 async def reject_all(
-    campaign_id: uuid.UUID, request: Request, principal: Reviewer
+    campaign_id: uuid.UUID, client: Client, principal: Reviewer
 ) -> BulkDecisionView:
-    return await _decide_all(request, principal, campaign_id, "reject")
+    return await _decide_all(client, principal, campaign_id, "reject")
 
 
 async def _decide(
-    request: Request,
+    client: ServiceClient,
     principal: Principal,
     campaign_id: uuid.UUID,
     email_id: uuid.UUID,
@@ -170,19 +169,13 @@ async def _decide(
         body=edit.body if edit else None,
         reviewed_by=principal.user,
     )
-    return EmailView.model_validate(await _ask(request, command))
+    return EmailView.model_validate(await ask(client, "campaign", command))
 
 
 async def _decide_all(
-    request: Request, principal: Principal, campaign_id: uuid.UUID, decision: Decision
+    client: ServiceClient, principal: Principal, campaign_id: uuid.UUID, decision: Decision
 ) -> BulkDecisionView:
     command = DecideAllCommand(
         campaign_id=campaign_id, decision=decision, reviewed_by=principal.user
     )
-    return BulkDecisionView.model_validate(await _ask(request, command))
-
-
-async def _ask(request: Request, command: ReviewCommand) -> dict[str, Any]:
-    """Send a command to the campaign service; its error codes become HTTP errors."""
-    client: ServiceClient = request.app.state.client
-    return unwrap(await client.request("campaign", command), "campaign")
+    return BulkDecisionView.model_validate(await ask(client, "campaign", command))

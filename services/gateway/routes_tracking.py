@@ -17,6 +17,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from services.gateway.errors import http_error
+from services.gateway.services import Client
 from shared.campaign_monitoring import (
     MAX_INBOUND_EVENTS,
     ClickTarget,
@@ -30,7 +31,6 @@ from shared.campaign_monitoring import (
     UnsubscribeView,
 )
 from shared.events import Reply
-from shared.rpc import ServiceClient
 from shared.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -49,11 +49,11 @@ ONE_CLICK = ("List-Unsubscribe", "One-Click")
     response_class=Response,
     responses={200: {"content": {"image/gif": {}}}},
 )
-async def open_pixel(token: str, request: Request) -> Response:
+async def open_pixel(token: str, client: Client) -> Response:
     # The same image whatever happens, so the pixel tells nobody whether a token is valid.
     if 0 < len(token) <= MAX_TOKEN_CHARS:
         try:
-            await _client(request).request("campaign", TrackOpenCommand(token=token))
+            await client.request("campaign", TrackOpenCommand(token=token))
         except Exception:  # a reader's image must never fail over tracking (logged)
             log.warning("could not record an open", exc_info=True)
     return Response(PIXEL, media_type="image/gif", headers=NO_STORE)
@@ -68,14 +68,14 @@ async def open_pixel(token: str, request: Request) -> Response:
 )
 async def follow_click(
     token: str,
-    request: Request,
+    client: Client,
     url: Annotated[str | None, Query(description="The link, as the email has it.")] = None,
 ) -> RedirectResponse:
     if not url:
         raise HTTPException(status.HTTP_400_BAD_REQUEST, detail="the link has no url to go to")
     if len(token) > MAX_TOKEN_CHARS or len(url) > 2_000:
         raise HTTPException(status.HTTP_400_BAD_REQUEST, detail="this link is not valid")
-    reply = await _client(request).request("campaign", TrackClickCommand(token=token, url=url))
+    reply = await client.request("campaign", TrackClickCommand(token=token, url=url))
     target = ClickTarget.model_validate(_data(reply))
     # No Referer: the target site must not learn the tracking token.
     headers = {**NO_STORE, "Referrer-Policy": "no-referrer"}
@@ -88,10 +88,10 @@ async def follow_click(
     response_class=HTMLResponse,
     responses={404: {"description": "The unsubscribe link is not valid"}},
 )
-async def unsubscribe_page(token: str, request: Request) -> HTMLResponse:
+async def unsubscribe_page(token: str, client: Client) -> HTMLResponse:
     if len(token) > MAX_TOKEN_CHARS:
         return _invalid_link()
-    reply = await _client(request).request("campaign", PreviewUnsubscribeCommand(token=token))
+    reply = await client.request("campaign", PreviewUnsubscribeCommand(token=token))
     if not reply.ok and reply.error is not None and reply.error.code == "not_found":
         return _invalid_link()
     view = UnsubscribeView.model_validate(_data(reply))
@@ -113,7 +113,7 @@ async def unsubscribe_page(token: str, request: Request) -> HTMLResponse:
     response_class=HTMLResponse,
     responses={404: {"description": "The unsubscribe link is not valid; nothing changed"}},
 )
-async def unsubscribe(token: str, request: Request) -> HTMLResponse:
+async def unsubscribe(token: str, request: Request, client: Client) -> HTMLResponse:
     if len(token) > MAX_TOKEN_CHARS:
         return _invalid_link()
     # The token is the authority and the POST the confirmation, so the body is read only to
@@ -121,7 +121,7 @@ async def unsubscribe(token: str, request: Request) -> HTMLResponse:
     body = (await request.body())[:1_000].decode("utf-8", "replace")
     one_click = ONE_CLICK in parse_qsl(body)
     command = UnsubscribeCommand(token=token, one_click=one_click)
-    reply = await _client(request).request("campaign", command)
+    reply = await client.request("campaign", command)
     if not reply.ok and reply.error is not None and reply.error.code == "not_found":
         return _invalid_link()
     view = UnsubscribeView.model_validate(_data(reply))
@@ -159,14 +159,9 @@ async def _webhook_secret(
     tags=["webhooks"],
     responses={401: {"description": "Missing or wrong X-Webhook-Secret; nothing recorded"}},
 )
-async def email_events(body: EmailEventsWebhook, request: Request) -> InboundResult:
-    reply = await _client(request).request("campaign", RecordEmailEventsCommand(events=body.events))
+async def email_events(body: EmailEventsWebhook, client: Client) -> InboundResult:
+    reply = await client.request("campaign", RecordEmailEventsCommand(events=body.events))
     return InboundResult.model_validate(_data(reply))
-
-
-def _client(request: Request) -> ServiceClient:
-    client: ServiceClient = request.app.state.client
-    return client
 
 
 def _data(reply: Reply) -> dict[str, object]:

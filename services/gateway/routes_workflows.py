@@ -13,8 +13,8 @@ from pydantic import BaseModel, ConfigDict, Field, StrictStr
 
 from services.gateway.api_keys import Principal
 from services.gateway.auth import require
-from services.gateway.errors import unwrap
 from services.gateway.run_events import RunEventHub
+from services.gateway.services import Client, ask
 from services.gateway.sse import HEADERS, KEEP_ALIVE, sse_event
 from shared.rpc import ServiceClient
 from shared.workflow_api import (
@@ -29,7 +29,6 @@ from shared.workflow_api import (
     RunStatus,
     StartedView,
     StartWorkflowCommand,
-    WorkflowCommand,
 )
 
 router = APIRouter(prefix="/api/workflows", tags=["workflows"])
@@ -81,7 +80,7 @@ class StartWorkflow(BaseModel):
 )
 async def start_workflow(
     body: StartWorkflow,
-    request: Request,
+    client: Client,
     response: Response,
     principal: Reader,
     idempotency_header: Annotated[
@@ -98,7 +97,7 @@ async def start_workflow(
         workflow_type=body.type, params=body.params, idempotency_key=key,
         requested_by=principal.user,
     )  # fmt: skip
-    started = StartedView.model_validate(await _ask(request, command))
+    started = StartedView.model_validate(await ask(client, "workflow", command))
     if not started.created:
         response.status_code = status.HTTP_200_OK
     return started
@@ -106,7 +105,7 @@ async def start_workflow(
 
 @router.get("", summary="List workflow runs, newest first")
 async def list_workflows(
-    request: Request,
+    client: Client,
     _: Reader,
     type: Annotated[
         str | None, Query(max_length=64, description="Only this workflow type.")
@@ -118,12 +117,12 @@ async def list_workflows(
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
 ) -> RunPage:
     command = ListWorkflowsCommand(workflow_type=type, status=status_, cursor=cursor, limit=limit)
-    return RunPage.model_validate(await _ask(request, command))
+    return RunPage.model_validate(await ask(client, "workflow", command))
 
 
 @router.get("/{run_id}", summary="A run: state, current step and full step history")
-async def get_workflow(run_id: uuid.UUID, request: Request, _: Reader) -> RunDetail:
-    return await _detail(request, run_id)
+async def get_workflow(run_id: uuid.UUID, client: Client, _: Reader) -> RunDetail:
+    return await _detail(client, run_id)
 
 
 @router.post(
@@ -131,9 +130,9 @@ async def get_workflow(run_id: uuid.UUID, request: Request, _: Reader) -> RunDet
     summary="Cancel a run (again: no change)",
     responses={409: {"description": "The run has already finished otherwise"}},
 )
-async def cancel_workflow(run_id: uuid.UUID, request: Request, principal: Reader) -> RunDetail:
+async def cancel_workflow(run_id: uuid.UUID, client: Client, principal: Reader) -> RunDetail:
     command = CancelWorkflowCommand(run_id=run_id, requested_by=principal.user)
-    return RunDetail.model_validate(await _ask(request, command))
+    return RunDetail.model_validate(await ask(client, "workflow", command))
 
 
 @router.post(
@@ -141,9 +140,9 @@ async def cancel_workflow(run_id: uuid.UUID, request: Request, principal: Reader
     summary="Retry a failed run from its failed step (an active run: no change)",
     responses={409: {"description": "The run succeeded, was cancelled or expired"}},
 )
-async def retry_workflow(run_id: uuid.UUID, request: Request, principal: Reader) -> RunDetail:
+async def retry_workflow(run_id: uuid.UUID, client: Client, principal: Reader) -> RunDetail:
     command = RetryWorkflowCommand(run_id=run_id, requested_by=principal.user)
-    return RunDetail.model_validate(await _ask(request, command))
+    return RunDetail.model_validate(await ask(client, "workflow", command))
 
 
 @router.get(
@@ -156,11 +155,13 @@ async def retry_workflow(run_id: uuid.UUID, request: Request, principal: Reader)
         "ends after the run finishes."
     )}},
 )  # fmt: skip
-async def follow_workflow(run_id: uuid.UUID, request: Request, _: Reader) -> StreamingResponse:
+async def follow_workflow(
+    run_id: uuid.UUID, request: Request, client: Client, _: Reader
+) -> StreamingResponse:
     hub: RunEventHub = request.app.state.run_events
     queue = hub.listen(run_id)  # before the snapshot, so no change falls between the two
     try:
-        snapshot = await _detail(request, run_id)
+        snapshot = await _detail(client, run_id)
     except BaseException:
         hub.stop_listening(run_id, queue)
         raise
@@ -187,11 +188,6 @@ async def follow_workflow(run_id: uuid.UUID, request: Request, _: Reader) -> Str
     return StreamingResponse(events(), media_type="text/event-stream", headers=HEADERS)
 
 
-async def _detail(request: Request, run_id: uuid.UUID) -> RunDetail:
-    return RunDetail.model_validate(await _ask(request, GetWorkflowCommand(run_id=run_id)))
-
-
-async def _ask(request: Request, command: WorkflowCommand) -> dict[str, Any]:
-    """Send a command to the workflow service; its error codes become HTTP errors."""
-    client: ServiceClient = request.app.state.client
-    return unwrap(await client.request("workflow", command), "workflow")
+async def _detail(client: ServiceClient, run_id: uuid.UUID) -> RunDetail:
+    command = GetWorkflowCommand(run_id=run_id)
+    return RunDetail.model_validate(await ask(client, "workflow", command))

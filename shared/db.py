@@ -12,6 +12,8 @@ from shared.settings import Settings
 
 # A plain connection or one borrowed from a pool: repositories accept either.
 Connection = asyncpg.Connection | PoolConnectionProxy
+# A connection, or the pool itself when each statement may commit on its own.
+Database = Connection | asyncpg.Pool
 
 
 def with_database(url: str, name: str) -> str:

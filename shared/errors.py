@@ -26,3 +26,18 @@ class DependencyUnavailable(RuntimeError):
 class ConfigurationError(RuntimeError):
     """The configuration names something that cannot work (a module that does not import, an
     invalid workflow definition); the message says which setting and why."""
+
+
+class Refused(Exception):
+    """A command that cannot be done as asked. Every service raises this one error; the command
+    consumer (`shared.service`) turns it into the reply `{ok: false, error: {code, message}}`,
+    and the gateway maps `code` to an HTTP status (`not_found` 404, `conflict` 409,
+    `invalid_input` 422, ...)."""
+
+    code = "invalid_input"
+
+    def __init__(self, message: str, *, code: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        if code is not None:
+            self.code = code

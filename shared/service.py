@@ -10,7 +10,7 @@ import sys
 import uuid
 from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import asyncpg
 import uvloop
@@ -29,7 +29,7 @@ from shared.broker import (
     producer_options,
 )
 from shared.db import create_pool
-from shared.errors import ConfigurationError, DependencyUnavailable
+from shared.errors import ConfigurationError, DependencyUnavailable, Refused
 from shared.events import PingCommand, Pong, Reply, ReplyError, ServiceCommand
 from shared.heap import freeze_startup_objects
 from shared.kafka_security import AUTHORIZATION_ERRORS, authorization_refused
@@ -42,6 +42,37 @@ from shared.topics import command_topic
 log = logging.getLogger(__name__)
 VERSION = "0.1.0"
 COMMAND_CONCURRENCY = 32
+
+
+T = TypeVar("T")
+
+
+class Started(Generic[T]):
+    """What a service's startup hook builds (its handlers' dependencies, one typed container),
+    for the handlers registered before startup to reach once the service runs. Every service
+    starts the same way:
+
+        started: Started[Dependencies] = Started()
+        async def startup(runtime): started.set(await build(settings, runtime))
+        async def on_x(command, context): return await handle_x(command, started.get())
+
+    and `create_app(settings, build=...)` lets a test pass fakes instead of the real parts."""
+
+    def __init__(self) -> None:
+        self._value: T | None = None
+
+    def set(self, value: T) -> T:
+        self._value = value
+        return value
+
+    @property
+    def ready(self) -> bool:
+        return self._value is not None
+
+    def get(self) -> T:
+        if self._value is None:
+            raise RuntimeError("the service has not started: its dependencies are built at startup")
+        return self._value
 
 
 @dataclass
@@ -135,6 +166,8 @@ def build_app(
         context = CommandContext(runtime, message.reply_to, message.correlation_id or "")
         try:
             return await handler(command, context)
+        except Refused as refused:
+            return Reply(ok=False, error=ReplyError(code=refused.code, message=refused.message))
         except Exception as exc:  # the caller waits: answer at once rather than let it time out
             log.exception("the %s command failed", command.type)
             return Reply(

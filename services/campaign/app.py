@@ -1,26 +1,47 @@
-"""The campaign service's FastStream app: answers its commands over Kafka and performs the email
-campaign's workflow steps, reporting them through its outbox."""
+"""The campaign service's FastStream app: answers its commands over Kafka (review, monitoring),
+performs the email campaign's workflow steps, and sends approved email, reporting through its
+outbox. Only wiring: the work is in `handlers/` and `sender.py`."""
 
 from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 
 from faststream import FastStream
 from faststream.kafka import KafkaBroker
 
-from services.campaign.actions import OWNER, SCHEMA, make_worker
-from services.campaign.monitoring_commands import monitoring_commands
-from services.campaign.review_commands import review_command_handlers
+from services.campaign.handlers.actions import OWNER, make_worker
+from services.campaign.handlers.monitoring import monitoring_commands
+from services.campaign.handlers.review import review_command_handlers
+from services.campaign.repository import SCHEMA
 from services.campaign.sender import Sender, approved_routes
 from shared.broker import ensure_topics
 from shared.consuming import subscribe_events
-from shared.service import Runtime, build_app
+from shared.service import Runtime, Started, build_app
 from shared.settings import Settings
 from shared.topics import step_request_topic
 
 
-def create_app(settings: Settings) -> tuple[FastStream, Runtime]:
+@dataclass(frozen=True)
+class Dependencies:
+    """What startup builds: the sender needs the pool."""
+
+    sender: Sender
+
+
+async def build_dependencies(settings: Settings, runtime: Runtime) -> Dependencies:
+    sender = Sender(runtime.db, settings)
+    await sender.start()
+    return Dependencies(sender=sender)
+
+
+Build = Callable[[Settings, Runtime], Awaitable[Dependencies]]
+
+
+def create_app(settings: Settings, build: Build = build_dependencies) -> tuple[FastStream, Runtime]:
+    started: Started[Dependencies] = Started()
     # Drafts ask the inference service through this service's client, made by build_app below.
     worker = make_worker(settings, lambda: runtime.client)
-    senders: list[Sender] = []  # made in startup: it needs the pool
 
     def register(broker: KafkaBroker, runtime: Runtime) -> None:
         provider = runtime.tracer_provider
@@ -32,7 +53,7 @@ def create_app(settings: Settings) -> tuple[FastStream, Runtime]:
             group_id="campaign.events",
             routes={
                 **worker.routes(lambda: runtime.db),
-                **approved_routes(lambda: senders[0]),
+                **approved_routes(lambda: started.get().sender),
             },
             tracer=tracer,
         )
@@ -40,12 +61,11 @@ def create_app(settings: Settings) -> tuple[FastStream, Runtime]:
     async def startup(runtime: Runtime) -> None:
         # The engine creates the topic too, but this service may start first.
         await ensure_topics(settings, [step_request_topic(OWNER)])
-        senders.append(Sender(runtime.db, settings))
-        await senders[0].start()
+        started.set(await build(settings, runtime))
 
     async def shutdown(runtime: Runtime) -> None:
-        for sender in senders:
-            await sender.stop()
+        if started.ready:
+            await started.get().sender.stop()
 
     # A step's completion leaves the outbox at its commit's NOTIFY: no settle delay. Only a
     # configured model is asked anything, so only then is there a reply topic.

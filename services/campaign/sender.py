@@ -13,24 +13,21 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import uuid
 from collections.abc import Callable
-from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
 
-from services.campaign.composing import SenderIdentity, UnsubscribeLinks
-from services.campaign.mailer import Mailer, SmtpConfig, build_message, make_message_id
-from services.campaign.monitoring import TrackingLinks
-from services.campaign.pacing import RetryPolicy, SendPacer
-from services.campaign.sending import (
-    OPEN_STATUSES,
+from services.campaign.domain.composing import SenderIdentity
+from services.campaign.domain.links import TrackingLinks, UnsubscribeLinks
+from services.campaign.domain.messages import build_message, make_message_id
+from services.campaign.domain.monitoring import dedupe_id
+from services.campaign.domain.pacing import RetryPolicy, SendPacer
+from services.campaign.domain.sending import (
     OUTCOME_UNKNOWN,
-    CampaignCounts,
-    Decision,
+    SendDecision,
     decide,
     finished_payload,
     outgoing_email,
@@ -39,55 +36,20 @@ from services.campaign.sending import (
     suppressed,
     unbuildable,
 )
+from services.campaign.mailer import Mailer, SmtpConfig
+from services.campaign.repository import SCHEMA, campaigns, emails
+from services.campaign.repository.delivery import EmailRef, MonitoringRepository
 from shared.campaign_actions import SENDING_FINISHED
 from shared.consuming import TRANSIENT_ERRORS, Route
 from shared.db import Connection
-from shared.events import EmailApproved, EmailDeliveryEvent, WorkflowSignal
+from shared.events import EmailApproved, WorkflowSignal
 from shared.outbox import enqueue
 from shared.settings import Settings
-from shared.topics import EMAIL_APPROVED, EMAIL_DELIVERY, WORKFLOW_SIGNALS
+from shared.topics import EMAIL_APPROVED, WORKFLOW_SIGNALS
 
 log = logging.getLogger(__name__)
-SCHEMA = "campaign"
 RECORD_ATTEMPTS = 5  # an accepted email whose outcome cannot be stored would be swept as unknown
 STOP_GRACE_SECONDS = 5.0
-
-# The campaign's next email due to be sent, locked so that two senders never take the same one.
-_NEXT_DUE = """
-SELECT e.email_id, e.campaign_id, e.to_address, e.subject, e.body, e.message_id, e.attempts,
-       j.title AS job_title, c.found_via, s.reason AS suppressed_reason
-FROM campaign.emails e
-JOIN campaign.campaigns cp USING (campaign_id)
-JOIN campaign.jobs j ON j.job_id = e.job_id
-JOIN campaign.candidates c ON c.candidate_id = e.candidate_id
-LEFT JOIN campaign.suppressions s ON s.email = lower(e.to_address)
-WHERE e.campaign_id = $1 AND e.status = 'approved'
-  AND (e.next_attempt_at IS NULL OR e.next_attempt_at <= now())
-  AND cp.status <> 'cancelled'
-ORDER BY coalesce(e.next_attempt_at, e.reviewed_at, e.created_at), e.email_id
-LIMIT 1
-FOR UPDATE OF e SKIP LOCKED
-"""
-_DUE_CAMPAIGNS = """
-SELECT DISTINCT e.campaign_id FROM campaign.emails e JOIN campaign.campaigns cp USING (campaign_id)
-WHERE e.status = 'approved' AND (e.next_attempt_at IS NULL OR e.next_attempt_at <= now())
-  AND cp.status <> 'cancelled'
-LIMIT 500
-"""
-_FINISHED_CAMPAIGNS = """
-SELECT cp.campaign_id FROM campaign.campaigns cp
-WHERE cp.status = 'sending' AND NOT EXISTS (
-    SELECT 1 FROM campaign.emails e
-    WHERE e.campaign_id = cp.campaign_id AND e.status = ANY($1::text[]))
-LIMIT 500
-"""
-_SWEEP_STUCK = """
-UPDATE campaign.emails SET status = 'failed', last_error = $1, next_attempt_at = NULL,
-    updated_at = now()
-WHERE status = 'sending' AND updated_at < now() - make_interval(secs => $2)
-  AND NOT (email_id = ANY($3::uuid[]))
-RETURNING email_id
-"""
 
 
 class Sender:
@@ -168,22 +130,20 @@ class Sender:
     async def tick(self) -> None:
         await self.sweep_stuck()
         async with self._pool.acquire() as conn:
-            due = [r["campaign_id"] for r in await conn.fetch(_DUE_CAMPAIGNS)]
+            due = await emails.due_campaigns(conn)
             # A campaign can finish without a send to trigger it: the last decision was a
             # rejection after every approved email had gone, or a stuck send was swept.
-            finished = await conn.fetch(_FINISHED_CAMPAIGNS, list(OPEN_STATUSES))
-            for row in finished:
+            for finished in await emails.sent_out_campaigns(conn):
                 async with conn.transaction():
-                    await finish_if_done(conn, row["campaign_id"])
+                    await finish_if_done(conn, finished)
         for campaign_id in due:
             self._ensure_lane(campaign_id)
 
     async def sweep_stuck(self) -> int:
         """Fail emails left 'sending' by a stopped process, never one this process is sending."""
-        rows = await self._pool.fetch(
-            _SWEEP_STUCK, OUTCOME_UNKNOWN, self._stuck_seconds, list(self._in_flight)
+        return await emails.sweep_stuck(
+            self._pool, OUTCOME_UNKNOWN, self._stuck_seconds, list(self._in_flight)
         )
-        return len(rows)
 
     # ---- lanes ----
 
@@ -234,7 +194,7 @@ class Sender:
             else:
                 outcome = await self._mailer.send(message)
                 decision = decide(outcome, row["attempts"], self._policy)
-            await self._record(email_id, campaign_id, row["to_address"], decision)
+            await self._record(_email_ref(row), decision)
         finally:
             self._in_flight.discard(email_id)
         return True
@@ -245,127 +205,71 @@ class Sender:
         async with self._pool.acquire() as conn:
             while True:
                 async with conn.transaction():
-                    row = await conn.fetchrow(_NEXT_DUE, campaign_id)
+                    row = await emails.next_due(conn, campaign_id)
                     if row is None:
                         return None
                     if row["suppressed_reason"] is not None:
-                        await _store(conn, row["email_id"], suppressed(row["suppressed_reason"]))
+                        decision = suppressed(row["suppressed_reason"])
+                        await emails.store_outcome(conn, row["email_id"], decision)
                         await finish_if_done(conn, campaign_id)
                         continue
-                    claimed = await conn.fetchrow(
-                        "UPDATE campaign.emails SET status = 'sending', attempts = attempts + 1,"
-                        " message_id = coalesce(message_id, $2), last_error = NULL,"
-                        " updated_at = now() WHERE email_id = $1"
-                        " RETURNING attempts, message_id",
-                        row["email_id"],
-                        make_message_id(row["email_id"], self._identity.email),
-                    )
-                    assert claimed is not None  # the row is locked by this transaction
+                    message_id = make_message_id(row["email_id"], self._identity.email)
+                    claimed = await emails.claim(conn, row["email_id"], message_id)
                     return {**dict(row), **dict(claimed)}
 
-    async def _record(
-        self, email_id: uuid.UUID, campaign_id: uuid.UUID, address: str, decision: Decision
-    ) -> None:
+    async def _record(self, email: EmailRef, decision: SendDecision) -> None:
         """Step 3, one transaction: the outcome, its delivery event and suppression, and the
         campaign's end of sending. Retried: a send accepted but not recorded is 'unknown'."""
         for attempt in range(1, RECORD_ATTEMPTS + 1):
             try:
                 async with self._pool.acquire() as conn, conn.transaction():
-                    if await _store(conn, email_id, decision, from_sending=True):
-                        await _effects(conn, email_id, campaign_id, address, decision)
-                        if not await _others_open(conn, campaign_id, email_id):
-                            await finish_if_done(conn, campaign_id)
+                    stored = await emails.store_outcome(
+                        conn, email.email_id, decision, from_sending=True, unknown=OUTCOME_UNKNOWN
+                    )
+                    if stored:
+                        await _effects(MonitoringRepository(conn), email, decision)
+                        # Not the last email: the campaign row need not be locked (concurrent
+                        # senders would queue on that lock). Two last emails recorded at once
+                        # may each see the other open; the loop's poll finishes the campaign.
+                        if not await emails.others_open(conn, email.campaign_id, email.email_id):
+                            await finish_if_done(conn, email.campaign_id)
             except TRANSIENT_ERRORS:
                 if attempt == RECORD_ATTEMPTS:
-                    log.exception("could not record the outcome of email %s", email_id)
+                    log.exception("could not record the outcome of email %s", email.email_id)
                     raise
                 await asyncio.sleep(attempt)
             else:
                 return
 
 
-async def _store(
-    conn: Connection, email_id: uuid.UUID, decision: Decision, *, from_sending: bool = False
-) -> bool:
-    """Write the decision on the email row. After a send, only a 'sending' row (or one a sweep
-    has just failed as unknown: the real outcome is better) is changed; False if none was."""
-    now = datetime.now(UTC)
-    result: str = await conn.execute(
-        "UPDATE campaign.emails SET status = $2, last_error = $3, next_attempt_at = $4,"
-        " sent_at = CASE WHEN $2 = 'sent' THEN $5 ELSE sent_at END, updated_at = now()"
-        " WHERE email_id = $1 AND CASE WHEN $6"
-        "  THEN status = 'sending' OR (status = 'failed' AND last_error = $7)"
-        "  ELSE status = 'approved' END",
-        email_id, decision.status, decision.last_error, decision.next_attempt_at(now), now,
-        from_sending, OUTCOME_UNKNOWN,
+def _email_ref(row: dict[str, Any]) -> EmailRef:
+    return EmailRef(
+        row["email_id"], row["campaign_id"], row["to_address"], row["message_id"], "sending",
+        row["body"],
     )  # fmt: skip
-    return result.endswith(" 1")
 
 
-async def _effects(
-    conn: Connection, email_id: uuid.UUID, campaign_id: uuid.UUID, address: str, decision: Decision
-) -> None:
+async def _effects(repo: MonitoringRepository, email: EmailRef, decision: SendDecision) -> None:
+    """The send's delivery event (sent, or bounced) and the suppression a hard bounce puts on
+    the address, in the recording transaction."""
     if decision.suppress is not None:
-        await conn.execute(
-            "INSERT INTO campaign.suppressions (email, reason, campaign_id, detail)"
-            " VALUES (lower($1), $2, $3, $4) ON CONFLICT (email) DO NOTHING",
-            address, decision.suppress, campaign_id, decision.last_error,
-        )  # fmt: skip
+        await repo.suppress(email, decision.suppress, decision.last_error or decision.suppress)
     if decision.delivery_kind is not None:
-        event = EmailDeliveryEvent(
-            campaign_id=campaign_id,
-            email_id=email_id,
-            kind=decision.delivery_kind,
-            detail=dict(decision.detail or {}),
-        )
-        await conn.execute(
-            "INSERT INTO campaign.delivery_events (event_id, email_id, campaign_id, kind, detail,"
-            " occurred_at) VALUES ($1, $2, $3, $4, $5::jsonb, $6)",
-            event.event_id, email_id, campaign_id, event.kind, json.dumps(event.detail),
-            event.occurred_at,
-        )  # fmt: skip
-        await enqueue(conn, SCHEMA, EMAIL_DELIVERY.name, str(campaign_id), event)
-
-
-async def _others_open(conn: Connection, campaign_id: uuid.UUID, email_id: uuid.UUID) -> bool:
-    """Another email of the campaign is still to be sent: then this one was not the last, and the
-    campaign row need not be locked (concurrent senders would queue on that lock). Two last
-    emails recorded at once may each see the other open; the loop's poll finishes the campaign."""
-    found: bool = await conn.fetchval(
-        "SELECT EXISTS (SELECT 1 FROM campaign.emails WHERE campaign_id = $1"
-        " AND status = ANY($2::text[]) AND email_id <> $3)",
-        campaign_id, list(OPEN_STATUSES), email_id,
-    )  # fmt: skip
-    return found
+        detail = dict(decision.detail or {})
+        event_id = dedupe_id(email.email_id, decision.delivery_kind, detail, None)
+        await repo.record(email, decision.delivery_kind, event_id, detail)
 
 
 async def finish_if_done(conn: Connection, campaign_id: uuid.UUID) -> bool:
     """Inside the caller's transaction: when the review is over and nothing is left to send, move
     the campaign to 'monitoring' and signal its run, once (the campaign row is locked)."""
-    campaign = await conn.fetchrow(
-        "SELECT status, correlation_id FROM campaign.campaigns WHERE campaign_id = $1 FOR UPDATE",
-        campaign_id,
-    )
+    campaign = await campaigns.lock_for_update(conn, campaign_id)
     if campaign is None or campaign["status"] != "sending":
         return False
-    row = await conn.fetchrow(
-        "SELECT count(*) FILTER (WHERE status = ANY($2::text[])) AS open,"
-        " count(*) FILTER (WHERE status = 'sent') AS sent,"
-        " count(*) FILTER (WHERE status = 'failed') AS failed,"
-        " count(*) FILTER (WHERE status = 'bounced') AS bounced"
-        " FROM campaign.emails WHERE campaign_id = $1",
-        campaign_id,
-        list(OPEN_STATUSES),
-    )
-    assert row is not None
-    counts = CampaignCounts(**dict(row))
+    counts = await emails.sending_counts(conn, campaign_id)
     if not sending_finished(campaign["status"], counts):
         return False
-    await conn.execute(
-        "UPDATE campaign.campaigns SET status = 'monitoring', updated_at = now()"
-        " WHERE campaign_id = $1",
-        campaign_id,
-    )
+    await campaigns.move_campaign(conn, campaign_id, "monitoring")
     extra = {"correlation_id": campaign["correlation_id"]} if campaign["correlation_id"] else {}
     signal = WorkflowSignal(
         run_id=campaign_id,

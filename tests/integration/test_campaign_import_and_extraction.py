@@ -18,13 +18,10 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from services.campaign.extraction import (
-    JobClarification,
-    JobMatch,
-    extract_candidates,
-    resolve_job,
-)
-from services.campaign.importing import CANDIDATES, JOBS, ImportFileError, import_csv, parse_csv
+from services.campaign.domain.extraction import JobClarification, JobMatch
+from services.campaign.domain.importing import CANDIDATES, JOBS, ImportFileError, parse_csv
+from services.campaign.importing import import_csv
+from services.campaign.repository.candidates import extract_candidates, resolve_job
 from shared.db import Connection, with_database
 from shared.events import Slots
 from shared.settings import Settings

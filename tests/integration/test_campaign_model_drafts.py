@@ -19,8 +19,8 @@ import asyncpg
 import httpx
 import pytest
 
-from services.campaign.composing import DATA_CLOSE, DATA_OPEN, DRAFT_SYSTEM_PROMPT
-from shared.inference import SYSTEM_PROMPT
+from services.campaign.domain.prompts import DATA_CLOSE, DATA_OPEN, DRAFT_SYSTEM_PROMPT
+from services.inference.domain.prompt import SYSTEM_PROMPT
 from shared.settings import Settings
 from tests.conftest import Gateway, Launcher
 from tests.integration.test_email_campaign_v1 import add_candidate, add_job, start_campaign

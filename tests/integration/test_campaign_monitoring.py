@@ -20,9 +20,8 @@ import asyncpg
 import httpx
 import pytest
 
-from services.campaign.composing import UnsubscribeLinks
-from services.campaign.extraction import extract_candidates
-from services.campaign.monitoring import TrackingLinks
+from services.campaign.domain.links import TrackingLinks, UnsubscribeLinks
+from services.campaign.repository.candidates import extract_candidates
 from services.gateway.routes_tracking import PIXEL
 from shared.events import Slots
 from shared.settings import Settings

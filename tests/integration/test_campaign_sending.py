@@ -19,15 +19,10 @@ import asyncpg
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
-from services.campaign.composing import (
-    Draft,
-    FooterContext,
-    SenderIdentity,
-    UnsubscribeLinks,
-    finalise,
-)
-from services.campaign.mailer import make_message_id
-from services.campaign.sending import OUTCOME_UNKNOWN
+from services.campaign.domain.composing import Draft, FooterContext, SenderIdentity, finalise
+from services.campaign.domain.links import UnsubscribeLinks
+from services.campaign.domain.messages import make_message_id
+from services.campaign.domain.sending import OUTCOME_UNKNOWN
 from shared.campaign_actions import SENDING_FINISHED
 from shared.events import EmailApproved, WorkflowSignal
 from shared.settings import Settings

@@ -18,15 +18,9 @@ from typing import Any, cast
 import asyncpg
 import pytest
 
-from services.campaign.composing import (
-    Draft,
-    FooterContext,
-    SenderIdentity,
-    UnsubscribeLinks,
-    finalise,
-)
-from services.campaign.mailer import make_message_id
-from services.campaign.monitoring import TrackingLinks
+from services.campaign.domain.composing import Draft, FooterContext, SenderIdentity, finalise
+from services.campaign.domain.links import TrackingLinks, UnsubscribeLinks
+from services.campaign.domain.messages import make_message_id
 from services.gateway.routes_tracking import PIXEL
 from shared.settings import Settings
 from tests.conftest import Gateway, Launcher, MakeKey

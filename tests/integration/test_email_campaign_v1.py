@@ -18,7 +18,7 @@ import asyncpg
 import httpx
 import pytest
 
-from services.campaign.composing import UnsubscribeLinks
+from services.campaign.domain.links import UnsubscribeLinks
 from shared.settings import Settings
 from tests.conftest import Gateway, Launcher
 from tests.support.api import client_for, wait_for_status

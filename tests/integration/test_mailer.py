@@ -10,23 +10,16 @@ from collections.abc import AsyncIterator, Iterator
 
 import pytest
 
-from services.campaign.composing import (
+from services.campaign.domain.composing import (
     CandidateProfile,
     JobOpening,
     SenderIdentity,
     TemplateComposer,
-    UnsubscribeLinks,
-    verify_unsubscribe_token,
 )
-from services.campaign.mailer import (
-    Mailer,
-    OutgoingEmail,
-    PermanentFailure,
-    Sent,
-    SmtpConfig,
-    TemporaryFailure,
-    build_message,
-)
+from services.campaign.domain.links import UnsubscribeLinks, verify_unsubscribe_token
+from services.campaign.domain.messages import build_message
+from services.campaign.domain.sending import OutgoingEmail, PermanentFailure, Sent, TemporaryFailure
+from services.campaign.mailer import Mailer, SmtpConfig
 from shared.settings import Settings
 from tests.support.smtp import SmtpTestServer, free_port
 

@@ -9,10 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from services.campaign.composing import (
-    DATA_CLOSE,
-    DATA_OPEN,
-    DRAFT_SYSTEM_PROMPT,
+from services.campaign.domain.composing import (
     MAX_BODY_CHARS,
     CandidateProfile,
     Draft,
@@ -23,12 +20,19 @@ from services.campaign.composing import (
     SenderIdentity,
     TemplateComposer,
     TemplateFailed,
-    UnsubscribeLinks,
     finalise,
+)
+from services.campaign.domain.links import (
+    UnsubscribeLinks,
     make_unsubscribe_token,
+    verify_unsubscribe_token,
+)
+from services.campaign.domain.prompts import (
+    DATA_CLOSE,
+    DATA_OPEN,
+    DRAFT_SYSTEM_PROMPT,
     model_messages,
     parse_model_answer,
-    verify_unsubscribe_token,
 )
 from shared.inference import ChatMessage, ModelRequest
 

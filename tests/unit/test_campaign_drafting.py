@@ -8,15 +8,16 @@ import uuid
 
 import pytest
 
-from services.campaign.composing import (
-    DRAFT_SYSTEM_PROMPT,
+from services.campaign.domain.composing import (
     CandidateProfile,
     JobOpening,
     SenderIdentity,
     TemplateComposer,
-    UnsubscribeLinks,
 )
-from services.campaign.drafting import Drafter, ModelUnavailable
+from services.campaign.domain.links import UnsubscribeLinks
+from services.campaign.domain.prompts import DRAFT_SYSTEM_PROMPT
+from services.campaign.handlers.drafting import Drafter
+from services.campaign.model import ModelUnavailable
 from shared.inference import ChatMessage
 
 SENDER = SenderIdentity("Rita Recruiter", "rita@example.com", "Example Ltd", "1 Road, Berlin")

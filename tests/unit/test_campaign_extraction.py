@@ -7,16 +7,16 @@ import uuid
 
 import pytest
 
-from services.campaign.extraction import (
+from services.campaign.domain.extraction import (
     JobClarification,
     JobMatch,
     JobOption,
-    build_extraction_query,
     city_spellings,
     extraction_limit,
     match_job_title,
     title_words,
 )
+from services.campaign.repository.candidates import build_extraction_query
 from shared.events import Slots
 
 JOB = uuid.UUID(int=1)

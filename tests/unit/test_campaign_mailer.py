@@ -14,30 +14,23 @@ import aiosmtplib
 import pytest
 from pydantic import ValidationError
 
-from services.campaign.composing import (
-    Draft,
-    FooterContext,
-    SenderIdentity,
+from services.campaign.domain.composing import Draft, FooterContext, SenderIdentity, finalise
+from services.campaign.domain.links import (
+    TrackingLinks,
     UnsubscribeLinks,
-    finalise,
+    verify_tracking_token,
     verify_unsubscribe_token,
 )
-from services.campaign.mailer import (
-    OutgoingEmail,
-    PermanentFailure,
-    TemporaryFailure,
+from services.campaign.domain.messages import (
     build_message,
-    classify_failure,
     envelope_of,
     html_alternative,
     make_message_id,
     wire_bytes,
 )
-from services.campaign.monitoring import (
-    TrackingLinks,
-    redirect_allowed,
-    verify_tracking_token,
-)
+from services.campaign.domain.monitoring import redirect_allowed
+from services.campaign.domain.sending import OutgoingEmail, PermanentFailure, TemporaryFailure
+from services.campaign.mailer import classify_failure
 from shared.settings import Settings
 from tests.support.html import tags
 

@@ -13,42 +13,39 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from pydantic import SecretStr, ValidationError
 
-from services.campaign.composing import (
-    Draft,
-    FooterContext,
-    SenderIdentity,
+from services.campaign.domain.composing import Draft, FooterContext, SenderIdentity, finalise
+from services.campaign.domain.links import (
+    TrackingLinks,
     UnsubscribeLinks,
-    finalise,
+    make_tracking_token,
     make_unsubscribe_token,
+    verify_tracking_token,
     verify_unsubscribe_token,
 )
-from services.campaign.monitoring import (
-    EmailRef,
+from services.campaign.domain.monitoring import (
     SuppressionReason,
-    TrackingLinks,
     counts_from,
     dedupe_id,
     links_in,
-    make_tracking_token,
     mask_address,
     normalise_message_id,
     redirect_allowed,
     suppression_for,
-    verify_tracking_token,
 )
-from services.campaign.monitoring_commands import (
-    Refused,
+from services.campaign.handlers.monitoring import (
     record_email_events,
     track_click,
     track_open,
     unsubscribe,
 )
+from services.campaign.repository.delivery import EmailRef
 from shared.campaign_monitoring import (
     CampaignView,
     InboundEvent,
     InboundResult,
     RecordEmailEventsCommand,
 )
+from shared.errors import Refused
 from shared.events import DeliveryKind
 from shared.settings import Settings
 

@@ -8,7 +8,7 @@ from itertools import pairwise
 
 import pytest
 
-from services.campaign.pacing import GLOBAL, RateLimiter, RetryPolicy, SendPacer, TokenBucket
+from services.campaign.domain.pacing import GLOBAL, RateLimiter, RetryPolicy, SendPacer, TokenBucket
 from shared.settings import Settings
 
 

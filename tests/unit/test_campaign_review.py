@@ -9,20 +9,19 @@ from datetime import UTC, datetime
 import pytest
 from pydantic import ValidationError
 
-from services.campaign.composing import (
+from services.campaign.domain.composing import (
     Draft,
     FooterContext,
     SenderIdentity,
-    UnsubscribeLinks,
     finalise,
     footer_text,
 )
-from services.campaign.review import (
+from services.campaign.domain.links import UnsubscribeLinks
+from services.campaign.domain.review import (
     AlreadyDecided,
     Decided,
     Edit,
     ReviewFinished,
-    ReviewRefused,
     check_edit,
     decide,
     decode_cursor,
@@ -38,6 +37,7 @@ from shared.campaign_review import (
     EmailView,
     ReviewCounts,
 )
+from shared.errors import Refused
 from shared.events import ServiceCommand
 
 EMAIL_ID = uuid.uuid4()
@@ -85,14 +85,14 @@ def test_an_edit_is_trimmed_subject_and_body_as_given() -> None:
     ],
 )
 def test_a_bad_edit_is_invalid_input(subject: str | None, body: str | None, message: str) -> None:
-    with pytest.raises(ReviewRefused) as refused:
+    with pytest.raises(Refused) as refused:
         check_edit("approve", subject, body)
     assert refused.value.code == "invalid_input"
     assert message in refused.value.message
 
 
 def test_a_rejection_cannot_carry_an_edit() -> None:
-    with pytest.raises(ReviewRefused) as refused:
+    with pytest.raises(Refused) as refused:
         check_edit("reject", "New subject", None)
     assert refused.value.code == "invalid_input"
 
@@ -133,13 +133,13 @@ def test_a_subject_only_edit_keeps_the_body() -> None:
 
 
 def test_a_body_that_is_only_the_footer_is_refused() -> None:
-    with pytest.raises(ReviewRefused) as refused:
+    with pytest.raises(Refused) as refused:
         edited_draft(ORIGINAL, Edit(body=footer_text(FOOTER)), FOOTER)
     assert refused.value.code == "invalid_input"
 
 
 def test_a_body_too_long_is_refused() -> None:
-    with pytest.raises(ReviewRefused, match=f"at most {MAX_BODY_CHARS}"):
+    with pytest.raises(Refused, match=f"at most {MAX_BODY_CHARS}"):
         edited_draft(ORIGINAL, Edit(body="x" * (MAX_BODY_CHARS + 1)), FOOTER)
 
 
@@ -173,7 +173,7 @@ def test_rejecting_again_changes_nothing() -> None:
 
 @pytest.mark.parametrize("status", ["approved", "sent"])
 def test_editing_an_approved_or_sent_email_is_a_conflict(status: EmailStatus) -> None:
-    with pytest.raises(ReviewRefused) as refused:
+    with pytest.raises(Refused) as refused:
         decide(EMAIL_ID, status, "approve", ORIGINAL, Draft("Coffee?", ORIGINAL.body))
     assert refused.value.code == "conflict"
     assert f"is already {status}" in refused.value.message
@@ -191,7 +191,7 @@ def test_editing_an_approved_or_sent_email_is_a_conflict(status: EmailStatus) ->
     ],
 )
 def test_a_decided_email_cannot_take_the_other_decision(status: EmailStatus, decision: str) -> None:
-    with pytest.raises(ReviewRefused) as refused:
+    with pytest.raises(Refused) as refused:
         decide(EMAIL_ID, status, "approve" if decision == "approve" else "reject", ORIGINAL)
     assert refused.value.code == "conflict"
     assert f"is {status}" in refused.value.message
@@ -229,7 +229,7 @@ def test_the_cursor_round_trips_and_a_forged_one_is_invalid_input() -> None:
     )  # fmt: skip
     assert decode_cursor(encode_cursor(view)) == (7, EMAIL_ID)
     for forged in ["not-base64!", "aGVsbG8=", ""]:
-        with pytest.raises(ReviewRefused) as refused:
+        with pytest.raises(Refused) as refused:
             decode_cursor(forged)
         assert refused.value.code == "invalid_input"
 

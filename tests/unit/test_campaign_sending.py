@@ -6,23 +6,16 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime, timedelta
 
-from services.campaign.composing import (
-    Draft,
-    FooterContext,
-    SenderIdentity,
-    UnsubscribeLinks,
-    finalise,
-)
-from services.campaign.mailer import (
+from services.campaign.domain.composing import Draft, FooterContext, SenderIdentity, finalise
+from services.campaign.domain.links import UnsubscribeLinks
+from services.campaign.domain.messages import build_message
+from services.campaign.domain.pacing import RetryPolicy
+from services.campaign.domain.sending import (
+    OUTCOME_UNKNOWN,
     PermanentFailure,
+    SendingCounts,
     Sent,
     TemporaryFailure,
-    build_message,
-)
-from services.campaign.pacing import RetryPolicy
-from services.campaign.sending import (
-    OUTCOME_UNKNOWN,
-    CampaignCounts,
     decide,
     finished_payload,
     outgoing_email,
@@ -101,9 +94,9 @@ def test_long_errors_are_cut() -> None:
 
 
 def test_sending_finishes_only_after_review_and_with_nothing_left() -> None:
-    done = CampaignCounts(open=0, sent=3, failed=1, bounced=1)
+    done = SendingCounts(open=0, sent=3, failed=1, bounced=1)
     assert sending_finished("sending", done)
-    assert not sending_finished("sending", CampaignCounts(open=1, sent=3, failed=0, bounced=0))
+    assert not sending_finished("sending", SendingCounts(open=1, sent=3, failed=0, bounced=0))
     assert not sending_finished("awaiting_review", done)  # more drafts may still be approved
     assert not sending_finished("monitoring", done)  # already signalled once
     assert finished_payload(done) == {"sent": 3, "failed": 1, "bounced": 1}

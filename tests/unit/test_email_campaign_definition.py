@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from pydantic import ValidationError
 
-from services.campaign.actions import describe_slots
+from services.campaign.domain.extraction import describe_slots
 from services.workflow.builtin import EMAIL_CAMPAIGN_V1
 from services.workflow.domain.definitions import DefinitionRegistry
 from services.workflow.domain.machine import AwaitSignal, Finish, Machine, RequestStep, Run

@@ -11,26 +11,21 @@ import json
 import re
 import uuid
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
-from shared.db import Connection
 from shared.events import Slots
 
-# An email in one of these states means the candidate heard (or is about to hear) about the job.
-# 'rejected', 'expired' and 'failed' drafts never reached them, so they do not count.
-CONTACTED_STATUSES = ("drafted", "approved", "sending", "sent", "bounced")
 MAX_CLARIFICATION_OPTIONS = 5
 
 # The product's city vocabulary (English and local spellings) lives with the intent service, which
 # puts whatever spelling the recruiter wrote into `Slots.location`; reading the same file keeps
 # "München" and "Munich" the same city here without a second list to maintain.
 _CITIES_FILE = (
-    Path(__file__).resolve().parent.parent / "intent" / "data" / "vocabulary" / "cities.json"
+    Path(__file__).resolve().parents[2] / "intent" / "data" / "vocabulary" / "cities.json"
 )
 # Words that say "a job" without saying which one.
 _TITLE_FILLER = frozenset({
@@ -95,14 +90,6 @@ class JobClarification(Result):
     options: list[JobOption]
 
 
-@dataclass(frozen=True)
-class Query:
-    """SQL with `$n` placeholders and the arguments that fill them, in order."""
-
-    sql: str
-    args: tuple[object, ...]
-
-
 def extraction_limit(requested: int | None, *, default: int, maximum: int) -> int:
     """How many candidates to extract: the slot's limit if given, else the default, capped so a
     typo ("10000") cannot queue a mass mailing for review."""
@@ -135,88 +122,6 @@ def city_spellings(location: str) -> list[str]:
     a city the vocabulary does not know matches only as written."""
     name = " ".join(location.split()).lower()
     return sorted(_city_groups().get(name, frozenset()) | {name})
-
-
-class _Params:
-    """Numbers the placeholders as arguments are added, so clauses can be optional."""
-
-    def __init__(self) -> None:
-        self.values: list[object] = []
-
-    def __call__(self, value: object) -> str:
-        self.values.append(value)
-        return f"${len(self.values)}"
-
-
-def build_extraction_query(
-    slots: Slots,
-    job_id: uuid.UUID,
-    campaign_id: uuid.UUID,
-    *,
-    window_days: int,
-    limit: int,
-) -> Query:
-    """One query for the campaign's candidates, best first.
-
-    Requested skills are alternatives: a candidate needs one of them, and ranks by how many they
-    have, then by experience. The current campaign's own emails do not count as earlier contact,
-    so extracting again for the same campaign returns the same people.
-    """
-    if limit < 1 or window_days < 0:
-        raise ValueError("limit must be at least 1 and window_days zero or more")
-    # Only `$n` placeholders and this module's constants are spliced into the SQL (hence S608).
-    p = _Params()
-    where: list[str] = []
-    skills = canonical_skills(slots.skills)
-    if skills:
-        wanted = p(skills)
-        where.append(f"c.skills && {wanted}::text[]")
-        matched = (
-            f"ARRAY(SELECT s FROM unnest(c.skills) WITH ORDINALITY AS u(s, i)"  # noqa: S608
-            f" WHERE s = ANY({wanted}::text[]) ORDER BY i)"
-        )
-    else:
-        matched = "'{}'::text[]"
-    if slots.location and slots.location.strip():
-        where.append(f"lower(c.city) = ANY({p(city_spellings(slots.location))}::text[])")
-    if slots.seniority is not None:
-        where.append(f"c.seniority = {p(slots.seniority)}")
-    if slots.min_years_experience is not None:
-        where.append(f"c.years_experience >= {p(slots.min_years_experience)}")
-    where.append(
-        "NOT EXISTS (SELECT 1 FROM campaign.suppressions sup WHERE sup.email = lower(c.email))"
-    )
-    statuses = ", ".join(f"'{s}'" for s in CONTACTED_STATUSES)
-    where.append(
-        "NOT EXISTS (SELECT 1 FROM campaign.emails e"  # noqa: S608
-        f" WHERE e.job_id = {p(job_id)} AND e.candidate_id = c.candidate_id"
-        f" AND e.campaign_id <> {p(campaign_id)} AND e.status IN ({statuses})"
-        f" AND coalesce(e.sent_at, e.created_at) > now() - make_interval(days => {p(window_days)}))"
-    )
-    sql = (
-        "SELECT c.candidate_id, c.full_name, c.first_name, c.email, c.city, c.seniority,"  # noqa: S608
-        " c.years_experience, c.skills, m.matched_skills, c.headline, c.summary, c.found_via"
-        f" FROM campaign.candidates c CROSS JOIN LATERAL (SELECT {matched} AS matched_skills) m"
-        f" WHERE {' AND '.join(where)}"
-        " ORDER BY cardinality(m.matched_skills) DESC, c.years_experience DESC NULLS LAST,"
-        f" c.candidate_id LIMIT {p(limit)}"
-    )
-    return Query(sql, tuple(p.values))
-
-
-async def extract_candidates(
-    conn: Connection,
-    slots: Slots,
-    job_id: uuid.UUID,
-    campaign_id: uuid.UUID,
-    *,
-    window_days: int,
-    limit: int,
-) -> list[CandidateMatch]:
-    """The campaign's candidates, best first (see `build_extraction_query`)."""
-    query = build_extraction_query(slots, job_id, campaign_id, window_days=window_days, limit=limit)
-    rows = await conn.fetch(query.sql, *query.args)
-    return [CandidateMatch.model_validate(dict(row)) for row in rows]
 
 
 # --- Which job ------------------------------------------------------------------------------
@@ -282,11 +187,15 @@ def _clarify(requested: str, options: list[JobOption], *, several: bool) -> JobC
     return JobClarification(requested=requested, question=question, options=shown)
 
 
-async def resolve_job(conn: Connection, job_title: str | None) -> JobMatch | JobClarification:
-    """The open job a recruiter's title names (see `match_job_title`)."""
-    rows = await conn.fetch(
-        "SELECT job_id, title, city FROM campaign.jobs WHERE status = 'open'"
-        " ORDER BY created_at DESC, job_id"
-    )
-    jobs = [JobOption.model_validate(dict(row)) for row in rows]
-    return match_job_title(job_title or "", jobs)
+def describe_slots(slots: Slots) -> str:
+    """The audience criteria in words, for a failure a recruiter reads."""
+    parts = []
+    if slots.skills:
+        parts.append(f"skills {' or '.join(slots.skills)}")
+    if slots.location:
+        parts.append(f"location {slots.location}")
+    if slots.seniority:
+        parts.append(f"seniority {slots.seniority}")
+    if slots.min_years_experience is not None:
+        parts.append(f"{slots.min_years_experience}+ years of experience")
+    return ", ".join(parts) or "the request"

@@ -7,32 +7,24 @@ Plain Python (no Kafka, database or SMTP); `services/campaign/sender.py` applies
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
-from services.campaign.mailer import (
-    OutgoingEmail,
-    PermanentFailure,
-    SendOutcome,
-    Sent,
-    TemporaryFailure,
-)
-from services.campaign.pacing import RetryPolicy
+from services.campaign.domain.pacing import RetryPolicy
 
 # An email claimed ('sending') whose process died before recording the outcome: the relay may
 # have accepted it, so it is not tried again (a second copy is worse than a missing one).
 OUTCOME_UNKNOWN = "outcome unknown (the sender stopped mid-send); not retried to avoid a duplicate"
-# Statuses in which an email still has to be sent: a campaign with none has finished sending.
-OPEN_STATUSES = ("approved", "sending")
 MAX_ERROR_CHARS = 1_000
 
 EmailStatus = Literal["approved", "sent", "failed", "bounced"]
 
 
 @dataclass(frozen=True)
-class Decision:
+class SendDecision:
     """What to store for one email after a send attempt (or instead of one)."""
 
     status: EmailStatus
@@ -48,21 +40,21 @@ class Decision:
         return now + timedelta(seconds=self.retry_in_seconds)
 
 
-def suppressed(reason: str) -> Decision:
+def suppressed(reason: str) -> SendDecision:
     """The address is on the suppression list: fail the email without sending."""
-    return Decision(status="failed", last_error=f"suppressed: {reason}")
+    return SendDecision(status="failed", last_error=f"suppressed: {reason}")
 
 
-def unbuildable(error: str) -> Decision:
+def unbuildable(error: str) -> SendDecision:
     """The message cannot be written safely (a line break in the subject, a bad address)."""
-    return Decision(status="failed", last_error=_cut(f"cannot build the message: {error}"))
+    return SendDecision(status="failed", last_error=_cut(f"cannot build the message: {error}"))
 
 
-def decide(outcome: SendOutcome, attempts: int, policy: RetryPolicy) -> Decision:
+def decide(outcome: SendOutcome, attempts: int, policy: RetryPolicy) -> SendDecision:
     """What a send's outcome means for the email. `attempts` counts tries made, this one
     included (the claim added it)."""
     if isinstance(outcome, Sent):
-        return Decision(
+        return SendDecision(
             status="sent",
             delivery_kind="sent",
             detail={"message_id": outcome.message_id, "response": _cut(outcome.response)},
@@ -70,19 +62,19 @@ def decide(outcome: SendOutcome, attempts: int, policy: RetryPolicy) -> Decision
     error = _describe(outcome)
     if isinstance(outcome, PermanentFailure):
         if outcome.hard_bounce:
-            return Decision(
+            return SendDecision(
                 status="bounced",
                 last_error=error,
                 delivery_kind="bounced",
                 suppress="hard_bounce",
                 detail={"permanent": True, "code": outcome.code, "message": _cut(outcome.message)},
             )
-        return Decision(status="failed", last_error=error)
+        return SendDecision(status="failed", last_error=error)
     assert isinstance(outcome, TemporaryFailure)
     delay = policy.delay_after(attempts)
     if delay is None:
-        return Decision(status="failed", last_error=f"gave up after {attempts} tries: {error}")
-    return Decision(status="approved", last_error=error, retry_in_seconds=delay)
+        return SendDecision(status="failed", last_error=f"gave up after {attempts} tries: {error}")
+    return SendDecision(status="approved", last_error=error, retry_in_seconds=delay)
 
 
 def _describe(outcome: PermanentFailure | TemporaryFailure) -> str:
@@ -110,7 +102,7 @@ def outgoing_email(row: Mapping[str, Any]) -> OutgoingEmail:
 
 
 @dataclass(frozen=True)
-class CampaignCounts:
+class SendingCounts:
     """A campaign's emails by status, as far as sending is concerned."""
 
     open: int  # approved or sending: still to be sent
@@ -119,12 +111,12 @@ class CampaignCounts:
     bounced: int
 
 
-def sending_finished(campaign_status: str, counts: CampaignCounts) -> bool:
+def sending_finished(campaign_status: str, counts: SendingCounts) -> bool:
     """The review is over (the campaign is 'sending') and no email is left to send."""
     return campaign_status == "sending" and counts.open == 0
 
 
-def finished_payload(counts: CampaignCounts) -> dict[str, int]:
+def finished_payload(counts: SendingCounts) -> dict[str, int]:
     return {"sent": counts.sent, "failed": counts.failed, "bounced": counts.bounced}
 
 
@@ -132,3 +124,44 @@ def stuck_after(smtp_timeout_seconds: float, configured_seconds: float) -> float
     """How long an email may stay 'sending' before it counts as left by a dead process. Never
     less than a few SMTP timeouts: a live sender is still waiting on the relay until then."""
     return max(configured_seconds, 3 * smtp_timeout_seconds)
+
+
+@dataclass(frozen=True)
+class OutgoingEmail:
+    """One approved email as the database holds it: the reviewed draft, without the footer."""
+
+    email_id: uuid.UUID
+    to_address: str
+    subject: str
+    body: str
+    job_title: str
+    found_via: str | None
+    message_id: str | None = None  # the row's message_id; None: derived from email_id
+
+
+@dataclass(frozen=True)
+class Sent:
+    message_id: str
+    response: str
+
+
+@dataclass(frozen=True)
+class PermanentFailure:
+    """A 5xx answer: retrying will not help. `hard_bounce` is true when the server refused the
+    recipient itself, so the address belongs on the suppression list; a refused sender, login or
+    message content is our problem, not the address's."""
+
+    code: int | None
+    message: str
+    hard_bounce: bool
+
+
+@dataclass(frozen=True)
+class TemporaryFailure:
+    """A 4xx answer, a refused or dropped connection or a timeout: retry later with backoff."""
+
+    code: int | None
+    message: str
+
+
+SendOutcome = Sent | PermanentFailure | TemporaryFailure

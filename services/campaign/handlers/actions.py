@@ -1,21 +1,20 @@
-"""The campaign service's workflow actions: extract a campaign's recipients, then draft an email to
-each (drafting.py). They are transactional: every write goes through the step's connection, so it
-commits with the step's result and a retried or redelivered step does nothing twice. Drafting by a
-language model is the exception: it stores each draft at once, idempotently."""
+"""The campaign service's workflow actions: extract a campaign's recipients, draft an email to each
+(drafting.py), expire the drafts left at the review deadline. They are transactional: every write
+goes through the step's connection, so it commits with the step's result and a retried or
+redelivered step does nothing twice. Drafting by a language model is the exception: it stores
+each draft at once, idempotently."""
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable
 
-from services.campaign import review
-from services.campaign.composing import SenderIdentity, TemplateComposer, UnsubscribeLinks
-from services.campaign.drafting import Drafter, InferenceModel, generate_drafts
-from services.campaign.extraction import (
-    JobClarification,
-    extract_candidates,
-    extraction_limit,
-    resolve_job,
-)
+from services.campaign.domain.composing import SenderIdentity, TemplateComposer
+from services.campaign.domain.extraction import JobClarification, describe_slots, extraction_limit
+from services.campaign.domain.links import UnsubscribeLinks
+from services.campaign.handlers.drafting import Drafter, generate_drafts
+from services.campaign.model import InferenceModel
+from services.campaign.repository import SCHEMA, campaigns, candidates, emails
 from shared.action_worker import ActionCall, ActionFailed, ActionWorker
 from shared.campaign_actions import (
     EXPIRE_DRAFTS,
@@ -29,12 +28,11 @@ from shared.campaign_actions import (
     GenerateDraftsOutput,
 )
 from shared.db import Connection
-from shared.events import Slots
+from shared.errors import Refused
 from shared.rpc import ServiceClient
 from shared.settings import Settings
 
 OWNER = "campaign"
-SCHEMA = "campaign"
 
 
 def make_worker(
@@ -67,7 +65,7 @@ def make_worker(
 
     @worker.implements(EXPIRE_DRAFTS.name)
     async def expire(given: ExpireDraftsInput, call: ActionCall) -> ExpireDraftsOutput:
-        expired = await review.expire_drafts(_conn(call), given.campaign_id)
+        expired = await expire_drafts(_conn(call), given.campaign_id)
         return ExpireDraftsOutput(expired=expired)
 
     return worker
@@ -86,21 +84,14 @@ async def extract_recipients(
     correlation_id: str | None = None,
 ) -> ExtractCandidatesOutput:
     """Create the campaign for the job the slots name and store its ranked recipients."""
-    resolved = await resolve_job(conn, given.slots.job_title)
+    resolved = await candidates.resolve_job(conn, given.slots.job_title)
     if isinstance(resolved, JobClarification):
         raise ActionFailed("needs_clarification", resolved.question, retryable=False)
-    await conn.execute(
-        "INSERT INTO campaign.campaigns"
-        " (campaign_id, job_id, name, status, slots, created_by, correlation_id)"
-        " VALUES ($1, $2, $3, 'generating', $4::jsonb, $5, $6)"
-        " ON CONFLICT (campaign_id) DO NOTHING",
-        given.campaign_id, resolved.job_id, f"{resolved.title} outreach",
-        given.slots.model_dump_json(), given.requested_by, correlation_id,
+    job_id = await campaigns.create_campaign(
+        conn, given.campaign_id, resolved.job_id, f"{resolved.title} outreach", given.slots,
+        created_by=given.requested_by, correlation_id=correlation_id,
     )  # fmt: skip
     # A campaign made by an earlier visit keeps its job: its recipients were chosen for it.
-    job_id = await conn.fetchval(
-        "SELECT job_id FROM campaign.campaigns WHERE campaign_id = $1", given.campaign_id
-    )
     if job_id != resolved.job_id:
         raise ActionFailed(
             "job_changed",
@@ -112,21 +103,11 @@ async def extract_recipients(
         default=settings.campaign_extraction_default_limit,
         maximum=settings.campaign_extraction_max_limit,
     )
-    matches = await extract_candidates(
+    matches = await candidates.extract_candidates(
         conn, given.slots, resolved.job_id, given.campaign_id,
         window_days=settings.campaign_contact_window_days, limit=limit,
     )  # fmt: skip
-    await conn.executemany(
-        "INSERT INTO campaign.recipients (campaign_id, candidate_id, rank, matched_skills)"
-        " VALUES ($1, $2, $3, $4) ON CONFLICT (campaign_id, candidate_id) DO NOTHING",
-        [
-            (given.campaign_id, m.candidate_id, rank, m.matched_skills)
-            for rank, m in enumerate(matches, start=1)
-        ],
-    )
-    recipients: int = await conn.fetchval(
-        "SELECT count(*) FROM campaign.recipients WHERE campaign_id = $1", given.campaign_id
-    )
+    recipients = await campaigns.add_recipients(conn, given.campaign_id, matches)
     if recipients == 0:
         raise ActionFailed(
             "no_candidates",
@@ -139,15 +120,13 @@ async def extract_recipients(
     )
 
 
-def describe_slots(slots: Slots) -> str:
-    """The audience criteria in words, for a failure a recruiter reads."""
-    parts = []
-    if slots.skills:
-        parts.append(f"skills {' or '.join(slots.skills)}")
-    if slots.location:
-        parts.append(f"location {slots.location}")
-    if slots.seniority:
-        parts.append(f"seniority {slots.seniority}")
-    if slots.min_years_experience is not None:
-        parts.append(f"{slots.min_years_experience}+ years of experience")
-    return ", ".join(parts) or "the request"
+async def expire_drafts(conn: Connection, campaign_id: uuid.UUID) -> int:
+    """At the review deadline: every pending draft expires (and is never sent) and the campaign
+    is expired. Returns how many drafts expired; a campaign that does not exist expires none."""
+    try:
+        await campaigns.lock_campaign(conn, campaign_id)
+    except Refused:
+        return 0
+    expired = await emails.expire_pending(conn, campaign_id)
+    await campaigns.move_campaign(conn, campaign_id, "expired")
+    return expired

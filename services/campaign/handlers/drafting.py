@@ -14,13 +14,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from collections.abc import Callable, Coroutine, Iterable
+from collections.abc import Coroutine, Iterable
 from dataclasses import dataclass
-from typing import Any, Literal, Protocol
+from typing import Any, Literal
 
 import asyncpg
 
-from services.campaign.composing import (
+from services.campaign.domain.composing import (
     CandidateProfile,
     Draft,
     DraftError,
@@ -29,18 +29,16 @@ from services.campaign.composing import (
     ModelAnswerRejected,
     SenderIdentity,
     TemplateComposer,
-    UnsubscribeLinks,
     finalise,
-    model_messages,
-    parse_model_answer,
 )
-from services.campaign.mailer import make_message_id
+from services.campaign.domain.links import UnsubscribeLinks
+from services.campaign.domain.messages import make_message_id
+from services.campaign.domain.prompts import model_messages, parse_model_answer
+from services.campaign.model import DraftModel, ModelUnavailable
+from services.campaign.repository import campaigns, candidates, emails
 from shared.action_worker import ActionFailed
 from shared.campaign_actions import GenerateDraftsOutput
-from shared.db import Connection
-from shared.inference import ChatMessage, InferCommand, ModelRequest
-from shared.rpc import ServiceClient, ServiceTimeout
-from shared.settings import Settings
+from shared.db import Database
 
 log = logging.getLogger(__name__)
 
@@ -48,54 +46,6 @@ DraftMode = Literal["model", "template"]
 # Model calls in flight per campaign: enough to hide latency, few enough not to crowd out the
 # inference service's other callers (a recruiter waiting on a chat answer).
 MODEL_CONCURRENCY = 4
-# One draft is under 150 words; the JSON wrapping adds little.
-DRAFT_MAX_TOKENS = 600
-# Database access for the loop: the step's connection (template mode) or the pool (model mode).
-Database = Connection | asyncpg.Pool
-
-
-class ModelUnavailable(Exception):
-    """The model gave no answer (not configured, failed, or too slow)."""
-
-
-class DraftModel(Protocol):
-    async def answer(self, messages: list[ChatMessage], correlation_id: str) -> str:
-        """The model's raw answer to `messages`, or ModelUnavailable."""
-
-
-class InferenceModel:
-    """Asks the inference service (never a model directly), over Kafka request/reply."""
-
-    def __init__(self, client: Callable[[], ServiceClient | None], settings: Settings) -> None:
-        self._client = client  # a provider: the client exists once the service has started
-        self._settings = settings
-
-    async def answer(self, messages: list[ChatMessage], correlation_id: str) -> str:
-        client = self._client()
-        model = self._settings.llm_model
-        if client is None or model is None:
-            raise ModelUnavailable("no language model is configured")
-        # Not ModelRequest.build: its whitespace normalisation suits typed questions (cache hits),
-        # while this prompt is ours, and its numbered rules and data block keep their layout.
-        request = ModelRequest(
-            model=model,
-            messages=messages,
-            temperature=self._settings.llm_temperature,
-            max_tokens=min(DRAFT_MAX_TOKENS, self._settings.llm_max_tokens),
-        )
-        command = InferCommand(
-            request=request, purpose="campaign_draft", correlation_id=correlation_id
-        )
-        try:
-            reply = await client.request(
-                "inference", command, timeout=self._settings.inference_timeout_seconds
-            )
-        except ServiceTimeout as exc:
-            raise ModelUnavailable(str(exc)) from exc
-        if not reply.ok:
-            error = reply.error
-            raise ModelUnavailable(f"{error.code}: {error.message}" if error else "no answer")
-        return str(reply.data.get("answer", ""))
 
 
 @dataclass(frozen=True)
@@ -135,31 +85,21 @@ class Drafter:
         return finalise(draft, FooterContext(self.sender, job.title, candidate.found_via, link))
 
 
-_INSERT = (
-    "INSERT INTO campaign.emails (email_id, campaign_id, job_id, candidate_id, to_address,"
-    " subject, body, status, message_id, drafted_by)"
-    " VALUES ($1, $2, $3, $4, $5, $6, $7, 'drafted', $8, $9)"
-    " ON CONFLICT (campaign_id, candidate_id) DO NOTHING"
-)
-DraftRow = tuple[uuid.UUID, uuid.UUID, uuid.UUID, uuid.UUID, str, str, str, str, DraftMode]
-
-
 async def generate_drafts(
     db: Database, campaign_id: uuid.UUID, drafter: Drafter, *, correlation_id: str
 ) -> GenerateDraftsOutput:
     """Draft an email to every recipient that has none; the campaign then awaits review. In
     template mode `db` is the step's connection and all drafts commit with the step; in model
     mode it is the pool and each draft commits on its own, as soon as it is written."""
-    job = await _job(db, campaign_id)
-    pending = await db.fetch(
-        "SELECT c.* FROM campaign.recipients r JOIN campaign.candidates c USING (candidate_id)"
-        " WHERE r.campaign_id = $1 AND NOT EXISTS (SELECT 1 FROM campaign.emails e"
-        "  WHERE e.campaign_id = r.campaign_id AND e.candidate_id = r.candidate_id)"
-        " ORDER BY r.rank",
-        campaign_id,
-    )
+    job_row = await candidates.job_of_campaign(db, campaign_id)
+    if job_row is None:
+        raise ActionFailed(
+            "unknown_campaign", f"campaign {campaign_id} does not exist", retryable=False
+        )
+    job = JobOpening.model_validate(dict(job_row))
+    pending = await candidates.undrafted_recipients(db, campaign_id)
 
-    async def draft_row(candidate_row: asyncpg.Record) -> DraftRow:
+    async def draft_row(candidate_row: asyncpg.Record) -> emails.DraftRow:
         candidate = CandidateProfile.model_validate(dict(candidate_row))
         candidate_id: uuid.UUID = candidate_row["candidate_id"]
         # Derived, not random: a regenerated draft keeps its id, unsubscribe link and Message-ID.
@@ -172,31 +112,22 @@ async def generate_drafts(
         )  # fmt: skip
 
     if drafter.model is None:
-        rows = [await draft_row(row) for row in pending]
-        await db.executemany(_INSERT, rows)
+        await emails.insert_drafts(db, [await draft_row(row) for row in pending])
     else:
         limit = asyncio.Semaphore(drafter.concurrency)
 
         async def one(candidate_row: asyncpg.Record) -> None:
             async with limit:
                 row = await draft_row(candidate_row)
-            await db.execute(_INSERT, *row)  # committed at once: progress is visible
+            await emails.insert_drafts(db, [row])  # committed at once: progress is visible
 
         await _all(one(row) for row in pending)
-    return await _finish(db, campaign_id)
-
-
-async def _job(db: Database, campaign_id: uuid.UUID) -> JobOpening:
-    row = await db.fetchrow(
-        "SELECT j.* FROM campaign.campaigns c JOIN campaign.jobs j USING (job_id)"
-        " WHERE c.campaign_id = $1",
-        campaign_id,
-    )
-    if row is None:
-        raise ActionFailed(
-            "unknown_campaign", f"campaign {campaign_id} does not exist", retryable=False
-        )
-    return JobOpening.model_validate(dict(row))
+    # Ready for review. The mode is 'model' if the model wrote any draft, counting drafts
+    # written by an earlier attempt of the step.
+    drafted, by_model = await emails.drafting_summary(db, campaign_id)
+    mode: DraftMode = "model" if by_model else "template"
+    await campaigns.move_campaign(db, campaign_id, "awaiting_review", generation_mode=mode)
+    return GenerateDraftsOutput(drafted=drafted, mode=mode)
 
 
 async def _all(jobs: Iterable[Coroutine[Any, Any, None]]) -> None:
@@ -210,22 +141,3 @@ async def _all(jobs: Iterable[Coroutine[Any, Any, None]]) -> None:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         raise
-
-
-async def _finish(db: Database, campaign_id: uuid.UUID) -> GenerateDraftsOutput:
-    """Mark the campaign ready for review. Its mode is 'model' if the model wrote any draft,
-    counting drafts written by an earlier attempt of the step."""
-    row = await db.fetchrow(
-        "SELECT count(*) AS drafted, coalesce(bool_or(drafted_by = 'model'), false) AS by_model"
-        " FROM campaign.emails WHERE campaign_id = $1",
-        campaign_id,
-    )
-    assert row is not None
-    mode: DraftMode = "model" if row["by_model"] else "template"
-    await db.execute(
-        "UPDATE campaign.campaigns SET status = 'awaiting_review', generation_mode = $2,"
-        " updated_at = now() WHERE campaign_id = $1 AND status = 'generating'",
-        campaign_id,
-        mode,
-    )
-    return GenerateDraftsOutput(drafted=row["drafted"], mode=mode)

@@ -9,12 +9,8 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel
 
-from services.campaign.composing import verify_unsubscribe_token
-from services.campaign.monitoring import (
-    TRACKED_STATUSES,
-    EmailRef,
-    MonitoringRepository,
-    MonitoringStore,
+from services.campaign.domain.links import verify_tracking_token, verify_unsubscribe_token
+from services.campaign.domain.monitoring import (
     dedupe_id,
     is_hard_bounce,
     links_in,
@@ -22,8 +18,9 @@ from services.campaign.monitoring import (
     normalise_message_id,
     redirect_allowed,
     suppression_for,
-    verify_tracking_token,
 )
+from services.campaign.domain.status import TRACKED_STATUSES
+from services.campaign.repository.delivery import EmailRef, MonitoringRepository, MonitoringStore
 from shared.campaign_monitoring import (
     ClickTarget,
     GetCampaignCommand,
@@ -36,7 +33,8 @@ from shared.campaign_monitoring import (
     UnsubscribeCommand,
     UnsubscribeView,
 )
-from shared.events import Reply, ReplyError
+from shared.errors import Refused
+from shared.events import Reply
 from shared.service import CommandContext, CommandHandler
 from shared.settings import Settings
 
@@ -44,19 +42,10 @@ C = TypeVar("C", bound=BaseModel)
 INVALID_LINK = "this link is not valid (it may have been altered or cut short)"
 
 
-class Refused(Exception):
-    """A command that cannot be done as asked; `code` becomes the reply's error code."""
-
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
-
-
 async def get_campaign(repo: MonitoringStore, campaign_id: uuid.UUID) -> dict[str, Any]:
     view = await repo.campaign(campaign_id)
     if view is None:
-        raise Refused("not_found", f"campaign {campaign_id} does not exist")
+        raise Refused(f"campaign {campaign_id} does not exist", code="not_found")
     return view.model_dump(mode="json")
 
 
@@ -79,9 +68,9 @@ async def track_click(repo: MonitoringStore, token: str, url: str, secret: str) 
     if not redirect_allowed(url, email.body):
         count = len(set(links_in(email.body)))
         raise Refused(
-            "invalid_input",
             f"this email does not contain the link {url[:200]!r} (it has {count} links); "
             "only links the email contains are followed",
+            code="invalid_input",
         )
     recorded = False
     if email.status in TRACKED_STATUSES:
@@ -156,7 +145,7 @@ async def record_email_events(
 async def _tracked_email(repo: MonitoringStore, email_id: uuid.UUID | None) -> EmailRef:
     email = await repo.email(email_id) if email_id is not None else None
     if email is None:
-        raise Refused("not_found", INVALID_LINK)
+        raise Refused(INVALID_LINK, code="not_found")
     return email
 
 
@@ -164,7 +153,7 @@ async def _unsubscribe_email(repo: MonitoringStore, token: str, secret: str) -> 
     email_id = verify_unsubscribe_token(token, secret)
     email = await repo.email(email_id) if email_id is not None else None
     if email is None:
-        raise Refused("not_found", "this unsubscribe link is not valid")
+        raise Refused("this unsubscribe link is not valid", code="not_found")
     return email
 
 
@@ -213,16 +202,13 @@ def _writing(kind: type[C], work: Work[C]) -> CommandHandler:
 def _adapt(kind: type[C], work: Work[C], *, transaction: bool) -> CommandHandler:
     async def handle(command: C, context: CommandContext) -> Reply:
         assert isinstance(command, kind)
-        try:
-            async with context.runtime.db.acquire() as conn:
-                repo = MonitoringRepository(conn)
-                if transaction:
-                    async with conn.transaction():
-                        data = await work(repo, command)
-                else:
+        async with context.runtime.db.acquire() as conn:
+            repo = MonitoringRepository(conn)
+            if transaction:
+                async with conn.transaction():
                     data = await work(repo, command)
-        except Refused as exc:
-            return Reply(ok=False, error=ReplyError(code=exc.code, message=exc.message))
+            else:
+                data = await work(repo, command)
         return Reply(ok=True, data=data)
 
     return handle

@@ -8,10 +8,12 @@ import uuid
 from typing import Any
 
 import asyncpg
+from pydantic import BaseModel
 
-from services.campaign import review
-from services.campaign.composing import Draft, FooterContext, SenderIdentity, UnsubscribeLinks
-from services.campaign.review import ReviewRefused
+from services.campaign.domain import review
+from services.campaign.domain.composing import Draft, FooterContext, SenderIdentity
+from services.campaign.domain.links import UnsubscribeLinks
+from services.campaign.repository import SCHEMA, campaigns, emails
 from shared import outbox
 from shared.campaign_actions import REVIEW_FINISHED
 from shared.campaign_review import (
@@ -24,113 +26,92 @@ from shared.campaign_review import (
     ListEmailsCommand,
 )
 from shared.db import Connection
-from shared.events import EmailApproved, Event, Reply, ReplyError, WorkflowSignal
+from shared.events import EmailApproved, Event, Reply, WorkflowSignal
 from shared.service import CommandContext, CommandHandler
 from shared.settings import Settings
 from shared.topics import EMAIL_APPROVED, WORKFLOW_SIGNALS
 
-SCHEMA = "campaign"
-
 
 class ReviewCommands:
-    """The handlers, given what an edited draft's footer needs; each call is given the pool."""
+    """The handlers, given what an edited draft's footer needs; each call is given the pool. A
+    refusal (no such campaign, a conflicting decision) is raised as `Refused`."""
 
     def __init__(self, sender: SenderIdentity, links: UnsubscribeLinks) -> None:
         self._sender = sender
         self._links = links
 
-    async def list_emails(self, pool: asyncpg.Pool, command: ListEmailsCommand) -> Reply:
-        try:
-            after = review.decode_cursor(command.cursor) if command.cursor else None
-            async with pool.acquire() as conn:
-                await review.require_campaign(conn, command.campaign_id)
-                items = await review.list_emails(
-                    conn, command.campaign_id, command.status, after, command.limit + 1
-                )
-        except ReviewRefused as exc:
-            return _refused(exc)
+    async def list_emails(self, pool: asyncpg.Pool, command: ListEmailsCommand) -> EmailPage:
+        after = review.decode_cursor(command.cursor) if command.cursor else None
+        async with pool.acquire() as conn:
+            await campaigns.require_campaign(conn, command.campaign_id)
+            items = await emails.list_emails(
+                conn, command.campaign_id, command.status, after, command.limit + 1
+            )
         more = len(items) > command.limit
         items = items[: command.limit]
-        page = EmailPage(items=items, next_cursor=review.encode_cursor(items[-1]) if more else None)
-        return _ok(page.model_dump(mode="json"))
+        return EmailPage(items=items, next_cursor=review.encode_cursor(items[-1]) if more else None)
 
-    async def decide_draft(self, pool: asyncpg.Pool, command: DecideDraftCommand) -> Reply:
-        try:
-            edit = review.check_edit(command.decision, command.subject, command.body)
-            async with pool.acquire() as conn, conn.transaction():
-                view = await self._decide_one(conn, command, edit)
-        except ReviewRefused as exc:
-            return _refused(exc)
-        return _ok(view.model_dump(mode="json"))
-
-    async def _decide_one(
-        self, conn: Connection, command: DecideDraftCommand, edit: review.Edit | None
-    ) -> EmailView:
-        await review.lock_campaign(conn, command.campaign_id)
-        stored = await review.get_email(conn, command.campaign_id, command.email_id)
-        current = Draft(stored.view.subject, stored.view.body)
-        proposed = None
-        if edit is not None:
-            footer = FooterContext(
-                self._sender, stored.job_title, stored.found_via, self._links.url(command.email_id)
+    async def decide_draft(self, pool: asyncpg.Pool, command: DecideDraftCommand) -> EmailView:
+        edit = review.check_edit(command.decision, command.subject, command.body)
+        async with pool.acquire() as conn, conn.transaction():
+            await campaigns.lock_campaign(conn, command.campaign_id)
+            stored = await emails.get_email(conn, command.campaign_id, command.email_id)
+            current = Draft(stored.view.subject, stored.view.body)
+            proposed = None
+            if edit is not None:
+                link = self._links.url(command.email_id)
+                footer = FooterContext(self._sender, stored.job_title, stored.found_via, link)
+                proposed = review.edited_draft(current, edit, footer)
+            outcome = review.decide(
+                command.email_id, stored.view.status, command.decision, current, proposed
             )
-            proposed = review.edited_draft(current, edit, footer)
-        outcome = review.decide(
-            command.email_id, stored.view.status, command.decision, current, proposed
-        )
-        if isinstance(outcome, review.AlreadyDecided):
-            return stored.view
-        view = await review.store_decision(conn, command.email_id, outcome, command.reviewed_by)
-        events = _approvals([view], command.reviewed_by, command.correlation_id)
-        await self._after_decisions(conn, command.campaign_id, events, command.correlation_id)
+            if isinstance(outcome, review.AlreadyDecided):
+                return stored.view
+            view = await emails.store_decision(conn, command.email_id, outcome, command.reviewed_by)
+            events = _approvals([view], command.reviewed_by, command.correlation_id)
+            await _after_decisions(conn, command.campaign_id, events, command.correlation_id)
         return view
 
-    async def decide_all(self, pool: asyncpg.Pool, command: DecideAllCommand) -> Reply:
-        try:
-            async with pool.acquire() as conn, conn.transaction():
-                await review.lock_campaign(conn, command.campaign_id)
-                decided = await review.decide_pending(
-                    conn, command.campaign_id, command.decision, command.reviewed_by
-                )
-                events = _approvals(decided, command.reviewed_by, command.correlation_id)
-                if decided:
-                    await self._after_decisions(
-                        conn, command.campaign_id, events, command.correlation_id
-                    )
-                counts = await review.review_counts(conn, command.campaign_id)
-        except ReviewRefused as exc:
-            return _refused(exc)
-        view = BulkDecisionView(
+    async def decide_all(self, pool: asyncpg.Pool, command: DecideAllCommand) -> BulkDecisionView:
+        async with pool.acquire() as conn, conn.transaction():
+            await campaigns.lock_campaign(conn, command.campaign_id)
+            decided = await emails.decide_pending(
+                conn, command.campaign_id, command.decision, command.reviewed_by
+            )
+            events = _approvals(decided, command.reviewed_by, command.correlation_id)
+            if decided:
+                await _after_decisions(conn, command.campaign_id, events, command.correlation_id)
+            counts = await emails.review_counts(conn, command.campaign_id)
+        return BulkDecisionView(
             campaign_id=command.campaign_id,
             decision=command.decision,
             decided=len(decided),
             review=counts,
             items=decided[:BULK_ITEMS],
         )
-        return _ok(view.model_dump(mode="json"))
 
-    async def _after_decisions(
-        self,
-        conn: Connection,
-        campaign_id: uuid.UUID,
-        events: list[tuple[str, str, Event]],
-        correlation_id: str | None,
-    ) -> None:
-        """In the deciding transaction: the approvals' events and, when this decision left no
-        draft pending, the campaign's next status and its run's signal. The campaign lock makes
-        "left no draft pending" true for exactly one transaction."""
-        finished = review.review_finished(await review.review_counts(conn, campaign_id))
-        if finished is not None:
-            await review.set_campaign_status(conn, campaign_id, finished.campaign_status)
-            signal = WorkflowSignal(
-                run_id=campaign_id,
-                name=REVIEW_FINISHED,
-                payload=dict(finished.payload),
-                sent_by="campaign",
-                **_correlation(correlation_id),
-            )
-            events.append((WORKFLOW_SIGNALS.name, str(campaign_id), signal))
-        await outbox.enqueue_many(conn, SCHEMA, events)
+
+async def _after_decisions(
+    conn: Connection,
+    campaign_id: uuid.UUID,
+    events: list[tuple[str, str, Event]],
+    correlation_id: str | None,
+) -> None:
+    """In the deciding transaction: the approvals' events and, when this decision left no draft
+    pending, the campaign's next status and its run's signal. The campaign lock makes "left no
+    draft pending" true for exactly one transaction."""
+    finished = review.review_finished(await emails.review_counts(conn, campaign_id))
+    if finished is not None:
+        await campaigns.move_campaign(conn, campaign_id, finished.campaign_status)
+        signal = WorkflowSignal(
+            run_id=campaign_id,
+            name=REVIEW_FINISHED,
+            payload=dict(finished.payload),
+            sent_by="campaign",
+            **_correlation(correlation_id),
+        )
+        events.append((WORKFLOW_SIGNALS.name, str(campaign_id), signal))
+    await outbox.enqueue_many(conn, SCHEMA, events)
 
 
 def _approvals(
@@ -157,28 +138,25 @@ def _correlation(correlation_id: str | None) -> dict[str, Any]:
     return {"correlation_id": correlation_id} if correlation_id else {}
 
 
-def _ok(data: dict[str, Any]) -> Reply:
-    return Reply(ok=True, data=data)
-
-
-def _refused(exc: ReviewRefused) -> Reply:
-    return Reply(ok=False, error=ReplyError(code=exc.code, message=exc.message))
-
-
-def review_command_handlers(settings: Settings) -> dict[type[Any], CommandHandler]:
+def review_command_handlers(
+    settings: Settings,
+) -> dict[type[BaseModel], CommandHandler]:
     """The review commands for `build_app(commands=...)`."""
     commands = ReviewCommands(
         SenderIdentity.from_settings(settings), UnsubscribeLinks.from_settings(settings)
     )
 
     async def list_emails(command: ListEmailsCommand, context: CommandContext) -> Reply:
-        return await commands.list_emails(context.runtime.db, command)
+        page = await commands.list_emails(context.runtime.db, command)
+        return Reply(ok=True, data=page.model_dump(mode="json"))
 
     async def decide_draft(command: DecideDraftCommand, context: CommandContext) -> Reply:
-        return await commands.decide_draft(context.runtime.db, command)
+        view = await commands.decide_draft(context.runtime.db, command)
+        return Reply(ok=True, data=view.model_dump(mode="json"))
 
     async def decide_all(command: DecideAllCommand, context: CommandContext) -> Reply:
-        return await commands.decide_all(context.runtime.db, command)
+        view = await commands.decide_all(context.runtime.db, command)
+        return Reply(ok=True, data=view.model_dump(mode="json"))
 
     return {
         ListEmailsCommand: list_emails,

@@ -1,0 +1,305 @@
+"""A campaign's emails: drafts as they are written, the review's reads and decisions, expiry at
+the review deadline, and the send queue (the database is the queue: an email is claimed, sent and
+its outcome stored, each in its own short transaction; see `sender.py`).
+
+Only a `drafted` email can be decided, always after the campaign's row is locked
+(`campaigns.lock_campaign`), so concurrent decisions about one campaign are serialised and the
+review is seen to finish exactly once."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import asyncpg
+
+from services.campaign.domain.review import DECIDED_STATUS, Decided
+from services.campaign.domain.sending import SendDecision, SendingCounts
+from services.campaign.domain.status import APPROVED_STATUSES, OPEN_STATUSES
+from shared.campaign_review import (
+    Decision,
+    EmailStatus,
+    EmailView,
+    ReviewCounts,
+)
+from shared.db import Connection, Database
+from shared.errors import Refused
+
+_VIEW_COLUMNS = (
+    "e.email_id, e.campaign_id, e.candidate_id, r.rank, e.to_address, e.subject, e.body,"
+    " e.status, e.edited, e.reviewed_by, e.reviewed_at, e.created_at"
+)
+
+
+def email_view(row: asyncpg.Record) -> EmailView:
+    return EmailView.model_validate(dict(row))
+
+
+@dataclass(frozen=True)
+class StoredEmail:
+    view: EmailView
+    job_title: str
+    found_via: str | None
+
+
+async def get_email(conn: Connection, campaign_id: uuid.UUID, email_id: uuid.UUID) -> StoredEmail:
+    """An email of this campaign with what its footer needs; not_found for one of another."""
+    row = await conn.fetchrow(
+        f"SELECT {_VIEW_COLUMNS}, j.title AS job_title, c.found_via"  # noqa: S608 - constant
+        " FROM campaign.emails e"
+        " JOIN campaign.jobs j USING (job_id)"
+        " JOIN campaign.candidates c USING (candidate_id)"
+        " LEFT JOIN campaign.recipients r USING (campaign_id, candidate_id)"
+        " WHERE e.email_id = $1 AND e.campaign_id = $2",
+        email_id,
+        campaign_id,
+    )
+    if row is None:
+        raise Refused(f"campaign {campaign_id} has no email {email_id}", code="not_found")
+    return StoredEmail(email_view(row), row["job_title"], row["found_via"])
+
+
+async def store_decision(
+    conn: Connection, email_id: uuid.UUID, decided: Decided, reviewed_by: str
+) -> EmailView:
+    """Write a decision about a draft (the caller holds the campaign's lock)."""
+    row = await conn.fetchrow(
+        "WITH e AS (UPDATE campaign.emails SET status = $2, subject = $3, body = $4,"  # noqa: S608
+        "  edited = $5, reviewed_by = $6, reviewed_at = now(), updated_at = now()"
+        "  WHERE email_id = $1 AND status = 'drafted' RETURNING *)"
+        f" SELECT {_VIEW_COLUMNS} FROM e"
+        " LEFT JOIN campaign.recipients r USING (campaign_id, candidate_id)",
+        email_id, decided.status, decided.draft.subject, decided.draft.body, decided.edited,
+        reviewed_by,
+    )  # fmt: skip
+    assert row is not None, "the campaign lock keeps the draft pending until now"
+    return email_view(row)
+
+
+async def decide_pending(
+    conn: Connection, campaign_id: uuid.UUID, decision: Decision, reviewed_by: str
+) -> list[EmailView]:
+    """Decide every draft of the campaign still pending, as they are; the ones decided, by rank."""
+    rows = await conn.fetch(
+        "WITH e AS (UPDATE campaign.emails SET status = $2, reviewed_by = $3,"  # noqa: S608
+        "  reviewed_at = now(), updated_at = now()"
+        "  WHERE campaign_id = $1 AND status = 'drafted' RETURNING *)"
+        f" SELECT {_VIEW_COLUMNS} FROM e"
+        " LEFT JOIN campaign.recipients r USING (campaign_id, candidate_id)"
+        " ORDER BY r.rank, e.email_id",
+        campaign_id,
+        DECIDED_STATUS[decision],
+        reviewed_by,
+    )
+    return [email_view(row) for row in rows]
+
+
+async def review_counts(conn: Connection, campaign_id: uuid.UUID) -> ReviewCounts:
+    row = await conn.fetchrow(
+        "SELECT count(*) FILTER (WHERE status = 'drafted') AS drafted,"
+        " count(*) FILTER (WHERE status = ANY($2::text[])) AS approved,"
+        " count(*) FILTER (WHERE status = 'rejected') AS rejected,"
+        " count(*) FILTER (WHERE status = 'expired') AS expired"
+        " FROM campaign.emails WHERE campaign_id = $1",
+        campaign_id,
+        sorted(APPROVED_STATUSES),
+    )
+    assert row is not None
+    return ReviewCounts.model_validate(dict(row))
+
+
+async def list_emails(
+    conn: Connection,
+    campaign_id: uuid.UUID,
+    status: EmailStatus | None,
+    after: tuple[int, uuid.UUID] | None,
+    limit: int,
+) -> list[EmailView]:
+    """Up to `limit` emails of the campaign, by recipient rank, after the cursor `after`."""
+    rows = await conn.fetch(
+        f"SELECT {_VIEW_COLUMNS} FROM campaign.emails e"  # noqa: S608 - constant
+        " LEFT JOIN campaign.recipients r USING (campaign_id, candidate_id)"
+        " WHERE e.campaign_id = $1 AND ($2::text IS NULL OR e.status = $2)"
+        "  AND ($3::int IS NULL OR (coalesce(r.rank, 0), e.email_id) > ($3, $4::uuid))"
+        " ORDER BY coalesce(r.rank, 0), e.email_id LIMIT $5",
+        campaign_id,
+        status,
+        after[0] if after else None,
+        after[1] if after else None,
+        limit,
+    )
+    return [email_view(row) for row in rows]
+
+
+async def expire_pending(conn: Connection, campaign_id: uuid.UUID) -> int:
+    """Every draft of the campaign still pending expires (and is never sent); how many did."""
+    expired: int = await conn.fetchval(
+        "WITH e AS (UPDATE campaign.emails SET status = 'expired', updated_at = now()"
+        "  WHERE campaign_id = $1 AND status = 'drafted' RETURNING 1)"
+        " SELECT count(*) FROM e",
+        campaign_id,
+    )
+    return expired
+
+
+# ---- Drafts ----------------------------------------------------------------------------------
+
+DraftRow = tuple[uuid.UUID, uuid.UUID, uuid.UUID, uuid.UUID, str, str, str, str, str]
+_INSERT_DRAFT = (
+    "INSERT INTO campaign.emails (email_id, campaign_id, job_id, candidate_id, to_address,"
+    " subject, body, status, message_id, drafted_by)"
+    " VALUES ($1, $2, $3, $4, $5, $6, $7, 'drafted', $8, $9)"
+    " ON CONFLICT (campaign_id, candidate_id) DO NOTHING"
+)
+
+
+async def insert_drafts(db: Database, rows: Sequence[DraftRow]) -> None:
+    """Store drafts (email id, campaign, job, candidate, address, subject, body, Message-ID,
+    drafted by); a recipient who has one already keeps it."""
+    if len(rows) == 1:
+        await db.execute(_INSERT_DRAFT, *rows[0])
+    elif rows:
+        await db.executemany(_INSERT_DRAFT, rows)
+
+
+async def drafting_summary(db: Database, campaign_id: uuid.UUID) -> tuple[int, bool]:
+    """How many drafts the campaign has, and whether the model wrote any of them."""
+    row = await db.fetchrow(
+        "SELECT count(*) AS drafted, coalesce(bool_or(drafted_by = 'model'), false) AS by_model"
+        " FROM campaign.emails WHERE campaign_id = $1",
+        campaign_id,
+    )
+    assert row is not None
+    return row["drafted"], row["by_model"]
+
+
+# ---- The send queue --------------------------------------------------------------------------
+
+# The campaign's next email due to be sent, locked so that two senders never take the same one.
+_NEXT_DUE = """
+SELECT e.email_id, e.campaign_id, e.to_address, e.subject, e.body, e.message_id, e.attempts,
+       j.title AS job_title, c.found_via, s.reason AS suppressed_reason
+FROM campaign.emails e
+JOIN campaign.campaigns cp USING (campaign_id)
+JOIN campaign.jobs j ON j.job_id = e.job_id
+JOIN campaign.candidates c ON c.candidate_id = e.candidate_id
+LEFT JOIN campaign.suppressions s ON s.email = lower(e.to_address)
+WHERE e.campaign_id = $1 AND e.status = 'approved'
+  AND (e.next_attempt_at IS NULL OR e.next_attempt_at <= now())
+  AND cp.status <> 'cancelled'
+ORDER BY coalesce(e.next_attempt_at, e.reviewed_at, e.created_at), e.email_id
+LIMIT 1
+FOR UPDATE OF e SKIP LOCKED
+"""
+_DUE_CAMPAIGNS = """
+SELECT DISTINCT e.campaign_id FROM campaign.emails e JOIN campaign.campaigns cp USING (campaign_id)
+WHERE e.status = 'approved' AND (e.next_attempt_at IS NULL OR e.next_attempt_at <= now())
+  AND cp.status <> 'cancelled'
+LIMIT 500
+"""
+_SENT_OUT_CAMPAIGNS = """
+SELECT cp.campaign_id FROM campaign.campaigns cp
+WHERE cp.status = 'sending' AND NOT EXISTS (
+    SELECT 1 FROM campaign.emails e
+    WHERE e.campaign_id = cp.campaign_id AND e.status = ANY($1::text[]))
+LIMIT 500
+"""
+_SWEEP_STUCK = """
+UPDATE campaign.emails SET status = 'failed', last_error = $1, next_attempt_at = NULL,
+    updated_at = now()
+WHERE status = 'sending' AND updated_at < now() - make_interval(secs => $2)
+  AND NOT (email_id = ANY($3::uuid[]))
+RETURNING email_id
+"""
+
+
+async def next_due(conn: Connection, campaign_id: uuid.UUID) -> asyncpg.Record | None:
+    """The campaign's next approved email due to be sent, locked (SKIP LOCKED: another sender's
+    email is passed over), with its job title, source and suppression, if any."""
+    row: asyncpg.Record | None = await conn.fetchrow(_NEXT_DUE, campaign_id)
+    return row
+
+
+async def claim(conn: Connection, email_id: uuid.UUID, message_id: str) -> asyncpg.Record:
+    """Mark a locked email 'sending' and count the attempt; its attempts and Message-ID."""
+    claimed = await conn.fetchrow(
+        "UPDATE campaign.emails SET status = 'sending', attempts = attempts + 1,"
+        " message_id = coalesce(message_id, $2), last_error = NULL,"
+        " updated_at = now() WHERE email_id = $1"
+        " RETURNING attempts, message_id",
+        email_id,
+        message_id,
+    )
+    assert claimed is not None, "the row is locked by this transaction"
+    return claimed
+
+
+async def due_campaigns(conn: Connection) -> list[uuid.UUID]:
+    """Campaigns with an approved email due now (not cancelled ones)."""
+    return [row["campaign_id"] for row in await conn.fetch(_DUE_CAMPAIGNS)]
+
+
+async def sent_out_campaigns(conn: Connection) -> list[uuid.UUID]:
+    """Campaigns still 'sending' that have no email left to send."""
+    rows = await conn.fetch(_SENT_OUT_CAMPAIGNS, list(OPEN_STATUSES))
+    return [row["campaign_id"] for row in rows]
+
+
+async def sweep_stuck(
+    db: Database, error: str, after_seconds: float, spare: Sequence[uuid.UUID]
+) -> int:
+    """Fail emails left 'sending' for longer than `after_seconds`, except `spare` (being sent
+    right now); how many were failed."""
+    rows = await db.fetch(_SWEEP_STUCK, error, after_seconds, list(spare))
+    return len(rows)
+
+
+async def store_outcome(
+    conn: Connection,
+    email_id: uuid.UUID,
+    decision: SendDecision,
+    *,
+    from_sending: bool = False,
+    unknown: str = "",
+) -> bool:
+    """Write a send decision on the email row. After a send (`from_sending`), only a 'sending'
+    row, or one a sweep has just failed with `unknown` (the real outcome is better), is changed;
+    otherwise only an 'approved' one. False if none was."""
+    now = datetime.now(UTC)
+    result: str = await conn.execute(
+        "UPDATE campaign.emails SET status = $2, last_error = $3, next_attempt_at = $4,"
+        " sent_at = CASE WHEN $2 = 'sent' THEN $5 ELSE sent_at END, updated_at = now()"
+        " WHERE email_id = $1 AND CASE WHEN $6"
+        "  THEN status = 'sending' OR (status = 'failed' AND last_error = $7)"
+        "  ELSE status = 'approved' END",
+        email_id, decision.status, decision.last_error, decision.next_attempt_at(now), now,
+        from_sending, unknown,
+    )  # fmt: skip
+    return result.endswith(" 1")
+
+
+async def others_open(conn: Connection, campaign_id: uuid.UUID, email_id: uuid.UUID) -> bool:
+    """Whether another email of the campaign is still to be sent."""
+    found: bool = await conn.fetchval(
+        "SELECT EXISTS (SELECT 1 FROM campaign.emails WHERE campaign_id = $1"
+        " AND status = ANY($2::text[]) AND email_id <> $3)",
+        campaign_id, list(OPEN_STATUSES), email_id,
+    )  # fmt: skip
+    return found
+
+
+async def sending_counts(conn: Connection, campaign_id: uuid.UUID) -> SendingCounts:
+    """The campaign's emails by status, as far as sending is concerned."""
+    row = await conn.fetchrow(
+        "SELECT count(*) FILTER (WHERE status = ANY($2::text[])) AS open,"
+        " count(*) FILTER (WHERE status = 'sent') AS sent,"
+        " count(*) FILTER (WHERE status = 'failed') AS failed,"
+        " count(*) FILTER (WHERE status = 'bounced') AS bounced"
+        " FROM campaign.emails WHERE campaign_id = $1",
+        campaign_id,
+        list(OPEN_STATUSES),
+    )
+    assert row is not None
+    return SendingCounts(**dict(row))

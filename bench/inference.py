@@ -57,6 +57,7 @@ from bench.cases import (
 )
 from bench.stack import BenchStack
 from bench.targets import Target, print_verdicts
+from services.inference.domain.prompt import chat_messages
 from shared.inference import ChatMessage, ModelRequest
 from shared.settings import Settings
 from tests.support.fake_llm import Behaviour, FakeLLM
@@ -357,7 +358,7 @@ async def _miss_series(
             started = time.perf_counter()
             await sdk.chat.completions.create(
                 model=MODEL,
-                messages=request.prompt(),  # type: ignore[arg-type]
+                messages=chat_messages(request),  # type: ignore[arg-type]
                 temperature=request.temperature,
                 max_tokens=request.max_tokens,
             )

@@ -1,5 +1,7 @@
 """Simple-mode inference contracts, shared by the gateway (which serves cache hits itself) and the
-inference service (which calls models): the normalised request, its cache key, usage and cost."""
+inference service (which calls models): the `infer` command, the normalised request and its cache
+key, the cached answer and what a client gets back. The system prompt and the cost rules are the
+inference service's own (`services/inference/domain/`)."""
 
 from __future__ import annotations
 
@@ -12,14 +14,12 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictStr
 
-# Part of every cache key: changing the system prompt must change the version, so answers written
-# under the old prompt are no longer served.
+# What the gateway needs to know of the inference service's system prompt without its text
+# (services/inference/domain/prompt.py; tests/unit/test_inference_domain.py ties them together):
+# its version, part of every cache key, so that answers written under an older prompt are no longer
+# served; and the tokens it adds to every request, counted against LLM_MAX_INPUT_TOKENS.
 SYSTEM_PROMPT_VERSION = "1"
-SYSTEM_PROMPT = (
-    "You are an assistant for technical recruiters. Answer questions about recruiting, sourcing, "
-    "interviewing and candidate outreach accurately and concisely, and write clear, friendly, "
-    "professional text when asked. If you do not know something, say so."
-)
+SYSTEM_PROMPT_TOKENS = 82
 
 Role = Literal["system", "user", "assistant"]
 CacheMode = Literal["default", "bypass", "refresh"]
@@ -68,13 +68,6 @@ class ModelRequest(BaseModel):
     def with_model(self, model: str) -> ModelRequest:
         return self.model_copy(update={"model": model})
 
-    def prompt(self) -> list[dict[str, str]]:
-        """The messages for the chat-completions API, led by our system prompt."""
-        return [
-            {"role": "system", "content": SYSTEM_PROMPT},
-            *({"role": m.role, "content": m.content} for m in self.messages),
-        ]
-
 
 _PIECE = re.compile(r"(?:\S+\s*){1,8}|\s+")
 
@@ -87,20 +80,13 @@ def replay_pieces(text: str) -> list[str]:
 def estimate_tokens(messages: list[ChatMessage]) -> int:
     """A tokenizer-free upper estimate (about 4 characters a token, plus framing per message); the
     exact count depends on the model's tokenizer, which is not available offline."""
-    return sum(math.ceil(len(m.content) / 3.5) + 4 for m in messages) + len(SYSTEM_PROMPT) // 3
+    return sum(math.ceil(len(m.content) / 3.5) + 4 for m in messages) + SYSTEM_PROMPT_TOKENS
 
 
 class Usage(BaseModel):
     prompt_tokens: int = 0
     completion_tokens: int = 0
     total_tokens: int = 0
-
-
-def cost_of(model: str, usage: Usage, prices: dict[str, tuple[float, float]]) -> float:
-    """USD, from a price table of (per million prompt tokens, per million completion tokens)."""
-    prompt_price, completion_price = prices.get(model, (0.0, 0.0))
-    total = usage.prompt_tokens * prompt_price + usage.completion_tokens * completion_price
-    return round(total / 1_000_000, 8)
 
 
 class CachedAnswer(BaseModel):

@@ -1,73 +1,65 @@
-"""The inference service's FastStream app: answers `infer` commands (plain or streamed)."""
+"""The inference service's FastStream app: builds the handler's dependencies at startup and
+answers `infer` commands (plain, or streamed as partial replies)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable
+from contextlib import AsyncExitStack
 
-import redis.asyncio as redis
 from faststream import FastStream
 
-from services.inference.answering import Answerer
-from services.inference.models import ModelClient, ModelFailure
+from services.inference import handlers
+from services.inference.handlers import Answerer, Dependencies
+from services.inference.model_client import ModelClient
+from services.inference.repository import ModelCallLog
 from shared.answer_cache import AnswerCache
 from shared.cache import create_redis
-from shared.events import Reply, ReplyError
-from shared.inference import NOT_CONFIGURED, InferCommand
-from shared.service import CommandContext, Runtime, build_app
+from shared.events import Reply
+from shared.inference import InferCommand
+from shared.service import CommandContext, Runtime, Started, build_app
 from shared.settings import Settings
 
-# ModelFailure codes as the gateway maps them to HTTP (502, 504, 422).
-_ERROR_CODES = {"unavailable": "model_unavailable", "timeout": "model_timeout"}
+Build = Callable[[Settings, Runtime], Awaitable[Dependencies]]
 
 
-@dataclass
-class _Dependencies:
-    redis: redis.Redis | None = None
-    models: ModelClient | None = None
-    answerer: Answerer | None = None
+async def build_dependencies(settings: Settings, runtime: Runtime) -> Dependencies:
+    """The Redis answer cache, the model client and token accounting, closed at shutdown."""
+    async with AsyncExitStack() as resources:
+        client = await create_redis(settings)
+        resources.push_async_callback(client.aclose)
+        models = ModelClient(settings)
+        resources.push_async_callback(models.close)
+        answerer = Answerer(
+            models,
+            AnswerCache(client, settings.llm_cache_ttl_seconds),
+            ModelCallLog(runtime.db, settings.llm_prices),
+            settings.llm_prices,
+            flight_seconds=settings.inference_timeout_seconds,
+        )
+        return Dependencies(answerer, settings.llm_configured, resources.pop_all())
 
 
-def create_app(settings: Settings) -> tuple[FastStream, Runtime]:
-    deps = _Dependencies()
+def create_app(settings: Settings, build: Build = build_dependencies) -> tuple[FastStream, Runtime]:
+    started: Started[Dependencies] = Started()
 
     async def startup(runtime: Runtime) -> None:
-        deps.redis = await create_redis(settings)
-        deps.models = ModelClient(settings)
-        cache = AnswerCache(deps.redis, settings.llm_cache_ttl_seconds)
-        deps.answerer = Answerer(deps.models, cache, runtime.db, settings)
+        started.set(await build(settings, runtime))
 
     async def shutdown(runtime: Runtime) -> None:
-        if deps.models is not None:
-            await deps.models.close()
-        if deps.redis is not None:
-            await deps.redis.aclose()
+        if started.ready:  # not when stopped before startup built anything
+            await started.get().resources.aclose()
 
-    async def infer(command: InferCommand, context: CommandContext) -> Reply:
-        if not settings.llm_configured:
-            return Reply(ok=False, error=ReplyError(code="not_configured", message=NOT_CONFIGURED))
-        assert deps.answerer is not None, "built at startup"
-
+    async def on_infer(command: InferCommand, context: CommandContext) -> Reply:
         async def send(piece: str) -> None:
             await context.send(Reply(ok=True, data={"delta": piece}))
 
-        try:
-            outcome = await deps.answerer.answer(command, send if command.stream else None)
-        except ModelFailure as failure:
-            code = _ERROR_CODES.get(failure.code, failure.code)
-            return Reply(ok=False, error=ReplyError(code=code, message=str(failure)))
-        return Reply(
-            ok=True,
-            data={
-                **outcome.answer.model_dump(mode="json"),
-                "cost": outcome.cost,
-                "cached": outcome.cached,
-            },
-        )
+        outcome = await handlers.infer(command, started.get(), send if command.stream else None)
+        return Reply(ok=True, data=outcome.reply_data())
 
     return build_app(
         "inference",
         settings,
-        commands={InferCommand: infer},
+        commands={InferCommand: on_infer},
         startup=startup,
         shutdown=shutdown,
     )

@@ -1,45 +1,20 @@
 """The language-model adapter: the official `openai` SDK against any OpenAI-compatible
-endpoint, with the SDK's own retries and backoff (429, 5xx, timeouts) and fallback models."""
+endpoint, with the SDK's own retries and backoff (429, 5xx, timeouts) and fallback models. The
+handlers see it as `handlers.LanguageModel`."""
 
 from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
 from typing import cast
 
 import openai
 from openai.types.chat import ChatCompletionMessageParam
 
+from services.inference.domain.completions import Attempt, Completion, ModelFailure
+from services.inference.domain.prompt import chat_messages
 from shared.inference import ModelRequest, Usage
 from shared.settings import Settings
-
-
-class ModelFailure(Exception):
-    """No model could answer. `code` is `timeout`, `unavailable` or `invalid_input`."""
-
-    def __init__(self, code: str, message: str, attempts: list[Attempt]) -> None:
-        super().__init__(message)
-        self.code = code
-        self.attempts = attempts
-
-
-@dataclass(frozen=True)
-class Attempt:
-    """One model tried, for token accounting (a failed attempt costs nothing)."""
-
-    model: str
-    latency_ms: float
-    usage: Usage = field(default_factory=Usage)
-    error: str | None = None
-
-
-@dataclass(frozen=True)
-class Completion:
-    text: str
-    model: str
-    usage: Usage
-    attempts: list[Attempt]
 
 
 def _usage(raw: object) -> Usage:
@@ -135,7 +110,7 @@ class ModelClient:
 
 
 def _messages(request: ModelRequest) -> list[ChatCompletionMessageParam]:
-    return cast("list[ChatCompletionMessageParam]", request.prompt())
+    return cast("list[ChatCompletionMessageParam]", chat_messages(request))
 
 
 def _ms(started: float) -> float:

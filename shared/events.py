@@ -10,14 +10,11 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Annotated, Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from shared.campaign_monitoring import MonitoringCommand
-from shared.campaign_review import ReviewCommand
-from shared.inference import InferCommand
-from shared.workflow_api import RunStatus, WorkflowCommand
+from shared.workflow_api import RunStatus
 
 Upcaster = Callable[[dict[str, Any]], dict[str, Any]]
 
@@ -246,18 +243,6 @@ class DetectIntentCommand(BaseModel):
     conversation_id: str | None = Field(None, max_length=128)
     requested_by: str | None = None
     correlation_id: str = Field(default_factory=lambda: uuid.uuid4().hex, max_length=128)
-
-
-# Every command any service answers; each service handles its own and says "unsupported" to others.
-ServiceCommand = Annotated[
-    PingCommand
-    | DetectIntentCommand
-    | InferCommand
-    | WorkflowCommand
-    | ReviewCommand
-    | MonitoringCommand,
-    Field(discriminator="type"),
-]
 
 
 class IntentResult(BaseModel):

@@ -28,9 +28,10 @@ from shared.broker import (
     ensure_topics,
     producer_options,
 )
+from shared.commands import CommandTable
 from shared.db import create_pool
 from shared.errors import ConfigurationError, DependencyUnavailable, Refused
-from shared.events import PingCommand, Pong, Reply, ReplyError, ServiceCommand
+from shared.events import PingCommand, Pong, Reply, ReplyError
 from shared.heap import freeze_startup_objects
 from shared.kafka_security import AUTHORIZATION_ERRORS, authorization_refused
 from shared.outbox import OutboxRelay
@@ -138,7 +139,9 @@ def build_app(
     runtime.tracer_provider = setup_tracing(name, runtime.instance_id, settings)
     broker = create_broker(settings, client_id=name, tracer_provider=runtime.tracer_provider)
     runtime.broker = broker
-    handlers: dict[type[BaseModel], CommandHandler] = {PingCommand: _pong, **(commands or {})}
+    table: CommandTable[CommandHandler] = CommandTable(
+        name, {PingCommand: _pong, **(commands or {})}
+    )
     relay: OutboxRelay | None = None
 
     # Commands are synchronous requests whose caller waits a few seconds at most: a command lost
@@ -151,15 +154,11 @@ def build_app(
         max_workers=COMMAND_CONCURRENCY,
         **consumer_options(settings),
     )
-    async def on_command(command: ServiceCommand) -> Reply:
-        handler = handlers.get(type(command))
-        if handler is None:
-            return Reply(
-                ok=False,
-                error=ReplyError(
-                    code="unsupported", message=f"the {name} service does not handle {command.type}"
-                ),
-            )
+    async def on_command(body: dict[str, Any]) -> Reply:
+        decoded = table.decode(body)
+        if isinstance(decoded, Reply):
+            return decoded
+        command, handler = decoded
         # Read from the context directly: an injected `KafkaMessage` parameter is resolved in a
         # worker thread on every message, which cost more than the rest of a ping.
         message = broker.context.get_local("message")
@@ -169,7 +168,7 @@ def build_app(
         except Refused as refused:
             return Reply(ok=False, error=ReplyError(code=refused.code, message=refused.message))
         except Exception as exc:  # the caller waits: answer at once rather than let it time out
-            log.exception("the %s command failed", command.type)
+            log.exception("the %s command failed", body.get("type"))
             return Reply(
                 ok=False,
                 error=ReplyError(

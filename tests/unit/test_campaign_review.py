@@ -37,8 +37,9 @@ from shared.campaign_review import (
     EmailView,
     ReviewCounts,
 )
+from shared.commands import CommandTable
 from shared.errors import Refused
-from shared.events import ServiceCommand
+from shared.events import Reply
 
 EMAIL_ID = uuid.uuid4()
 SENDER = SenderIdentity(
@@ -234,14 +235,23 @@ def test_the_cursor_round_trips_and_a_forged_one_is_invalid_input() -> None:
         assert refused.value.code == "invalid_input"
 
 
-def test_review_commands_travel_in_the_service_command_union() -> None:
-    from pydantic import TypeAdapter
-
+def test_the_campaign_service_decodes_its_review_commands_and_no_other_service_does() -> None:
     command = DecideDraftCommand(
         campaign_id=uuid.uuid4(), email_id=EMAIL_ID, decision="approve", reviewed_by="sam"
     )
-    parsed = TypeAdapter(ServiceCommand).validate_json(command.model_dump_json())
-    assert parsed == command
+    body = command.model_dump(mode="json")
+    campaign = CommandTable("campaign", {DecideDraftCommand: "decide"})
+    assert campaign.decode(body) == (command, "decide")
+    other = CommandTable("workflow", {})
+    refused = other.decode(body)
+    assert isinstance(refused, Reply)
+    assert refused.error is not None
+    assert refused.error.code == "unsupported"
+    broken = campaign.decode({**body, "decision": "maybe"})
+    assert isinstance(broken, Reply)
+    assert broken.error is not None
+    assert broken.error.code == "invalid_input"
+    assert "decision" in broken.error.message
 
 
 @pytest.mark.parametrize(

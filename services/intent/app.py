@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from faststream import FastStream
@@ -13,7 +14,7 @@ from services.intent.domain.slots import SlotExtractor
 from services.intent.domain.vocabulary import load_vocabulary
 from services.intent.model_fallback import ModelFallback
 from shared.events import DetectIntentCommand, Reply
-from shared.service import CommandContext, Runtime, build_app
+from shared.service import CommandContext, Runtime, Started, build_app
 from shared.settings import Settings
 
 
@@ -26,23 +27,34 @@ def build_detector(settings: Settings) -> IntentDetector:
     )
 
 
-@dataclass
-class _Dependencies:
-    detector: IntentDetector | None = None
-    fallback: ModelFallback | None = None
+@dataclass(frozen=True)
+class Dependencies:
+    """What startup builds: the detector (about a second to train), and the language model
+    fallback when a model is configured."""
+
+    detector: IntentDetector
+    fallback: ModelFallback | None
 
 
-def create_app(settings: Settings) -> tuple[FastStream, Runtime]:
-    deps = _Dependencies()
+async def build_dependencies(settings: Settings, runtime: Runtime) -> Dependencies:
+    detector = build_detector(settings)
+    fallback = None
+    if runtime.client is not None:
+        fallback = ModelFallback(runtime.client, settings, detector.extractor.vocabulary)
+    return Dependencies(detector, fallback)
+
+
+Build = Callable[[Settings, Runtime], Awaitable[Dependencies]]
+
+
+def create_app(settings: Settings, build: Build = build_dependencies) -> tuple[FastStream, Runtime]:
+    started: Started[Dependencies] = Started()
 
     async def startup(runtime: Runtime) -> None:
-        deps.detector = build_detector(settings)
-        if runtime.client is not None:
-            vocabulary = deps.detector.extractor.vocabulary
-            deps.fallback = ModelFallback(runtime.client, settings, vocabulary)
+        started.set(await build(settings, runtime))
 
     async def detect(command: DetectIntentCommand, context: CommandContext) -> Reply:
-        assert deps.detector is not None, "built at startup"
+        deps = started.get()
         result = await handlers.detect_intent(
             command, deps.detector, context.runtime.db, deps.fallback
         )

@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
-from services.campaign.domain.status import APPROVED_STATUSES
+from services.campaign.domain.status import APPROVED_STATUSES, count_of
 from shared.campaign_monitoring import (
     CampaignCounts,
 )
@@ -111,7 +111,7 @@ def counts_from(
     `sent`, or a `sent_at` (a bounced email was sent first)."""
 
     def n(*names: str) -> int:
-        return sum(statuses.get(name, (0, 0))[0] for name in names)
+        return count_of(statuses, *names)
 
     sent = sum(
         total if status == "sent" else stamped for status, (total, stamped) in statuses.items()

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from services.campaign.domain.composing import Draft, FooterContext, finalise, footer_text
-from services.campaign.domain.status import APPROVED_STATUSES
+from services.campaign.domain.status import APPROVED_STATUSES, StatusCounts, count_of
 from shared.campaign_review import (
     MAX_BODY_CHARS,
     MAX_SUBJECT_CHARS,
@@ -143,3 +143,13 @@ def decode_cursor(cursor: str) -> tuple[int, uuid.UUID]:
 
 
 # ---- Repository ------------------------------------------------------------------------------
+
+
+def review_counts_from(statuses: StatusCounts) -> ReviewCounts:
+    """The review's counts from the campaign's emails per status."""
+    return ReviewCounts(
+        drafted=count_of(statuses, "drafted"),
+        approved=count_of(statuses, *APPROVED_STATUSES),
+        rejected=count_of(statuses, "rejected"),
+        expired=count_of(statuses, "expired"),
+    )

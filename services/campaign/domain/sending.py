@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from services.campaign.domain.pacing import RetryPolicy
+from services.campaign.domain.status import OPEN_STATUSES, StatusCounts, count_of
 
 # An email claimed ('sending') whose process died before recording the outcome: the relay may
 # have accepted it, so it is not tried again (a second copy is worse than a missing one).
@@ -109,6 +110,16 @@ class SendingCounts:
     sent: int
     failed: int
     bounced: int
+
+
+def sending_counts_from(statuses: StatusCounts) -> SendingCounts:
+    """The sending counts from the campaign's emails per status."""
+    return SendingCounts(
+        open=count_of(statuses, *OPEN_STATUSES),
+        sent=count_of(statuses, "sent"),
+        failed=count_of(statuses, "failed"),
+        bounced=count_of(statuses, "bounced"),
+    )
 
 
 def sending_finished(campaign_status: str, counts: SendingCounts) -> bool:

@@ -10,6 +10,7 @@ the review) finds the campaign elsewhere and changes nothing.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import get_args
 
 from shared.campaign_monitoring import CampaignStatus
@@ -42,6 +43,15 @@ def sources(target: CampaignStatus) -> tuple[CampaignStatus, ...]:
 
 
 # ---- Emails ----------------------------------------------------------------------------------
+
+# Emails per status: (how many, how many of them have a `sent_at`).
+StatusCounts = Mapping[str, tuple[int, int]]
+
+
+def count_of(statuses: StatusCounts, *names: str) -> int:
+    """How many emails are in any of the statuses `names`."""
+    return sum(statuses.get(name, (0, 0))[0] for name in names)
+
 
 # Statuses an email reaches only by being approved: approving it again changes nothing.
 APPROVED_STATUSES: frozenset[str] = frozenset({"approved", "sending", "sent", "failed", "bounced"})

@@ -13,6 +13,7 @@ import asyncpg
 from services.campaign.domain.extraction import CandidateMatch
 from services.campaign.domain.monitoring import counts_from
 from services.campaign.domain.status import ENDED, sources
+from services.campaign.repository import emails
 from shared.campaign_monitoring import CampaignJob, CampaignStatus, CampaignView, DraftingProgress
 from shared.db import Connection, Database
 from shared.errors import Refused
@@ -128,18 +129,13 @@ async def campaign_view(conn: Connection, campaign_id: uuid.UUID) -> CampaignVie
     )
     if row is None:
         return None
-    statuses = await conn.fetch(
-        "SELECT status, count(*) AS total, count(sent_at) AS stamped FROM campaign.emails"
-        " WHERE campaign_id = $1 GROUP BY status",
-        campaign_id,
-    )
     kinds = await conn.fetch(
         "SELECT kind, count(DISTINCT email_id) AS emails FROM campaign.delivery_events"
         " WHERE campaign_id = $1 GROUP BY kind",
         campaign_id,
     )
     counts = counts_from(
-        {r["status"]: (r["total"], r["stamped"]) for r in statuses},
+        await emails.emails_by_status(conn, campaign_id),
         {r["kind"]: r["emails"] for r in kinds},
     )
     return CampaignView(

@@ -15,9 +15,9 @@ from datetime import UTC, datetime
 
 import asyncpg
 
-from services.campaign.domain.review import DECIDED_STATUS, Decided
-from services.campaign.domain.sending import SendDecision, SendingCounts
-from services.campaign.domain.status import APPROVED_STATUSES, OPEN_STATUSES
+from services.campaign.domain.review import DECIDED_STATUS, Decided, review_counts_from
+from services.campaign.domain.sending import SendDecision, SendingCounts, sending_counts_from
+from services.campaign.domain.status import OPEN_STATUSES, StatusCounts
 from shared.campaign_review import (
     Decision,
     EmailStatus,
@@ -96,18 +96,19 @@ async def decide_pending(
     return [email_view(row) for row in rows]
 
 
-async def review_counts(conn: Connection, campaign_id: uuid.UUID) -> ReviewCounts:
-    row = await conn.fetchrow(
-        "SELECT count(*) FILTER (WHERE status = 'drafted') AS drafted,"
-        " count(*) FILTER (WHERE status = ANY($2::text[])) AS approved,"
-        " count(*) FILTER (WHERE status = 'rejected') AS rejected,"
-        " count(*) FILTER (WHERE status = 'expired') AS expired"
-        " FROM campaign.emails WHERE campaign_id = $1",
+async def emails_by_status(conn: Connection, campaign_id: uuid.UUID) -> StatusCounts:
+    """How many of the campaign's emails are in each status, and how many of those have a
+    `sent_at` (a bounced email was sent first)."""
+    rows = await conn.fetch(
+        "SELECT status, count(*) AS total, count(sent_at) AS stamped FROM campaign.emails"
+        " WHERE campaign_id = $1 GROUP BY status",
         campaign_id,
-        sorted(APPROVED_STATUSES),
     )
-    assert row is not None
-    return ReviewCounts.model_validate(dict(row))
+    return {row["status"]: (row["total"], row["stamped"]) for row in rows}
+
+
+async def review_counts(conn: Connection, campaign_id: uuid.UUID) -> ReviewCounts:
+    return review_counts_from(await emails_by_status(conn, campaign_id))
 
 
 async def list_emails(
@@ -291,15 +292,4 @@ async def others_open(conn: Connection, campaign_id: uuid.UUID, email_id: uuid.U
 
 
 async def sending_counts(conn: Connection, campaign_id: uuid.UUID) -> SendingCounts:
-    """The campaign's emails by status, as far as sending is concerned."""
-    row = await conn.fetchrow(
-        "SELECT count(*) FILTER (WHERE status = ANY($2::text[])) AS open,"
-        " count(*) FILTER (WHERE status = 'sent') AS sent,"
-        " count(*) FILTER (WHERE status = 'failed') AS failed,"
-        " count(*) FILTER (WHERE status = 'bounced') AS bounced"
-        " FROM campaign.emails WHERE campaign_id = $1",
-        campaign_id,
-        list(OPEN_STATUSES),
-    )
-    assert row is not None
-    return SendingCounts(**dict(row))
+    return sending_counts_from(await emails_by_status(conn, campaign_id))

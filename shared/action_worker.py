@@ -9,15 +9,20 @@ A failed attempt stores nothing, so its retry runs the action again.
 Actions that take long (calling a language model for many recipients) set `transactional=False`:
 they run outside a transaction, must make their own writes idempotent, and only the result is
 recorded atomically with the completion.
+
+The worker reaches its schema through an `ActionStore` (`PostgresActionStore`), so unit tests pass
+a fake.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import asyncpg
 from faststream.kafka import KafkaBroker
@@ -28,7 +33,7 @@ from shared import outbox
 from shared.actions import ACTIONS, ActionRegistry, ActionSpec
 from shared.consuming import TRANSIENT_ERRORS, Route, subscribe_events
 from shared.db import Connection
-from shared.events import StepError, WorkflowStepCompleted, WorkflowStepRequested, utcnow
+from shared.events import Event, StepError, WorkflowStepCompleted, WorkflowStepRequested, utcnow
 from shared.settings import Settings
 from shared.topics import WORKFLOW_STEP_COMPLETED, step_request_topic
 
@@ -65,7 +70,102 @@ class ActionCall:
 
 
 Implementation = Callable[[Any, ActionCall], Awaitable[BaseModel | dict[str, Any]]]
-Completion = tuple[WorkflowStepRequested, dict[str, Any] | None, StepError | None]
+
+
+class ActionConnection(Protocol):
+    """A connection of an `ActionStore`: inside `transaction()`, or each statement on its own."""
+
+    @property
+    def conn(self) -> Connection:
+        """What the actions write with."""
+        ...
+
+    def savepoint(self) -> AbstractAsyncContextManager[None]:
+        """A nested transaction: its writes roll back alone when the block raises."""
+        ...
+
+    async def results(self, keys: list[str]) -> dict[str, dict[str, Any]]:
+        """The stored results of the step visits among `keys` that were performed already."""
+        ...
+
+    async def record(self, results: list[tuple[WorkflowStepRequested, dict[str, Any]]]) -> None:
+        """Store the results of step visits performed now (a visit's result is stored once)."""
+        ...
+
+    async def complete(self, completions: list[WorkflowStepCompleted]) -> None:
+        """Write completions to the owner's outbox, in order."""
+        ...
+
+
+class ActionStore(Protocol):
+    """Where an owner keeps its step visits' results and writes its completions: its schema's
+    `action_results` and outbox (`PostgresActionStore`, or a fake)."""
+
+    @property
+    def pool(self) -> asyncpg.Pool:
+        """What non-transactional actions write with."""
+        ...
+
+    def transaction(self) -> AbstractAsyncContextManager[ActionConnection]:
+        """A transaction whose completions are sent when it commits."""
+        ...
+
+    def connection(self) -> AbstractAsyncContextManager[ActionConnection]:
+        """A connection outside a transaction."""
+        ...
+
+
+@dataclass(frozen=True)
+class PostgresActionStore:
+    """`schema`'s `action_results` and outbox in `pool`."""
+
+    pool: asyncpg.Pool
+    schema: str
+
+    @contextlib.asynccontextmanager
+    async def transaction(self) -> AsyncIterator[ActionConnection]:
+        async with outbox.transaction(self.pool, self.schema) as conn:
+            yield _PostgresActionConnection(conn, self.schema)
+
+    @contextlib.asynccontextmanager
+    async def connection(self) -> AsyncIterator[ActionConnection]:
+        async with self.pool.acquire() as conn:
+            yield _PostgresActionConnection(conn, self.schema)
+
+
+@dataclass(frozen=True)
+class _PostgresActionConnection:
+    conn: Connection
+    schema: str
+
+    def savepoint(self) -> AbstractAsyncContextManager[None]:
+        return self.conn.transaction()
+
+    async def results(self, keys: list[str]) -> dict[str, dict[str, Any]]:
+        rows = await self.conn.fetch(
+            f"SELECT idempotency_key, output FROM {self.schema}.action_results"  # noqa: S608
+            " WHERE idempotency_key = ANY($1::text[])",
+            keys,
+        )
+        return {r["idempotency_key"]: json.loads(r["output"]) for r in rows}
+
+    async def record(self, results: list[tuple[WorkflowStepRequested, dict[str, Any]]]) -> None:
+        if not results:
+            return
+        await self.conn.execute(
+            f"INSERT INTO {self.schema}.action_results (idempotency_key, run_id, action, output)"  # noqa: S608
+            " SELECT * FROM unnest($1::text[], $2::uuid[], $3::text[], $4::jsonb[])",
+            [r.idempotency_key for r, _ in results],
+            [r.run_id for r, _ in results],
+            [r.action for r, _ in results],
+            [json.dumps(output) for _, output in results],
+        )
+
+    async def complete(self, completions: list[WorkflowStepCompleted]) -> None:
+        events: list[tuple[str, str, Event]] = [
+            (WORKFLOW_STEP_COMPLETED.name, str(c.run_id), c) for c in completions
+        ]
+        await outbox.enqueue_many(self.conn, self.schema, events)
 
 
 @dataclass(frozen=True)
@@ -103,10 +203,10 @@ class ActionWorker:
         started."""
 
         async def handle(request: WorkflowStepRequested) -> None:
-            await self.perform(pool(), request)
+            await self.perform(PostgresActionStore(pool(), self.schema), request)
 
         async def handle_many(requests: list[WorkflowStepRequested]) -> None:
-            await self.perform_many(pool(), requests)
+            await self.perform_many(PostgresActionStore(pool(), self.schema), requests)
 
         route = Route(
             WorkflowStepRequested,
@@ -129,7 +229,7 @@ class ActionWorker:
             tracer=tracer,
         )
 
-    async def perform_many(self, pool: asyncpg.Pool, requests: list[WorkflowStepRequested]) -> None:
+    async def perform_many(self, store: ActionStore, requests: list[WorkflowStepRequested]) -> None:
         """Run a batch of step requests: the transactional ones in one transaction (each action
         in a savepoint of its own), with their results and completions written together."""
         now = utcnow()
@@ -140,52 +240,11 @@ class ActionWorker:
             if registered is not None and registered.transactional and not late:
                 together.append(request)
             else:
-                await self.perform(pool, request)
-        if not together:
-            return
-        async with outbox.transaction(pool, self.schema) as conn:
-            done = await self._results(conn, [request.idempotency_key for request in together])
-            performed: list[tuple[WorkflowStepRequested, dict[str, Any]]] = []
-            completions: list[Completion] = []
-            for request in together:
-                key = request.idempotency_key
-                if key in done:  # performed before (or earlier in this batch): its result again
-                    completions.append((request, done[key], None))
-                    continue
-                registered = self._implemented[request.action]
-                try:
-                    # a savepoint: a failed action leaves no effect (nor events of its own)
-                    async with conn.transaction():
-                        with outbox.relayed():
-                            output = await self._run(
-                                registered, request, ActionCall(request, conn, pool)
-                            )
-                except ActionFailed as exc:
-                    completions.append((request, None, exc.error))
-                    continue
-                done[key] = output
-                performed.append((request, output))
-                completions.append((request, output, None))
-            await self._record_many(conn, performed)
-            await outbox.enqueue_many(
-                conn,
-                self.schema,
-                [
-                    (WORKFLOW_STEP_COMPLETED.name, str(r.run_id), _completion(r, output, error))
-                    for r, output, error in completions
-                ],
-            )
+                await self.perform(store, request)
+        if together:
+            await self._perform_in_transaction(store, together)
 
-    async def _results(self, conn: Connection, keys: list[str]) -> dict[str, dict[str, Any]]:
-        """The stored results of the step visits among `keys` that were performed already."""
-        rows = await conn.fetch(
-            f"SELECT idempotency_key, output FROM {self.schema}.action_results"  # noqa: S608
-            " WHERE idempotency_key = ANY($1::text[])",
-            keys,
-        )
-        return {r["idempotency_key"]: json.loads(r["output"]) for r in rows}
-
-    async def perform(self, pool: asyncpg.Pool, request: WorkflowStepRequested) -> None:
+    async def perform(self, store: ActionStore, request: WorkflowStepRequested) -> None:
         """Run one step request (see the module docstring)."""
         if request.deadline_at is not None and request.deadline_at < utcnow():
             log.info(
@@ -199,48 +258,64 @@ class ActionWorker:
                 message=f"the {self.owner} service does not implement {request.action}",
                 retryable=False,
             )
-            async with outbox.transaction(pool, self.schema) as conn:
-                await self._complete(conn, request, error=error)
+            async with store.transaction() as tx:
+                await tx.complete([_completion(request, None, error)])
             return
         if registered.transactional:
-            await self._perform_in_transaction(pool, registered, request)
+            await self._perform_in_transaction(store, [request])
         else:
-            await self._perform_outside_transaction(pool, registered, request)
+            await self._perform_outside_transaction(store, registered, request)
 
     async def _perform_in_transaction(
-        self, pool: asyncpg.Pool, registered: _Registered, request: WorkflowStepRequested
+        self, store: ActionStore, requests: list[WorkflowStepRequested]
     ) -> None:
-        async with outbox.transaction(pool, self.schema) as conn:
-            if await self._replay(conn, request):
-                return
-            try:
-                # a savepoint: a failed action leaves no effect (nor events of its own)
-                async with conn.transaction():
-                    with outbox.relayed():
-                        output = await self._run(
-                            registered, request, ActionCall(request, conn, pool)
-                        )
-                    await self._record(conn, request, output)
-            except ActionFailed as exc:
-                await self._complete(conn, request, error=exc.error)
-                return
-            await self._complete(conn, request, output=output)
+        """Run transactional step requests in one transaction, each action in a savepoint of its
+        own, and write their results and completions in it. A visit performed before (or earlier
+        in this batch) is answered with its stored result."""
+        async with store.transaction() as tx:
+            done = await tx.results([request.idempotency_key for request in requests])
+            performed: list[tuple[WorkflowStepRequested, dict[str, Any]]] = []
+            completions: list[WorkflowStepCompleted] = []
+            for request in requests:
+                key = request.idempotency_key
+                if key in done:
+                    completions.append(_completion(request, done[key], None))
+                    continue
+                registered = self._implemented[request.action]
+                try:
+                    # a savepoint: a failed action leaves no effect (nor events of its own)
+                    async with tx.savepoint():
+                        with outbox.relayed():
+                            output = await self._run(
+                                registered, request, ActionCall(request, tx.conn, store.pool)
+                            )
+                except ActionFailed as exc:
+                    completions.append(_completion(request, None, exc.error))
+                    continue
+                done[key] = output
+                performed.append((request, output))
+                completions.append(_completion(request, output, None))
+            await tx.record(performed)
+            await tx.complete(completions)
 
     async def _perform_outside_transaction(
-        self, pool: asyncpg.Pool, registered: _Registered, request: WorkflowStepRequested
+        self, store: ActionStore, registered: _Registered, request: WorkflowStepRequested
     ) -> None:
-        async with pool.acquire() as conn:
-            if await self._replay(conn, request):
+        key = request.idempotency_key
+        async with store.connection() as db:
+            stored = (await db.results([key])).get(key)
+            if stored is not None:  # performed before: its result again
+                await db.complete([_completion(request, stored, None)])
                 return
         try:
-            output = await self._run(registered, request, ActionCall(request, None, pool))
+            output = await self._run(registered, request, ActionCall(request, None, store.pool))
         except ActionFailed as exc:
-            async with outbox.transaction(pool, self.schema) as conn:
-                await self._complete(conn, request, error=exc.error)
+            async with store.transaction() as tx:
+                await tx.complete([_completion(request, None, exc.error)])
             return
-        async with outbox.transaction(pool, self.schema) as conn:
-            await self._record(conn, request, output)
-            await self._complete(conn, request, output=output)
+        async with store.transaction() as tx:
+            await tx.record([(request, output)])
+            await tx.complete([_completion(request, output, None)])
 
     async def _run(
         self, registered: _Registered, request: WorkflowStepRequested, call: ActionCall
@@ -265,50 +340,6 @@ class ActionWorker:
             ).model_dump(mode="json")
         except ValidationError as exc:
             raise ActionFailed("invalid_output", str(exc), retryable=False) from None
-
-    async def _replay(self, conn: Connection, request: WorkflowStepRequested) -> bool:
-        """Answer a request whose step visit was already performed with the stored result."""
-        stored = await conn.fetchval(
-            f"SELECT output FROM {self.schema}.action_results WHERE idempotency_key = $1",  # noqa: S608
-            request.idempotency_key,
-        )
-        if stored is None:
-            return False
-        async with conn.transaction():
-            await self._complete(conn, request, output=json.loads(stored))
-        return True
-
-    async def _record(
-        self, conn: Connection, request: WorkflowStepRequested, output: dict[str, Any]
-    ) -> None:
-        await self._record_many(conn, [(request, output)])
-
-    async def _record_many(
-        self, conn: Connection, results: list[tuple[WorkflowStepRequested, dict[str, Any]]]
-    ) -> None:
-        if not results:
-            return
-        await conn.execute(
-            f"INSERT INTO {self.schema}.action_results (idempotency_key, run_id, action, output)"  # noqa: S608
-            " SELECT * FROM unnest($1::text[], $2::uuid[], $3::text[], $4::jsonb[])",
-            [r.idempotency_key for r, _ in results],
-            [r.run_id for r, _ in results],
-            [r.action for r, _ in results],
-            [json.dumps(output) for _, output in results],
-        )
-
-    async def _complete(
-        self,
-        conn: Connection,
-        request: WorkflowStepRequested,
-        *,
-        output: dict[str, Any] | None = None,
-        error: StepError | None = None,
-    ) -> None:
-        completed = _completion(request, output, error)
-        await outbox.enqueue(
-            conn, self.schema, WORKFLOW_STEP_COMPLETED.name, str(request.run_id), completed
-        )
 
 
 def _completion(

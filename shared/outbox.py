@@ -17,6 +17,9 @@ Each publishing schema has an `outbox` table, and each process that writes to it
 Publishing is at-least-once: a crash between publish and marking publishes a row again, and
 consumers dedupe by event id. Rows written inside a savepoint that may roll back must not take the
 first way: run such code under `relayed()` (the action worker does so for actions).
+
+A process runs an `OutboxRelay`; its logic is in `Relay`, which takes the table and the producer
+as small interfaces (`OutboxTable`, `Producer`), so unit tests pass fakes.
 """
 
 from __future__ import annotations
@@ -26,10 +29,10 @@ import contextlib
 import json
 import logging
 import uuid
-from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import asyncpg
 from aiokafka import AIOKafkaProducer
@@ -44,7 +47,9 @@ RELAY_GRACE_SECONDS = 5.0  # how long a relay leaves a row to the process that c
 
 
 @dataclass(frozen=True)
-class _Row:
+class OutboxRow:
+    """One outbox row as a relay sends it: its id, and the Kafka message."""
+
     id: int
     topic: str
     key: str
@@ -58,11 +63,11 @@ class _Direct:
 
     conn: Connection
     schema: str
-    rows: list[_Row] = field(default_factory=list)
+    rows: list[OutboxRow] = field(default_factory=list)
 
 
 _direct: ContextVar[_Direct | None] = ContextVar("outbox_direct", default=None)
-_relays: dict[str, OutboxRelay] = {}  # schema -> this process's running relay
+_relays: dict[str, Relay] = {}  # schema -> this process's running relay
 
 
 @contextlib.asynccontextmanager
@@ -136,9 +141,9 @@ def _message_headers(carrier: dict[str, str], correlation_id: str | None) -> dic
     return {**carrier, "content-type": "application/json", "correlation_id": correlation_id or ""}
 
 
-def _sent_on_commit(row_id: int, params: _Params, headers: dict[str, str]) -> _Row:
+def _sent_on_commit(row_id: int, params: _Params, headers: dict[str, str]) -> OutboxRow:
     _, topic, key, payload, _ = params
-    return _Row(row_id, topic, key, payload, headers)
+    return OutboxRow(row_id, topic, key, payload, headers)
 
 
 async def execute_with_event(
@@ -218,36 +223,125 @@ async def enqueue(conn: Connection, schema: str, topic: str, key: str, event: Ev
         await conn.execute(_insert_statement(schema), *params)
 
 
-class OutboxRelay:
-    """Publishes `schema`'s outbox rows: those its process's transactions hand it on commit, and
-    the others when NOTIFY wakes it (polling as a safety net)."""
+class Producer(Protocol):
+    """What a relay needs of a Kafka producer (`AIOKafkaProducer`, or a fake): `send` takes the
+    messages in order and returns a future that resolves when the broker has acknowledged one."""
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+    async def send(
+        self, topic: str, *, value: bytes, key: bytes | None, headers: list[tuple[str, bytes]]
+    ) -> asyncio.Future[Any]: ...
+
+
+async def _nothing_to_mark() -> None:
+    pass
+
+
+@dataclass(frozen=True)
+class Claim:
+    """The rows a relay took to publish, in id order (none while another relay publishes the
+    schema), and how to mark them published while it still holds them."""
+
+    rows: list[OutboxRow]
+    mark_published: Callable[[], Awaitable[None]] = _nothing_to_mark
+
+
+class OutboxTable(Protocol):
+    """A schema's outbox as a relay reads and marks it (`PostgresOutboxTable`, or a fake)."""
+
+    async def listen(self, wake: Callable[[], None]) -> None:
+        """Call `wake` whenever a transaction that wrote rows commits, until `unlisten`."""
+        ...
+
+    async def unlisten(self) -> None: ...
+
+    def claim(self, limit: int) -> contextlib.AbstractAsyncContextManager[Claim]:
+        """Up to `limit` rows due for a relay (unpublished, and past their `relay_after`), held
+        by this relay until the block ends; another relay claims none meanwhile."""
+        ...
+
+    async def mark_published(self, ids: list[int]) -> None: ...
+
+
+class PostgresOutboxTable:
+    """`schema`'s outbox table in `pool`, its NOTIFY heard on a connection of its own (`dsn`)."""
+
+    def __init__(self, pool: asyncpg.Pool, schema: str, *, dsn: str) -> None:
+        self._pool = pool
+        self._schema = schema
+        self._dsn = dsn
+        self._listener: asyncpg.Connection | None = None
+        self._marking = (
+            f"UPDATE {schema}.outbox SET published_at = now() WHERE id = ANY($1::bigint[])"  # noqa: S608
+        )
+
+    async def listen(self, wake: Callable[[], None]) -> None:
+        self._listener = await asyncpg.connect(self._dsn)
+        await self._listener.add_listener(_channel(self._schema), lambda *_: wake())
+
+    async def unlisten(self) -> None:
+        if self._listener is not None:
+            await self._listener.close()
+
+    @contextlib.asynccontextmanager
+    async def claim(self, limit: int) -> AsyncIterator[Claim]:
+        schema = self._schema
+        async with self._pool.acquire() as conn, conn.transaction():
+            if not await conn.fetchval("SELECT pg_try_advisory_xact_lock(hashtext($1))", schema):
+                yield Claim([])  # another relay instance is publishing this schema's outbox
+                return
+            records = await conn.fetch(
+                f"SELECT id, topic, key, payload, headers FROM {schema}.outbox"  # noqa: S608
+                " WHERE published_at IS NULL AND (relay_after IS NULL OR relay_after <= now())"
+                " ORDER BY id LIMIT $1",
+                limit,
+            )
+            rows = [
+                OutboxRow(
+                    r["id"], r["topic"], r["key"], r["payload"],
+                    _message_headers(
+                        json.loads(r["headers"]), json.loads(r["payload"]).get("correlation_id")
+                    ),
+                )
+                for r in records
+            ]  # fmt: skip
+
+            async def mark() -> None:
+                await conn.execute(self._marking, [row.id for row in rows])
+
+            yield Claim(rows, mark)
+
+    async def mark_published(self, ids: list[int]) -> None:
+        await self._pool.execute(self._marking, ids)
+
+
+class Relay:
+    """Publishes `schema`'s outbox rows through `producer`: those its process's transactions hand
+    it on commit, and the others, read from `table`, when woken (polling as a safety net)."""
 
     def __init__(
         self,
-        pool: asyncpg.Pool,
-        kafka: Mapping[str, Any],
+        table: OutboxTable,
+        producer: Producer,
         schema: str,
         *,
-        dsn: str,
         batch_size: int = 200,
         poll_seconds: float = 1.0,
         settle_seconds: float = 0.01,
     ) -> None:
-        self._pool = pool
-        self._dsn = dsn
-        # A producer of its own, without FastStream's per-message middlewares: the rows already
-        # carry their headers (the trace context of the transaction that wrote them).
-        # `kafka` is shared.broker.producer_options(settings): brokers, security, acks.
-        self._producer = AIOKafkaProducer(**kafka, client_id=f"{schema}-outbox")
+        self._table = table
+        self._producer = producer
         self._schema = schema
         self._batch_size = batch_size
         self._poll_seconds = poll_seconds
         self._settle_seconds = settle_seconds
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
-        self._listener: asyncpg.Connection | None = None
         # straight after commit: rows to send, sends awaiting their acknowledgement, ids to mark
-        self._committed: list[_Row] = []
+        self._committed: list[OutboxRow] = []
         self._committed_wake = asyncio.Event()
         self._acknowledging: set[asyncio.Task[None]] = set()
         self._acknowledged: list[int] = []
@@ -256,8 +350,7 @@ class OutboxRelay:
 
     async def start(self) -> None:
         await self._producer.start()
-        self._listener = await asyncpg.connect(self._dsn)
-        await self._listener.add_listener(_channel(self._schema), self._on_notify)
+        await self._table.listen(self._wake.set)
         self._task = asyncio.create_task(self._run(), name=f"outbox-relay-{self._schema}")
         self._direct_tasks = [
             asyncio.create_task(self._send_committed(), name=f"outbox-send-{self._schema}"),
@@ -273,8 +366,7 @@ class OutboxRelay:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-        if self._listener is not None:
-            await self._listener.close()
+        await self._table.unlisten()
         await self._producer.stop()
 
     async def _drain(self, timeout: float = 5.0) -> None:
@@ -288,7 +380,7 @@ class OutboxRelay:
                 ids, self._acknowledged = self._acknowledged, []
                 await self._mark(ids)
 
-    def publish_committed(self, rows: list[_Row]) -> None:
+    def publish_committed(self, rows: list[OutboxRow]) -> None:
         """Publish rows whose transaction just committed, after those handed over before."""
         if rows:
             self._committed += rows
@@ -303,7 +395,7 @@ class OutboxRelay:
             rows, self._committed = self._committed, []
             await self._send_rows(rows)
 
-    async def _send_rows(self, rows: list[_Row]) -> None:
+    async def _send_rows(self, rows: list[OutboxRow]) -> None:
         """Hand rows to the producer in order; their acknowledgements are awaited aside, so the
         next rows need not wait for them."""
         if not rows:
@@ -339,18 +431,11 @@ class OutboxRelay:
         if not ids:
             return True
         try:
-            await self._pool.execute(
-                f"UPDATE {self._schema}.outbox SET published_at = now()"  # noqa: S608
-                " WHERE id = ANY($1::bigint[])",
-                ids,
-            )
+            await self._table.mark_published(ids)
         except Exception:  # unmarked rows are published again after their grace: harmless
             log.exception("marking %d %s outbox rows failed", len(ids), self._schema)
             return False
         return True
-
-    def _on_notify(self, *_: object) -> None:
-        self._wake.set()
 
     async def _run(self) -> None:
         while True:
@@ -373,33 +458,13 @@ class OutboxRelay:
 
     async def publish_batch(self) -> int:
         """Publish up to one batch of pending rows; return how many were published."""
-        schema = self._schema
-        async with self._pool.acquire() as conn, conn.transaction():
-            if not await conn.fetchval("SELECT pg_try_advisory_xact_lock(hashtext($1))", schema):
-                return 0  # another relay instance is publishing this schema's outbox
-            rows = await conn.fetch(
-                f"SELECT id, topic, key, payload, headers FROM {schema}.outbox"  # noqa: S608
-                " WHERE published_at IS NULL AND (relay_after IS NULL OR relay_after <= now())"
-                " ORDER BY id LIMIT $1",
-                self._batch_size,
-            )
-            if not rows:
+        async with self._table.claim(self._batch_size) as claim:
+            if not claim.rows:
                 return 0
-            pending = [
-                await self._send(
-                    r["topic"], r["key"], r["payload"],
-                    _message_headers(
-                        json.loads(r["headers"]), json.loads(r["payload"]).get("correlation_id")
-                    ),
-                )
-                for r in rows
-            ]  # fmt: skip
+            pending = [await self._send(r.topic, r.key, r.payload, r.headers) for r in claim.rows]
             await asyncio.gather(*pending)
-            await conn.execute(
-                f"UPDATE {schema}.outbox SET published_at = now() WHERE id = ANY($1)",  # noqa: S608
-                [row["id"] for row in rows],
-            )
-        return len(rows)
+            await claim.mark_published()
+        return len(claim.rows)
 
     async def _send(
         self, topic: str, key: str | None, payload: str, headers: dict[str, str]
@@ -413,3 +478,30 @@ class OutboxRelay:
             headers=[(name, value.encode()) for name, value in headers.items()],
         )
         return future
+
+
+class OutboxRelay(Relay):
+    """The relay a process runs: for `schema`'s outbox table in `pool`, with a producer of its own
+    (`kafka` is shared.broker.producer_options(settings): brokers, security, acks)."""
+
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        kafka: Mapping[str, Any],
+        schema: str,
+        *,
+        dsn: str,
+        batch_size: int = 200,
+        poll_seconds: float = 1.0,
+        settle_seconds: float = 0.01,
+    ) -> None:
+        # Without FastStream's per-message middlewares: the rows already carry their headers
+        # (the trace context of the transaction that wrote them).
+        super().__init__(
+            PostgresOutboxTable(pool, schema, dsn=dsn),
+            AIOKafkaProducer(**kafka, client_id=f"{schema}-outbox"),
+            schema,
+            batch_size=batch_size,
+            poll_seconds=poll_seconds,
+            settle_seconds=settle_seconds,
+        )

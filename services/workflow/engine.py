@@ -1,6 +1,6 @@
 """The workflow engine: applies what happens to a run (a start, a step completion, a signal, a
-timer, a cancel or retry) in one PostgreSQL transaction with the run's row locked, and writes the
-events it causes to the outbox in the same transaction.
+timer, a cancel or retry) in one transaction of its `RunStore` (PostgreSQL in production) with the
+run's row locked, and writes the events it causes to the outbox in the same transaction.
 
 So a state change and its events commit or fail together, and a duplicate or late event finds the
 run moved on and changes nothing.
@@ -30,10 +30,8 @@ from services.workflow.domain.machine import (
     RetryLater,
     Transition,
 )
-from services.workflow.repository import StoredRun
-from shared import outbox
+from services.workflow.repository import PostgresRuns, RunStore, RunTransaction, StoredRun
 from shared.actions import ActionRegistry
-from shared.db import Connection
 from shared.events import (
     Event,
     StepError,
@@ -46,7 +44,6 @@ from shared.events import (
 from shared.topics import WORKFLOW_RUN_CHANGED, step_request_topic
 
 log = logging.getLogger(__name__)
-SCHEMA = "workflow"
 
 
 class WorkflowError(Exception):
@@ -88,9 +85,12 @@ class Started:
 
 
 class Engine:
+    """Applies commands and events to runs. `runs` is where runs are kept: the pool of the
+    `workflow` schema, or any `RunStore` (a fake in unit tests)."""
+
     def __init__(
         self,
-        pool: asyncpg.Pool,
+        runs: asyncpg.Pool | RunStore,
         definitions: DefinitionRegistry,
         actions: ActionRegistry,
         *,
@@ -98,7 +98,7 @@ class Engine:
         random: Callable[[], float] = random_module.random,
         on_timer: Callable[[datetime], None] = lambda _: None,
     ) -> None:
-        self._pool = pool
+        self._runs: RunStore = PostgresRuns(runs) if isinstance(runs, asyncpg.Pool) else runs
         self._definitions = definitions
         self._actions = actions
         self._clock = clock
@@ -113,10 +113,10 @@ class Engine:
         returns the run that already exists and starts nothing."""
         definition = self._definitions.latest(request.workflow_type)
         new = _new_run(request, definition, request.run_id or uuid.uuid4())
-        async with outbox.transaction(self._pool, SCHEMA) as conn:
-            if not await repository.insert_runs(conn, [new]):
-                return Started(await self._existing(conn, request, new.run_id, new.params), False)
-            await self._enter_first_states(conn, [new.run_id])
+        async with self._runs.transaction() as tx:
+            if not await tx.insert_runs([new]):
+                return Started(await self._existing(tx, request, new.run_id, new.params), False)
+            await self._enter_first_states(tx, [new.run_id])
         return Started(new.run_id, True)
 
     async def start_many(self, requests: list[StartRequest]) -> list[Started]:
@@ -129,48 +129,48 @@ class Engine:
                 raise ValueError("start_many takes requests with a run id and no idempotency key")
             definition = self._definitions.latest(request.workflow_type)
             new.setdefault(request.run_id, _new_run(request, definition, request.run_id))
-        async with outbox.transaction(self._pool, SCHEMA) as conn:
-            created = await repository.insert_runs(conn, list(new.values()))
-            await self._enter_first_states(conn, sorted(created))
+        async with self._runs.transaction() as tx:
+            created = await tx.insert_runs(list(new.values()))
+            await self._enter_first_states(tx, sorted(created))
         return [Started(run_id, run_id in created) for run_id in new]
 
-    async def _enter_first_states(self, conn: Connection, run_ids: list[uuid.UUID]) -> None:
-        runs = await repository.lock_runs(conn, run_ids)
+    async def _enter_first_states(self, tx: RunTransaction, run_ids: list[uuid.UUID]) -> None:
+        runs = await tx.lock_runs(run_ids)
         now = self._clock()
         await self._apply_many(
-            conn,
+            tx,
             [(stored, self._machine(stored).start(stored.run, now)) for stored in runs.values()],
         )
 
     async def cancel(self, run_id: uuid.UUID, by: str | None) -> None:
         """Cancel a run that has not finished; cancelling a cancelled run again does nothing."""
-        async with outbox.transaction(self._pool, SCHEMA) as conn:
-            stored = await self._locked(conn, run_id)
+        async with self._runs.transaction() as tx:
+            stored = await self._locked(tx, run_id)
             if stored.run.status == "cancelled":
                 return
             try:
                 transition = self._machine(stored).cancel(stored.run)
             except NotApplicable as exc:
                 raise RunConflict(f"cannot cancel run {run_id}: {exc}") from None
-            await repository.abandon_open_step(conn, run_id)
-            await repository.close_wait(conn, run_id, "cancelled")
+            await tx.abandon_open_step(run_id)
+            await tx.close_wait(run_id, "cancelled")
             reason = f"cancelled by {by}" if by else "cancelled"
             await self._apply(
-                conn, stored, replace(transition, run=replace(transition.run, error=reason))
+                tx, stored, replace(transition, run=replace(transition.run, error=reason))
             )
 
     async def retry(self, run_id: uuid.UUID) -> None:
         """Run a failed run again from its failed state. A run that is active (already retried)
         is left alone; a run that finished otherwise cannot be retried."""
-        async with outbox.transaction(self._pool, SCHEMA) as conn:
-            stored = await self._locked(conn, run_id)
+        async with self._runs.transaction() as tx:
+            stored = await self._locked(tx, run_id)
             if stored.run.status in ("pending", "running", "waiting"):
                 return
             try:
                 transition = self._machine(stored).retry_failed(stored.run, self._clock())
             except NotApplicable as exc:
                 raise RunConflict(f"cannot retry run {run_id}: {exc}") from None
-            await self._apply(conn, stored, transition)
+            await self._apply(tx, stored, transition)
 
     # --- events --------------------------------------------------------------------------------
 
@@ -191,19 +191,18 @@ class Engine:
                     later.append((index, event))
                 else:
                     this_round[event.run_id] = (index, event)
-            async with outbox.transaction(self._pool, SCHEMA) as conn:
-                results = await self._complete_round(conn, list(this_round.values()))
+            async with self._runs.transaction() as tx:
+                results = await self._complete_round(tx, list(this_round.values()))
             for index, outcome in results:
                 outcomes[index] = outcome
             pending = later
         return outcomes
 
     async def _complete_round(
-        self, conn: Connection, items: list[tuple[int, WorkflowStepCompleted]]
+        self, tx: RunTransaction, items: list[tuple[int, WorkflowStepCompleted]]
     ) -> list[tuple[int, str]]:
-        runs = await repository.lock_runs(conn, [event.run_id for _, event in items])
-        closed = await repository.finish_steps(
-            conn,
+        runs = await tx.lock_runs([event.run_id for _, event in items])
+        closed = await tx.finish_steps(
             [
                 repository.StepOutcome(
                     run_id=event.run_id,
@@ -216,7 +215,7 @@ class Engine:
                 )
                 for _, event in items
                 if event.run_id in runs
-            ],
+            ]
         )
         now = self._clock()
         results: list[tuple[int, str]] = []
@@ -242,18 +241,16 @@ class Engine:
                     transition = machine.step_failed(stored.run, error, now, self._random)
                 transitions.append((stored, transition))
                 results.append((index, "advanced"))
-        await self._apply_many(conn, transitions)
+        await self._apply_many(tx, transitions)
         return results
 
     async def signal(self, event: WorkflowSignal) -> str:
         """Store a signal; when the run is waiting for it, end the wait."""
-        async with outbox.transaction(self._pool, SCHEMA) as conn:
-            stored = await repository.lock_run(conn, event.run_id)
+        async with self._runs.transaction() as tx:
+            stored = await tx.lock_run(event.run_id)
             if stored is None:
                 return "unknown_run"
-            if not await repository.store_signal(
-                conn, event.run_id, event.name, event.payload, event.event_id
-            ):
+            if not await tx.store_signal(event.run_id, event.name, event.payload, event.event_id):
                 return "duplicate"
             if stored.run.status != "waiting":
                 return "stored"
@@ -264,19 +261,19 @@ class Engine:
                 return "stored"
             if wanted != event.name:
                 return "stored"
-            taken = await repository.take_signal(conn, event.run_id, event.name)
+            taken = await tx.take_signal(event.run_id, event.name)
             assert taken is not None  # stored above, in this transaction
             signal_id, payload = taken
-            await repository.close_wait(conn, event.run_id, "signalled", signal_id)
+            await tx.close_wait(event.run_id, "signalled", signal_id)
             transition = machine.signal_received(stored.run, event.name, payload, self._clock())
-            await self._apply(conn, stored, transition)
+            await self._apply(tx, stored, transition)
             return "advanced"
 
     async def wake(self, run_id: uuid.UUID) -> str:
         """Act on a run whose timer has passed: a step timed out, a retry is due, or a wait's
         deadline has come."""
-        async with outbox.transaction(self._pool, SCHEMA) as conn:
-            stored = await repository.lock_run(conn, run_id)
+        async with self._runs.transaction() as tx:
+            stored = await tx.lock_run(run_id)
             now = self._clock()
             if stored is None or stored.wake_at is None or stored.wake_at > now:
                 return "not_due"  # another instance, or an event, got there first
@@ -285,7 +282,7 @@ class Engine:
                 timed_out = repository.StepOutcome(
                     run_id, stored.current_step_id, "timed_out", error="no completion in time"
                 )
-                await repository.finish_steps(conn, [timed_out])
+                await tx.finish_steps([timed_out])
                 timeout = StepError(code="timeout", message="the step did not complete in time")
                 transition = machine.step_failed(run, timeout, now, self._random)
                 outcome = "timed_out"
@@ -293,40 +290,38 @@ class Engine:
                 transition = machine.retry_due(run, now)
                 outcome = "retried"
             elif run.status == "waiting":
-                await repository.close_wait(conn, run_id, "expired")
+                await tx.close_wait(run_id, "expired")
                 transition = machine.wait_expired(run, now)
                 outcome = "wait_expired"
             else:
-                await repository.save_runs(conn, [repository.RunUpdate(run, None, None)])
+                await tx.save_runs([repository.RunUpdate(run, None, None)])
                 return "finished"
-            await self._apply(conn, stored, transition)
+            await self._apply(tx, stored, transition)
             return outcome
 
     # --- internals -----------------------------------------------------------------------------
 
-    async def _apply(self, conn: Connection, stored: StoredRun, transition: Transition) -> None:
-        await self._apply_many(conn, [(stored, transition)])
+    async def _apply(self, tx: RunTransaction, stored: StoredRun, transition: Transition) -> None:
+        await self._apply_many(tx, [(stored, transition)])
 
     async def _apply_many(
-        self, conn: Connection, items: list[tuple[StoredRun, Transition]]
+        self, tx: RunTransaction, items: list[tuple[StoredRun, Transition]]
     ) -> None:
         """Store transitions of distinct runs and enqueue their events, a few statements for
         all of them."""
-        settled = [(stored, await self._through_waits(conn, stored, t)) for stored, t in items]
-        step_ids = await repository.insert_steps(
-            conn,
+        settled = [(stored, await self._through_waits(tx, stored, t)) for stored, t in items]
+        step_ids = await tx.insert_steps(
             [
                 repository.NewStep(t.run, t.effect.action, t.effect.input, t.effect.deadline_at)
                 for _, t in settled
                 if isinstance(t.effect, RequestStep)
-            ],
+            ]
         )
-        versions = await repository.save_runs(
-            conn,
+        versions = await tx.save_runs(
             [
                 repository.RunUpdate(t.run, t.wake_at, step_ids.get(stored.run_id))
                 for stored, t in settled
-            ],
+            ]
         )
         events: list[tuple[str, str, Event]] = []
         for stored, transition in settled:
@@ -334,22 +329,22 @@ class Engine:
             events += self._events(stored, transition, step_id, versions[stored.run_id])
             if transition.wake_at is not None:
                 self._on_timer(transition.wake_at)
-        await outbox.enqueue_many(conn, SCHEMA, events)
+        await tx.enqueue(events)
 
     async def _through_waits(
-        self, conn: Connection, stored: StoredRun, transition: Transition
+        self, tx: RunTransaction, stored: StoredRun, transition: Transition
     ) -> Transition:
         """Open the wait a transition enters; when its signal has arrived already, end the wait
         at once and go on (possibly into further waits)."""
         machine = self._machine(stored)
         while isinstance(transition.effect, AwaitSignal):
             wait = transition.effect
-            taken = await repository.take_signal(conn, stored.run_id, wait.signal)
-            await repository.open_wait(conn, transition.run, wait.signal, wait.deadline_at)
+            taken = await tx.take_signal(stored.run_id, wait.signal)
+            await tx.open_wait(transition.run, wait.signal, wait.deadline_at)
             if taken is None:
                 break
             signal_id, payload = taken
-            await repository.close_wait(conn, stored.run_id, "signalled", signal_id)
+            await tx.close_wait(stored.run_id, "signalled", signal_id)
             transition = machine.signal_received(
                 transition.run, wait.signal, payload, self._clock()
             )
@@ -400,19 +395,19 @@ class Engine:
             machine = self._machines[key] = Machine(definition, self._actions)
         return machine
 
-    async def _locked(self, conn: Connection, run_id: uuid.UUID) -> StoredRun:
-        stored = await repository.lock_run(conn, run_id)
+    async def _locked(self, tx: RunTransaction, run_id: uuid.UUID) -> StoredRun:
+        stored = await tx.lock_run(run_id)
         if stored is None:
             raise RunNotFound(run_id)
         return stored
 
     async def _existing(
-        self, conn: Connection, request: StartRequest, run_id: uuid.UUID, params: dict[str, Any]
+        self, tx: RunTransaction, request: StartRequest, run_id: uuid.UUID, params: dict[str, Any]
     ) -> uuid.UUID:
         """The run a repeated start refers to. An idempotency key reused for another request is a
         conflict, not a silent return of an unrelated run."""
         if request.idempotency_key is not None:
-            found = await repository.find_by_idempotency_key(conn, request.idempotency_key)
+            found = await tx.find_by_idempotency_key(request.idempotency_key)
             if found is not None:
                 if found.workflow_type != request.workflow_type or found.run.params != params:
                     raise RunConflict(

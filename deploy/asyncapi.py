@@ -9,9 +9,10 @@ from __future__ import annotations
 import json
 import sys
 from importlib import import_module
-from typing import Any
+from typing import Annotated, Any, Union
 
 from faststream.specification import AsyncAPI
+from pydantic import BaseModel, Field, TypeAdapter
 
 from shared.service import VERSION
 from shared.settings import Settings
@@ -21,9 +22,9 @@ SERVICES = ("intent", "inference", "workflow", "campaign")
 
 def build() -> dict[str, Any]:
     settings = Settings()
-    brokers = [import_module(f"services.{s}.app").create_app(settings)[0].broker for s in SERVICES]
+    runtimes = {s: import_module(f"services.{s}.app").create_app(settings)[1] for s in SERVICES}
     spec = AsyncAPI(
-        *brokers,
+        *(runtime.broker for runtime in runtimes.values() if runtime.broker is not None),
         title="Recruiter assistant events",
         version=VERSION,
         description="Kafka topics the services consume; payloads are pydantic models in shared/.",
@@ -31,7 +32,26 @@ def build() -> dict[str, Any]:
     )
     document: dict[str, Any] = json.loads(spec.to_specification().to_json())
     document.pop("servers", None)  # the broker address is deployment detail, not contract
+    for service, runtime in runtimes.items():
+        _describe_commands(document, service, runtime.commands)
     return document
+
+
+def _describe_commands(
+    document: dict[str, Any], service: str, kinds: tuple[type[BaseModel], ...]
+) -> None:
+    """The service decodes its command topic itself (`shared.commands`), so FastStream sees a
+    plain object there: document the commands the service accepts, by their `type`."""
+    schemas: dict[str, Any] = document["components"]["schemas"]
+    command: Any = Annotated[Union[kinds], Field(discriminator="type")]  # noqa: UP007
+    union: TypeAdapter[BaseModel] = TypeAdapter(command)
+    schema = union.json_schema(ref_template="#/components/schemas/{model}")
+    schemas.update(schema.pop("$defs", {}))
+    name = f"{service}.commands:Payload"
+    schemas[name] = schema
+    message = document["components"]["messages"][f"{service}.commands:OnCommand:SubscribeMessage"]
+    message["payload"] = {"$ref": f"#/components/schemas/{name}"}
+    schemas.pop("OnCommand:Message:Payload", None)
 
 
 def main() -> int:

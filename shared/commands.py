@@ -32,8 +32,9 @@ class CommandTable(Generic[H]):
         self._kinds = {command_type(kind): (kind, handler) for kind, handler in handlers.items()}
 
     @property
-    def types(self) -> frozenset[str]:
-        return frozenset(self._kinds)
+    def kinds(self) -> tuple[type[BaseModel], ...]:
+        """The command models, for the service's AsyncAPI document."""
+        return tuple(kind for kind, _ in self._kinds.values())
 
     def decode(self, body: Mapping[str, Any]) -> tuple[BaseModel, H] | Reply:
         """The command and its handler, or the error reply that answers it."""

@@ -87,6 +87,7 @@ class Runtime:
     broker: KafkaBroker | None = None
     pool: asyncpg.Pool | None = None
     client: ServiceClient | None = None
+    commands: tuple[type[BaseModel], ...] = ()  # what `<name>.commands` accepts
 
     @property
     def db(self) -> asyncpg.Pool:
@@ -142,6 +143,7 @@ def build_app(
     table: CommandTable[CommandHandler] = CommandTable(
         name, {PingCommand: _pong, **(commands or {})}
     )
+    runtime.commands = table.kinds
     relay: OutboxRelay | None = None
 
     # Commands are synchronous requests whose caller waits a few seconds at most: a command lost

@@ -40,8 +40,8 @@ from bench.stack import BenchStack
 from bench.workflows import make_worker
 from services.workflow.catalogue import load_definitions
 from services.workflow.engine import Engine, StartRequest
-from shared.action_owner import ActionOwner
 from shared.actions import ACTIONS
+from tests.support.action_owner import ActionOwner
 
 log = logging.getLogger("bench.workflow")
 RESULTS = Path(__file__).resolve().parent / "results" / "workflow.json"

@@ -1,4 +1,6 @@
-"""Fixtures for the real stack: a Kafka broker, PostgreSQL and Redis, started once per run.
+"""Fixtures for the real stack: a Kafka broker, PostgreSQL and Redis, started once per run; the
+product's processes against it (`launcher` per test, or a module's `stack` with its `gateway` and
+`api` client); API keys, a real SMTP server, and the `tag` that campaign rows carry.
 
 Kafka: Apache Kafka on a free port (Tansu with LOCAL_KAFKA=tansu, or where Java 17+ is missing),
 unless KAFKA_BOOTSTRAP_SERVERS points at a cluster.
@@ -8,9 +10,10 @@ embedded one), dropped at the end. Redis: the local server, or REDIS_URL, or an 
 
 from __future__ import annotations
 
+import functools
 import os
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import asyncpg
@@ -19,13 +22,15 @@ import pytest
 
 from deploy.infra import Endpoints, LocalInfra
 from deploy.servers import free_port
-from services.gateway import api_keys
 from shared import migrations
 from shared.broker import ensure_topics
 from shared.db import database_of, with_database
 from shared.settings import Settings
 from shared.topics import ALL_TOPICS
-from tests.support.processes import ServiceProcess, child_env, python_module
+from tests.support.api import MakeKey, create_key
+from tests.support.campaign_rows import delete_tagged
+from tests.support.smtp import SmtpTestServer
+from tests.support.stack import Gateway, Launcher, Stack, StartGateway, StartService
 
 
 @pytest.fixture(scope="session")
@@ -35,12 +40,12 @@ def infra(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Endpoints]:
     database = f"test_{uuid.uuid4().hex[:12]}"
     if "DATABASE_URL" in env:  # use that server, but a database of our own
         env["DATABASE_URL"] = with_database(env["DATABASE_URL"], database)
-    stack = LocalInfra(data_dir, env=env, kafka_port=free_port(), database_name=database)
-    endpoints = stack.start()
+    local = LocalInfra(data_dir, env=env, kafka_port=free_port(), database_name=database)
+    endpoints = local.start()
     try:
         yield endpoints
     finally:
-        stack.stop()
+        local.stop()
 
 
 @pytest.fixture(scope="session")
@@ -76,74 +81,6 @@ async def db(prepared: Settings) -> AsyncIterator[asyncpg.Pool]:
     await pool.close()
 
 
-def stack_env(settings: Settings, **extra: str) -> dict[str, str]:
-    return child_env(
-        {
-            "ENVIRONMENT": "test",
-            "KAFKA_BOOTSTRAP_SERVERS": settings.kafka_bootstrap_servers,
-            "DATABASE_URL": settings.database_url,
-            "REDIS_URL": settings.redis_url,
-            # the broker's tuning (LocalInfra chose it for Apache Kafka or Tansu)
-            "KAFKA_FETCH_MAX_WAIT_MS": str(settings.kafka_fetch_max_wait_ms),
-            "KAFKA_BACKGROUND_FETCH_MAX_WAIT_MS": str(settings.kafka_background_fetch_max_wait_ms),
-            "KAFKA_TOPIC_PARTITIONS": str(settings.kafka_topic_partitions),
-            "KAFKA_ENABLE_IDEMPOTENCE": str(settings.kafka_enable_idempotence).lower(),
-            "LOG_LEVEL": "INFO",
-            **extra,
-        }
-    )
-
-
-class Gateway:
-    def __init__(self, process: ServiceProcess, base_url: str) -> None:
-        self.process = process
-        self.base_url = base_url
-
-    def client(self, key: str | None = None) -> httpx.AsyncClient:
-        headers = {"Authorization": f"Bearer {key}"} if key else {}
-        return httpx.AsyncClient(base_url=self.base_url, headers=headers, timeout=30)
-
-
-class Launcher:
-    """Starts the product's processes against the test stack and stops them all at the end."""
-
-    def __init__(self, settings: Settings) -> None:
-        self.settings = settings
-        self.started: list[ServiceProcess] = []
-
-    def service(self, name: str, **env: str) -> ServiceProcess:
-        """`python -m services.<name>`, once its consumers run."""
-        return self.service_within(name, 30, env)
-
-    def service_within(self, name: str, timeout: float, env: dict[str, str]) -> ServiceProcess:
-        """The same, allowing `timeout` seconds to start (consumer groups with members that
-        were killed wait for those members' sessions to time out)."""
-        proc = ServiceProcess(
-            name, python_module(f"services.{name}"), stack_env(self.settings, **env)
-        )
-        self.started.append(proc.start())
-        proc.wait_for("started successfully", timeout=timeout)
-        return proc
-
-    def gateway(self, **env: str) -> Gateway:
-        """The gateway on a free port, once it serves HTTP."""
-        port = free_port()
-        argv = python_module("services.gateway", "serve", "--port", str(port))
-        proc = ServiceProcess("gateway", argv, stack_env(self.settings, **env)).start()
-        self.started.append(proc)
-        proc.wait_for("Application startup complete", timeout=30)
-        return Gateway(proc, f"http://127.0.0.1:{port}")
-
-    def stop_all(self) -> None:
-        for proc in reversed(self.started):
-            proc.stop()
-        self.started.clear()
-
-
-StartService = Callable[..., ServiceProcess]
-StartGateway = Callable[..., Gateway]
-
-
 @pytest.fixture
 def launcher(prepared: Settings) -> Iterator[Launcher]:
     launcher = Launcher(prepared)
@@ -169,19 +106,42 @@ def start_gateway(launcher: Launcher) -> StartGateway:
     return launcher.gateway
 
 
-MakeKey = Callable[..., Awaitable[str]]
+@pytest.fixture(scope="module")
+def gateway(module_launcher: Launcher, stack: Stack) -> Gateway:
+    """The processes the module's `stack` fixture names, started once for all of its tests, and
+    the gateway in front of them."""
+    return module_launcher.stack(stack)
+
+
+@pytest.fixture(scope="module")
+async def api(
+    gateway: Gateway, stack: Stack, make_key: MakeKey
+) -> AsyncIterator[httpx.AsyncClient]:
+    """A client of the module's gateway, with a key of the `stack`'s user and scopes."""
+    async with gateway.client(await make_key(*stack.scopes, user=stack.user)) as client:
+        yield client
+
+
+@pytest.fixture(scope="session")
+def make_key(prepared: Settings) -> MakeKey:
+    """`await make_key("admin", user="ada")` creates an API key and returns its token."""
+    return functools.partial(create_key, prepared)
 
 
 @pytest.fixture
-def make_key(db: asyncpg.Pool) -> MakeKey:
-    """`await make_key("admin", user="ada")` creates an API key and returns its token."""
+def smtp() -> Iterator[SmtpTestServer]:
+    """A real SMTP server of the test's own, recording what arrives."""
+    with SmtpTestServer() as server:
+        yield server
 
-    async def make(*scopes: str, user: str = "test-user") -> str:
-        async with db.acquire() as conn:
-            key = await api_keys.create_key(conn, user, frozenset(scopes))
-        return key.token
 
-    return make
+@pytest.fixture
+async def tag(db: asyncpg.Pool) -> AsyncIterator[str]:
+    """A marker for this test's campaign rows (in job titles, external refs and email addresses);
+    they are deleted when the test ends. The session database is shared by every test."""
+    marker = uuid.uuid4().hex[:12]
+    yield marker
+    await delete_tagged(db, marker)
 
 
 @pytest.fixture(scope="session")

@@ -8,17 +8,14 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator, Iterator
-from typing import Any
 
 import asyncpg
-import httpx
 import pytest
 
-from shared.settings import Settings
-from tests.conftest import Launcher
-from tests.support.api import client_for, wait_for_run
+from tests.support.api import MakeKey, wait_for_state
+from tests.support.campaign_rows import add_candidate, add_job
 from tests.support.smtp import SmtpTestServer
+from tests.support.stack import Launcher
 
 pytestmark = [pytest.mark.e2e, pytest.mark.tansu]
 
@@ -28,62 +25,35 @@ FIRST_NAMES = ["Sigrun", "Gunnar", "Katla", "Einar", "Hekla", "Bjork"]
 
 
 @pytest.fixture
-def smtp() -> Iterator[SmtpTestServer]:
-    with SmtpTestServer() as server:
-        yield server
-
-
-@pytest.fixture
-async def people(db: asyncpg.Pool) -> AsyncIterator[dict[str, str]]:
+async def people(db: asyncpg.Pool, tag: str) -> dict[str, str]:
     """An open job and six matching candidates (first name -> address), plus one junior who does
-    not match; all removed afterwards."""
-    tag = uuid.uuid4().hex[:10]
-    job_id = uuid.uuid4()
-    await db.execute(
-        "INSERT INTO campaign.jobs (job_id, title, city, country, seniority, skills, description,"
-        " source) VALUES ($1, $2, 'Reykjavik', 'IS', 'staff', ARRAY['python'], 'Platform work.',"
-        " $3)",
-        job_id, JOB_TITLE, f"e2e-{tag}",
+    not match; all removed afterwards (they carry the tag)."""
+    await add_job(
+        db, JOB_TITLE, city="Reykjavik", country="IS", seniority="staff", skills=["python"],
+        description="Platform work.", external_ref=f"e2e-{tag}",
     )  # fmt: skip
     people: dict[str, str] = {}
     for index, first in enumerate([*FIRST_NAMES, "Junior"]):
         address = f"{first.lower()}-{tag}@example.com"
-        await db.execute(
-            "INSERT INTO campaign.candidates (full_name, first_name, email, city, country,"
-            " seniority, years_experience, skills, source, found_via)"
-            " VALUES ($1, $2, $3, 'Reykjavik', 'IS', $4, $5, ARRAY['python'], $6, 'GitHub')",
-            f"{first} Jonsdottir", first, address,
-            "junior" if first == "Junior" else "senior", 10 - index, f"e2e-{tag}",
+        await add_candidate(
+            db, f"{first} Jonsdottir", email=address, first_name=first, city="Reykjavik",
+            country="IS", seniority="junior" if first == "Junior" else "senior", years=10 - index,
+            skills=["python"],
         )  # fmt: skip
         people[first] = address
-    yield people
-    async with db.acquire() as conn, conn.transaction():
-        await conn.execute("DELETE FROM campaign.campaigns WHERE job_id = $1", job_id)
-        await conn.execute("DELETE FROM campaign.candidates WHERE source = $1", f"e2e-{tag}")
-        await conn.execute("DELETE FROM campaign.jobs WHERE job_id = $1", job_id)
-
-
-async def wait_for_state(
-    api: httpx.AsyncClient, run_id: str, state: str, timeout: float = 60
-) -> dict[str, Any]:
-    def reached(run: dict[str, Any]) -> bool:
-        assert run["status"] not in ("failed", "cancelled", "expired"), run
-        return bool(run["state"] == state)
-
-    return await wait_for_run(api, run_id, reached, timeout)
+    return people
 
 
 @pytest.mark.timeout(300)  # a kill and restart waits out consumer sessions
 async def test_a_chat_message_ends_as_approved_emails_in_inboxes_exactly_once(
     launcher: Launcher,
-    prepared: Settings,
+    make_key: MakeKey,
     smtp: SmtpTestServer,
     people: dict[str, str],
     db: asyncpg.Pool,
 ) -> None:
     mail_env = {
-        "SMTP_HOST": "127.0.0.1",
-        "SMTP_PORT": str(smtp.port),
+        **smtp.env,
         "SEND_RATE_PER_SECOND": "0",
         # One a second: sending takes a few seconds, time to kill it between two sends. A kill
         # during an SMTP exchange leaves that email "outcome unknown", never sent again
@@ -94,7 +64,8 @@ async def test_a_chat_message_ends_as_approved_emails_in_inboxes_exactly_once(
     launcher.service("workflow")
     campaign = launcher.service("campaign", **mail_env)
     gateway = launcher.gateway()
-    async with client_for(gateway, prepared, "rita", {"assistant", "workflows", "review"}) as api:
+    key = await make_key("assistant", "workflows", "review", user="rita")
+    async with gateway.client(key) as api:
         detected = await api.post("/api/ai-assistant/intent", json={"message": MESSAGE})
         assert detected.status_code == 200, detected.text
         assert detected.json()["intent"] == "email_campaign"

@@ -10,10 +10,11 @@ from pathlib import Path
 
 import pytest
 
+from deploy.servers import free_port
 from deploy.supervisor import pid_alive
 from shared.settings import Settings
-from tests.conftest import free_port, stack_env
 from tests.support.processes import ServiceProcess, python_module
+from tests.support.stack import stack_env
 
 pytestmark = [pytest.mark.e2e, pytest.mark.tansu]
 

@@ -1,21 +1,16 @@
-"""Fixtures for integration tests of the workflow engine."""
+"""Fixtures for integration tests: the owner of the workflow engine's test actions, and the fake
+language model server."""
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 
-import asyncpg
 import pytest
 
-from shared.action_owner import ActionOwner
 from shared.settings import Settings
+from tests.support.action_owner import ActionOwner
+from tests.support.fake_llm import FakeLLM
 from tests.support.workflows import EFFECTS_DDL, make_worker
-
-ENGINE_ENV = {
-    "WORKFLOW_DEFINITION_MODULES": "tests.support.workflows",
-    "WORKFLOW_TIMER_POLL_SECONDS": "0.2",
-}
 
 
 @pytest.fixture(scope="session")
@@ -30,23 +25,9 @@ async def testkit_owner(prepared: Settings) -> AsyncIterator[ActionOwner]:
     await owner.stop()
 
 
-@pytest.fixture
-async def tag(db: asyncpg.Pool) -> AsyncIterator[str]:
-    """A marker for this test's campaign rows (in job titles, external refs and email addresses);
-    they are deleted when the test ends. The session database is shared by every test."""
-    marker = uuid.uuid4().hex[:12]
-    yield marker
-    like = f"%{marker}%"
-    async with db.acquire() as conn, conn.transaction():
-        await conn.execute(
-            "DELETE FROM campaign.campaigns WHERE job_id IN"
-            " (SELECT job_id FROM campaign.jobs WHERE title LIKE $1 OR external_ref LIKE $1)",
-            like,
-        )  # their recipients, emails and delivery events go with them (ON DELETE CASCADE)
-        await conn.execute("DELETE FROM campaign.suppressions WHERE email LIKE $1", like)
-        await conn.execute(
-            "DELETE FROM campaign.candidates WHERE email LIKE $1 OR external_ref LIKE $1", like
-        )
-        await conn.execute(
-            "DELETE FROM campaign.jobs WHERE title LIKE $1 OR external_ref LIKE $1", like
-        )
+@pytest.fixture(scope="module")
+def fake_llm() -> Iterator[FakeLLM]:
+    """An OpenAI-compatible server that the module's tests script, shared by them: a test that
+    scripts it resets it first."""
+    with FakeLLM() as fake:
+        yield fake

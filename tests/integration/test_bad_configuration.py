@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from shared.settings import Settings
-from tests.conftest import stack_env
 from tests.support.processes import ServiceProcess, python_module
+from tests.support.stack import stack_env
 
 pytestmark = pytest.mark.integration
 

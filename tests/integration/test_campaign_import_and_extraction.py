@@ -22,9 +22,16 @@ from services.campaign.domain.extraction import JobClarification, JobMatch
 from services.campaign.domain.importing import CANDIDATES, JOBS, ImportFileError, parse_csv
 from services.campaign.importing import import_csv
 from services.campaign.repository.candidates import extract_candidates, resolve_job
-from shared.db import Connection, with_database
+from shared.db import with_database
 from shared.events import Slots
 from shared.settings import Settings
+from tests.support.campaign_rows import (
+    add_campaign,
+    add_candidate,
+    add_email,
+    add_job,
+    add_suppression,
+)
 from tests.support.processes import REPO, child_env, python_module
 
 pytestmark = pytest.mark.integration
@@ -283,66 +290,9 @@ async def test_cli_exits_2_with_one_line_for_an_unusable_file(
 # --- Extraction ------------------------------------------------------------------------------
 
 
-async def add_job(conn: Connection, title: str, status: str = "open") -> uuid.UUID:
-    job_id: uuid.UUID = await conn.fetchval(
-        "INSERT INTO campaign.jobs (title, status) VALUES ($1, $2) RETURNING job_id", title, status
-    )
-    return job_id
-
-
-async def add_campaign(conn: Connection, job_id: uuid.UUID) -> uuid.UUID:
-    campaign_id = uuid.uuid4()
-    await conn.execute(
-        "INSERT INTO campaign.campaigns (campaign_id, job_id, name) VALUES ($1, $2, 'test')",
-        campaign_id,
-        job_id,
-    )
-    return campaign_id
-
-
-async def add_candidate(
-    conn: Connection,
-    tag: str,
-    name: str,
-    skills: list[str],
-    *,
-    city: str,
-    seniority: str = "senior",
-    years: int = 5,
-) -> uuid.UUID:
-    candidate_id: uuid.UUID = await conn.fetchval(
-        "INSERT INTO campaign.candidates (full_name, email, city, seniority, years_experience,"
-        " skills, source) VALUES ($1, $2, $3, $4, $5, $6, 'test') RETURNING candidate_id",
-        name,
-        f"{name}-{tag}@Example.com",
-        city,
-        seniority,
-        years,
-        skills,
-    )
-    return candidate_id
-
-
-async def add_email(
-    conn: Connection,
-    campaign_id: uuid.UUID,
-    job_id: uuid.UUID,
-    candidate_id: uuid.UUID,
-    *,
-    status: str,
-    days_ago: int,
-) -> None:
-    when = datetime.now(UTC) - timedelta(days=days_ago)
-    await conn.execute(
-        "INSERT INTO campaign.emails (campaign_id, job_id, candidate_id, to_address, subject, body,"
-        " status, created_at, sent_at) VALUES ($1, $2, $3, 'x@example.com', 'Hi', 'A job', $4,"
-        " $5, CASE WHEN $4::text IN ('sent', 'bounced') THEN $5::timestamptz END)",
-        campaign_id,
-        job_id,
-        candidate_id,
-        status,
-        when,
-    )
+def address(name: str, tag: str) -> str:
+    """A candidate's address, in mixed case: matching addresses must ignore case."""
+    return f"{name}-{tag}@Example.com"
 
 
 async def test_extraction_filters_and_ranks(db: asyncpg.Pool, tag: str) -> None:
@@ -351,14 +301,22 @@ async def test_extraction_filters_and_ranks(db: asyncpg.Pool, tag: str) -> None:
     async with db.acquire() as conn:
         job_id = await add_job(conn, f"Ranking {tag}")
         campaign_id = await add_campaign(conn, job_id)
-        both = await add_candidate(conn, tag, "both", [s3, s2, s1], city=town, years=3)
-        one_a = await add_candidate(conn, tag, "onea", [s2], city=town, years=12)
-        one_b = await add_candidate(conn, tag, "oneb", [s1], city=town.upper(), years=12)
-        junior = await add_candidate(conn, tag, "fewer", [s1], city=town, years=4)
-        await add_candidate(conn, tag, "mid", [s1, s2], city=town, seniority="mid", years=9)
-        await add_candidate(conn, tag, "away", [s1, s2], city=f"Metropolis-{tag}", years=9)
-        await add_candidate(conn, tag, "novice", [s1, s2], city=town, years=1)
-        await add_candidate(conn, tag, "other", [s3], city=town, years=20)
+        people = {
+            name: await add_candidate(
+                conn, name, email=address(name, tag), skills=skills, city=city,
+                seniority=seniority, years=years,
+            )
+            for name, skills, city, seniority, years in [
+                ("both", [s3, s2, s1], town, "senior", 3),
+                ("onea", [s2], town, "senior", 12),
+                ("oneb", [s1], town.upper(), "senior", 12),
+                ("fewer", [s1], town, "senior", 4),
+                ("mid", [s1, s2], town, "mid", 9),
+                ("away", [s1, s2], f"Metropolis-{tag}", "senior", 9),
+                ("novice", [s1, s2], town, "senior", 1),
+                ("other", [s3], town, "senior", 20),
+            ]
+        }  # fmt: skip
         slots = Slots(
             skills=[s1, s2], location=town.lower(), seniority="senior", min_years_experience=2
         )
@@ -368,11 +326,11 @@ async def test_extraction_filters_and_ranks(db: asyncpg.Pool, tag: str) -> None:
             conn, slots, job_id, campaign_id, window_days=90, limit=2
         )
 
-    tied = sorted([one_a, one_b])
-    assert [c.candidate_id for c in found] == [both, *tied, junior]
+    tied = sorted([people["onea"], people["oneb"]])
+    assert [c.candidate_id for c in found] == [people["both"], *tied, people["fewer"]]
     assert found[0].matched_skills == [s2, s1]  # in the candidate's own order
     assert found[0].email == f"both-{tag}@Example.com"
-    assert [c.candidate_id for c in top_two] == [both, tied[0]]
+    assert [c.candidate_id for c in top_two] == [people["both"], tied[0]]
 
 
 async def test_suppressed_addresses_are_skipped(db: asyncpg.Pool, tag: str) -> None:
@@ -380,12 +338,10 @@ async def test_suppressed_addresses_are_skipped(db: asyncpg.Pool, tag: str) -> N
     async with db.acquire() as conn:
         job_id = await add_job(conn, f"Suppression {tag}")
         campaign_id = await add_campaign(conn, job_id)
-        kept = await add_candidate(conn, tag, "kept", [skill], city="Berlin")
-        await add_candidate(conn, tag, "gone", [skill], city="Berlin")
-        await conn.execute(
-            "INSERT INTO campaign.suppressions (email, reason) VALUES ($1, 'unsubscribed')",
-            f"gone-{tag}@example.com",  # stored lower-case; the candidate's address is not
-        )
+        kept = await add_candidate(conn, "kept", email=address("kept", tag), skills=[skill])
+        await add_candidate(conn, "gone", email=address("gone", tag), skills=[skill])
+        # stored lower-case; the candidate's address is not
+        await add_suppression(conn, f"gone-{tag}@example.com")
 
         found = await extract_candidates(
             conn, Slots(skills=[skill]), job_id, campaign_id, window_days=90, limit=10
@@ -403,17 +359,26 @@ async def test_recent_contact_about_the_same_job_is_skipped(db: asyncpg.Pool, ta
         earlier = await add_campaign(conn, job_id)
         elsewhere = await add_campaign(conn, other_job)
         people = {
-            name: await add_candidate(conn, tag, name, [skill], city="Berlin", years=years)
+            name: await add_candidate(
+                conn, name, email=address(name, tag), skills=[skill], years=years
+            )
             for years, name in enumerate(
                 ["recent", "longago", "otherjob", "drafted", "rejected", "ours", "never"]
             )
         }
-        await add_email(conn, earlier, job_id, people["recent"], status="sent", days_ago=10)
-        await add_email(conn, earlier, job_id, people["longago"], status="sent", days_ago=200)
-        await add_email(conn, elsewhere, other_job, people["otherjob"], status="sent", days_ago=10)
-        await add_email(conn, earlier, job_id, people["drafted"], status="drafted", days_ago=10)
-        await add_email(conn, earlier, job_id, people["rejected"], status="rejected", days_ago=10)
-        await add_email(conn, campaign_id, job_id, people["ours"], status="drafted", days_ago=0)
+        for campaign, job, name, status, days in [
+            (earlier, job_id, "recent", "sent", 10),
+            (earlier, job_id, "longago", "sent", 200),
+            (elsewhere, other_job, "otherjob", "sent", 10),
+            (earlier, job_id, "drafted", "drafted", 10),
+            (earlier, job_id, "rejected", "rejected", 10),
+            (campaign_id, job_id, "ours", "drafted", 0),
+        ]:
+            when = datetime.now(UTC) - timedelta(days=days)
+            await add_email(
+                conn, campaign, job, people[name], to_address="x@example.com", status=status,
+                created_at=when,
+            )  # fmt: skip
 
         found = await extract_candidates(
             conn, Slots(skills=[skill]), job_id, campaign_id, window_days=90, limit=10

@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
-from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import asyncpg
@@ -21,15 +20,13 @@ import pytest
 
 from services.campaign.domain.prompts import DATA_CLOSE, DATA_OPEN, DRAFT_SYSTEM_PROMPT
 from services.inference.domain.prompt import SYSTEM_PROMPT
-from shared.settings import Settings
-from tests.conftest import Gateway, Launcher
-from tests.integration.test_email_campaign_v1 import add_candidate, add_job, start_campaign
-from tests.support.api import client_for
+from tests.support.api import FINISHED, start_campaign
+from tests.support.campaign_rows import add_candidate, add_job
 from tests.support.fake_llm import Behaviour, FakeLLM, ReceivedCall
+from tests.support.stack import Stack
 
 pytestmark = pytest.mark.integration
 
-FINISHED = {"succeeded", "failed", "cancelled", "expired"}
 MODEL = "draft-model"
 SUBJECT = "Your Python work and a platform role in Berlin"
 BODY = (
@@ -45,13 +42,9 @@ ANSWER_DELAY = 0.6  # seconds per model answer: long enough to watch the drafts 
 
 
 @pytest.fixture(scope="module")
-def fake_llm() -> Iterator[FakeLLM]:
-    with FakeLLM() as fake:
-        yield fake
-
-
-@pytest.fixture(scope="module")
-def gateway(module_launcher: Launcher, fake_llm: FakeLLM) -> Gateway:
+def stack(fake_llm: FakeLLM) -> Stack:
+    """The inference, workflow and campaign services, the model being `fake_llm`; the API as a
+    recruiter."""
     llm = {
         "OPENAI_BASE_URL": fake_llm.base_url,
         "OPENAI_API_KEY": "test-key",
@@ -59,16 +52,8 @@ def gateway(module_launcher: Launcher, fake_llm: FakeLLM) -> Gateway:
         "LLM_TIMEOUT_SECONDS": "5",
         "LLM_MAX_RETRIES": "0",
     }
-    module_launcher.service("inference", **llm)
-    module_launcher.service("workflow")
-    module_launcher.service("campaign", **llm)
-    return module_launcher.gateway()
-
-
-@pytest.fixture(scope="module")
-async def api(gateway: Gateway, prepared: Settings) -> AsyncIterator[httpx.AsyncClient]:
-    async with client_for(gateway, prepared, "recruiter", {"workflows"}) as client:
-        yield client
+    services = {"inference": llm, "workflow": {}, "campaign": llm}
+    return Stack(services, user="recruiter", scopes=("workflows",))
 
 
 def data_block(call: ReceivedCall) -> tuple[str, dict[str, Any]]:
@@ -93,19 +78,18 @@ async def test_the_model_drafts_each_email_from_data_it_cannot_take_orders_from(
 
     skill = f"python-{tag}"
     title = f"Platform Engineer {tag}"
-    await add_job(db, title, [skill])
+    await add_job(db, title, skills=[skill])
     names = ["Mallory Evans", "Ada Lovelace", "Grace Hopper", "Alan Turing", "Edsger Dijkstra"]
     names += ["Barbara Liskov"]
     for years, name in enumerate(names, start=5):
+        first = name.split()[0]
         await add_candidate(
-            db, tag, name, first_name=name.split()[0], city="Berlin", skills=[skill], years=years
-        )
-    injecting = f"mallory-{tag}@example.com"
-    await db.execute(
-        "UPDATE campaign.candidates SET summary = $2 WHERE email = $1", injecting, INJECTION
-    )
+            db, name, email=f"{first.lower()}-{tag}@example.com", first_name=first,
+            skills=[skill], years=years, summary=INJECTION if first == "Mallory" else None,
+        )  # fmt: skip
 
-    run_id = await start_campaign(api, skills=[skill], location="Berlin", job_title=title)
+    slots = {"skills": [skill], "location": "Berlin", "job_title": title}
+    run_id = await start_campaign(api, slots)
     # Six answers, four at a time: the counts grow while the step runs.
     seen: list[tuple[str, int, int]] = []
     deadline = asyncio.get_running_loop().time() + 60
@@ -175,12 +159,13 @@ async def test_drafts_fall_back_to_the_template_when_the_model_fails(
     fake_llm.always(Behaviour(kind="error", status=500))
     skill = f"python-{tag}"
     title = f"Platform Engineer {tag}"
-    await add_job(db, title, [skill])
-    await add_candidate(
-        db, tag, "Ada Lovelace", first_name="Ada", city="Berlin", skills=[skill], years=9
-    )
+    await add_job(db, title, skills=[skill])
+    ada = f"ada-{tag}@example.com"
+    await add_candidate(db, "Ada Lovelace", email=ada, first_name="Ada", skills=[skill], years=9)
 
-    run_id = await start_campaign(api, skills=[skill], location="Berlin", job_title=title)
+    run_id = await start_campaign(
+        api, {"skills": [skill], "location": "Berlin", "job_title": title}
+    )
     deadline = asyncio.get_running_loop().time() + 60
     while (run := (await api.get(f"/api/workflows/{run_id}")).json())["status"] not in {
         "waiting",

@@ -3,7 +3,8 @@ redirect, unsubscribe (then a new campaign skips the address), the delivery-even
 the counts, once and as an event stream.
 
 Each test writes its own job, candidates, campaign and sent emails straight into the shared
-database, marked with a fresh tag, and deletes them afterwards.
+database, marked with a fresh tag, and deletes them afterwards. Their addresses are in mixed case:
+what is stored by address is stored lower-case.
 """
 
 from __future__ import annotations
@@ -12,7 +13,6 @@ import asyncio
 import json
 import uuid
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
@@ -25,8 +25,9 @@ from services.campaign.repository.candidates import extract_candidates
 from services.gateway.routes_tracking import PIXEL
 from shared.events import Slots
 from shared.settings import Settings
-from tests.conftest import Gateway, Launcher, MakeKey
-from tests.support.api import client_for
+from tests.support.api import MakeKey
+from tests.support.campaign_rows import Campaign, Email, add_job, make_campaign
+from tests.support.stack import Gateway, Stack
 
 pytestmark = pytest.mark.integration
 
@@ -35,15 +36,14 @@ WEBHOOK_SECRET = "integration-webhook-secret-" + "y" * 16
 
 
 @pytest.fixture(scope="module")
-def gateway(module_launcher: Launcher) -> Gateway:
-    module_launcher.service("campaign", UNSUBSCRIBE_SECRET=UNSUBSCRIBE_SECRET)
-    return module_launcher.gateway(WEBHOOK_SECRET=WEBHOOK_SECRET)
-
-
-@pytest.fixture(scope="module")
-async def api(gateway: Gateway, prepared: Settings) -> AsyncIterator[httpx.AsyncClient]:
-    async with client_for(gateway, prepared, "reviewer", {"review"}) as client:
-        yield client
+def stack() -> Stack:
+    """The campaign service and the gateway with their secrets; the API as a reviewer."""
+    return Stack(
+        {"campaign": {"UNSUBSCRIBE_SECRET": UNSUBSCRIBE_SECRET}},
+        gateway_env={"WEBHOOK_SECRET": WEBHOOK_SECRET},
+        user="reviewer",
+        scopes=("review",),
+    )
 
 
 @pytest.fixture(scope="module")
@@ -53,66 +53,23 @@ async def public(gateway: Gateway) -> AsyncIterator[httpx.AsyncClient]:
         yield client
 
 
-@dataclass
-class Email:
-    email_id: uuid.UUID
-    address: str
-    message_id: str
-    link: str
-
-
-@dataclass
-class Campaign:
-    campaign_id: uuid.UUID
-    job_id: uuid.UUID
-    skill: str
-    emails: list[Email]
-
-
-async def make_campaign(
-    db: asyncpg.Pool, tag: str, sent: int, *, drafted: int = 0, rejected: int = 0
+async def monitored(
+    db: asyncpg.Pool,
+    settings: Settings,
+    tag: str,
+    sent: int,
+    *,
+    drafted: int = 0,
+    rejected: int = 0,
 ) -> Campaign:
     """A campaign in monitoring with `sent` sent emails (then drafted and rejected ones), each to
     its own candidate and with a link of its own plus the unsubscribe footer."""
-    links = UnsubscribeLinks("http://127.0.0.1:8000", UNSUBSCRIBE_SECRET)
-    skill = f"python-{tag}"
-    campaign_id = uuid.uuid4()
-    emails: list[Email] = []
-    async with db.acquire() as conn, conn.transaction():
-        job_id: uuid.UUID = await conn.fetchval(
-            "INSERT INTO campaign.jobs (title, city, skills) VALUES ($1, 'Berlin', $2)"
-            " RETURNING job_id",
-            f"Monitoring Engineer {tag} {campaign_id.hex[:6]}", [skill],
-        )  # fmt: skip
-        await conn.execute(
-            "INSERT INTO campaign.campaigns (campaign_id, job_id, name, status)"
-            " VALUES ($1, $2, 'test outreach', 'monitoring')",
-            campaign_id, job_id,
-        )  # fmt: skip
-        statuses = ["sent"] * sent + ["drafted"] * drafted + ["rejected"] * rejected
-        for n, status in enumerate(statuses):
-            address = f"person{n}-{campaign_id.hex[:6]}-{tag}@Example.com"
-            candidate_id = await conn.fetchval(
-                "INSERT INTO campaign.candidates (full_name, email, city, years_experience,"
-                " skills, source) VALUES ($1, $2, 'Berlin', $3, $4, 'test') RETURNING candidate_id",
-                f"Person {n}", address, 10 - n, [skill],
-            )  # fmt: skip
-            email_id = uuid.uuid4()
-            link = f"https://careers.example.com/jobs/{tag}/{n}?ref=mail"
-            body = (
-                f"Hi Person {n},\n\nThe role: {link}. Interested?\n\n-- \n"
-                f"Not interested? Unsubscribe with one click: {links.url(email_id)}\n"
-            )
-            message_id = f"<{email_id}@example.com>"
-            await conn.execute(
-                "INSERT INTO campaign.emails (email_id, campaign_id, job_id, candidate_id,"
-                " to_address, subject, body, status, message_id, sent_at)"
-                " VALUES ($1, $2, $3, $4, $5, 'Hello', $6, $7, $8,"
-                " CASE WHEN $7 = 'sent' THEN now() END)",
-                email_id, campaign_id, job_id, candidate_id, address, body, status, message_id,
-            )  # fmt: skip
-            emails.append(Email(email_id, address, message_id, link))
-    return Campaign(campaign_id, job_id, skill, emails)
+    statuses = ["sent"] * sent + ["drafted"] * drafted + ["rejected"] * rejected
+    return await make_campaign(
+        db, tag, {f"person{n}": status for n, status in enumerate(statuses)},
+        settings=settings, links=UnsubscribeLinks("http://127.0.0.1:8000", UNSUBSCRIBE_SECRET),
+        status="monitoring", domain="Example.com",
+    )  # fmt: skip
 
 
 def pixel_path(email: Email) -> str:
@@ -143,9 +100,9 @@ async def webhook(
 
 
 async def test_the_pixel_records_one_open_and_is_always_a_gif(
-    public: httpx.AsyncClient, db: asyncpg.Pool, tag: str
+    public: httpx.AsyncClient, db: asyncpg.Pool, prepared: Settings, tag: str
 ) -> None:
-    campaign = await make_campaign(db, tag, sent=1)
+    campaign = await monitored(db, prepared, tag, sent=1)
     email = campaign.emails[0]
     for _ in range(2):
         response = await public.get(pixel_path(email))
@@ -164,9 +121,9 @@ async def test_the_pixel_records_one_open_and_is_always_a_gif(
 
 
 async def test_a_click_redirects_only_to_a_link_the_email_contains(
-    public: httpx.AsyncClient, db: asyncpg.Pool, tag: str
+    public: httpx.AsyncClient, db: asyncpg.Pool, prepared: Settings, tag: str
 ) -> None:
-    campaign = await make_campaign(db, tag, sent=2)
+    campaign = await monitored(db, prepared, tag, sent=2)
     email, other = campaign.emails
 
     response = await public.get(click_path(email, email.link))
@@ -191,9 +148,9 @@ async def test_a_click_redirects_only_to_a_link_the_email_contains(
 
 
 async def test_one_click_unsubscribe_suppresses_the_address_for_every_later_campaign(
-    public: httpx.AsyncClient, db: asyncpg.Pool, tag: str
+    public: httpx.AsyncClient, db: asyncpg.Pool, prepared: Settings, tag: str
 ) -> None:
-    campaign = await make_campaign(db, tag, sent=2)
+    campaign = await monitored(db, prepared, tag, sent=2)
     leaving, staying = campaign.emails
 
     page = await public.get(unsubscribe_path(leaving))
@@ -234,10 +191,8 @@ async def test_one_click_unsubscribe_suppresses_the_address_for_every_later_camp
     assert await db.fetchval("SELECT count(*) FROM campaign.suppressions") == before
 
     # A new campaign about another job, with no contact window: the address is skipped.
-    new_campaign, new_job = uuid.uuid4(), await db.fetchval(
-        "INSERT INTO campaign.jobs (title, skills) VALUES ($1, $2) RETURNING job_id",
-        f"Another Job {tag}", [campaign.skill],
-    )  # fmt: skip
+    new_campaign = uuid.uuid4()
+    new_job = await add_job(db, f"Another Job {tag}", skills=[campaign.skill])
     async with db.acquire() as conn:
         found = await extract_candidates(
             conn, Slots(skills=[campaign.skill]), new_job, new_campaign, window_days=0, limit=10
@@ -246,9 +201,9 @@ async def test_one_click_unsubscribe_suppresses_the_address_for_every_later_camp
 
 
 async def test_the_webhook_needs_its_secret(
-    public: httpx.AsyncClient, db: asyncpg.Pool, tag: str
+    public: httpx.AsyncClient, db: asyncpg.Pool, prepared: Settings, tag: str
 ) -> None:
-    campaign = await make_campaign(db, tag, sent=1)
+    campaign = await monitored(db, prepared, tag, sent=1)
     email = campaign.emails[0]
     bounce = {"email_id": str(email.email_id), "kind": "bounced", "detail": {"permanent": True}}
     for secret in [None, "", "wrong", WEBHOOK_SECRET + "x", WEBHOOK_SECRET[:-1]]:
@@ -267,9 +222,9 @@ async def test_the_webhook_needs_its_secret(
 
 
 async def test_webhook_bounce_reply_and_complaint(
-    public: httpx.AsyncClient, db: asyncpg.Pool, tag: str
+    public: httpx.AsyncClient, db: asyncpg.Pool, prepared: Settings, tag: str
 ) -> None:
-    campaign = await make_campaign(db, tag, sent=3)
+    campaign = await monitored(db, prepared, tag, sent=3)
     bounced, replied, complained = campaign.emails
     events: list[dict[str, Any]] = [
         {"message_id": bounced.message_id.strip("<>"), "kind": "bounced",
@@ -319,11 +274,12 @@ async def test_counts_and_their_event_stream(
     api: httpx.AsyncClient,
     public: httpx.AsyncClient,
     db: asyncpg.Pool,
+    prepared: Settings,
     tag: str,
     gateway: Gateway,
     make_key: MakeKey,
 ) -> None:
-    campaign = await make_campaign(db, tag, sent=4, drafted=1, rejected=1)
+    campaign = await monitored(db, prepared, tag, sent=4, drafted=1, rejected=1)
     a, b, c, d, _, _ = campaign.emails
     url = f"/api/campaigns/{campaign.campaign_id}"
 
@@ -345,8 +301,8 @@ async def test_counts_and_their_event_stream(
     assert view["job"]["job_id"] == str(campaign.job_id)
     assert view["counts"] == {
         "total": 6, "drafted": 1, "approved": 4, "rejected": 1, "expired": 0, "queued": 0,
-        "sent": 4, "failed": 0, "bounced": 1, "delivered": 0, "opened": 1, "clicked": 2,
-        "replied": 1, "unsubscribed": 1, "complained": 0,
+        "sent": 4, "failed": 0, "bounced": 1, "cancelled": 0, "delivered": 0, "opened": 1,
+        "clicked": 2, "replied": 1, "unsubscribed": 1, "complained": 0,
     }  # fmt: skip
 
     assert (await api.get(f"/api/campaigns/{uuid.uuid4()}")).status_code == 404

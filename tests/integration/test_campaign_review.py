@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
-from collections.abc import AsyncIterator
 from typing import Any
 
 import asyncpg
@@ -23,27 +22,20 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from shared.broker import partition_count
 from shared.settings import Settings
 from shared.topics import EMAIL_APPROVED
-from tests.conftest import Gateway, Launcher
-from tests.support.api import client_for, wait_for_run
+from tests.support.api import FINISHED, MakeKey, start_campaign, wait_for_run
+from tests.support.campaign_rows import add_audience
+from tests.support.stack import Gateway, Stack
 
 pytestmark = pytest.mark.integration
 
-FINISHED = {"succeeded", "failed", "cancelled", "expired"}
 REVIEWER = "sam-reviewer"
 APPROVED_OR_LATER = {"approved", "sending", "sent", "failed", "bounced"}
 
 
 @pytest.fixture(scope="module")
-def gateway(module_launcher: Launcher) -> Gateway:
-    module_launcher.service("workflow")
-    module_launcher.service("campaign")
-    return module_launcher.gateway()
-
-
-@pytest.fixture(scope="module")
-async def api(gateway: Gateway, prepared: Settings) -> AsyncIterator[httpx.AsyncClient]:
-    async with client_for(gateway, prepared, REVIEWER, {"workflows", "review"}) as client:
-        yield client
+def stack() -> Stack:
+    """The workflow and campaign services; the API as a reviewer who may also start campaigns."""
+    return Stack({"workflow": {}, "campaign": {}}, user=REVIEWER, scopes=("workflows", "review"))
 
 
 async def campaign_at_review(
@@ -51,27 +43,8 @@ async def campaign_at_review(
 ) -> tuple[str, list[dict[str, Any]]]:
     """A campaign of its own job and `recipients` candidates, waiting for review; its drafts as
     the API lists them (best-ranked first)."""
-    suffix = uuid.uuid4().hex[:6]  # several campaigns per test
-    skill, title = f"python-{tag}-{suffix}", f"Platform Engineer {tag} {suffix}"
-    await db.execute(
-        "INSERT INTO campaign.jobs (title, city, country, skills) VALUES ($1, 'Berlin', 'DE', $2)",
-        title,
-        [skill],
-    )
-    for i in range(recipients):
-        await db.execute(
-            "INSERT INTO campaign.candidates (full_name, first_name, email, city, country,"
-            " years_experience, skills, source, found_via)"
-            " VALUES ($1, $2, $3, 'Berlin', 'DE', $4, $5, 'test', 'GitHub')",
-            f"Person{i} Test", f"Person{i}", f"person{i}-{suffix}-{tag}@example.com", 20 - i,
-            [skill],
-        )  # fmt: skip
-    slots = {"skills": [skill], "location": "Berlin", "job_title": title}
-    response = await api.post(
-        "/api/workflows", json={"type": "email_campaign", "params": {"slots": slots, **params}}
-    )
-    assert response.status_code == 201, response.text
-    run_id: str = response.json()["run_id"]
+    audience = await add_audience(db, tag, recipients)
+    run_id = await start_campaign(api, audience.slots, **params)
     run = await wait_for_run(api, run_id, lambda r: r["status"] != "running")
     assert (run["status"], run["state"]) == ("waiting", "await_review"), run.get("error")
     drafts = await list_emails(api, run_id, status="drafted")
@@ -304,7 +277,7 @@ async def test_concurrent_decisions_finish_the_review_exactly_once(
 
 
 async def test_bad_requests_are_refused_without_a_change(
-    api: httpx.AsyncClient, db: asyncpg.Pool, gateway: Gateway, make_key: Any, tag: str
+    api: httpx.AsyncClient, db: asyncpg.Pool, gateway: Gateway, make_key: MakeKey, tag: str
 ) -> None:
     run_a, drafts_a = await campaign_at_review(api, db, tag, 3)
     run_b, drafts_b = await campaign_at_review(api, db, tag, 1)

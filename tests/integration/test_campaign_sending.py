@@ -12,14 +12,13 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import asyncpg
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
-from services.campaign.domain.composing import Draft, FooterContext, SenderIdentity, finalise
 from services.campaign.domain.links import UnsubscribeLinks
 from services.campaign.domain.messages import make_message_id
 from services.campaign.domain.sending import OUTCOME_UNKNOWN
@@ -27,9 +26,10 @@ from shared.campaign_actions import SENDING_FINISHED
 from shared.events import EmailApproved, WorkflowSignal
 from shared.settings import Settings
 from shared.topics import EMAIL_APPROVED, WORKFLOW_SIGNALS
-from tests.conftest import Launcher
 from tests.support.api import wait_for
+from tests.support.campaign_rows import Campaign, Email, add_suppression, make_campaign
 from tests.support.smtp import SmtpTestServer
+from tests.support.stack import Launcher
 
 pytestmark = pytest.mark.integration
 
@@ -42,12 +42,6 @@ SENDER_ENV = {
     "SMTP_TIMEOUT_SECONDS": "0.5",
     "SEND_STUCK_AFTER_SECONDS": "2",
 }
-
-
-@pytest.fixture
-def smtp() -> Iterator[SmtpTestServer]:
-    with SmtpTestServer() as server:
-        yield server
 
 
 @pytest.fixture
@@ -70,68 +64,15 @@ def start_sender(launcher: Launcher, smtp: SmtpTestServer, **env: str) -> Any:
     return launcher.service_within(
         "campaign",
         60,  # after a SIGKILL the group waits for the dead member's session to time out
-        {**SENDER_ENV, "SMTP_HOST": smtp.host, "SMTP_PORT": str(smtp.port), **env},
+        {**SENDER_ENV, **smtp.env, **env},
     )
 
 
-class Campaign:
-    def __init__(self, campaign_id: uuid.UUID, emails: dict[str, uuid.UUID]) -> None:
-        self.campaign_id = campaign_id
-        self.emails = emails  # address -> email id
-
-    def approved(self, address: str) -> EmailApproved:
-        return EmailApproved(
-            campaign_id=self.campaign_id, email_id=self.emails[address], approved_by="reviewer"
-        )
-
-
-async def make_campaign(
-    db: asyncpg.Pool,
-    settings: Settings,
-    tag: str,
-    names: list[str],
-    *,
-    status: str = "sending",
-    drafted: tuple[str, ...] = (),
-) -> Campaign:
-    """A job, one candidate per name, a campaign and an approved email each (or drafted, for the
-    names in `drafted`), written as the drafting step writes them (footer included)."""
-    sender = SenderIdentity.from_settings(settings)
-    links = UnsubscribeLinks.from_settings(settings)
-    title = f"Sender Test Engineer {tag}"
-    campaign_id = uuid.uuid4()
-    emails: dict[str, uuid.UUID] = {}
-    async with db.acquire() as conn, conn.transaction():
-        job_id = await conn.fetchval(
-            "INSERT INTO campaign.jobs (title) VALUES ($1) RETURNING job_id", title
-        )
-        await conn.execute(
-            "INSERT INTO campaign.campaigns (campaign_id, job_id, name, status)"
-            " VALUES ($1, $2, $3, $4)",
-            campaign_id, job_id, f"{title} outreach", status,
-        )  # fmt: skip
-        for name in names:
-            address = f"{name}-{tag}@example.com"
-            candidate_id = await conn.fetchval(
-                "INSERT INTO campaign.candidates (full_name, first_name, email, source, found_via)"
-                " VALUES ($1, $1, $2, 'test', 'GitHub') RETURNING candidate_id",
-                name.title(), address,
-            )  # fmt: skip
-            email_id = uuid.uuid4()
-            footer = FooterContext(sender, title, "GitHub", links.url(email_id))
-            draft = finalise(
-                Draft(f"{title} at Acme", f"Hi {name.title()},\n\nInterested?"), footer
-            )
-            await conn.execute(
-                "INSERT INTO campaign.emails (email_id, campaign_id, job_id, candidate_id,"
-                " to_address, subject, body, status, message_id)"
-                " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-                email_id, campaign_id, job_id, candidate_id, address, draft.subject, draft.body,
-                "drafted" if name in drafted else "approved",
-                make_message_id(email_id, sender.email),
-            )  # fmt: skip
-            emails[address] = email_id
-    return Campaign(campaign_id, emails)
+def approved(email: Email) -> EmailApproved:
+    """The event review publishes when it approves the email."""
+    return EmailApproved(
+        campaign_id=email.campaign_id, email_id=email.email_id, approved_by="reviewer"
+    )
 
 
 async def statuses(db: asyncpg.Pool, campaign: Campaign) -> dict[str, asyncpg.Record]:
@@ -185,11 +126,10 @@ async def test_each_approved_email_is_sent_once_and_the_run_hears_sending_finish
     # A slow poll: only the events can wake the sender here, so the last email arriving proves
     # the duplicate events before it (same key, same partition) were handled.
     start_sender(launcher, smtp, SEND_POLL_SECONDS="60")
-    campaign = await make_campaign(
-        db, prepared, tag, ["ada", "bruno", "carla", "dora"], status="awaiting_review",
-        drafted=("dora",),
-    )  # fmt: skip
-    first = {a: campaign.approved(a) for a in campaign.emails if not a.startswith("dora")}
+    recipients = {"ada": "approved", "bruno": "approved", "carla": "approved", "dora": "drafted"}
+    campaign = await make_campaign(db, tag, recipients, settings=prepared, status="awaiting_review")
+    *approved_first, dora = campaign.emails
+    first = {email.address: approved(email) for email in approved_first}
     for event in first.values():
         await publish(event)
     await smtp.wait_for_messages(3)
@@ -198,7 +138,8 @@ async def test_each_approved_email_is_sent_once_and_the_run_hears_sending_finish
     rows = await wait_for(
         lambda: _all(statuses(db, campaign), {"sent"}, among=first), what="three sent emails"
     )
-    for address, email_id in ((a, campaign.emails[a]) for a in first):
+    for email in approved_first:
+        address, email_id = email.address, email.email_id
         [received] = smtp.messages_to(address)
         message = received.message
         assert received.rcpt_tos == (address,)
@@ -222,20 +163,18 @@ async def test_each_approved_email_is_sent_once_and_the_run_hears_sending_finish
         await publish(event)
         await publish(event.model_copy(update={"event_id": uuid.uuid4()}))
     # The last decision: the review helper approves the last draft and moves the campaign on.
-    dora = next(a for a in campaign.emails if a.startswith("dora"))
     async with db.acquire() as conn, conn.transaction():
         await conn.execute(
-            "UPDATE campaign.emails SET status = 'approved' WHERE email_id = $1",
-            campaign.emails[dora],
+            "UPDATE campaign.emails SET status = 'approved' WHERE email_id = $1", dora.email_id
         )
         await conn.execute(
             "UPDATE campaign.campaigns SET status = 'sending' WHERE campaign_id = $1",
             campaign.campaign_id,
         )
-    await publish(campaign.approved(dora))
+    await publish(approved(dora))
     await smtp.wait_for_messages(4)
-    for address in campaign.emails:
-        assert len(smtp.messages_to(address)) == 1, address
+    for email in campaign.emails:
+        assert len(smtp.messages_to(email.address)) == 1, email.address
     assert len(smtp.messages) == 4
 
     [signal] = await signals_for(prepared, campaign.campaign_id)
@@ -266,15 +205,14 @@ async def test_suppressed_bounced_and_temporarily_refused_addresses(
     publish: Callable[[EmailApproved], Awaitable[None]],
 ) -> None:
     start_sender(launcher, smtp)
-    campaign = await make_campaign(db, prepared, tag, ["ok", "gone", "busy", "optout"])
-    ok, gone, busy, optout = campaign.emails
-    await db.execute(
-        "INSERT INTO campaign.suppressions (email, reason) VALUES ($1, 'unsubscribed')", optout
-    )
+    recipients = dict.fromkeys(["ok", "gone", "busy", "optout"], "approved")
+    campaign = await make_campaign(db, tag, recipients, settings=prepared)
+    ok, gone, busy, optout = (email.address for email in campaign.emails)
+    await add_suppression(db, optout)
     smtp.reject_permanently(gone)
     smtp.reject_temporarily(busy)
-    for address in campaign.emails:
-        await publish(campaign.approved(address))
+    for email in campaign.emails:
+        await publish(approved(email))
 
     async def busy_refused_once() -> bool:
         row = (await statuses(db, campaign))[busy]
@@ -329,9 +267,10 @@ async def test_a_sender_killed_mid_campaign_sends_no_second_copy(
 ) -> None:
     paced = {"CAMPAIGN_SEND_RATE_PER_SECOND": "10"}  # 30 emails take about 3 seconds
     first = start_sender(launcher, smtp, **paced)
-    campaign = await make_campaign(db, prepared, tag, [f"c{i:02d}" for i in range(30)])
-    for address in campaign.emails:
-        await publish(campaign.approved(address))
+    recipients = {f"c{i:02d}": "approved" for i in range(30)}
+    campaign = await make_campaign(db, tag, recipients, settings=prepared)
+    for email in campaign.emails:
+        await publish(approved(email))
     await smtp.wait_for_messages(8, timeout=20)
     first.kill()
     killed_after = len(smtp.messages)

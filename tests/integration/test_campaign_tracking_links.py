@@ -10,23 +10,21 @@ deletes them afterwards; each runs its own campaign service (a sender takes ever
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from email.message import EmailMessage
 from typing import Any, cast
 
 import asyncpg
 import pytest
 
-from services.campaign.domain.composing import Draft, FooterContext, SenderIdentity, finalise
 from services.campaign.domain.links import TrackingLinks, UnsubscribeLinks
-from services.campaign.domain.messages import make_message_id
 from services.gateway.routes_tracking import PIXEL
 from shared.settings import Settings
-from tests.conftest import Gateway, Launcher, MakeKey
-from tests.support.api import wait_for
+from tests.support.api import MakeKey, wait_for
+from tests.support.campaign_rows import Email, make_campaign
 from tests.support.html import Tags, tags
 from tests.support.smtp import SmtpTestServer
+from tests.support.stack import Gateway, Launcher
 
 pytestmark = pytest.mark.integration
 
@@ -39,12 +37,6 @@ SENDER_ENV = {
 }
 
 
-@pytest.fixture
-def smtp() -> Iterator[SmtpTestServer]:
-    with SmtpTestServer() as server:
-        yield server
-
-
 def start_stack(launcher: Launcher, smtp: SmtpTestServer, **env: str) -> Gateway:
     """The gateway, and a campaign service whose public links point at it."""
     gateway = launcher.gateway()
@@ -53,8 +45,7 @@ def start_stack(launcher: Launcher, smtp: SmtpTestServer, **env: str) -> Gateway
         60,
         {
             **SENDER_ENV,
-            "SMTP_HOST": smtp.host,
-            "SMTP_PORT": str(smtp.port),
+            **smtp.env,
             "PUBLIC_BASE_URL": gateway.base_url,
             **env,
         },
@@ -62,50 +53,13 @@ def start_stack(launcher: Launcher, smtp: SmtpTestServer, **env: str) -> Gateway
     return gateway
 
 
-class Approved:
-    def __init__(self, campaign_id: uuid.UUID, email_id: uuid.UUID, address: str, link: str):
-        self.campaign_id = campaign_id
-        self.email_id = email_id
-        self.address = address
-        self.link = link
-
-
-async def approve_one(db: asyncpg.Pool, settings: Settings, base_url: str, tag: str) -> Approved:
+async def approve_one(db: asyncpg.Pool, settings: Settings, base_url: str, tag: str) -> Email:
     """A campaign in 'sending' with one approved email carrying a job link, stored as the drafting
     step stores it (footer included), so the sender takes it at its next poll."""
-    sender = SenderIdentity.from_settings(settings)
     links = UnsubscribeLinks(base_url, UNSUBSCRIBE_SECRET)
-    title = f"Tracking Links Engineer {tag}"
-    campaign_id, email_id = uuid.uuid4(), uuid.uuid4()
-    address = f"ada-{tag}@example.com"
-    link = f"https://careers.example.com/jobs/{tag}?ref=mail&lang=en"
-    async with db.acquire() as conn, conn.transaction():
-        job_id = await conn.fetchval(
-            "INSERT INTO campaign.jobs (title) VALUES ($1) RETURNING job_id", title
-        )
-        await conn.execute(
-            "INSERT INTO campaign.campaigns (campaign_id, job_id, name, status)"
-            " VALUES ($1, $2, $3, 'sending')",
-            campaign_id, job_id, f"{title} outreach",
-        )  # fmt: skip
-        candidate_id = await conn.fetchval(
-            "INSERT INTO campaign.candidates (full_name, first_name, email, source, found_via)"
-            " VALUES ('Ada', 'Ada', $1, 'test', 'GitHub') RETURNING candidate_id",
-            address,
-        )
-        footer = FooterContext(sender, title, "GitHub", links.url(email_id))
-        draft = finalise(
-            Draft(f"{title} at Acme", f"Hi Ada,\n\nThe role (<b>remote</b>): {link}.\nInterested?"),
-            footer,
-        )
-        await conn.execute(
-            "INSERT INTO campaign.emails (email_id, campaign_id, job_id, candidate_id,"
-            " to_address, subject, body, status, message_id)"
-            " VALUES ($1, $2, $3, $4, $5, $6, $7, 'approved', $8)",
-            email_id, campaign_id, job_id, candidate_id, address, draft.subject, draft.body,
-            make_message_id(email_id, sender.email),
-        )  # fmt: skip
-    return Approved(campaign_id, email_id, address, link)
+    campaign = await make_campaign(db, tag, {"ada": "approved"}, settings=settings, links=links)
+    [email] = campaign.emails
+    return email
 
 
 def html_of(message: EmailMessage) -> Tags:
@@ -114,9 +68,7 @@ def html_of(message: EmailMessage) -> Tags:
     return tags(cast(str, cast(EmailMessage, part).get_content()))
 
 
-async def received_and_sent(
-    smtp: SmtpTestServer, db: asyncpg.Pool, email: Approved
-) -> EmailMessage:
+async def received_and_sent(smtp: SmtpTestServer, db: asyncpg.Pool, email: Email) -> EmailMessage:
     await smtp.wait_for_messages(1, timeout=30)
     [received] = smtp.messages_to(email.address)
 

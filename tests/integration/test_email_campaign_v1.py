@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import AsyncIterator
-from typing import Any
 
 import asyncpg
 import httpx
@@ -20,64 +18,17 @@ import pytest
 
 from services.campaign.domain.links import UnsubscribeLinks
 from shared.settings import Settings
-from tests.conftest import Gateway, Launcher
-from tests.support.api import client_for, wait_for_status
+from tests.support.api import FINISHED, start_campaign, wait_for_run, wait_for_status
+from tests.support.campaign_rows import add_candidate, add_job, add_suppression
+from tests.support.stack import Stack
 
 pytestmark = pytest.mark.integration
 
-FINISHED = {"succeeded", "failed", "cancelled", "expired"}
-
 
 @pytest.fixture(scope="module")
-def gateway(module_launcher: Launcher) -> Gateway:
-    module_launcher.service("workflow")
-    module_launcher.service("campaign")
-    return module_launcher.gateway()
-
-
-@pytest.fixture(scope="module")
-async def api(gateway: Gateway, prepared: Settings) -> AsyncIterator[httpx.AsyncClient]:
-    async with client_for(gateway, prepared, "recruiter", {"workflows"}) as client:
-        yield client
-
-
-async def add_candidate(
-    db: asyncpg.Pool,
-    tag: str,
-    name: str,
-    *,
-    first_name: str | None,
-    city: str,
-    skills: list[str],
-    years: int,
-    found_via: str | None = "GitHub",
-) -> str:
-    email = f"{name.split()[0].lower()}-{tag}@example.com"
-    await db.execute(
-        "INSERT INTO campaign.candidates (full_name, first_name, email, city, country,"
-        " years_experience, skills, source, found_via)"
-        " VALUES ($1, $2, $3, $4, 'DE', $5, $6, 'test', $7)",
-        name, first_name, email, city, years, skills, found_via,
-    )  # fmt: skip
-    return email
-
-
-async def add_job(db: asyncpg.Pool, title: str, skills: list[str]) -> uuid.UUID:
-    job_id: uuid.UUID = await db.fetchval(
-        "INSERT INTO campaign.jobs (title, city, country, skills)"
-        " VALUES ($1, 'Berlin', 'DE', $2) RETURNING job_id",
-        title, skills,
-    )  # fmt: skip
-    return job_id
-
-
-async def start_campaign(api: httpx.AsyncClient, **slots: Any) -> str:
-    response = await api.post(
-        "/api/workflows", json={"type": "email_campaign", "params": {"slots": slots}}
-    )
-    assert response.status_code == 201, response.text
-    run_id: str = response.json()["run_id"]
-    return run_id
+def stack() -> Stack:
+    """The workflow and campaign services; the API as a recruiter."""
+    return Stack({"workflow": {}, "campaign": {}}, user="recruiter", scopes=("workflows",))
 
 
 async def test_drafts_one_personal_email_per_matching_candidate_then_awaits_review(
@@ -85,29 +36,29 @@ async def test_drafts_one_personal_email_per_matching_candidate_then_awaits_revi
 ) -> None:
     skill = f"python-{tag}"
     title = f"Platform Engineer {tag}"
-    job_id = await add_job(db, title, [skill, "postgresql"])
-    ada = await add_candidate(
-        db, tag, "Ada Lovelace", first_name="Ada", city="Berlin", skills=[skill], years=12
-    )
-    bruno = await add_candidate(
-        db, tag, "Bruno Keller", first_name=None, city="berlin", skills=[skill, "postgresql"],
-        years=3, found_via=None,
+    job_id = await add_job(db, title, skills=[skill, "postgresql"])
+    ada, bruno = f"ada-{tag}@example.com", f"bruno-{tag}@example.com"
+    await add_candidate(db, "Ada Lovelace", email=ada, first_name="Ada", skills=[skill], years=12)
+    await add_candidate(
+        db, "Bruno Keller", email=bruno, city="berlin", skills=[skill, "postgresql"], years=3,
+        found_via=None,
     )  # fmt: skip
     await add_candidate(  # the wrong skill
-        db, tag, "Carla Diaz", first_name="Carla", city="Berlin", skills=["java"], years=8
-    )
+        db, "Carla Diaz", email=f"carla-{tag}@example.com", first_name="Carla", skills=["java"],
+        years=8,
+    )  # fmt: skip
     await add_candidate(  # the wrong city
-        db, tag, "Dmitri Petrov", first_name="Dmitri", city="Hamburg", skills=[skill], years=9
+        db, "Dmitri Petrov", email=f"dmitri-{tag}@example.com", first_name="Dmitri",
+        city="Hamburg", skills=[skill], years=9,
+    )  # fmt: skip
+    unsubscribed = f"eve-{tag}@example.com"
+    await add_candidate(
+        db, "Eve Moreau", email=unsubscribed, first_name="Eve", skills=[skill], years=20
     )
-    unsubscribed = await add_candidate(
-        db, tag, "Eve Moreau", first_name="Eve", city="Berlin", skills=[skill], years=20
-    )
-    await db.execute(
-        "INSERT INTO campaign.suppressions (email, reason) VALUES ($1, 'unsubscribed')",
-        unsubscribed,
-    )
+    await add_suppression(db, unsubscribed)
 
-    run_id = await start_campaign(api, skills=[skill], location="Berlin", job_title=title)
+    slots = {"skills": [skill], "location": "Berlin", "job_title": title}
+    run_id = await start_campaign(api, slots)
     run = await wait_for_status(api, run_id, {"waiting", *FINISHED})
     assert (run["status"], run["state"]) == ("waiting", "await_review"), run.get("error")
     assert run["outputs"]["extract_candidates"] == {
@@ -155,35 +106,50 @@ async def test_drafts_one_personal_email_per_matching_candidate_then_awaits_revi
     assert "tell you where we found your contact details" in emails[1]["body"]
 
 
-async def test_a_title_that_names_no_open_job_fails_asking_which_job(
+async def test_a_title_that_names_no_open_job_waits_asking_which_job(
     api: httpx.AsyncClient, db: asyncpg.Pool, tag: str
 ) -> None:
     skill = f"python-{tag}"
-    await add_job(db, f"Platform Engineer {tag}", [skill])
+    job_id = await add_job(db, f"Platform Engineer {tag}", skills=[skill])
     await add_candidate(
-        db, tag, "Ada Lovelace", first_name="Ada", city="Berlin", skills=[skill], years=5
+        db,
+        "Ada Lovelace",
+        email=f"ada-{tag}@example.com",
+        first_name="Ada",
+        skills=[skill],
+        years=5,
     )
 
     asked = f"Underwater Basket Weaver {tag}"
-    run_id = await start_campaign(api, skills=[skill], location="Berlin", job_title=asked)
-    run = await wait_for_status(api, run_id, FINISHED)
-    assert (run["status"], run["state"]) == ("failed", "failed")
-    assert "needs_clarification" in run["error"]
-    assert f'I found no open job matching "{asked}"' in run["error"]
+    run_id = await start_campaign(
+        api, {"skills": [skill], "location": "Berlin", "job_title": asked}
+    )
+    run = await wait_for_run(api, run_id, lambda r: r["question"] is not None)
+    assert (run["status"], run["state"], run["error"]) == ("waiting", "extract_candidates", None)
+    assert f'I found no open job matching "{asked}"' in run["question"]["text"]
+    assert {"label": f"Platform Engineer {tag} (Berlin)", "value": str(job_id)} in run["question"][
+        "choices"
+    ]
+    assert run["waiting_for"]["signal"] == "input"
     assert [(s["state"], s["attempt"], s["status"]) for s in run["steps"]] == [
         ("extract_candidates", 1, "failed")  # not retried: asking again would not help
     ]
+    assert "needs_input" in run["steps"][0]["error"]
     assert not await db.fetchval(
         "SELECT count(*) FROM campaign.campaigns WHERE campaign_id = $1", uuid.UUID(run_id)
     )
+    cancelled = await api.post(f"/api/workflows/{run_id}/cancel")  # nobody will answer
+    assert cancelled.json()["status"] == "cancelled"
 
 
 async def test_an_audience_nobody_fits_fails_without_leaving_a_campaign(
     api: httpx.AsyncClient, db: asyncpg.Pool, tag: str
 ) -> None:
     title = f"Platform Engineer {tag}"
-    await add_job(db, title, [f"python-{tag}"])
-    run_id = await start_campaign(api, skills=[f"cobol-{tag}"], location="Berlin", job_title=title)
+    await add_job(db, title, skills=[f"python-{tag}"])
+    run_id = await start_campaign(
+        api, {"skills": [f"cobol-{tag}"], "location": "Berlin", "job_title": title}
+    )
     run = await wait_for_status(api, run_id, FINISHED)
     assert run["status"] == "failed"
     assert "no_candidates" in run["error"]

@@ -13,7 +13,7 @@ from faststream.kafka import KafkaBroker
 from shared.events import DeadLetter, IntentDetected, Slots, workflow_id_for_intent
 from shared.settings import Settings
 from shared.topics import DEAD_LETTER, INTENT_DETECTED
-from tests.conftest import StartService
+from tests.support.stack import StartService
 
 pytestmark = pytest.mark.integration
 

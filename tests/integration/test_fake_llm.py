@@ -18,17 +18,12 @@ pytestmark = pytest.mark.integration
 HELLO: list[ChatCompletionMessageParam] = [{"role": "user", "content": "hello there"}]
 
 
-@pytest.fixture(scope="module")
-def server() -> Iterator[FakeLLM]:
-    with FakeLLM() as fake:
-        yield fake
-
-
 @pytest.fixture
-def fake(server: FakeLLM) -> Iterator[FakeLLM]:
-    server.reset()
-    yield server
-    server.reset()
+def fake(fake_llm: FakeLLM) -> Iterator[FakeLLM]:
+    """The module's server, reset before and after each test."""
+    fake_llm.reset()
+    yield fake_llm
+    fake_llm.reset()
 
 
 def client(fake: FakeLLM, max_retries: int = 0) -> openai.AsyncOpenAI:

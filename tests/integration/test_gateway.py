@@ -8,7 +8,8 @@ import asyncpg
 import pytest
 
 from services.gateway import api_keys
-from tests.conftest import MakeKey, StartGateway, StartService
+from tests.support.api import MakeKey
+from tests.support.stack import StartGateway, StartService
 
 pytestmark = [pytest.mark.integration, pytest.mark.tansu]
 

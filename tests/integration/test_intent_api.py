@@ -14,24 +14,17 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from shared.broker import partition_count
 from shared.settings import Settings
 from shared.topics import command_topic
-from tests.conftest import Gateway, Launcher, MakeKey
+from tests.support.api import MakeKey
+from tests.support.stack import Gateway, Stack
 
 pytestmark = [pytest.mark.integration, pytest.mark.tansu]
 URL = "/api/ai-assistant/intent"
 
 
 @pytest.fixture(scope="module")
-def running(module_launcher: Launcher) -> Gateway:
-    """The intent and workflow services and a gateway, shared by this module's tests."""
-    module_launcher.service("intent")
-    module_launcher.service("workflow")
-    return module_launcher.gateway()
-
-
-@pytest.fixture
-async def assistant(running: Gateway, make_key: MakeKey) -> AsyncIterator[httpx.AsyncClient]:
-    async with running.client(await make_key("assistant", user="ada")) as http:
-        yield http
+def stack() -> Stack:
+    """The intent and workflow services; the API as `ada`, with the assistant scope."""
+    return Stack({"intent": {}, "workflow": {}}, user="ada", scopes=("assistant",))
 
 
 async def eventually(pool: asyncpg.Pool, sql: str, *args: object, timeout: float = 15) -> object:
@@ -44,10 +37,8 @@ async def eventually(pool: asyncpg.Pool, sql: str, *args: object, timeout: float
         await asyncio.sleep(0.05)
 
 
-async def test_a_simple_question(assistant: httpx.AsyncClient, db: asyncpg.Pool) -> None:
-    response = await assistant.post(
-        URL, json={"message": "What is a good reply rate for outreach?"}
-    )
+async def test_a_simple_question(api: httpx.AsyncClient, db: asyncpg.Pool) -> None:
+    response = await api.post(URL, json={"message": "What is a good reply rate for outreach?"})
     assert response.status_code == 200, response.text
     body = response.json()
     assert body["mode"] == "simple"
@@ -63,13 +54,13 @@ async def test_a_simple_question(assistant: httpx.AsyncClient, db: asyncpg.Pool)
 
 
 async def test_a_campaign_request_with_slots_starts_its_workflow(
-    assistant: httpx.AsyncClient, db: asyncpg.Pool
+    api: httpx.AsyncClient, db: asyncpg.Pool
 ) -> None:
     message = (
         "Email the 30 best senior Golang developers in Berlin with 5+ years of experience "
         "about the Staff Backend Engineer role"
     )
-    response = await assistant.post(URL, json={"message": message})
+    response = await api.post(URL, json={"message": message})
     assert response.status_code == 200, response.text
     body = response.json()
     assert body["mode"] == "workflow"
@@ -99,10 +90,10 @@ async def test_a_campaign_request_with_slots_starts_its_workflow(
 
 
 async def test_a_request_without_an_audience_asks_then_continues(
-    assistant: httpx.AsyncClient, db: asyncpg.Pool
+    api: httpx.AsyncClient, db: asyncpg.Pool
 ) -> None:
     conversation = f"c-{uuid.uuid4().hex}"
-    first = await assistant.post(
+    first = await api.post(
         URL,
         json={
             "message": "Send an outreach email about the Staff Backend Engineer role",
@@ -116,7 +107,7 @@ async def test_a_request_without_an_audience_asks_then_continues(
     assert "Who should I contact?" in asked["clarification_question"]
     assert asked["workflow_id"] is None
 
-    second = await assistant.post(
+    second = await api.post(
         URL,
         json={"message": "senior Python developers in Munich", "conversation_id": conversation},
     )
@@ -141,11 +132,11 @@ async def test_a_request_without_an_audience_asks_then_continues(
     )
 
 
-async def test_german_and_spanish_messages(assistant: httpx.AsyncClient) -> None:
-    german = await assistant.post(
+async def test_german_and_spanish_messages(api: httpx.AsyncClient) -> None:
+    german = await api.post(
         URL, json={"message": "Schreibe allen Senior Java-Entwicklern in Hamburg eine E-Mail"}
     )
-    spanish = await assistant.post(
+    spanish = await api.post(
         URL, json={"message": "Envía un correo a los desarrolladores Python en Madrid"}
     )
     assert german.status_code == spanish.status_code == 200
@@ -188,7 +179,7 @@ async def command_offsets(settings: Settings) -> int:
     ],
 )
 async def test_bad_input_is_refused_before_kafka(
-    assistant: httpx.AsyncClient,
+    api: httpx.AsyncClient,
     prepared: Settings,
     body: object,
     status: int,
@@ -196,18 +187,16 @@ async def test_bad_input_is_refused_before_kafka(
 ) -> None:
     before = await command_offsets(prepared)
     if isinstance(body, str):
-        response = await assistant.post(
-            URL, content=body, headers={"Content-Type": "application/json"}
-        )
+        response = await api.post(URL, content=body, headers={"Content-Type": "application/json"})
     else:
-        response = await assistant.post(URL, json=body)
+        response = await api.post(URL, json=body)
     assert response.status_code == status, response.text
     assert detail in response.json()["detail"]
     assert await command_offsets(prepared) == before
 
 
 async def test_a_chunked_body_over_the_limit_is_refused_while_it_is_read(
-    assistant: httpx.AsyncClient, prepared: Settings
+    api: httpx.AsyncClient, prepared: Settings
 ) -> None:
     async def chunks() -> AsyncIterator[bytes]:  # no Content-Length: Transfer-Encoding chunked
         yield b'{"message": "'
@@ -216,9 +205,7 @@ async def test_a_chunked_body_over_the_limit_is_refused_while_it_is_read(
         yield b'"}'
 
     before = await command_offsets(prepared)
-    response = await assistant.post(
-        URL, content=chunks(), headers={"Content-Type": "application/json"}
-    )
+    response = await api.post(URL, content=chunks(), headers={"Content-Type": "application/json"})
     assert response.status_code == 413, response.text
     assert "request body too large" in response.json()["detail"]
     assert await command_offsets(prepared) == before
@@ -239,9 +226,9 @@ async def test_a_chunked_body_over_the_limit_is_refused_while_it_is_read(
     ],
 )
 async def test_a_number_beyond_a_slots_maximum_is_a_question_not_an_error(
-    assistant: httpx.AsyncClient, message: str, question: str
+    api: httpx.AsyncClient, message: str, question: str
 ) -> None:
-    response = await assistant.post(URL, json={"message": message})
+    response = await api.post(URL, json={"message": message})
     assert response.status_code == 200, response.text
     body = response.json()
     assert body["needs_clarification"] is True
@@ -249,8 +236,8 @@ async def test_a_number_beyond_a_slots_maximum_is_a_question_not_an_error(
     assert body["workflow_id"] is None
 
 
-async def test_intent_needs_the_assistant_scope(running: Gateway, make_key: MakeKey) -> None:
-    async with running.client(await make_key("review")) as http:
+async def test_intent_needs_the_assistant_scope(gateway: Gateway, make_key: MakeKey) -> None:
+    async with gateway.client(await make_key("review")) as http:
         response = await http.post(URL, json={"message": "hello"})
     assert response.status_code == 403
     assert "'assistant' scope" in response.json()["detail"]

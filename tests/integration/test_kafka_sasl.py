@@ -18,7 +18,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-import httpx
 import pytest
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
@@ -35,9 +34,9 @@ from shared.broker import (
 from shared.kafka_security import KafkaLoginRefused
 from shared.settings import Settings
 from shared.topics import ALL_TOPICS, INTENT_DETECTED, SERVICES, reply_topic
-from tests.conftest import MakeKey, stack_env
-from tests.support.api import get_run, wait_for
+from tests.support.api import MakeKey, get_run, wait_for
 from tests.support.processes import ServiceProcess, python_module
+from tests.support.stack import Gateway, stack_env
 
 pytestmark = pytest.mark.integration
 
@@ -89,9 +88,11 @@ ACLS: tuple[Acl, ...] = (
     _acl("gateway", "Topic", f"{COMMANDS} events.deadletter", "literal", "Write"),
     _acl("gateway", "Topic", "workflow.run.changed", "literal", "Read"),
     _acl("gateway", "Topic", "gateway.replies.", "prefixed", "Create Delete Read"),
-    _acl("intent", "Topic", "intent.commands", "literal", "Read"),
-    _acl("intent", "Group", "intent", "literal", "Read"),
-    _acl("intent", "Topic", "intent.detected events.deadletter", "literal", "Write"),
+    _acl("intent", "Topic", "intent.commands workflow.run.changed", "literal", "Read"),
+    _acl("intent", "Group", "intent intent.runs", "literal", "Read"),
+    _acl(
+        "intent", "Topic", "intent.detected workflow.signals events.deadletter", "literal", "Write"
+    ),
     _acl("intent", "Topic", "gateway.replies.", "prefixed", "Write"),
     _acl("intent", "Topic", "inference.commands", "literal", "Write"),
     _acl("intent", "Topic", "intent.replies.", "prefixed", "Create Delete Read"),
@@ -262,7 +263,7 @@ def test_the_readme_lists_exactly_these_acls() -> None:
 @dataclass
 class Product:
     processes: dict[str, ServiceProcess]
-    base_url: str
+    gateway: Gateway
 
 
 @pytest.fixture
@@ -286,7 +287,7 @@ def product(sasl_kafka: SaslKafka, prepared: Settings) -> Iterator[Product]:
         for name, process in processes.items():
             ready = "Application startup complete" if name == "gateway" else "started successfully"
             process.wait_for(ready, timeout=60)
-        yield Product(processes, f"http://127.0.0.1:{port}")
+        yield Product(processes, Gateway(processes["gateway"], f"http://127.0.0.1:{port}"))
     finally:
         for name in ("gateway", *reversed(SERVICES)):
             processes[name].stop()
@@ -305,9 +306,7 @@ async def test_the_product_runs_on_scram_logins_and_acls(
     product: Product, sasl_kafka: SaslKafka, make_key: MakeKey
 ) -> None:
     key = await make_key("admin", "assistant", "workflows", user="sasl")
-    async with httpx.AsyncClient(
-        base_url=product.base_url, headers={"Authorization": f"Bearer {key}"}, timeout=30
-    ) as api:
+    async with product.gateway.client(key) as api:
         ready = await api.get("/readyz")
         pings = await asyncio.gather(*(api.get(f"/api/services/{s}/ping") for s in SERVICES))
         intent = await api.post("/api/ai-assistant/intent", json={"message": WORKFLOW_MESSAGE})

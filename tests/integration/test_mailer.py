@@ -6,10 +6,11 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 
 import pytest
 
+from deploy.servers import free_port
 from services.campaign.domain.composing import (
     CandidateProfile,
     JobOpening,
@@ -21,18 +22,12 @@ from services.campaign.domain.messages import build_message
 from services.campaign.domain.sending import OutgoingEmail, PermanentFailure, Sent, TemporaryFailure
 from services.campaign.mailer import Mailer, SmtpConfig
 from shared.settings import Settings
-from tests.support.smtp import SmtpTestServer, free_port
+from tests.support.smtp import SmtpTestServer
 
 pytestmark = pytest.mark.integration
 
 SENDER = SenderIdentity("Grace Hopper", "grace@acme.example", "Acme Robotics", "1 Harbour Road")
 LINKS = UnsubscribeLinks("https://jobs.acme.example", "s" * 40, mailto="leave@acme.example")
-
-
-@pytest.fixture
-def smtp() -> Iterator[SmtpTestServer]:
-    with SmtpTestServer() as server:
-        yield server
 
 
 @pytest.fixture

@@ -14,12 +14,12 @@ import pytest
 from aiokafka import AIOKafkaConsumer
 
 from shared import outbox
-from shared.action_owner import prepare_owner_schema
 from shared.broker import ensure_topics, producer_options
 from shared.events import Event
 from shared.outbox import OutboxRelay
 from shared.settings import Settings
 from shared.topics import TopicSpec
+from tests.support.action_owner import prepare_owner_schema
 
 QUIET_POLL_SECONDS = 60.0  # the relay's safety-net poll, out of the way of these tests
 

@@ -9,10 +9,11 @@ import httpx
 import pytest
 
 from deploy.infra import LocalInfra
+from deploy.servers import free_port
 from shared.broker import ensure_topics
 from shared.settings import Settings
 from shared.topics import ALL_TOPICS
-from tests.conftest import Launcher, free_port
+from tests.support.stack import Launcher
 
 pytestmark = pytest.mark.integration
 

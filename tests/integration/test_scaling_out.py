@@ -6,20 +6,18 @@ reaches its end, with each approved email sent exactly once."""
 from __future__ import annotations
 
 import asyncio
-import json
 import uuid
-from collections.abc import Iterator
-from typing import Any
 
 import asyncpg
 import httpx
 import pytest
 
 from shared.settings import Settings
-from tests.conftest import Launcher
-from tests.support.api import client_for, wait_for, wait_for_run
+from tests.support.api import MakeKey, start_campaign, wait_for, wait_for_state
+from tests.support.campaign_rows import add_audience
 from tests.support.kafka import group_assignment
 from tests.support.smtp import SmtpTestServer
+from tests.support.stack import Launcher
 
 pytestmark = pytest.mark.integration
 
@@ -30,50 +28,6 @@ CAMPAIGNS_BEFORE_KILL = 3
 CAMPAIGNS_AT_KILL = 3
 RECIPIENTS = 3
 SESSION_TIMEOUT_MS = 6_000
-
-
-@pytest.fixture
-def smtp() -> Iterator[SmtpTestServer]:
-    with SmtpTestServer() as server:
-        yield server
-
-
-async def add_job_and_candidates(db: asyncpg.Pool, tag: str, index: int) -> dict[str, Any]:
-    """An open job with a skill only its RECIPIENTS candidates have (rows go with `tag`)."""
-    skill = f"scale{index}-{tag}"
-    title = f"Scale Engineer {index} {tag}"
-    await db.execute(
-        "INSERT INTO campaign.jobs (title, city, country, skills) VALUES ($1, 'Berlin', 'DE', $2)",
-        title, [skill],
-    )  # fmt: skip
-    addresses = []
-    for person in range(RECIPIENTS):
-        address = f"p{person}-c{index}-{tag}@example.com"
-        await db.execute(
-            "INSERT INTO campaign.candidates (full_name, first_name, email, city, country,"
-            " years_experience, skills, source, found_via)"
-            " VALUES ($1, 'Kim', $2, 'Berlin', 'DE', 5, $3, 'test', 'GitHub')",
-            f"Kim Scale{person}", address, [skill],
-        )  # fmt: skip
-        addresses.append(address)
-    return {"slots": {"skills": [skill], "location": "Berlin", "job_title": title}, "to": addresses}
-
-
-async def start_campaign(api: httpx.AsyncClient, slots: dict[str, Any]) -> str:
-    response = await api.post(
-        "/api/workflows", json={"type": "email_campaign", "params": {"slots": slots}}
-    )
-    assert response.status_code == 201, response.text
-    run_id: str = response.json()["run_id"]
-    return run_id
-
-
-async def wait_for_state(api: httpx.AsyncClient, run_id: str, state: str) -> None:
-    def reached(run: dict[str, Any]) -> bool:
-        assert run["status"] not in ("failed", "cancelled", "expired"), json.dumps(run)
-        return bool(run["state"] == state)
-
-    await wait_for_run(api, run_id, reached, timeout=90)
 
 
 async def approve_all(api: httpx.AsyncClient, run_ids: list[str]) -> None:
@@ -93,13 +47,17 @@ async def members_of(settings: Settings, members: int) -> bool:
 
 @pytest.mark.timeout(300)  # two instances of each service, then a consumer session to time out
 async def test_two_instances_share_the_work_and_one_takes_over_when_the_other_is_killed(
-    launcher: Launcher, prepared: Settings, smtp: SmtpTestServer, db: asyncpg.Pool, tag: str
+    launcher: Launcher,
+    prepared: Settings,
+    smtp: SmtpTestServer,
+    db: asyncpg.Pool,
+    tag: str,
+    make_key: MakeKey,
 ) -> None:
     if prepared.kafka_topic_partitions < 3:
         pytest.skip("needs three partitions a topic (KAFKA_TOPIC_PARTITIONS; 1 on Tansu)")
     env = {
-        "SMTP_HOST": "127.0.0.1",
-        "SMTP_PORT": str(smtp.port),
+        **smtp.env,
         "SEND_RATE_PER_SECOND": "0",
         "CAMPAIGN_SEND_RATE_PER_SECOND": "0",
         "KAFKA_SESSION_TIMEOUT_MS": str(SESSION_TIMEOUT_MS),
@@ -108,23 +66,24 @@ async def test_two_instances_share_the_work_and_one_takes_over_when_the_other_is
     campaigns = [launcher.service("campaign", **env) for _ in range(2)]
     gateway = launcher.gateway()
     await wait_for(lambda: members_of(prepared, 2), timeout=60, what="two members per group")
-    jobs = [
-        await add_job_and_candidates(db, tag, index)
-        for index in range(CAMPAIGNS_BEFORE_KILL + CAMPAIGNS_AT_KILL)
+    audiences = [
+        await add_audience(db, tag, RECIPIENTS)
+        for _ in range(CAMPAIGNS_BEFORE_KILL + CAMPAIGNS_AT_KILL)
     ]
+    before_kill, at_kill = audiences[:CAMPAIGNS_BEFORE_KILL], audiences[CAMPAIGNS_BEFORE_KILL:]
 
-    async with client_for(gateway, prepared, "scaler", {"workflows", "review"}) as api:
+    async with gateway.client(await make_key("workflows", "review", user="scaler")) as api:
         # Both instances of each service at work.
-        first = [await start_campaign(api, job["slots"]) for job in jobs[:CAMPAIGNS_BEFORE_KILL]]
+        first = [await start_campaign(api, audience.slots) for audience in before_kill]
         for run_id in first:
-            await wait_for_state(api, run_id, "await_review")
+            await wait_for_state(api, run_id, "await_review", timeout=90)
         await approve_all(api, first)
         await smtp.wait_for_messages(CAMPAIGNS_BEFORE_KILL * RECIPIENTS, timeout=60)
         for run_id in first:
-            await wait_for_state(api, run_id, "monitoring")
+            await wait_for_state(api, run_id, "monitoring", timeout=90)
 
         # More campaigns in flight, then one instance of each service killed.
-        second = [await start_campaign(api, job["slots"]) for job in jobs[CAMPAIGNS_BEFORE_KILL:]]
+        second = [await start_campaign(api, audience.slots) for audience in at_kill]
         workflows[0].kill()
         campaigns[0].kill()
         await wait_for(lambda: members_of(prepared, 1), timeout=60, what="one member per group")
@@ -133,21 +92,21 @@ async def test_two_instances_share_the_work_and_one_takes_over_when_the_other_is
             assert held == {(topic, partition) for topic, _ in held for partition in range(3)}
 
         for run_id in second:
-            await wait_for_state(api, run_id, "await_review")
+            await wait_for_state(api, run_id, "await_review", timeout=90)
         await approve_all(api, second)
-        await smtp.wait_for_messages(len(jobs) * RECIPIENTS, timeout=60)
+        await smtp.wait_for_messages(len(audiences) * RECIPIENTS, timeout=60)
         for run_id in second:
-            await wait_for_state(api, run_id, "monitoring")
+            await wait_for_state(api, run_id, "monitoring", timeout=90)
         await asyncio.sleep(1.0)  # a duplicate would arrive by now
 
     for survivor in (workflows[1], campaigns[1]):
         assert survivor.proc is not None
         assert survivor.proc.poll() is None
     received = sorted(message.rcpt_tos[0] for message in smtp.messages)
-    assert received == sorted(address for job in jobs for address in job["to"])  # each once
+    assert received == sorted(a for audience in audiences for a in audience.addresses)  # each once
     statuses = await db.fetch(
         "SELECT status, count(*) AS n FROM campaign.emails WHERE campaign_id = ANY($1::uuid[])"
         " GROUP BY status",
         [uuid.UUID(run_id) for run_id in first + second],
     )
-    assert {row["status"]: row["n"] for row in statuses} == {"sent": len(jobs) * RECIPIENTS}
+    assert {row["status"]: row["n"] for row in statuses} == {"sent": len(audiences) * RECIPIENTS}

@@ -16,6 +16,7 @@ from services.campaign.seed import SeedResult, seed
 from shared.db import with_database
 from shared.migrations import SERVICES, SERVICES_DIR, MigrationError, discover, migrate
 from shared.settings import Settings
+from tests.support.campaign_rows import add_campaign, add_candidate, add_job
 
 pytestmark = pytest.mark.integration
 
@@ -160,10 +161,8 @@ async def test_seeding_twice_loads_once(migrated: asyncpg.Connection) -> None:
 
 async def test_forced_reseed_replaces_only_demo_rows(migrated: asyncpg.Connection) -> None:
     await seed(migrated, candidates=1_000)
-    await migrated.execute(
-        "INSERT INTO campaign.candidates (full_name, email, source) VALUES ($1, $2, 'csv-import')",
-        "Grace Hopper",
-        "grace.hopper@example.com",
+    await add_candidate(
+        migrated, "Grace Hopper", email="grace.hopper@example.com", source="csv-import"
     )
 
     result = await seed(migrated, candidates=500, force=True)
@@ -207,20 +206,10 @@ async def test_candidate_email_is_unique_whatever_its_case(migrated: asyncpg.Con
 
 
 async def test_email_status_must_be_a_known_one(migrated: asyncpg.Connection) -> None:
-    job_id = await migrated.fetchval(
-        "INSERT INTO campaign.jobs (title) VALUES ('Data Engineer') RETURNING job_id"
-    )
-    candidate_id = await migrated.fetchval(
-        "INSERT INTO campaign.candidates (full_name, email, source)"
-        " VALUES ('Alan Turing', 'alan@example.org', 'test') RETURNING candidate_id"
-    )
-    campaign_id = uuid.uuid4()
-    await migrated.execute(
-        "INSERT INTO campaign.campaigns (campaign_id, job_id, name) VALUES ($1, $2, 'test')",
-        campaign_id,
-        job_id,
-    )
-    insert = (
+    job_id = await add_job(migrated, "Data Engineer")
+    candidate_id = await add_candidate(migrated, "Alan Turing", email="alan@example.org")
+    campaign_id = await add_campaign(migrated, job_id)
+    insert = (  # by hand: the status is what the schema is asked to refuse
         "INSERT INTO campaign.emails (campaign_id, job_id, candidate_id, to_address, subject, body,"
         " status) VALUES ($1, $2, $3, 'alan@example.org', 'Hello', 'A role for you', $4)"
     )

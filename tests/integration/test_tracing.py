@@ -6,8 +6,9 @@ import time
 
 import pytest
 
-from tests.conftest import MakeKey, StartGateway, StartService
+from tests.support.api import MakeKey
 from tests.support.otlp import OtlpReceiver, ReceivedSpan
+from tests.support.stack import StartGateway, StartService
 
 pytestmark = pytest.mark.integration
 

@@ -10,11 +10,11 @@ import pytest
 
 from services.workflow.catalogue import load_definitions
 from services.workflow.engine import Engine, StartRequest
-from shared.action_owner import ActionOwner
 from shared.actions import ACTIONS
 from shared.settings import Settings
-from tests.conftest import Launcher
-from tests.integration.conftest import ENGINE_ENV
+from tests.support.action_owner import ActionOwner
+from tests.support.stack import Launcher
+from tests.support.workflows import ENGINE_ENV
 
 pytestmark = pytest.mark.integration
 RUNS = 100

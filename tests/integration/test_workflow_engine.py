@@ -15,29 +15,22 @@ import httpx
 import pytest
 from aiokafka import AIOKafkaProducer
 
-from shared.action_owner import ActionOwner
 from shared.events import WorkflowSignal, WorkflowStepCompleted
 from shared.settings import Settings
 from shared.topics import DEAD_LETTER, WORKFLOW_SIGNALS, WORKFLOW_STEP_COMPLETED
-from tests.conftest import Gateway, Launcher
-from tests.integration.conftest import ENGINE_ENV
-from tests.support.api import client_for, wait_for_status
+from tests.support.action_owner import ActionOwner
+from tests.support.api import FINISHED, wait_for_status
+from tests.support.stack import Stack
+from tests.support.workflows import ENGINE_ENV
 
 pytestmark = pytest.mark.integration
 
-FINISHED = {"succeeded", "failed", "cancelled", "expired"}
-
 
 @pytest.fixture(scope="module")
-def gateway(module_launcher: Launcher, testkit_owner: ActionOwner) -> Gateway:
-    module_launcher.service("workflow", **ENGINE_ENV)
-    return module_launcher.gateway()
-
-
-@pytest.fixture(scope="module")
-async def api(gateway: Gateway, prepared: Settings) -> AsyncIterator[httpx.AsyncClient]:
-    async with client_for(gateway, prepared, "wf-tester", {"workflows"}) as client:
-        yield client
+def stack(testkit_owner: ActionOwner) -> Stack:
+    """The workflow service with the test definitions (their actions' owner running first); the
+    API as `wf-tester`."""
+    return Stack({"workflow": ENGINE_ENV}, user="wf-tester", scopes=("workflows",))
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,4 @@
-"""Running an `ActionWorker` outside a service app: for actions owned by a plugin, a test or a
+"""Running an `ActionWorker` outside a service app: for actions owned by a test or a
 benchmark, which have no migrations of their own. `prepare_owner_schema` creates the tables an
 owner needs (the outbox with its wake-up trigger, and the action results); `ActionOwner` runs the
 consumer, the pool and the outbox relay."""

@@ -1,13 +1,15 @@
-"""Helpers for tests that drive the gateway's API: a client with an API key of its own, and waiting
-for a run (or anything else) to get somewhere."""
+"""Helpers for tests that drive the gateway's API: API keys, starting an email campaign, and
+waiting for a run (or anything else) to get somewhere.
+
+A client with a key is always `gateway.client(await make_key(*scopes, user=...))`: the `make_key`
+fixture (or `create_key`, which it calls) makes the key, `Gateway.client` sends it."""
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
-from typing import TYPE_CHECKING, Any
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
 
 import asyncpg
 import httpx
@@ -15,22 +17,29 @@ import httpx
 from services.gateway import api_keys
 from shared.settings import Settings
 
-if TYPE_CHECKING:
-    from tests.conftest import Gateway
+FINISHED = {"succeeded", "failed", "cancelled", "expired"}  # a run's final statuses
+
+MakeKey = Callable[..., Awaitable[str]]
 
 
-@contextlib.asynccontextmanager
-async def client_for(
-    gateway: Gateway, settings: Settings, user: str, scopes: Iterable[str]
-) -> AsyncIterator[httpx.AsyncClient]:
-    """A client of `gateway` with a new API key for `user` with `scopes`."""
+async def create_key(settings: Settings, *scopes: str, user: str = "test-user") -> str:
+    """A new API key for `user` with `scopes`, in the test stack's database: its token."""
     conn = await asyncpg.connect(settings.database_url)
     try:
         key = await api_keys.create_key(conn, user, frozenset(scopes))
     finally:
         await conn.close()
-    async with gateway.client(key.token) as client:
-        yield client
+    return key.token
+
+
+async def start_campaign(api: httpx.AsyncClient, slots: Mapping[str, Any], **params: Any) -> str:
+    """Start an email campaign for the audience `slots` describe (with `params` beside the slots,
+    such as `review_hours`); its run id."""
+    body = {"type": "email_campaign", "params": {"slots": dict(slots), **params}}
+    response = await api.post("/api/workflows", json=body)
+    assert response.status_code == 201, response.text
+    run_id: str = response.json()["run_id"]
+    return run_id
 
 
 async def wait_for(
@@ -80,3 +89,16 @@ async def wait_for_status(
 ) -> dict[str, Any]:
     """Poll the run until its status is one of `statuses`."""
     return await wait_for_run(api, run_id, lambda run: run["status"] in statuses, timeout)
+
+
+async def wait_for_state(
+    api: httpx.AsyncClient, run_id: str, state: str, timeout: float = 60
+) -> dict[str, Any]:
+    """Poll the run until it is in `state`; a run that fails, is cancelled or expires on the way
+    fails the test at once."""
+
+    def reached(run: dict[str, Any]) -> bool:
+        assert run["status"] not in ("failed", "cancelled", "expired"), json.dumps(run)
+        return bool(run["state"] == state)
+
+    return await wait_for_run(api, run_id, reached, timeout)

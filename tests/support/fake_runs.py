@@ -135,6 +135,7 @@ class FakeRunTransaction:
                 correlation_id=new.correlation_id,
                 wake_at=None,
                 record=cast(asyncpg.Record, None),  # the API's view of a row: not the engine's
+                intent_id=new.intent_id,
             )
             self.t.keys[new.run_id] = (new.intent_id, new.idempotency_key)
             created.add(new.run_id)

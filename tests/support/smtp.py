@@ -39,6 +39,7 @@ class Received:
     rcpt_tos: tuple[str, ...]
     data: bytes
     peer: tuple[str, int]
+    accepted_at: float = 0.0  # time.monotonic() when the server answered 250 to the data
 
     @property
     def message(self) -> EmailMessage:
@@ -81,9 +82,16 @@ class _Handler:
     ) -> str:
         content = envelope.original_content or b""
         peer = cast(tuple[str, int], tuple(session.peer or ("", 0))[:2])
-        self._owner.record(
-            Received(str(envelope.mail_from), tuple(envelope.rcpt_tos), bytes(content), peer)
+        if self._owner.data_delay_seconds:  # a slow server: the message is in flight meanwhile
+            await asyncio.sleep(self._owner.data_delay_seconds)
+        received = Received(
+            str(envelope.mail_from),
+            tuple(envelope.rcpt_tos),
+            bytes(content),
+            peer,
+            time.monotonic(),
         )
+        self._owner.record(received)
         return "250 2.0.0 Message accepted for delivery"
 
 
@@ -103,8 +111,11 @@ class _Controller(Controller):
 class SmtpTestServer:
     """An SMTP server on 127.0.0.1; `credentials` makes it require AUTH (over plain text)."""
 
-    def __init__(self, *, credentials: tuple[str, str] | None = None) -> None:
+    def __init__(
+        self, *, credentials: tuple[str, str] | None = None, data_delay_seconds: float = 0.0
+    ) -> None:
         self.host = "127.0.0.1"
+        self.data_delay_seconds = data_delay_seconds  # how long each message's DATA takes
         self.port = free_port()
         self._credentials = credentials
         self._lock = threading.Lock()
@@ -115,6 +126,11 @@ class SmtpTestServer:
     @property
     def requires_auth(self) -> bool:
         return self._credentials is not None
+
+    @property
+    def env(self) -> dict[str, str]:
+        """The settings that make a service send its email here."""
+        return {"SMTP_HOST": self.host, "SMTP_PORT": str(self.port)}
 
     def start(self) -> SmtpTestServer:
         auth: dict[str, Any] = {}

@@ -18,6 +18,11 @@ from shared.action_worker import ActionCall, ActionFailed, ActionWorker
 from shared.actions import action
 
 OWNER = "testkit"
+# A workflow service that runs these definitions, and fires timers quickly.
+ENGINE_ENV = {
+    "WORKFLOW_DEFINITION_MODULES": "tests.support.workflows",
+    "WORKFLOW_TIMER_POLL_SECONDS": "0.2",
+}
 EFFECTS_DDL = """
 CREATE TABLE IF NOT EXISTS testkit.effects (
     id          bigserial   PRIMARY KEY,

@@ -249,11 +249,12 @@ def test_counts_from_statuses_and_events() -> None:
             "failed": (1, 0),
             "rejected": (5, 0),
             "expired": (6, 0),
+            "cancelled": (2, 0),
         },
         {"opened": 3, "clicked": 2, "replied": 1, "unsubscribed": 1, "delivered": 4},
     )
     assert counts.model_dump() == {
-        "total": 23,
+        "total": 25,
         "drafted": 3,
         "approved": 9,
         "rejected": 5,
@@ -262,6 +263,7 @@ def test_counts_from_statuses_and_events() -> None:
         "sent": 5,
         "failed": 1,
         "bounced": 2,
+        "cancelled": 2,
         "delivered": 4,
         "opened": 3,
         "clicked": 2,

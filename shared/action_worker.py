@@ -33,7 +33,15 @@ from shared import outbox
 from shared.actions import ACTIONS, ActionRegistry, ActionSpec
 from shared.consuming import TRANSIENT_ERRORS, Route, subscribe_events
 from shared.db import Connection
-from shared.events import Event, StepError, WorkflowStepCompleted, WorkflowStepRequested, utcnow
+from shared.events import (
+    NEEDS_INPUT,
+    Event,
+    Question,
+    StepError,
+    WorkflowStepCompleted,
+    WorkflowStepRequested,
+    utcnow,
+)
 from shared.settings import Settings
 from shared.topics import WORKFLOW_STEP_COMPLETED, step_request_topic
 
@@ -54,9 +62,17 @@ CREATE TABLE IF NOT EXISTS {schema}.action_results (
 class ActionFailed(Exception):
     """Raised by an action to fail its step with a code; `retryable=False` fails at once."""
 
-    def __init__(self, code: str, message: str, *, retryable: bool = True) -> None:
+    def __init__(
+        self, code: str, message: str, *, retryable: bool = True, question: Question | None = None
+    ) -> None:
         super().__init__(message)
-        self.error = StepError(code=code, message=message, retryable=retryable)
+        self.error = StepError(code=code, message=message, retryable=retryable, question=question)
+
+
+def needs_input(question: Question) -> ActionFailed:
+    """The step cannot go on until a person answers `question`: the run waits for the answer
+    (its deadline expires the run), then the step runs again with it."""
+    return ActionFailed(NEEDS_INPUT, question.text, retryable=False, question=question)
 
 
 @dataclass(frozen=True)

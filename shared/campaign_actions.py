@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from shared.actions import action
 from shared.events import Slots
 
+EMAIL_CAMPAIGN = "email_campaign"  # the workflow type; its run id is its campaign's id
 MAX_REVIEW_HOURS = 720.0  # 30 days: a review left longer than that is forgotten, not pending
 MAX_MONITOR_HOURS = 2_160.0  # 90 days
 
@@ -73,7 +74,8 @@ EXTRACT_CANDIDATES = action(
     ExtractCandidatesInput,
     ExtractCandidatesOutput,
     "Resolve the job the slots name, create the campaign and store its ranked recipients. "
-    "Fails with needs_clarification when the job title names no single open job, and with "
+    "Asks which job (needs_input, with the open jobs as choices) when the title names no single "
+    "open job, and fails with "
     "no_candidates when nobody matches.",
 )
 GENERATE_DRAFTS = action(
@@ -101,4 +103,24 @@ EXPIRE_DRAFTS = action(
     ExpireDraftsOutput,
     "At the review deadline: every draft still pending expires and is never sent (approved ones "
     "are still sent).",
+)
+
+
+class CloseCampaignInput(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    campaign_id: uuid.UUID
+
+
+class CloseCampaignOutput(BaseModel):
+    status: str = Field(..., description="The campaign's status after closing (completed).")
+    counts: dict[str, int] = Field(..., description="The campaign's final counts.")
+
+
+CLOSE_CAMPAIGN = action(
+    "campaign.close_campaign",
+    CloseCampaignInput,
+    CloseCampaignOutput,
+    "At the end of the monitoring window (or after a recruiter closed it): the campaign is "
+    "completed, with its final counts.",
 )

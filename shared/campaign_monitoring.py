@@ -110,8 +110,45 @@ class RecordEmailEventsCommand(BaseModel):
     events: list[InboundEvent] = Field(..., min_length=1, max_length=MAX_INBOUND_EVENTS)
 
 
+SteeringAction = Literal["pause", "resume", "cancel", "close"]
+
+
+class SteerCampaignCommand(BaseModel):
+    """Pause or resume a campaign's sending, cancel it, or close it after sending."""
+
+    type: Literal["steer_campaign"] = "steer_campaign"
+    campaign_id: uuid.UUID
+    action: SteeringAction
+    requested_by: str | None = Field(None, max_length=200)
+    correlation_id: str | None = Field(None, max_length=128)
+
+
+class StopAllSendingCommand(BaseModel):
+    """The emergency stop: pause every campaign that could send (or resume the ones it paused)."""
+
+    type: Literal["stop_all_sending"] = "stop_all_sending"
+    resume: bool = False
+    requested_by: str | None = Field(None, max_length=200)
+
+
+class ListCampaignsCommand(BaseModel):
+    """A page of campaigns, newest first."""
+
+    type: Literal["list_campaigns"] = "list_campaigns"
+    status: CampaignStatus | None = None
+    created_by: str | None = Field(None, max_length=200)
+    job_id: uuid.UUID | None = None
+    created_after: datetime | None = None
+    created_before: datetime | None = None
+    cursor: str | None = Field(None, max_length=200)
+    limit: int = Field(50, ge=1, le=200)
+
+
 MonitoringCommand = (
     GetCampaignCommand
+    | SteerCampaignCommand
+    | StopAllSendingCommand
+    | ListCampaignsCommand
     | TrackOpenCommand
     | TrackClickCommand
     | PreviewUnsubscribeCommand
@@ -138,6 +175,7 @@ class CampaignCounts(BaseModel):
     sent: int = Field(0, description="Accepted by the relay (bounced ones included).")
     failed: int = Field(0, description="Gave up sending.")
     bounced: int = 0
+    cancelled: int = Field(0, description="Never sent: the campaign was cancelled first.")
     delivered: int = 0
     opened: int = 0
     clicked: int = 0
@@ -158,22 +196,52 @@ class DraftingProgress(BaseModel):
     total: int = Field(0, description="Recipients extracted for the campaign.")
 
 
-class CampaignView(BaseModel):
+class CampaignSummary(BaseModel):
     campaign_id: uuid.UUID
+    run_id: uuid.UUID = Field(..., description="The workflow run that drives the campaign.")
     name: str
     status: CampaignStatus
+    paused: bool = Field(False, description="Sending is paused until the campaign is resumed.")
+    paused_at: datetime | None = None
+    paused_by: str | None = None
+    ended_by: str | None = Field(None, description="Who cancelled or closed the campaign.")
     job: CampaignJob
     generation_mode: Literal["model", "template"] | None = None
     created_by: str | None = None
     created_at: datetime
     updated_at: datetime
     completed_at: datetime | None = None
-    counts: CampaignCounts
-    drafting: DraftingProgress = Field(default_factory=DraftingProgress)
 
     @property
     def finished(self) -> bool:
         return self.status in FINISHED_CAMPAIGN_STATUSES
+
+
+class CampaignView(CampaignSummary):
+    counts: CampaignCounts
+    drafting: DraftingProgress = Field(default_factory=DraftingProgress)
+
+
+class CampaignPage(BaseModel):
+    items: list[CampaignSummary]
+    next_cursor: str | None = Field(None, description="Pass as `cursor` for the next page.")
+
+
+class SteeringResult(BaseModel):
+    action: SteeringAction
+    changed: bool = Field(..., description="False when the campaign was already so.")
+    in_flight: int = Field(
+        0,
+        description="Emails already handed to the SMTP server when the change was made: the "
+        "only ones that may still be accepted after a pause or cancel.",
+    )
+    campaign: CampaignView
+
+
+class SendingStop(BaseModel):
+    paused: bool = Field(..., description="True after a stop, false after a resume.")
+    campaigns: list[uuid.UUID] = Field(..., description="The campaigns this call changed.")
+    in_flight: int = Field(0, description="Emails already handed to the SMTP server.")
 
 
 class ClickTarget(BaseModel):

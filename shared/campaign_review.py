@@ -11,8 +11,9 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 EmailStatus = Literal[
-    "drafted", "approved", "rejected", "expired", "sending", "sent", "failed", "bounced"
-]
+    "drafted", "approved", "rejected", "expired", "sending", "sent", "failed", "bounced",
+    "cancelled",
+]  # fmt: skip
 Decision = Literal["approve", "reject"]
 
 # What a reviewer may write; the system's footer comes on top of the body.

@@ -147,12 +147,41 @@ class WorkflowStepRequested(Event):
         return f"{self.run_id}:{self.state}:{self.visit}"
 
 
+NEEDS_INPUT = "needs_input"  # a step's error code: a person must answer `question` first
+INPUT_SIGNAL = "input"  # the signal that carries the answer: payload {"answer": "..."}
+
+
+class Choice(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    label: str = Field(..., max_length=300, examples=["Staff Backend Engineer (Berlin)"])
+    value: str = Field(..., max_length=300, description="What the answer sets the field to.")
+
+
+class Question(BaseModel):
+    """What a step needs a person to say before it can go on. The answer sets the run's param
+    `field` (a dotted path) and the step runs again."""
+
+    model_config = ConfigDict(frozen=True)
+
+    text: str = Field(..., min_length=1, max_length=2_000)
+    field: str = Field(
+        ..., pattern=r"^[a-z_]+(\.[a-z_]+)*$", max_length=100, examples=["slots.job_title"]
+    )
+    choices: list[Choice] = Field(
+        default_factory=list, max_length=20, description="Answers to pick from, if there are any."
+    )
+
+
 class StepError(BaseModel):
     model_config = ConfigDict(frozen=True)
 
-    code: str = Field(..., examples=["timeout", "invalid_input"])
+    code: str = Field(..., examples=["timeout", "invalid_input", NEEDS_INPUT])
     message: str = Field(..., max_length=4_000)
     retryable: bool = Field(True, description="False: retrying cannot help; fail at once.")
+    question: Question | None = Field(
+        None, description="With code needs_input: the run waits for a person's answer."
+    )
 
 
 class WorkflowStepCompleted(Event):
@@ -187,9 +216,16 @@ class WorkflowRunChanged(Event):
     sequence: int = Field(..., ge=0, description="The run's version after the change.")
     status: RunStatus
     state: str | None
-    change: str = Field(..., examples=["step_requested", "step_succeeded", "waiting"])
-    detail: dict[str, Any] = Field(default_factory=dict)
+    change: str = Field(
+        ..., examples=["step_requested", "step_succeeded", "waiting", "needs_input"]
+    )
+    detail: dict[str, Any] = Field(
+        default_factory=dict, description="With needs_input: the question, under `question`."
+    )
     error: str | None = None
+    intent_id: uuid.UUID | None = Field(
+        None, description="The detected intent that started the run (its conversation's turn)."
+    )
 
 
 class EmailApproved(Event):

@@ -52,12 +52,22 @@ class RetryWorkflowCommand(BaseModel):
     requested_by: str | None = None
 
 
+class ProvideInputCommand(BaseModel):
+    """Answer the question a run waits on; the step that asked runs again."""
+
+    type: Literal["provide_input"] = "provide_input"
+    run_id: uuid.UUID
+    answer: str = Field(..., min_length=1, max_length=1_000)
+    requested_by: str | None = None
+
+
 WorkflowCommand = (
     StartWorkflowCommand
     | GetWorkflowCommand
     | ListWorkflowsCommand
     | CancelWorkflowCommand
     | RetryWorkflowCommand
+    | ProvideInputCommand
 )
 
 
@@ -97,6 +107,17 @@ class RunView(BaseModel):
     finished_at: datetime | None = None
 
 
+class QuestionView(BaseModel):
+    """The question a run waits on: answer it with POST /api/workflows/{id}/input, or as the
+    next message of the conversation that started the run."""
+
+    text: str
+    field: str = Field(..., description="The param the answer sets.", examples=["slots.job_title"])
+    choices: list[dict[str, str]] = Field(default_factory=list, description="{label, value}.")
+    state: str = Field(..., description="The state whose step asked; it runs again on an answer.")
+    asked_at: datetime
+
+
 class WaitView(BaseModel):
     signal: str
     deadline_at: datetime | None
@@ -110,6 +131,9 @@ class RunDetail(RunView):
     outputs: dict[str, Any] = Field(default_factory=dict, description="Last output per state.")
     current_step: StepView | None = None
     waiting_for: WaitView | None = None
+    question: QuestionView | None = Field(
+        None, description="While the run waits for a person's answer."
+    )
     next_timer_at: datetime | None = Field(
         None, description="When the engine looks again: a step deadline, retry or wait deadline."
     )

@@ -4,20 +4,29 @@ outbox. Only wiring: the work is in `handlers/` and `sender.py`."""
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from faststream import FastStream
 from faststream.kafka import KafkaBroker
+from pydantic import BaseModel
 
+from services.campaign.handlers import steering
 from services.campaign.handlers.actions import OWNER, make_worker
 from services.campaign.handlers.monitoring import monitoring_commands
 from services.campaign.handlers.review import review_command_handlers
 from services.campaign.repository import SCHEMA
 from services.campaign.sender import Sender, approved_routes
 from shared.broker import ensure_topics
+from shared.campaign_monitoring import (
+    ListCampaignsCommand,
+    SteerCampaignCommand,
+    StopAllSendingCommand,
+)
 from shared.consuming import subscribe_events
-from shared.service import Runtime, Started, build_app
+from shared.events import Reply
+from shared.service import CommandContext, CommandHandler, Runtime, Started, build_app
 from shared.settings import Settings
 from shared.topics import step_request_topic
 
@@ -73,7 +82,11 @@ def create_app(settings: Settings, build: Build = build_dependencies) -> tuple[F
         "campaign",
         settings,
         register,
-        commands={**review_command_handlers(settings), **monitoring_commands(settings)},
+        commands={
+            **review_command_handlers(settings),
+            **monitoring_commands(settings),
+            **_steering_commands(started),
+        },
         outbox_schema=SCHEMA,
         outbox_settle_seconds=0,
         startup=startup,
@@ -81,3 +94,26 @@ def create_app(settings: Settings, build: Build = build_dependencies) -> tuple[F
         asks_services=settings.llm_configured,
     )
     return app, runtime
+
+
+def _steering_commands(started: Started[Dependencies]) -> dict[type[BaseModel], CommandHandler]:
+    def wake(campaign_id: uuid.UUID) -> None:
+        started.get().sender.approved(campaign_id)
+
+    async def steer(command: SteerCampaignCommand, context: CommandContext) -> Reply:
+        result = await steering.steer_campaign(context.runtime.db, command, wake)
+        return Reply(ok=True, data=result.model_dump(mode="json"))
+
+    async def stop_all(command: StopAllSendingCommand, context: CommandContext) -> Reply:
+        result = await steering.stop_all_sending(context.runtime.db, command, wake)
+        return Reply(ok=True, data=result.model_dump(mode="json"))
+
+    async def list_all(command: ListCampaignsCommand, context: CommandContext) -> Reply:
+        page = await steering.list_campaigns(context.runtime.db, command)
+        return Reply(ok=True, data=page.model_dump(mode="json"))
+
+    return {
+        SteerCampaignCommand: steer,
+        StopAllSendingCommand: stop_all,
+        ListCampaignsCommand: list_all,
+    }

@@ -110,6 +110,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(routes_workflows.router)
     app.include_router(routes_review.router)
     app.include_router(routes_campaigns.router)
+    app.include_router(routes_campaigns.sending)
     app.include_router(routes_tracking.router)
 
     @app.get("/healthz", tags=["ops"], summary="The process is up")

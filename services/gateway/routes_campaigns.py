@@ -1,4 +1,6 @@
-"""A campaign's progress: its status and counts, once or as a stream of Server-Sent Events."""
+"""Campaigns: the list, one campaign's status and counts (once or as a stream of Server-Sent
+Events), and steering it (pause, resume, cancel, close), plus the admin's emergency stop of all
+sending."""
 
 from __future__ import annotations
 
@@ -6,23 +8,59 @@ import asyncio
 import time
 import uuid
 from collections.abc import AsyncIterator
+from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, HTTPException
+from fastapi import APIRouter, Depends, HTTPException, Query
 from fastapi.responses import StreamingResponse
 
 from services.gateway.api_keys import Principal
 from services.gateway.auth import require
 from services.gateway.services import Client, ask
 from services.gateway.sse import HEADERS, KEEP_ALIVE, sse_event
-from shared.campaign_monitoring import CampaignView, GetCampaignCommand
+from shared.campaign_monitoring import (
+    CampaignPage,
+    CampaignStatus,
+    CampaignView,
+    GetCampaignCommand,
+    ListCampaignsCommand,
+    SendingStop,
+    SteerCampaignCommand,
+    SteeringAction,
+    SteeringResult,
+    StopAllSendingCommand,
+)
 from shared.rpc import ServiceClient, ServiceTimeout
+from shared.workflow_api import CancelWorkflowCommand
 
 router = APIRouter(prefix="/api/campaigns", tags=["campaigns"])
+sending = APIRouter(prefix="/api/sending", tags=["campaigns"])
 POLL_SECONDS = 1.0
 KEEP_ALIVE_SECONDS = 15.0
 # Recruiters who run workflows and reviewers both follow campaigns.
 Reader = Annotated[Principal, Depends(require("workflows", "review"))]
+# Steering a campaign is the recruiter's who runs it; the emergency stop is the admin's.
+Steerer = Annotated[Principal, Depends(require("workflows"))]
+Admin = Annotated[Principal, Depends(require("admin"))]
+
+
+@router.get("", summary="List campaigns, newest first, with filters and a cursor")
+async def list_campaigns(
+    client: Client,
+    _: Reader,
+    status: CampaignStatus | None = None,
+    created_by: Annotated[str | None, Query(max_length=200)] = None,
+    job_id: uuid.UUID | None = None,
+    created_after: datetime | None = None,
+    created_before: datetime | None = None,
+    cursor: Annotated[str | None, Query(max_length=200)] = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+) -> CampaignPage:
+    command = ListCampaignsCommand(
+        status=status, created_by=created_by, job_id=job_id, created_after=created_after,
+        created_before=created_before, cursor=cursor, limit=limit,
+    )  # fmt: skip
+    return CampaignPage.model_validate(await ask(client, "campaign", command))
 
 
 @router.get(
@@ -42,9 +80,10 @@ async def get_campaign(campaign_id: uuid.UUID, client: Client, _: Reader) -> Cam
         200: {
             "content": {"text/event-stream": {}},
             "description": "A `counts` event (the campaign, as GET /api/campaigns/{id} returns "
-            "it) at once and whenever the status or a count changes, checked every second; "
-            "keep-alive comments while nothing changes. The stream ends after the campaign "
-            "is completed, expired, failed or cancelled.",
+            "it) at once and whenever the status, the pause or a count changes, checked every "
+            "second; keep-alive comments while nothing changes. When the campaign is completed, "
+            "expired, failed or cancelled, a last `end` event ({campaign_id, status}) closes "
+            "the stream.",
         },
         404: {"description": "No such campaign"},
     },
@@ -73,14 +112,115 @@ async def follow_campaign(campaign_id: uuid.UUID, client: Client, _: Reader) -> 
             elif time.monotonic() - quiet_since >= KEEP_ALIVE_SECONDS:
                 yield KEEP_ALIVE
                 quiet_since = time.monotonic()
+        yield sse_event(
+            "end", {"campaign_id": str(campaign_id), "status": view.status}, sequence + 1
+        )
 
     return StreamingResponse(events(), media_type="text/event-stream", headers=HEADERS)
 
 
-def _progress(view: CampaignView) -> tuple[str, dict[str, Any]]:
-    return view.status, view.counts.model_dump()
+def _progress(view: CampaignView) -> tuple[str, bool, dict[str, Any]]:
+    return view.status, view.paused, view.counts.model_dump()
 
 
 async def _view(client: ServiceClient, campaign_id: uuid.UUID) -> CampaignView:
     command = GetCampaignCommand(campaign_id=campaign_id)
     return CampaignView.model_validate(await ask(client, "campaign", command))
+
+
+_STEERING_ERRORS: dict[int | str, dict[str, Any]] = {
+    404: {"description": "No such campaign"},
+    409: {"description": "Not possible in the campaign's status (the message says why)"},
+}
+
+
+@router.post(
+    "/{campaign_id}/pause",
+    summary="Pause a campaign's sending (again: no change); review goes on",
+    responses=_STEERING_ERRORS,
+)
+async def pause_campaign(
+    campaign_id: uuid.UUID, client: Client, principal: Steerer
+) -> SteeringResult:
+    return await steer_campaign(client, campaign_id, "pause", principal.user)
+
+
+@router.post(
+    "/{campaign_id}/resume",
+    summary="Resume a paused campaign's sending (not paused: no change)",
+    responses=_STEERING_ERRORS,
+)
+async def resume_campaign(
+    campaign_id: uuid.UUID, client: Client, principal: Steerer
+) -> SteeringResult:
+    return await steer_campaign(client, campaign_id, "resume", principal.user)
+
+
+@router.post(
+    "/{campaign_id}/cancel",
+    summary="Cancel a campaign and its run: nothing more is sent (again: no change)",
+    responses=_STEERING_ERRORS,
+)
+async def cancel_campaign(
+    campaign_id: uuid.UUID, client: Client, principal: Steerer
+) -> SteeringResult:
+    return await steer_campaign(client, campaign_id, "cancel", principal.user)
+
+
+@router.post(
+    "/{campaign_id}/close",
+    summary="Close a campaign that has sent everything, before its monitoring window ends",
+    responses=_STEERING_ERRORS,
+)
+async def close_campaign(
+    campaign_id: uuid.UUID, client: Client, principal: Steerer
+) -> SteeringResult:
+    return await steer_campaign(client, campaign_id, "close", principal.user)
+
+
+@sending.post("/stop", summary="Emergency stop: pause the sending of every campaign (admin)")
+async def stop_all_sending(client: Client, principal: Admin) -> SendingStop:
+    command = StopAllSendingCommand(requested_by=principal.user)
+    return SendingStop.model_validate(await ask(client, "campaign", command))
+
+
+@sending.post("/resume", summary="Resume the campaigns the emergency stop paused (admin)")
+async def resume_all_sending(client: Client, principal: Admin) -> SendingStop:
+    command = StopAllSendingCommand(resume=True, requested_by=principal.user)
+    return SendingStop.model_validate(await ask(client, "campaign", command))
+
+
+async def steer_campaign(
+    client: ServiceClient, campaign_id: uuid.UUID, action: SteeringAction, user: str
+) -> SteeringResult:
+    """Steer the campaign; a cancel then cancels its workflow run too. The campaign goes first:
+    once it has answered, no further email leaves."""
+    command = SteerCampaignCommand(campaign_id=campaign_id, action=action, requested_by=user)
+    result = SteeringResult.model_validate(await ask(client, "campaign", command))
+    if action == "cancel":
+        await _cancel_run(client, campaign_id, user)
+    return result
+
+
+async def stop_campaign(client: ServiceClient, campaign_id: uuid.UUID, user: str) -> None:
+    """Before a campaign's run is cancelled through the workflow API: cancel the campaign, or
+    close it if it has sent everything; one not created yet, or ended already, is left as it is."""
+    for action in ("cancel", "close"):
+        command = SteerCampaignCommand(campaign_id=campaign_id, action=action, requested_by=user)
+        try:
+            await ask(client, "campaign", command)
+        except HTTPException as exc:
+            if exc.status_code == 404:
+                return
+            if exc.status_code != 409:
+                raise
+        else:
+            return
+
+
+async def _cancel_run(client: ServiceClient, run_id: uuid.UUID, user: str) -> None:
+    try:
+        await ask(client, "workflow", CancelWorkflowCommand(run_id=run_id, requested_by=user))
+    except HTTPException as exc:
+        if exc.status_code not in (404, 409):  # no run, or it has finished already
+            raise

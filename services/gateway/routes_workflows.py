@@ -13,9 +13,11 @@ from pydantic import BaseModel, ConfigDict, Field, StrictStr
 
 from services.gateway.api_keys import Principal
 from services.gateway.auth import require
+from services.gateway.routes_campaigns import stop_campaign
 from services.gateway.run_events import RunEventHub
 from services.gateway.services import Client, ask
 from services.gateway.sse import HEADERS, KEEP_ALIVE, sse_event
+from shared.campaign_actions import EMAIL_CAMPAIGN
 from shared.rpc import ServiceClient
 from shared.workflow_api import (
     FINISHED_STATUSES,
@@ -23,6 +25,7 @@ from shared.workflow_api import (
     CancelWorkflowCommand,
     GetWorkflowCommand,
     ListWorkflowsCommand,
+    ProvideInputCommand,
     RetryWorkflowCommand,
     RunDetail,
     RunPage,
@@ -84,7 +87,7 @@ async def start_workflow(
     response: Response,
     principal: Reader,
     idempotency_header: Annotated[
-        str | None, Header(alias="Idempotency-Key", max_length=200)
+        str | None, Header(alias="Idempotency-Key", min_length=1, max_length=200)
     ] = None,
 ) -> StartedView:
     key = body.idempotency_key or idempotency_header
@@ -131,7 +134,42 @@ async def get_workflow(run_id: uuid.UUID, client: Client, _: Reader) -> RunDetai
     responses={409: {"description": "The run has already finished otherwise"}},
 )
 async def cancel_workflow(run_id: uuid.UUID, client: Client, principal: Reader) -> RunDetail:
+    run = RunDetail.model_validate(await ask(client, "workflow", GetWorkflowCommand(run_id=run_id)))
+    if run.workflow_type == EMAIL_CAMPAIGN and run.status not in FINISHED_STATUSES:
+        # The campaign first: once it has answered, no further email leaves.
+        await stop_campaign(client, run_id, principal.user)
     command = CancelWorkflowCommand(run_id=run_id, requested_by=principal.user)
+    return RunDetail.model_validate(await ask(client, "workflow", command))
+
+
+class RunInput(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"answer": "2"}, {"answer": "Data Engineer"}]},
+    )
+
+    answer: StrictStr = Field(
+        ...,
+        min_length=1,
+        max_length=1_000,
+        description="The answer to the run's question: a choice by its number, label or value, "
+        "or free text.",
+    )
+
+
+@router.post(
+    "/{run_id}/input",
+    summary="Answer the question a run waits on; the step that asked runs again",
+    responses={
+        404: {"description": "No such run"},
+        409: {"description": "The run waits on no question"},
+        422: {"description": "The answer cannot answer the question (the message says why)"},
+    },
+)
+async def provide_input(
+    run_id: uuid.UUID, body: RunInput, client: Client, principal: Reader
+) -> RunDetail:
+    command = ProvideInputCommand(run_id=run_id, answer=body.answer, requested_by=principal.user)
     return RunDetail.model_validate(await ask(client, "workflow", command))
 
 

@@ -6,16 +6,20 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from faststream import FastStream
+from faststream.kafka import KafkaBroker
 
-from services.intent import handlers
+from services.intent import handlers, repository
 from services.intent.domain.classifier import IntentClassifier, builtin_examples
 from services.intent.domain.detector import IntentDetector
 from services.intent.domain.slots import SlotExtractor
 from services.intent.domain.vocabulary import load_vocabulary
 from services.intent.model_fallback import ModelFallback
-from shared.events import DetectIntentCommand, Reply
+from shared.broker import ensure_topics
+from shared.consuming import Route, subscribe_events
+from shared.events import DetectIntentCommand, Reply, WorkflowRunChanged
 from shared.service import CommandContext, Runtime, Started, build_app
 from shared.settings import Settings
+from shared.topics import WORKFLOW_RUN_CHANGED
 
 
 def build_detector(settings: Settings) -> IntentDetector:
@@ -51,6 +55,8 @@ def create_app(settings: Settings, build: Build = build_dependencies) -> tuple[F
     started: Started[Dependencies] = Started()
 
     async def startup(runtime: Runtime) -> None:
+        # The workflow service creates the topic too, but this service may start first.
+        await ensure_topics(settings, [WORKFLOW_RUN_CHANGED])
         started.set(await build(settings, runtime))
 
     async def detect(command: DetectIntentCommand, context: CommandContext) -> Reply:
@@ -60,9 +66,30 @@ def create_app(settings: Settings, build: Build = build_dependencies) -> tuple[F
         )
         return Reply(ok=True, data=result.model_dump(mode="json"))
 
+    def register(broker: KafkaBroker, runtime: Runtime) -> None:
+        async def on_changes(changes: list[WorkflowRunChanged]) -> None:
+            await repository.track_questions(runtime.db, changes)
+
+        async def on_change(change: WorkflowRunChanged) -> None:
+            await on_changes([change])
+
+        # The questions runs ask, so that a conversation's next message can answer them.
+        subscribe_events(
+            broker,
+            settings,
+            group_id="intent.runs",
+            routes={
+                WORKFLOW_RUN_CHANGED.name: Route(
+                    WorkflowRunChanged, on_change, key=lambda c: c.run_id, handle_many=on_changes
+                )
+            },
+            background=True,
+        )
+
     return build_app(
         "intent",
         settings,
+        register,
         commands={DetectIntentCommand: detect},
         outbox_schema="intent",
         startup=startup,

@@ -5,9 +5,15 @@ from __future__ import annotations
 import asyncpg
 
 from services.intent import repository
-from services.intent.domain.detector import Detection, IntentDetector
+from services.intent.domain.detector import Detection, IntentDetector, answer_detection
 from services.intent.model_fallback import ModelFallback
-from shared.events import DetectIntentCommand, IntentDetected, IntentResult
+from shared.events import (
+    INPUT_SIGNAL,
+    DetectIntentCommand,
+    IntentDetected,
+    IntentResult,
+    WorkflowSignal,
+)
 from shared.topics import INTENT_DETECTED
 
 
@@ -36,6 +42,11 @@ async def detect_intent(
                 pool, event, detection, INTENT_DETECTED.name
             ):
                 return _result(event, detection)
+        question = await repository.pending_question(pool, command.conversation_id)
+        if question is not None:
+            answered = await _answer(command, question, pool)
+            if answered is not None:
+                return answered
         previous = await repository.previous_turn(pool, command.conversation_id)
         detection = detector.decide(command.message, intent, confidence, previous)
     if detection.unsure and model is not None:
@@ -45,6 +56,26 @@ async def detect_intent(
     event = _event(command, detection)
     await repository.log_and_announce(pool, event, detection, INTENT_DETECTED.name)
     return _result(event, detection)
+
+
+async def _answer(
+    command: DetectIntentCommand, question: repository.PendingQuestion, pool: asyncpg.Pool
+) -> IntentResult | None:
+    """The message answers the question a run of this conversation waits on: log it as the
+    conversation's turn and send it to the run, which goes on from the step that asked. None
+    when the question was answered meanwhile (the message is then read as usual)."""
+    detection = answer_detection(command.message)
+    turn = _event(command, detection)
+    signal = WorkflowSignal(
+        run_id=question.run_id,
+        name=INPUT_SIGNAL,
+        payload={"answer": command.message, "by": command.requested_by},
+        sent_by="intent",
+        correlation_id=command.correlation_id,
+    )
+    if not await repository.log_answer(pool, turn, detection, question, signal):
+        return None
+    return _result(turn, detection).model_copy(update={"workflow_id": question.run_id})
 
 
 def _event(command: DetectIntentCommand, detection: Detection) -> IntentDetected:

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import json
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+
 import asyncpg
 
 from services.intent.domain.detector import Detection, PreviousTurn
 from shared import outbox
 from shared.db import Connection
-from shared.events import IntentDetected, Slots
+from shared.events import IntentDetected, Slots, WorkflowRunChanged, WorkflowSignal
+from shared.topics import WORKFLOW_SIGNALS
 
 
 async def previous_turn(
@@ -41,8 +47,10 @@ _LOG_DETECTION = f"WITH logged AS (INSERT INTO intent.intent_log ({_COLUMNS}) VA
 # The same insert, unless the conversation's last turn awaits an answer (PreviousTurn.awaits_answer)
 _LOG_UNLESS_AWAITED = f"""
     WITH awaited AS (
-        SELECT mode = 'workflow' AND needs_clarification AS answer_awaited
-        FROM intent.intent_log WHERE conversation_id = $2 ORDER BY created_at DESC LIMIT 1
+        (SELECT mode = 'workflow' AND needs_clarification AS answer_awaited
+         FROM intent.intent_log WHERE conversation_id = $2 ORDER BY created_at DESC LIMIT 1)
+        UNION ALL
+        SELECT true FROM intent.run_questions WHERE conversation_id = $2 AND answered_at IS NULL
     ), logged AS (
         INSERT INTO intent.intent_log ({_COLUMNS})
         SELECT {_VALUES} WHERE NOT EXISTS (SELECT 1 FROM awaited WHERE answer_awaited)
@@ -94,3 +102,83 @@ async def log_and_announce_unless_awaited(
         (topic, str(event.intent_id), event),
         only_if="EXISTS (SELECT 1 FROM logged)",
     )
+
+
+# ---- Questions runs wait on -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PendingQuestion:
+    run_id: uuid.UUID
+    text: str
+
+
+async def pending_question(
+    conn: asyncpg.Pool | Connection, conversation_id: str
+) -> PendingQuestion | None:
+    """The question a run started in this conversation waits on, if one does (the latest)."""
+    row = await conn.fetchrow(
+        "SELECT run_id, question ->> 'text' AS text FROM intent.run_questions"
+        " WHERE conversation_id = $1 AND answered_at IS NULL ORDER BY asked_at DESC LIMIT 1",
+        conversation_id,
+    )
+    return None if row is None else PendingQuestion(row["run_id"], row["text"])
+
+
+_ANSWER = f"""
+    WITH answered AS (
+        UPDATE intent.run_questions SET answered_at = now()
+        WHERE run_id = $14 AND answered_at IS NULL RETURNING run_id
+    ), logged AS (
+        INSERT INTO intent.intent_log ({_COLUMNS})
+        SELECT {_VALUES} FROM answered
+    )
+"""  # noqa: S608 - constants only
+
+
+async def log_answer(
+    pool: asyncpg.Pool,
+    turn: IntentDetected,
+    detection: Detection,
+    question: PendingQuestion,
+    signal: WorkflowSignal,
+) -> bool:
+    """Log the message as the answer to the run's question and send the answer to the run
+    (`workflow.signals`), in one statement; False when the question was answered meanwhile."""
+    return await outbox.execute_with_event(
+        pool,
+        "intent",
+        _ANSWER,
+        (*_row(turn, detection), question.run_id),
+        (WORKFLOW_SIGNALS.name, str(question.run_id), signal),
+        only_if="EXISTS (SELECT 1 FROM answered)",
+    )
+
+
+async def track_questions(pool: asyncpg.Pool, changes: Sequence[WorkflowRunChanged]) -> None:
+    """Keep the questions runs ask (by the conversation of the intent that started the run) and
+    close those of runs that no longer wait: answered through the API, cancelled, expired. Only
+    each run's last change in the batch counts: two statements for the whole batch."""
+    last = {change.run_id: change for change in changes}
+    asked = [
+        (c.run_id, json.dumps(c.detail["question"]), c.intent_id)
+        for c in last.values()
+        if c.change == "needs_input" and c.detail.get("question") and c.intent_id is not None
+    ]
+    closed = [c.run_id for c in last.values() if c.status != "waiting"]
+    async with pool.acquire() as conn, conn.transaction():
+        if asked:
+            await conn.executemany(
+                "INSERT INTO intent.run_questions (run_id, conversation_id, question)"
+                " SELECT $1, conversation_id, $2::jsonb FROM intent.intent_log"
+                " WHERE intent_id = $3 AND conversation_id IS NOT NULL"
+                " ON CONFLICT (run_id) DO UPDATE SET question = excluded.question,"
+                " asked_at = now(), answered_at = NULL",
+                asked,
+            )
+        if closed:
+            await conn.execute(
+                "UPDATE intent.run_questions SET answered_at = now()"
+                " WHERE run_id = ANY($1::uuid[]) AND answered_at IS NULL",
+                closed,
+            )

@@ -3,12 +3,14 @@ signals), its timers, its outbox relay, and the commands behind `/api/workflows`
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from faststream import FastStream
 from faststream.kafka import KafkaBroker
+from pydantic import BaseModel
 
 from services.workflow.catalogue import load_definitions
 from services.workflow.domain.definitions import DefinitionRegistry
@@ -19,7 +21,7 @@ from shared.actions import ACTIONS
 from shared.broker import ensure_topics
 from shared.consuming import Route, subscribe_events
 from shared.events import IntentDetected, Reply, WorkflowSignal, WorkflowStepCompleted
-from shared.service import CommandContext, CommandHandler, Runtime, build_app
+from shared.service import CommandContext, CommandHandler, Runtime, Started, build_app
 from shared.settings import Settings
 from shared.topics import (
     INTENT_DETECTED,
@@ -31,53 +33,63 @@ from shared.workflow_api import (
     CancelWorkflowCommand,
     GetWorkflowCommand,
     ListWorkflowsCommand,
+    ProvideInputCommand,
     RetryWorkflowCommand,
     StartWorkflowCommand,
 )
 
 
-@dataclass
-class Parts:
-    """What the startup hook creates; handlers reach it once the service runs."""
+@dataclass(frozen=True)
+class Dependencies:
+    """What startup builds: the engine, its timer loop, and the commands behind the API."""
 
-    definitions: DefinitionRegistry
-    engine: Engine | None = None
-    timers: TimerLoop | None = None
-    commands: WorkflowCommands | None = None
-
-    def live_engine(self) -> Engine:
-        assert self.engine is not None, "the engine is created in the startup hook"
-        return self.engine
-
-    def nudge_timers(self, at: datetime) -> None:
-        if self.timers is not None:
-            self.timers.nudge(at)
-
-    def live_commands(self) -> WorkflowCommands:
-        assert self.commands is not None, "the commands are created in the startup hook"
-        return self.commands
+    engine: Engine
+    timers: TimerLoop
+    commands: WorkflowCommands
 
 
-def create_app(settings: Settings) -> tuple[FastStream, Runtime]:
-    parts = Parts(definitions=load_definitions(settings))
+async def build_dependencies(
+    settings: Settings, runtime: Runtime, definitions: DefinitionRegistry
+) -> Dependencies:
+    owners = {ACTIONS.get(a).owner for d in definitions for a in d.actions()}
+    await ensure_topics(settings, [step_request_topic(owner) for owner in sorted(owners)])
+    timers: list[TimerLoop] = []  # the engine nudges the loop, which needs the engine
+
+    def nudge(at: datetime) -> None:
+        for loop in timers:
+            loop.nudge(at)
+
+    engine = Engine(runtime.db, definitions, ACTIONS, on_timer=nudge)
+    timers.append(TimerLoop(engine, runtime.db, poll_seconds=settings.workflow_timer_poll_seconds))
+    timers[0].start()
+    return Dependencies(engine, timers[0], WorkflowCommands(engine, runtime.db))
+
+
+Build = Callable[[Settings, Runtime, DefinitionRegistry], Awaitable[Dependencies]]
+
+
+def create_app(settings: Settings, build: Build = build_dependencies) -> tuple[FastStream, Runtime]:
+    # Loaded here, not at startup: a bad WORKFLOW_DEFINITION_MODULES fails before connecting.
+    definitions = load_definitions(settings)
+    started: Started[Dependencies] = Started()
 
     def register(broker: KafkaBroker, runtime: Runtime) -> None:
         tracer = runtime.tracer_provider.get_tracer("workflow") if runtime.tracer_provider else None
 
         async def on_intents(events: list[IntentDetected]) -> None:
-            await start_from_intents(parts.live_engine(), parts.definitions, events)
+            await start_from_intents(started.get().engine, definitions, events)
 
         async def on_intent(event: IntentDetected) -> None:
             await on_intents([event])
 
         async def on_completed(event: WorkflowStepCompleted) -> None:
-            await parts.live_engine().step_completed(event)
+            await started.get().engine.step_completed(event)
 
         async def on_completed_many(events: list[WorkflowStepCompleted]) -> None:
-            await parts.live_engine().steps_completed(events)
+            await started.get().engine.steps_completed(events)
 
         async def on_signal(event: WorkflowSignal) -> None:
-            await parts.live_engine().signal(event)
+            await started.get().engine.signal(event)
 
         # One consumer for all three: one group to join at start, one poller for the broker.
         subscribe_events(
@@ -103,25 +115,17 @@ def create_app(settings: Settings) -> tuple[FastStream, Runtime]:
         )
 
     async def startup(runtime: Runtime) -> None:
-        owners = {ACTIONS.get(a).owner for d in parts.definitions for a in d.actions()}
-        await ensure_topics(settings, [step_request_topic(owner) for owner in sorted(owners)])
-        engine = Engine(runtime.db, parts.definitions, ACTIONS, on_timer=parts.nudge_timers)
-        parts.timers = TimerLoop(
-            engine, runtime.db, poll_seconds=settings.workflow_timer_poll_seconds
-        )
-        parts.engine = engine
-        parts.commands = WorkflowCommands(engine, runtime.db)
-        parts.timers.start()
+        started.set(await build(settings, runtime, definitions))
 
     async def shutdown(runtime: Runtime) -> None:
-        if parts.timers is not None:
-            await parts.timers.stop()
+        if started.ready:
+            await started.get().timers.stop()
 
     return build_app(
         "workflow",
         settings,
         register,
-        commands=_command_handlers(parts),
+        commands=_command_handlers(started),
         outbox_schema="workflow",
         outbox_settle_seconds=0,  # a step's latency includes this relay twice: no waiting
         startup=startup,
@@ -129,21 +133,27 @@ def create_app(settings: Settings) -> tuple[FastStream, Runtime]:
     )
 
 
-def _command_handlers(parts: Parts) -> dict[type[Any], CommandHandler]:
+def _command_handlers(started: Started[Dependencies]) -> dict[type[Any], CommandHandler]:
+    def answer(view: BaseModel) -> Reply:
+        return Reply(ok=True, data=view.model_dump(mode="json"))
+
     async def start(command: StartWorkflowCommand, _: CommandContext) -> Reply:
-        return await parts.live_commands().start(command)
+        return answer(await started.get().commands.start(command))
 
     async def get(command: GetWorkflowCommand, _: CommandContext) -> Reply:
-        return await parts.live_commands().get(command)
+        return answer(await started.get().commands.get(command.run_id))
 
     async def list_runs(command: ListWorkflowsCommand, _: CommandContext) -> Reply:
-        return await parts.live_commands().list(command)
+        return answer(await started.get().commands.list(command))
 
     async def cancel(command: CancelWorkflowCommand, _: CommandContext) -> Reply:
-        return await parts.live_commands().cancel(command)
+        return answer(await started.get().commands.cancel(command))
 
     async def retry(command: RetryWorkflowCommand, _: CommandContext) -> Reply:
-        return await parts.live_commands().retry(command)
+        return answer(await started.get().commands.retry(command))
+
+    async def provide_input(command: ProvideInputCommand, _: CommandContext) -> Reply:
+        return answer(await started.get().commands.provide_input(command))
 
     return {
         StartWorkflowCommand: start,
@@ -151,4 +161,5 @@ def _command_handlers(parts: Parts) -> dict[type[Any], CommandHandler]:
         ListWorkflowsCommand: list_runs,
         CancelWorkflowCommand: cancel,
         RetryWorkflowCommand: retry,
+        ProvideInputCommand: provide_input,
     }

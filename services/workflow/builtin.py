@@ -1,7 +1,8 @@
 """The workflow definitions every engine runs.
 
 `email_campaign` version 1 ended once the drafts were reviewed; version 2 also waits for the
-approved emails to be sent and then monitors the campaign. Runs keep the version they started with,
+approved emails to be sent and then monitors the campaign; version 3 completes the campaign at the
+end of its monitoring window. Runs keep the version they started with,
 so version 1 stays registered for them.
 """
 
@@ -11,6 +12,7 @@ from datetime import timedelta
 
 from services.workflow.domain.definitions import Definition, End, RunData, Task, Wait
 from shared.campaign_actions import (
+    CLOSE_CAMPAIGN,
     EXPIRE_DRAFTS,
     EXTRACT_CANDIDATES,
     GENERATE_DRAFTS,
@@ -117,4 +119,29 @@ EMAIL_CAMPAIGN_V2 = Definition(
     ),
 )
 
-DEFINITIONS: list[Definition] = [EMAIL_CAMPAIGN_V1, EMAIL_CAMPAIGN_V2]
+EMAIL_CAMPAIGN_V3 = Definition(
+    name="email_campaign",
+    version=3,
+    params=EmailCampaignParams,
+    start="extract_candidates",
+    states={
+        **EMAIL_CAMPAIGN_V2.states,
+        # The window's end (or a recruiter's close) completes the campaign too, with its counts.
+        "monitoring": Wait(
+            MONITORING_CLOSED,
+            next="close_campaign",
+            deadline=_monitoring_window,
+            on_deadline="close_campaign",
+        ),
+        "close_campaign": Task(CLOSE_CAMPAIGN.name, next="completed", input=_campaign),
+    },
+    description=(
+        "Email the candidates that match a request about one open job: extract them, draft one "
+        "email each, wait for a recruiter to approve or reject every draft (each approved email is "
+        "sent at once), wait until the approved ones are sent, then monitor replies, bounces and "
+        "unsubscribes for `monitor_hours` (or until a recruiter closes the campaign), and complete "
+        "the campaign with its final counts. At the review deadline, pending drafts expire."
+    ),
+)
+
+DEFINITIONS: list[Definition] = [EMAIL_CAMPAIGN_V1, EMAIL_CAMPAIGN_V2, EMAIL_CAMPAIGN_V3]

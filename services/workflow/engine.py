@@ -32,7 +32,9 @@ from services.workflow.domain.machine import (
 )
 from services.workflow.repository import PostgresRuns, RunStore, RunTransaction, StoredRun
 from shared.actions import ActionRegistry
+from shared.errors import Refused
 from shared.events import (
+    INPUT_SIGNAL,
     Event,
     StepError,
     WorkflowRunChanged,
@@ -46,7 +48,7 @@ from shared.topics import WORKFLOW_RUN_CHANGED, step_request_topic
 log = logging.getLogger(__name__)
 
 
-class WorkflowError(Exception):
+class WorkflowError(Refused):
     """A request the engine refuses; `code` becomes the reply's error code (an HTTP status)."""
 
     code = "invalid_input"
@@ -172,6 +174,26 @@ class Engine:
                 raise RunConflict(f"cannot retry run {run_id}: {exc}") from None
             await self._apply(tx, stored, transition)
 
+    async def provide_input(self, run_id: uuid.UUID, answer: str, by: str | None) -> str:
+        """Answer the question the run waits on: the step that asked runs again. An answer the
+        run cannot take is InvalidParams; a run that waits on no question, RunConflict."""
+        async with self._runs.transaction() as tx:
+            stored = await self._locked(tx, run_id)
+            try:
+                self._machine(stored).check_answer(stored.run, answer)
+            except NotApplicable as exc:
+                raise RunConflict(f"run {run_id} waits on no question: {exc}") from None
+            except ValueError as exc:
+                raise InvalidParams(str(exc)) from None
+        signal = WorkflowSignal(
+            run_id=run_id,
+            name=INPUT_SIGNAL,
+            payload={"answer": answer, "by": by},
+            sent_by=by or "workflow api",
+            **({"correlation_id": stored.correlation_id} if stored.correlation_id else {}),
+        )
+        return await self.signal(signal)
+
     # --- events --------------------------------------------------------------------------------
 
     async def step_completed(self, event: WorkflowStepCompleted) -> str:
@@ -250,6 +272,8 @@ class Engine:
             stored = await tx.lock_run(event.run_id)
             if stored is None:
                 return "unknown_run"
+            if event.name == INPUT_SIGNAL and stored.run.context.question is None:
+                return "stale"  # an answer to no question is not kept for a later one
             if not await tx.store_signal(event.run_id, event.name, event.payload, event.event_id):
                 return "duplicate"
             if stored.run.status != "waiting":
@@ -383,6 +407,7 @@ class Engine:
             change=transition.change,
             detail=_detail(transition, step_id),
             error=run.error,
+            intent_id=stored.intent_id,
         )
         events.append((WORKFLOW_RUN_CHANGED.name, key, changed))
         return events
@@ -419,8 +444,11 @@ class Engine:
 
 
 def _new_run(request: StartRequest, definition: Definition, run_id: uuid.UUID) -> repository.NewRun:
+    given = dict(request.params)
+    if "requested_by" in definition.params.model_fields and request.created_by is not None:
+        given.setdefault("requested_by", request.created_by)  # who asked, unless the params say
     try:
-        params = definition.params.model_validate(request.params).model_dump(mode="json")
+        params = definition.params.model_validate(given).model_dump(mode="json")
     except ValidationError as exc:
         raise InvalidParams(_describe(exc, f"params for {definition.name}")) from None
     return repository.NewRun(
@@ -441,6 +469,9 @@ def _detail(transition: Transition, step_id: int | None) -> dict[str, Any]:
         return {"step_id": step_id, "action": effect.action, "attempt": transition.run.attempt}
     if isinstance(effect, AwaitSignal):
         deadline = effect.deadline_at.isoformat() if effect.deadline_at else None
+        question = transition.run.context.question
+        if transition.change == "needs_input" and question is not None:
+            return {"signal": effect.signal, "deadline_at": deadline, "question": question}
         return {"signal": effect.signal, "deadline_at": deadline}
     if isinstance(effect, RetryLater):
         return {"retry_at": effect.at.isoformat(), "error": effect.error.model_dump()}

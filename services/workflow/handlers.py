@@ -11,12 +11,13 @@ import asyncpg
 from services.workflow import repository, views
 from services.workflow.domain.definitions import DefinitionRegistry, UnknownWorkflowType
 from services.workflow.domain.starting import decide_start, params_from_intent
-from services.workflow.engine import Engine, StartRequest, WorkflowError
-from shared.events import IntentDetected, Reply, ReplyError
+from services.workflow.engine import Engine, RunNotFound, StartRequest
+from shared.errors import Refused
+from shared.events import IntentDetected
 from shared.workflow_api import (
     CancelWorkflowCommand,
-    GetWorkflowCommand,
     ListWorkflowsCommand,
+    ProvideInputCommand,
     RetryWorkflowCommand,
     RunDetail,
     RunPage,
@@ -61,12 +62,13 @@ async def start_from_intents(
 
 @dataclass
 class WorkflowCommands:
-    """The request/reply commands behind `/api/workflows`."""
+    """The request/reply commands behind `/api/workflows`. A refusal is raised as `Refused`
+    (the engine's WorkflowError is one), which the command consumer turns into the reply."""
 
     engine: Engine
     pool: asyncpg.Pool
 
-    async def start(self, command: StartWorkflowCommand) -> Reply:
+    async def start(self, command: StartWorkflowCommand) -> StartedView:
         try:
             started = await self.engine.start(
                 StartRequest(
@@ -78,26 +80,23 @@ class WorkflowCommands:
                 )
             )
         except UnknownWorkflowType as exc:
-            return _refused("unknown_workflow_type", str(exc))
-        except WorkflowError as exc:
-            return _refused(exc.code, str(exc))
-        detail = await self._detail(started.run_id)
-        if detail is None:  # pragma: no cover - the run was just created or found
-            return _refused("not_found", f"no workflow run {started.run_id}")
-        view = StartedView(run_id=started.run_id, created=started.created, run=detail)
-        return Reply(ok=True, data=view.model_dump(mode="json"))
+            raise Refused(str(exc), code="unknown_workflow_type") from None
+        return StartedView(
+            run_id=started.run_id, created=started.created, run=await self.get(started.run_id)
+        )
 
-    async def get(self, command: GetWorkflowCommand) -> Reply:
-        detail = await self._detail(command.run_id)
+    async def get(self, run_id: uuid.UUID) -> RunDetail:
+        async with self.pool.acquire() as conn:
+            detail = await views.run_detail(conn, run_id)
         if detail is None:
-            return _refused("not_found", f"no workflow run {command.run_id}")
-        return Reply(ok=True, data=detail.model_dump(mode="json"))
+            raise RunNotFound(run_id)
+        return detail
 
-    async def list(self, command: ListWorkflowsCommand) -> Reply:
+    async def list(self, command: ListWorkflowsCommand) -> RunPage:
         try:
             after = views.decode_cursor(command.cursor) if command.cursor else None
         except views.BadCursor as exc:
-            return _refused("invalid_input", str(exc))
+            raise Refused(str(exc)) from None
         async with self.pool.acquire() as conn:
             stored = await repository.list_runs(
                 conn,
@@ -108,27 +107,16 @@ class WorkflowCommands:
             )
         items = [views.run_view(s) for s in stored[: command.limit]]
         more = len(stored) > command.limit
-        page = RunPage(items=items, next_cursor=views.encode_cursor(items[-1]) if more else None)
-        return Reply(ok=True, data=page.model_dump(mode="json"))
+        return RunPage(items=items, next_cursor=views.encode_cursor(items[-1]) if more else None)
 
-    async def cancel(self, command: CancelWorkflowCommand) -> Reply:
-        try:
-            await self.engine.cancel(command.run_id, command.requested_by)
-        except WorkflowError as exc:
-            return _refused(exc.code, str(exc))
-        return await self.get(GetWorkflowCommand(run_id=command.run_id))
+    async def cancel(self, command: CancelWorkflowCommand) -> RunDetail:
+        await self.engine.cancel(command.run_id, command.requested_by)
+        return await self.get(command.run_id)
 
-    async def retry(self, command: RetryWorkflowCommand) -> Reply:
-        try:
-            await self.engine.retry(command.run_id)
-        except WorkflowError as exc:
-            return _refused(exc.code, str(exc))
-        return await self.get(GetWorkflowCommand(run_id=command.run_id))
+    async def retry(self, command: RetryWorkflowCommand) -> RunDetail:
+        await self.engine.retry(command.run_id)
+        return await self.get(command.run_id)
 
-    async def _detail(self, run_id: uuid.UUID) -> RunDetail | None:
-        async with self.pool.acquire() as conn:
-            return await views.run_detail(conn, run_id)
-
-
-def _refused(code: str, message: str) -> Reply:
-    return Reply(ok=False, error=ReplyError(code=code, message=message))
+    async def provide_input(self, command: ProvideInputCommand) -> RunDetail:
+        await self.engine.provide_input(command.run_id, command.answer, command.requested_by)
+        return await self.get(command.run_id)

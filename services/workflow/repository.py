@@ -44,6 +44,7 @@ class StoredRun:
     correlation_id: str | None
     wake_at: datetime | None
     record: asyncpg.Record
+    intent_id: uuid.UUID | None = None  # the detected intent that started it, if one did
 
     @property
     def run_id(self) -> uuid.UUID:
@@ -71,6 +72,7 @@ def _stored(record: asyncpg.Record) -> StoredRun:
         correlation_id=record["correlation_id"],
         wake_at=record["wake_at"],
         record=record,
+        intent_id=record["intent_id"],
     )
 
 

@@ -14,7 +14,7 @@ import asyncpg
 from services.workflow import repository
 from services.workflow.repository import StoredRun
 from shared.db import Connection
-from shared.workflow_api import RunDetail, RunView, StepView, WaitView
+from shared.workflow_api import QuestionView, RunDetail, RunView, StepView, WaitView
 
 
 class BadCursor(ValueError):
@@ -80,8 +80,21 @@ async def run_detail(conn: Connection, run_id: uuid.UUID) -> RunDetail | None:
         waiting_for=None
         if wait is None
         else WaitView(signal=wait["name"], deadline_at=wait["deadline_at"]),
+        question=_question(stored.run.context.question),
         next_timer_at=stored.wake_at,
         steps=steps,
+    )
+
+
+def _question(asked: dict[str, Any] | None) -> QuestionView | None:
+    if asked is None:
+        return None
+    return QuestionView(
+        text=asked["text"],
+        field=asked["field"],
+        choices=asked.get("choices") or [],
+        state=asked["state"],
+        asked_at=datetime.fromisoformat(asked["asked_at"]),
     )
 
 

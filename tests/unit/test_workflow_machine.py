@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -18,6 +19,7 @@ from services.workflow.domain.definitions import (
     Wait,
 )
 from services.workflow.domain.machine import (
+    INPUT_DEADLINE,
     AwaitSignal,
     Finish,
     Machine,
@@ -25,9 +27,11 @@ from services.workflow.domain.machine import (
     RequestStep,
     RetryLater,
     Run,
+    RunContext,
+    with_answers,
 )
 from shared.actions import ActionRegistry, ActionSpec
-from shared.events import StepError
+from shared.events import INPUT_SIGNAL, NEEDS_INPUT, Choice, Question, StepError
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 
@@ -239,3 +243,81 @@ def test_runs_keep_their_version_while_new_runs_get_the_latest() -> None:
     assert registry.get("outreach", 1) is DEFINITION
     with pytest.raises(UnknownWorkflowType, match="known types: outreach"):
         registry.latest("nope")
+
+
+# --- Questions a run waits on -------------------------------------------------------------
+
+
+def asked_run() -> Run:
+    """A run whose `find` step asked which audience to use, offering two."""
+    started = MACHINE.start(new_run(), NOW).run
+    question = Question(
+        text="Which audience?",
+        field="audience",
+        choices=[
+            Choice(label="Amsterdam engineers", value="amsterdam"),
+            Choice(label="All", value="*"),
+        ],
+    )
+    error = StepError(code=NEEDS_INPUT, message=question.text, retryable=False, question=question)
+    transition = MACHINE.step_failed(started, error, NOW, random=lambda: 0.5)
+    assert transition.change == "needs_input"
+    assert transition.effect == AwaitSignal(INPUT_SIGNAL, NOW + INPUT_DEADLINE)
+    return transition.run
+
+
+def test_a_step_that_needs_input_waits_in_its_state_for_the_answer() -> None:
+    run = asked_run()
+    assert (run.status, run.state, run.error) == ("waiting", "find", None)
+    assert run.context.question is not None
+    assert run.context.question["state"] == "find"
+    assert MACHINE.waiting_for(run) == INPUT_SIGNAL
+    with pytest.raises(NotApplicable):
+        MACHINE.signal_received(run, "approved", {}, NOW)
+
+
+@pytest.mark.parametrize("answer", ["1", "amsterdam engineers", "AMSTERDAM"])
+def test_an_answer_picks_a_choice_and_the_step_runs_again_with_it(answer: str) -> None:
+    transition = MACHINE.signal_received(asked_run(), INPUT_SIGNAL, {"answer": answer}, NOW)
+    assert isinstance(transition.effect, RequestStep)
+    assert transition.effect.input == {"audience": "amsterdam"}
+    run = transition.run
+    assert (run.status, run.state, run.context.question) == ("running", "find", None)
+    assert run.params == {"audience": "berlin"}  # how it started stays as it was
+    assert run.data().params == {"audience": "amsterdam"}
+
+
+def test_free_text_is_taken_as_it_is() -> None:
+    transition = MACHINE.signal_received(asked_run(), INPUT_SIGNAL, {"answer": " Go  devs "}, NOW)
+    assert isinstance(transition.effect, RequestStep)
+    assert transition.effect.input == {"audience": "Go devs"}
+
+
+def test_an_empty_answer_asks_again_until_the_first_deadline() -> None:
+    run = asked_run()
+    with pytest.raises(ValueError, match="empty"):
+        MACHINE.check_answer(run, "   ")
+    again = MACHINE.signal_received(run, INPUT_SIGNAL, {"answer": " "}, NOW + timedelta(hours=1))
+    assert again.change == "needs_input"
+    assert again.effect == AwaitSignal(INPUT_SIGNAL, NOW + INPUT_DEADLINE)
+    assert again.run.context.question is not None
+    assert again.run.context.question["text"].endswith("Which audience?")
+
+
+def test_no_answer_in_time_expires_the_run() -> None:
+    expired = MACHINE.wait_expired(asked_run(), NOW + INPUT_DEADLINE)
+    assert expired.effect == Finish("expired")
+    assert expired.run.status == "expired"
+    assert "Which audience?" in (expired.run.error or "")
+
+
+def test_a_run_waiting_on_no_question_takes_no_answer() -> None:
+    with pytest.raises(NotApplicable):
+        MACHINE.check_answer(new_run(), "1")
+
+
+def test_answers_survive_storage() -> None:
+    run = MACHINE.signal_received(asked_run(), INPUT_SIGNAL, {"answer": "2"}, NOW).run
+    stored = RunContext.from_json(json.loads(json.dumps(run.context.to_json())))
+    assert stored == run.context
+    assert with_answers({"a": {"b": 1}}, {"a.c": 2, "d": 3}) == {"a": {"b": 1, "c": 2}, "d": 3}

@@ -17,7 +17,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
-from shared.events import Slots
+from shared.events import Choice, Question, Slots
 
 MAX_CLARIFICATION_OPTIONS = 5
 
@@ -78,7 +78,7 @@ class JobMatch(Result):
     kind: Literal["match"] = "match"
     job_id: uuid.UUID
     title: str
-    matched_by: Literal["title", "words"]
+    matched_by: Literal["id", "title", "words"]
 
 
 class JobClarification(Result):
@@ -144,6 +144,9 @@ def match_job_title(requested: str, open_jobs: Sequence[JobOption]) -> JobMatch 
     title ignoring case and spacing; the same significant words; a title containing all of
     them. Several jobs in the first tier that has any is a question, never a pick.
     `open_jobs` come most recent first, which orders the options offered."""
+    by_id = _job_by_id(requested, open_jobs)
+    if by_id is not None:  # an answer to the question below picks a job by its id
+        return JobMatch(job_id=by_id.job_id, title=by_id.title, matched_by="id")
     text = " ".join(requested.split()).lower()
     wanted = title_words(requested)
     tiers: list[tuple[Literal["title", "words"], list[JobOption]]] = [
@@ -157,6 +160,24 @@ def match_job_title(requested: str, open_jobs: Sequence[JobOption]) -> JobMatch 
         if matches:
             return _clarify(requested, matches, several=True)
     return _clarify(requested, _closest(wanted, open_jobs), several=False)
+
+
+def _job_by_id(requested: str, open_jobs: Sequence[JobOption]) -> JobOption | None:
+    try:
+        job_id = uuid.UUID(requested.strip())
+    except ValueError:
+        return None
+    return next((job for job in open_jobs if job.job_id == job_id), None)
+
+
+def job_question(clarification: JobClarification) -> Question:
+    """The question a campaign's run waits on when its title names no single open job: the
+    answer is one of the options (by number, label or id) or another title."""
+    return Question(
+        text=clarification.question,
+        field="slots.job_title",
+        choices=[Choice(label=o.label, value=str(o.job_id)) for o in clarification.options],
+    )
 
 
 def _closest(wanted: frozenset[str], open_jobs: Sequence[JobOption]) -> list[JobOption]:

@@ -126,6 +126,7 @@ def counts_from(
         sent=sent,
         failed=n("failed"),
         bounced=n("bounced"),
+        cancelled=n("cancelled"),
         delivered=event_emails.get("delivered", 0),
         opened=event_emails.get("opened", 0),
         clicked=event_emails.get("clicked", 0),

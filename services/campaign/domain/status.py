@@ -23,7 +23,7 @@ TRANSITIONS: dict[CampaignStatus, frozenset[CampaignStatus]] = {
     "generating": frozenset({"awaiting_review", "failed", "cancelled", "expired"}),
     "awaiting_review": frozenset({"sending", "failed", "cancelled", "expired"}),
     "sending": frozenset({"monitoring", "failed", "cancelled"}),
-    "monitoring": frozenset({"completed", "cancelled"}),
+    "monitoring": frozenset({"completed"}),
     "completed": frozenset(),
     "failed": frozenset(),
     "cancelled": frozenset(),

@@ -10,16 +10,24 @@ import uuid
 from collections.abc import Callable
 
 from services.campaign.domain.composing import SenderIdentity, TemplateComposer
-from services.campaign.domain.extraction import JobClarification, describe_slots, extraction_limit
+from services.campaign.domain.extraction import (
+    JobClarification,
+    describe_slots,
+    extraction_limit,
+    job_question,
+)
 from services.campaign.domain.links import UnsubscribeLinks
 from services.campaign.handlers.drafting import Drafter, generate_drafts
 from services.campaign.model import InferenceModel
 from services.campaign.repository import SCHEMA, campaigns, candidates, emails
-from shared.action_worker import ActionCall, ActionFailed, ActionWorker
+from shared.action_worker import ActionCall, ActionFailed, ActionWorker, needs_input
 from shared.campaign_actions import (
+    CLOSE_CAMPAIGN,
     EXPIRE_DRAFTS,
     EXTRACT_CANDIDATES,
     GENERATE_DRAFTS,
+    CloseCampaignInput,
+    CloseCampaignOutput,
     ExpireDraftsInput,
     ExpireDraftsOutput,
     ExtractCandidatesInput,
@@ -68,6 +76,10 @@ def make_worker(
         expired = await expire_drafts(_conn(call), given.campaign_id)
         return ExpireDraftsOutput(expired=expired)
 
+    @worker.implements(CLOSE_CAMPAIGN.name)
+    async def close(given: CloseCampaignInput, call: ActionCall) -> CloseCampaignOutput:
+        return await close_campaign(_conn(call), given.campaign_id)
+
     return worker
 
 
@@ -86,7 +98,7 @@ async def extract_recipients(
     """Create the campaign for the job the slots name and store its ranked recipients."""
     resolved = await candidates.resolve_job(conn, given.slots.job_title)
     if isinstance(resolved, JobClarification):
-        raise ActionFailed("needs_clarification", resolved.question, retryable=False)
+        raise needs_input(job_question(resolved))  # the run waits for the recruiter's answer
     job_id = await campaigns.create_campaign(
         conn, given.campaign_id, resolved.job_id, f"{resolved.title} outreach", given.slots,
         created_by=given.requested_by, correlation_id=correlation_id,
@@ -130,3 +142,14 @@ async def expire_drafts(conn: Connection, campaign_id: uuid.UUID) -> int:
     expired = await emails.expire_pending(conn, campaign_id)
     await campaigns.move_campaign(conn, campaign_id, "expired")
     return expired
+
+
+async def close_campaign(conn: Connection, campaign_id: uuid.UUID) -> CloseCampaignOutput:
+    """The monitoring window is over: the campaign is completed (one a recruiter closed, or
+    cancelled meanwhile, stays as it is), with its final counts."""
+    status = await campaigns.lock_campaign(conn, campaign_id)
+    if status == "monitoring":
+        await campaigns.move_campaign(conn, campaign_id, "completed", ended_by="monitoring window")
+    view = await campaigns.campaign_view(conn, campaign_id)
+    assert view is not None, "locked above"
+    return CloseCampaignOutput(status=view.status, counts=view.counts.model_dump())

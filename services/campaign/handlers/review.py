@@ -13,6 +13,7 @@ from pydantic import BaseModel
 from services.campaign.domain import review
 from services.campaign.domain.composing import Draft, FooterContext, SenderIdentity
 from services.campaign.domain.links import UnsubscribeLinks
+from services.campaign.domain.steering import may_decide
 from services.campaign.repository import SCHEMA, campaigns, emails
 from shared import outbox
 from shared.campaign_actions import REVIEW_FINISHED
@@ -54,7 +55,7 @@ class ReviewCommands:
     async def decide_draft(self, pool: asyncpg.Pool, command: DecideDraftCommand) -> EmailView:
         edit = review.check_edit(command.decision, command.subject, command.body)
         async with pool.acquire() as conn, conn.transaction():
-            await campaigns.lock_campaign(conn, command.campaign_id)
+            may_decide(await campaigns.lock_campaign(conn, command.campaign_id))
             stored = await emails.get_email(conn, command.campaign_id, command.email_id)
             current = Draft(stored.view.subject, stored.view.body)
             proposed = None
@@ -74,7 +75,7 @@ class ReviewCommands:
 
     async def decide_all(self, pool: asyncpg.Pool, command: DecideAllCommand) -> BulkDecisionView:
         async with pool.acquire() as conn, conn.transaction():
-            await campaigns.lock_campaign(conn, command.campaign_id)
+            may_decide(await campaigns.lock_campaign(conn, command.campaign_id))
             decided = await emails.decide_pending(
                 conn, command.campaign_id, command.decision, command.reviewed_by
             )

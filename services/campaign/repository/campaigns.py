@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
 import asyncpg
@@ -13,8 +14,16 @@ import asyncpg
 from services.campaign.domain.extraction import CandidateMatch
 from services.campaign.domain.monitoring import counts_from
 from services.campaign.domain.status import ENDED, sources
+from services.campaign.domain.steering import MAY_SEND, Steering
 from services.campaign.repository import emails
-from shared.campaign_monitoring import CampaignJob, CampaignStatus, CampaignView, DraftingProgress
+from shared.campaign_monitoring import (
+    CampaignJob,
+    CampaignStatus,
+    CampaignSummary,
+    CampaignView,
+    DraftingProgress,
+    ListCampaignsCommand,
+)
 from shared.db import Connection, Database
 from shared.errors import Refused
 from shared.events import Slots
@@ -117,14 +126,25 @@ async def count_recipients(conn: Connection, campaign_id: uuid.UUID) -> int:
     return count
 
 
+_SUMMARY_COLUMNS = (
+    "c.campaign_id, c.campaign_id AS run_id, c.name, c.status, c.paused_at IS NOT NULL AS paused,"
+    " c.paused_at, c.paused_by, c.ended_by, c.generation_mode, c.created_by, c.created_at,"
+    " c.updated_at, c.completed_at, j.job_id, j.title"
+)
+
+
+def _summary(row: asyncpg.Record) -> dict[str, Any]:
+    fields = dict(row)
+    fields["job"] = CampaignJob(job_id=fields.pop("job_id"), title=fields.pop("title"))
+    return fields
+
+
 async def campaign_view(conn: Connection, campaign_id: uuid.UUID) -> CampaignView | None:
     """The campaign with its job, its counts by email status and delivery event, and how far
     drafting has come; None if there is no such campaign."""
     row = await conn.fetchrow(
-        "SELECT c.campaign_id, c.name, c.status, c.generation_mode, c.created_by,"
-        " c.created_at, c.updated_at, c.completed_at, j.job_id, j.title"
-        " FROM campaign.campaigns c JOIN campaign.jobs j USING (job_id)"
-        " WHERE c.campaign_id = $1",
+        f"SELECT {_SUMMARY_COLUMNS} FROM campaign.campaigns c"  # noqa: S608 - constant
+        " JOIN campaign.jobs j USING (job_id) WHERE c.campaign_id = $1",
         campaign_id,
     )
     if row is None:
@@ -138,18 +158,91 @@ async def campaign_view(conn: Connection, campaign_id: uuid.UUID) -> CampaignVie
         await emails.emails_by_status(conn, campaign_id),
         {r["kind"]: r["emails"] for r in kinds},
     )
+    recipients = await count_recipients(conn, campaign_id)
     return CampaignView(
-        campaign_id=row["campaign_id"],
-        name=row["name"],
-        status=row["status"],
-        job=CampaignJob(job_id=row["job_id"], title=row["title"]),
-        generation_mode=row["generation_mode"],
-        created_by=row["created_by"],
-        created_at=row["created_at"],
-        updated_at=row["updated_at"],
-        completed_at=row["completed_at"],
+        **_summary(row),
         counts=counts,
-        drafting=DraftingProgress(
-            generated=counts.total, total=await count_recipients(conn, campaign_id)
-        ),
+        drafting=DraftingProgress(generated=counts.total, total=recipients),
     )
+
+
+async def list_campaigns(
+    conn: Connection, command: ListCampaignsCommand, after: tuple[datetime, uuid.UUID] | None
+) -> list[CampaignSummary]:
+    """Up to `command.limit` campaigns matching its filters, newest first, after `after`."""
+    rows = await conn.fetch(
+        f"SELECT {_SUMMARY_COLUMNS} FROM campaign.campaigns c"  # noqa: S608 - constant
+        " JOIN campaign.jobs j USING (job_id)"
+        " WHERE ($1::text IS NULL OR c.status = $1)"
+        "  AND ($2::text IS NULL OR c.created_by = $2)"
+        "  AND ($3::uuid IS NULL OR c.job_id = $3)"
+        "  AND ($4::timestamptz IS NULL OR c.created_at >= $4)"
+        "  AND ($5::timestamptz IS NULL OR c.created_at < $5)"
+        "  AND ($6::timestamptz IS NULL OR (c.created_at, c.campaign_id) < ($6, $7::uuid))"
+        " ORDER BY c.created_at DESC, c.campaign_id DESC LIMIT $8",
+        command.status, command.created_by, command.job_id, command.created_after,
+        command.created_before, after[0] if after else None, after[1] if after else None,
+        command.limit,
+    )  # fmt: skip
+    return [CampaignSummary.model_validate(_summary(row)) for row in rows]
+
+
+# ---- Steering --------------------------------------------------------------------------------
+
+
+async def lock_for_steering(
+    conn: Connection, campaign_id: uuid.UUID
+) -> tuple[CampaignStatus, bool, str | None]:
+    """Lock the campaign's row (waiting for sends being claimed) and return its status, whether
+    it is paused, and its correlation id; not_found if there is no such campaign."""
+    row = await conn.fetchrow(
+        "SELECT status, paused_at IS NOT NULL AS paused, correlation_id"
+        " FROM campaign.campaigns WHERE campaign_id = $1 FOR UPDATE",
+        campaign_id,
+    )
+    if row is None:
+        raise Refused(f"no campaign {campaign_id}", code="not_found")
+    return row["status"], row["paused"], row["correlation_id"]
+
+
+async def apply_steering(
+    conn: Connection, campaign_id: uuid.UUID, steering: Steering, by: str | None
+) -> None:
+    """Store a pause, resume, cancel or close (the caller holds the row's lock)."""
+    if steering.status is not None:
+        await move_campaign(
+            conn, campaign_id, steering.status, ended_by=by, paused_at=None, paused_by=None,
+            paused_by_stop=False,
+        )  # fmt: skip
+    elif steering.paused:
+        await conn.execute(
+            "UPDATE campaign.campaigns SET paused_at = now(), paused_by = $2, updated_at = now()"
+            " WHERE campaign_id = $1",
+            campaign_id, by,
+        )  # fmt: skip
+    else:
+        await conn.execute(
+            "UPDATE campaign.campaigns SET paused_at = NULL, paused_by = NULL,"
+            " paused_by_stop = false, updated_at = now() WHERE campaign_id = $1",
+            campaign_id,
+        )
+
+
+async def stop_all(conn: Connection, by: str | None) -> list[uuid.UUID]:
+    """The emergency stop: pause every campaign that may still send and is not paused."""
+    rows = await conn.fetch(
+        "UPDATE campaign.campaigns SET paused_at = now(), paused_by = $2, paused_by_stop = true,"
+        " updated_at = now() WHERE status = ANY($1::text[]) AND paused_at IS NULL"
+        " RETURNING campaign_id",
+        sorted(MAY_SEND), by,
+    )  # fmt: skip
+    return [row["campaign_id"] for row in rows]
+
+
+async def resume_stopped(conn: Connection) -> list[uuid.UUID]:
+    """Resume the campaigns the emergency stop paused (not those a person paused)."""
+    rows = await conn.fetch(
+        "UPDATE campaign.campaigns SET paused_at = NULL, paused_by = NULL, paused_by_stop = false,"
+        " updated_at = now() WHERE paused_by_stop RETURNING campaign_id"
+    )
+    return [row["campaign_id"] for row in rows]

@@ -189,15 +189,16 @@ JOIN campaign.candidates c ON c.candidate_id = e.candidate_id
 LEFT JOIN campaign.suppressions s ON s.email = lower(e.to_address)
 WHERE e.campaign_id = $1 AND e.status = 'approved'
   AND (e.next_attempt_at IS NULL OR e.next_attempt_at <= now())
-  AND cp.status <> 'cancelled'
+  AND cp.status <> 'cancelled' AND cp.paused_at IS NULL
 ORDER BY coalesce(e.next_attempt_at, e.reviewed_at, e.created_at), e.email_id
 LIMIT 1
 FOR UPDATE OF e SKIP LOCKED
+FOR SHARE OF cp
 """
 _DUE_CAMPAIGNS = """
 SELECT DISTINCT e.campaign_id FROM campaign.emails e JOIN campaign.campaigns cp USING (campaign_id)
 WHERE e.status = 'approved' AND (e.next_attempt_at IS NULL OR e.next_attempt_at <= now())
-  AND cp.status <> 'cancelled'
+  AND cp.status <> 'cancelled' AND cp.paused_at IS NULL
 LIMIT 500
 """
 _SENT_OUT_CAMPAIGNS = """
@@ -218,7 +219,9 @@ RETURNING email_id
 
 async def next_due(conn: Connection, campaign_id: uuid.UUID) -> asyncpg.Record | None:
     """The campaign's next approved email due to be sent, locked (SKIP LOCKED: another sender's
-    email is passed over), with its job title, source and suppression, if any."""
+    email is passed over), with its job title, source and suppression, if any. None while the
+    campaign is paused or cancelled: the campaign's row is share-locked, so a pause or cancel
+    waits for claims under way and every later claim sees it (`handlers/steering.py`)."""
     row: asyncpg.Record | None = await conn.fetchrow(_NEXT_DUE, campaign_id)
     return row
 
@@ -293,3 +296,27 @@ async def others_open(conn: Connection, campaign_id: uuid.UUID, email_id: uuid.U
 
 async def sending_counts(conn: Connection, campaign_id: uuid.UUID) -> SendingCounts:
     return sending_counts_from(await emails_by_status(conn, campaign_id))
+
+
+# ---- Steering --------------------------------------------------------------------------------
+
+
+async def cancel_unsent(conn: Connection, campaign_id: uuid.UUID) -> int:
+    """The campaign was cancelled: its pending drafts and unsent approvals never will be sent."""
+    cancelled: int = await conn.fetchval(
+        "WITH e AS (UPDATE campaign.emails SET status = 'cancelled', next_attempt_at = NULL,"
+        "  updated_at = now() WHERE campaign_id = $1 AND status IN ('drafted', 'approved')"
+        "  RETURNING 1) SELECT count(*) FROM e",
+        campaign_id,
+    )
+    return cancelled
+
+
+async def in_flight(conn: Connection, campaign_ids: Sequence[uuid.UUID]) -> int:
+    """Emails of these campaigns handed to the SMTP server and not yet recorded."""
+    count: int = await conn.fetchval(
+        "SELECT count(*) FROM campaign.emails"
+        " WHERE campaign_id = ANY($1::uuid[]) AND status = 'sending'",
+        list(campaign_ids),
+    )
+    return count

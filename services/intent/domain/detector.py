@@ -95,6 +95,21 @@ class Detection:
         )
 
 
+ANSWER_INTENT = "answer"  # a message that answers the question a workflow run waits on
+
+
+def answer_detection(message: str) -> Detection:
+    """What a message is when a run of its conversation waits on a question: the answer. It
+    starts nothing (no `intent.detected`); the run gets it as its input."""
+    return Detection(
+        mode="workflow",
+        intent=ANSWER_INTENT,
+        confidence=1.0,
+        slots=Slots(),
+        language=detect_language(message),
+    )
+
+
 def _merge(earlier: Slots, later: Slots) -> Slots:
     """`later`'s slots win; what it leaves empty comes from `earlier`."""
     merged = earlier.model_dump()

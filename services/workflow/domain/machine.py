@@ -7,6 +7,7 @@ its events in one transaction.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
@@ -16,10 +17,11 @@ from pydantic import BaseModel, ValidationError
 
 from services.workflow.domain.definitions import Definition, End, RunData, Task, Wait
 from shared.actions import ActionRegistry
-from shared.events import StepError
+from shared.events import INPUT_SIGNAL, Question, StepError
 from shared.workflow_api import FINISHED_STATUSES, RunStatus
 
 MAX_CHAIN = 50  # states entered in one transition without waiting: more is a definition loop
+INPUT_DEADLINE = timedelta(hours=72)  # a question nobody answers in time expires the run
 
 
 @dataclass(frozen=True)
@@ -29,6 +31,10 @@ class RunContext:
     outputs: dict[str, dict[str, Any]] = field(default_factory=dict)
     signals: dict[str, dict[str, Any]] = field(default_factory=dict)
     visits: dict[str, int] = field(default_factory=dict)
+    # The question the run waits on (a Question's fields plus `state`, `asked_at`, `deadline_at`)
+    # and the answers given so far, by param path: the params a step sees include them.
+    question: dict[str, Any] | None = None
+    answers: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> RunContext:
@@ -36,10 +42,19 @@ class RunContext:
             outputs=dict(data.get("outputs", {})),
             signals=dict(data.get("signals", {})),
             visits=dict(data.get("visits", {})),
+            question=data.get("question"),
+            answers=dict(data.get("answers", {})),
         )
 
     def to_json(self) -> dict[str, Any]:
-        return {"outputs": self.outputs, "signals": self.signals, "visits": self.visits}
+        data: dict[str, Any] = {
+            "outputs": self.outputs, "signals": self.signals, "visits": self.visits
+        }  # fmt: skip
+        if self.question is not None:
+            data["question"] = self.question
+        if self.answers:
+            data["answers"] = self.answers
+        return data
 
 
 @dataclass(frozen=True)
@@ -61,7 +76,8 @@ class Run:
         return self.status in FINISHED_STATUSES
 
     def data(self) -> RunData:
-        return RunData(self.run_id, self.params, self.context.outputs, self.context.signals)
+        params = with_answers(self.params, self.context.answers)
+        return RunData(self.run_id, params, self.context.outputs, self.context.signals)
 
 
 # --- Effects: what the engine must do after storing the new run --------------------------------
@@ -143,6 +159,8 @@ class Machine:
         self, run: Run, error: StepError, now: datetime, random: Callable[[], float]
     ) -> Transition:
         task = self._current_task(run)
+        if error.question is not None:
+            return self._ask(run, error.question, now)
         if error.retryable and run.attempt < task.retry.max_attempts:
             at = now + task.retry.delay(run.attempt, random)
             reason = _failure(run, task, error)
@@ -159,6 +177,10 @@ class Machine:
     def signal_received(
         self, run: Run, name: str, payload: Mapping[str, Any], now: datetime
     ) -> Transition:
+        if run.context.question is not None and run.status == "waiting":
+            if name != INPUT_SIGNAL:
+                raise NotApplicable(f"the run waits for an answer, not {name!r}")
+            return self._answered(run, str(payload.get("answer", "")), now)
         wait = self._current_wait(run)
         if wait.signal != name:
             raise NotApplicable(f"the run waits for {wait.signal!r}, not {name!r}")
@@ -168,9 +190,25 @@ class Machine:
 
     def waiting_for(self, run: Run) -> str:
         """The signal the run waits for now."""
+        if run.context.question is not None and run.status == "waiting":
+            return INPUT_SIGNAL
         return self._current_wait(run).signal
 
+    def check_answer(self, run: Run, answer: str) -> None:
+        """Raise ValueError when `answer` cannot answer the run's question (the API's 422); a
+        run that waits on no question is NotApplicable."""
+        question = run.context.question
+        if question is None or run.status != "waiting":
+            raise NotApplicable(f"the run is {run.status} and waits on no question")
+        self._params_with(run, question, answer)
+
     def wait_expired(self, run: Run, now: datetime) -> Transition:
+        question = run.context.question
+        if question is not None and run.status == "waiting":
+            ended = replace(
+                run, status="expired", error=f"no answer in time to: {question['text']}"[:1_000]
+            )
+            return Transition(ended, Finish("expired"), "expired")
         wait = self._current_wait(run)
         if wait.on_deadline is None:
             raise NotApplicable("the wait has no deadline")
@@ -187,6 +225,49 @@ class Machine:
         if run.finished:
             raise NotApplicable(f"the run has already finished ({run.status})")
         return Transition(replace(run, status="cancelled"), Finish("cancelled"), "cancelled")
+
+    # --- questions -----------------------------------------------------------------------------
+
+    def _ask(self, run: Run, question: Question, now: datetime) -> Transition:
+        """The step needs a person's answer: wait for it in the step's state."""
+        deadline = now + INPUT_DEADLINE
+        asked = {
+            **question.model_dump(mode="json"),
+            "state": _state(run),
+            "asked_at": now.isoformat(),
+            "deadline_at": deadline.isoformat(),
+        }
+        waiting = replace(
+            run, status="waiting", error=None, context=replace(run.context, question=asked)
+        )
+        return Transition(waiting, AwaitSignal(INPUT_SIGNAL, deadline), "needs_input")
+
+    def _answered(self, run: Run, answer: str, now: datetime) -> Transition:
+        question = run.context.question
+        assert question is not None
+        try:
+            answers = self._params_with(run, question, answer)
+        except ValueError as exc:
+            # Ask again, saying why; the deadline stays the first one.
+            again = {**question, "text": f"{exc} {question['text']}"[:2_000]}
+            waiting = replace(run, context=replace(run.context, question=again))
+            deadline = datetime.fromisoformat(question["deadline_at"])
+            return Transition(waiting, AwaitSignal(INPUT_SIGNAL, deadline), "needs_input")
+        context = replace(run.context, question=None, answers=answers)
+        resumed = replace(run, status="running", error=None, context=context)
+        return self._enter(resumed, question["state"], now, depth=0)
+
+    def _params_with(self, run: Run, question: Mapping[str, Any], answer: str) -> dict[str, Any]:
+        """The run's answers with this one added, checked against the definition's params."""
+        value = chosen(question, answer)
+        if not value:
+            raise ValueError("An empty answer does not answer the question.")
+        answers = {**run.context.answers, question["field"]: value}
+        try:
+            self.definition.params.model_validate(with_answers(run.params, answers))
+        except ValidationError as exc:
+            raise ValueError(f"{answer!r} is not a valid answer ({_short(exc)}).") from None
+        return answers
 
     # --- entering states -----------------------------------------------------------------------
 
@@ -224,7 +305,7 @@ class Machine:
         return Transition(running, step, "step_requested")
 
     def _input(self, task: Task, run: Run) -> dict[str, Any]:
-        raw = task.input(run.data()) if task.input is not None else run.params
+        raw = task.input(run.data()) if task.input is not None else run.data().params
         if isinstance(raw, BaseModel):
             raw = raw.model_dump(mode="json")
         spec = self._actions.get(task.action)
@@ -241,6 +322,33 @@ class Machine:
         if run.status != "waiting" or not isinstance(state, Wait):
             raise NotApplicable(f"the run is {run.status} in {run.state!r}, not waiting")
         return state
+
+
+def chosen(question: Mapping[str, Any], answer: str) -> str:
+    """What an answer sets the question's field to: a choice picked by its number, label or
+    value, or the text as it is."""
+    text = " ".join(answer.split())
+    choices: list[Mapping[str, str]] = list(question.get("choices") or [])
+    if text.isdigit() and 1 <= int(text) <= len(choices):
+        return choices[int(text) - 1]["value"]
+    for choice in choices:
+        if text.casefold() in (choice["label"].casefold(), choice["value"].casefold()):
+            return choice["value"]
+    return text
+
+
+def with_answers(params: Mapping[str, Any], answers: Mapping[str, Any]) -> dict[str, Any]:
+    """The params with each answer set at its dotted path."""
+    merged = copy.deepcopy(dict(params))
+    for path, value in answers.items():
+        *parents, leaf = path.split(".")
+        node = merged
+        for name in parents:
+            child = node.get(name)
+            node[name] = child = dict(child) if isinstance(child, Mapping) else {}
+            node = child
+        node[leaf] = value
+    return merged
 
 
 def _state(run: Run) -> str:

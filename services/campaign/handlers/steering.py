@@ -1,0 +1,109 @@
+"""Steering a campaign: pause, resume, cancel, close, the emergency stop, and the campaign list.
+
+A pause or cancel takes the campaign's row lock, which waits for the claims under way
+(`repository.emails.next_due` share-locks the row): once it commits, no email is claimed for
+sending, so after the answer no further email leaves. Emails already handed to the SMTP server
+(status 'sending') may still be accepted; the answer counts them as `in_flight`.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import uuid
+from collections.abc import Callable
+from datetime import datetime
+
+import asyncpg
+
+from services.campaign.domain.steering import steer
+from services.campaign.repository import SCHEMA, campaigns, emails
+from shared import outbox
+from shared.campaign_actions import MONITORING_CLOSED
+from shared.campaign_monitoring import (
+    CampaignPage,
+    CampaignSummary,
+    ListCampaignsCommand,
+    SendingStop,
+    SteerCampaignCommand,
+    SteeringResult,
+    StopAllSendingCommand,
+)
+from shared.errors import Refused
+from shared.events import WorkflowSignal
+from shared.topics import WORKFLOW_SIGNALS
+
+Wake = Callable[[uuid.UUID], None]
+
+
+async def steer_campaign(
+    pool: asyncpg.Pool, command: SteerCampaignCommand, wake: Wake
+) -> SteeringResult:
+    campaign_id = command.campaign_id
+    async with pool.acquire() as conn:
+        async with conn.transaction():
+            status, paused, correlation_id = await campaigns.lock_for_steering(conn, campaign_id)
+            steering = steer(status, paused, command.action)
+            if steering.changed:
+                await campaigns.apply_steering(conn, campaign_id, steering, command.requested_by)
+            if steering.changed and steering.status == "cancelled":
+                await emails.cancel_unsent(conn, campaign_id)
+            if steering.changed and steering.status == "completed":
+                # The run waits in `monitoring` for this signal; it then ends too.
+                signal = WorkflowSignal(
+                    run_id=campaign_id,
+                    name=MONITORING_CLOSED,
+                    payload={"closed_by": command.requested_by},
+                    sent_by="campaign",
+                    **({"correlation_id": correlation_id} if correlation_id else {}),
+                )
+                await outbox.enqueue(conn, SCHEMA, WORKFLOW_SIGNALS.name, str(campaign_id), signal)
+            stopped = command.action in ("pause", "cancel")
+            flying = await emails.in_flight(conn, [campaign_id]) if stopped else 0
+        view = await campaigns.campaign_view(conn, campaign_id)
+    assert view is not None, "the campaign was locked above"
+    if command.action == "resume" and steering.changed:
+        wake(campaign_id)  # its approved emails are due now: do not wait for the poll
+    return SteeringResult(
+        action=command.action, changed=steering.changed, in_flight=flying, campaign=view
+    )
+
+
+async def stop_all_sending(
+    pool: asyncpg.Pool, command: StopAllSendingCommand, wake: Wake
+) -> SendingStop:
+    async with pool.acquire() as conn:
+        if command.resume:
+            changed = await campaigns.resume_stopped(conn)
+            for campaign_id in changed:
+                wake(campaign_id)
+            return SendingStop(paused=False, campaigns=changed)
+        async with conn.transaction():
+            changed = await campaigns.stop_all(conn, command.requested_by)
+        # After the commit: claims under way held the rows' share locks, so the count is final.
+        flying = await emails.in_flight(conn, changed)
+    return SendingStop(paused=True, campaigns=changed, in_flight=flying)
+
+
+async def list_campaigns(pool: asyncpg.Pool, command: ListCampaignsCommand) -> CampaignPage:
+    after = decode_cursor(command.cursor) if command.cursor else None
+    async with pool.acquire() as conn:
+        items = await campaigns.list_campaigns(
+            conn, command.model_copy(update={"limit": command.limit + 1}), after
+        )
+    more = len(items) > command.limit
+    items = items[: command.limit]
+    return CampaignPage(items=items, next_cursor=encode_cursor(items[-1]) if more else None)
+
+
+def encode_cursor(item: CampaignSummary) -> str:
+    raw = f"{item.created_at.isoformat()}|{item.campaign_id}"
+    return base64.urlsafe_b64encode(raw.encode()).decode()
+
+
+def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
+    try:
+        created, campaign_id = base64.urlsafe_b64decode(cursor.encode()).decode().split("|")
+        return datetime.fromisoformat(created), uuid.UUID(campaign_id)
+    except (ValueError, binascii.Error, UnicodeDecodeError) as exc:
+        raise Refused("the cursor is not one this API returned", code="invalid_input") from exc

@@ -58,7 +58,7 @@ from bench.cases import (
 from bench.stack import BenchStack
 from bench.targets import Target, print_verdicts
 from services.inference.domain.prompt import chat_messages
-from shared.inference import ChatMessage, ModelRequest
+from shared.contracts.inference import ChatMessage, ModelRequest
 from shared.settings import Settings
 from tests.support.fake_llm import Behaviour, FakeLLM
 

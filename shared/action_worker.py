@@ -32,16 +32,15 @@ from pydantic import BaseModel, ValidationError
 from shared import outbox
 from shared.actions import ACTIONS, ActionRegistry, ActionSpec
 from shared.consuming import TRANSIENT_ERRORS, Route, subscribe_events
-from shared.db import Connection
-from shared.events import (
+from shared.contracts.common import Event, utcnow
+from shared.contracts.workflow import (
     NEEDS_INPUT,
-    Event,
     Question,
     StepError,
     WorkflowStepCompleted,
     WorkflowStepRequested,
-    utcnow,
 )
+from shared.db import Connection
 from shared.settings import Settings
 from shared.topics import WORKFLOW_STEP_COMPLETED, step_request_topic
 

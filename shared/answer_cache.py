@@ -8,7 +8,7 @@ import secrets
 
 import redis.asyncio as redis
 
-from shared.inference import CachedAnswer
+from shared.contracts.inference import CachedAnswer
 
 _LOCK_SUFFIX = ":lock"
 _UNLOCK = """

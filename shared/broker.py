@@ -19,8 +19,8 @@ from faststream.message import StreamMessage
 from opentelemetry.sdk.trace import TracerProvider
 from pydantic import ValidationError
 
+from shared.contracts.common import DeadLetter
 from shared.errors import ConfigurationError, DependencyUnavailable
-from shared.events import DeadLetter
 from shared.kafka_security import (
     AUTHORIZATION_ERRORS,
     KafkaLoginRefused,

@@ -10,7 +10,7 @@ from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from shared.events import Reply, ReplyError
+from shared.contracts.common import Reply, ReplyError
 
 H = TypeVar("H")
 MAX_ERROR_CHARS = 500

@@ -38,8 +38,8 @@ import asyncpg
 from aiokafka import AIOKafkaProducer
 from opentelemetry import propagate
 
+from shared.contracts.common import Event
 from shared.db import Connection
-from shared.events import Event
 
 log = logging.getLogger(__name__)
 

@@ -17,7 +17,7 @@ from faststream.kafka import KafkaBroker
 from pydantic import BaseModel
 
 from shared.broker import consumer_options, raw_body
-from shared.events import Reply
+from shared.contracts.common import Reply
 from shared.settings import Settings
 from shared.topics import TopicSpec, command_topic, reply_topic
 

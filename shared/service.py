@@ -29,9 +29,9 @@ from shared.broker import (
     producer_options,
 )
 from shared.commands import CommandTable
+from shared.contracts.common import PingCommand, Pong, Reply, ReplyError
 from shared.db import create_pool
 from shared.errors import ConfigurationError, DependencyUnavailable, Refused
-from shared.events import PingCommand, Pong, Reply, ReplyError
 from shared.heap import freeze_startup_objects
 from shared.kafka_security import AUTHORIZATION_ERRORS, authorization_refused
 from shared.outbox import OutboxRelay

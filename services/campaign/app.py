@@ -19,13 +19,13 @@ from services.campaign.handlers.review import review_command_handlers
 from services.campaign.repository import SCHEMA
 from services.campaign.sender import Sender, approved_routes
 from shared.broker import ensure_topics
-from shared.campaign_monitoring import (
+from shared.consuming import subscribe_events
+from shared.contracts.campaign import (
     ListCampaignsCommand,
     SteerCampaignCommand,
     StopAllSendingCommand,
 )
-from shared.consuming import subscribe_events
-from shared.events import Reply
+from shared.contracts.common import Reply
 from shared.service import CommandContext, CommandHandler, Runtime, Started, build_app
 from shared.settings import Settings
 from shared.topics import step_request_topic

@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Protocol
 
-from shared.inference import ChatMessage, InferCommand, ModelRequest
+from shared.contracts.inference import ChatMessage, InferCommand, ModelRequest
 from shared.rpc import ServiceClient, ServiceTimeout
 from shared.settings import Settings
 

@@ -39,10 +39,10 @@ from services.campaign.domain.sending import (
 from services.campaign.mailer import Mailer, SmtpConfig
 from services.campaign.repository import SCHEMA, campaigns, emails
 from services.campaign.repository.delivery import EmailRef, MonitoringRepository
-from shared.campaign_actions import SENDING_FINISHED
 from shared.consuming import TRANSIENT_ERRORS, Route
+from shared.contracts.campaign import SENDING_FINISHED, EmailApproved
+from shared.contracts.workflow import WorkflowSignal
 from shared.db import Connection
-from shared.events import EmailApproved, WorkflowSignal
 from shared.outbox import enqueue
 from shared.settings import Settings
 from shared.topics import EMAIL_APPROVED, WORKFLOW_SIGNALS

@@ -30,8 +30,8 @@ from services.gateway.services import Client
 from shared.answer_cache import AnswerCache
 from shared.broker import check_kafka, create_broker, delete_topic, ensure_topics
 from shared.cache import create_redis
+from shared.contracts.common import PingCommand, Pong
 from shared.db import create_pool
-from shared.events import PingCommand, Pong
 from shared.heap import freeze_startup_objects
 from shared.rpc import attach_client
 from shared.service import VERSION

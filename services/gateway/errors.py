@@ -9,7 +9,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from shared.events import Reply
+from shared.contracts.common import Reply
 from shared.rpc import ServiceTimeout
 
 MAX_BODY_BYTES = 64 * 1024

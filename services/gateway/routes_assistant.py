@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictStr, field_validator
 from services.gateway.api_keys import Principal
 from services.gateway.auth import require
 from services.gateway.services import Client, ask
-from shared.events import DetectIntentCommand, IntentResult
+from shared.contracts.intent import DetectIntentCommand, IntentResult
 
 router = APIRouter(prefix="/api/ai-assistant", tags=["assistant"])
 MAX_MESSAGE_CHARS = 4_000

@@ -18,7 +18,7 @@ from services.gateway.api_keys import Principal
 from services.gateway.auth import require
 from services.gateway.services import Client, ask
 from services.gateway.sse import HEADERS, KEEP_ALIVE, sse_event
-from shared.campaign_monitoring import (
+from shared.contracts.campaign import (
     CampaignPage,
     CampaignStatus,
     CampaignView,
@@ -30,8 +30,8 @@ from shared.campaign_monitoring import (
     SteeringResult,
     StopAllSendingCommand,
 )
+from shared.contracts.workflow import CancelWorkflowCommand
 from shared.rpc import ServiceClient, ServiceTimeout
-from shared.workflow_api import CancelWorkflowCommand
 
 router = APIRouter(prefix="/api/campaigns", tags=["campaigns"])
 sending = APIRouter(prefix="/api/sending", tags=["campaigns"])

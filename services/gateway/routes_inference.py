@@ -26,8 +26,8 @@ from services.gateway.errors import http_error
 from services.gateway.services import Client, ask
 from services.gateway.sse import HEADERS, sse_event
 from shared.answer_cache import AnswerCache
-from shared.events import Reply
-from shared.inference import (
+from shared.contracts.common import Reply
+from shared.contracts.inference import (
     NOT_CONFIGURED,
     CachedAnswer,
     CacheMode,

@@ -12,7 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictStr, field_validator
 from services.gateway.api_keys import Principal
 from services.gateway.auth import require
 from services.gateway.services import Client, ask
-from shared.campaign_review import (
+from shared.contracts.campaign import (
     MAX_BODY_CHARS,
     MAX_SUBJECT_CHARS,
     BulkDecisionView,

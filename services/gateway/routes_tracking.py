@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from services.gateway.errors import http_error
 from services.gateway.services import Client
-from shared.campaign_monitoring import (
+from shared.contracts.campaign import (
     MAX_INBOUND_EVENTS,
     ClickTarget,
     InboundEvent,
@@ -30,7 +30,7 @@ from shared.campaign_monitoring import (
     UnsubscribeCommand,
     UnsubscribeView,
 )
-from shared.events import Reply
+from shared.contracts.common import Reply
 from shared.settings import Settings
 
 log = logging.getLogger(__name__)

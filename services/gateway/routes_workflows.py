@@ -17,9 +17,8 @@ from services.gateway.routes_campaigns import stop_campaign
 from services.gateway.run_events import RunEventHub
 from services.gateway.services import Client, ask
 from services.gateway.sse import HEADERS, KEEP_ALIVE, sse_event
-from shared.campaign_actions import EMAIL_CAMPAIGN
-from shared.rpc import ServiceClient
-from shared.workflow_api import (
+from shared.contracts.campaign import EMAIL_CAMPAIGN
+from shared.contracts.workflow import (
     FINISHED_STATUSES,
     WORKFLOW_TYPE_PATTERN,
     CancelWorkflowCommand,
@@ -33,6 +32,7 @@ from shared.workflow_api import (
     StartedView,
     StartWorkflowCommand,
 )
+from shared.rpc import ServiceClient
 
 router = APIRouter(prefix="/api/workflows", tags=["workflows"])
 KEEP_ALIVE_SECONDS = 15.0

@@ -16,7 +16,7 @@ from pydantic import ValidationError
 
 from shared.broker import raw_body
 from shared.consuming import batch_subscriber
-from shared.events import WorkflowRunChanged
+from shared.contracts.workflow import WorkflowRunChanged
 from shared.settings import Settings
 from shared.topics import WORKFLOW_RUN_CHANGED
 

@@ -14,8 +14,8 @@ from services.inference.model_client import ModelClient
 from services.inference.repository import ModelCallLog
 from shared.answer_cache import AnswerCache
 from shared.cache import create_redis
-from shared.events import Reply
-from shared.inference import InferCommand
+from shared.contracts.common import Reply
+from shared.contracts.inference import InferCommand
 from shared.service import CommandContext, Runtime, Started, build_app
 from shared.settings import Settings
 

@@ -13,8 +13,14 @@ from typing import Protocol
 from services.inference.domain.answers import Outcome, reads_cache, writes_cache
 from services.inference.domain.completions import Attempt, Completion, ModelFailure
 from services.inference.domain.cost import Prices
+from shared.contracts.inference import (
+    NOT_CONFIGURED,
+    CachedAnswer,
+    InferCommand,
+    ModelRequest,
+    replay_pieces,
+)
 from shared.errors import Refused
-from shared.inference import NOT_CONFIGURED, CachedAnswer, InferCommand, ModelRequest, replay_pieces
 
 SendDelta = Callable[[str], Awaitable[None]]
 

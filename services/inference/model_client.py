@@ -13,7 +13,7 @@ from openai.types.chat import ChatCompletionMessageParam
 
 from services.inference.domain.completions import Attempt, Completion, ModelFailure
 from services.inference.domain.prompt import chat_messages
-from shared.inference import ModelRequest, Usage
+from shared.contracts.inference import ModelRequest, Usage
 from shared.settings import Settings
 
 

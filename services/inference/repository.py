@@ -6,7 +6,7 @@ import asyncpg
 
 from services.inference.domain.completions import Attempt
 from services.inference.domain.cost import Prices, cost_of
-from shared.inference import InferCommand
+from shared.contracts.inference import InferCommand
 
 
 class ModelCallLog:

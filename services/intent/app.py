@@ -16,7 +16,9 @@ from services.intent.domain.vocabulary import load_vocabulary
 from services.intent.model_fallback import ModelFallback
 from shared.broker import ensure_topics
 from shared.consuming import Route, subscribe_events
-from shared.events import DetectIntentCommand, Reply, WorkflowRunChanged
+from shared.contracts.common import Reply
+from shared.contracts.intent import DetectIntentCommand
+from shared.contracts.workflow import WorkflowRunChanged
 from shared.service import CommandContext, Runtime, Started, build_app
 from shared.settings import Settings
 from shared.topics import WORKFLOW_RUN_CHANGED

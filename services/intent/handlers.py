@@ -7,13 +7,8 @@ import asyncpg
 from services.intent import repository
 from services.intent.domain.detector import Detection, IntentDetector, answer_detection
 from services.intent.model_fallback import ModelFallback
-from shared.events import (
-    INPUT_SIGNAL,
-    DetectIntentCommand,
-    IntentDetected,
-    IntentResult,
-    WorkflowSignal,
-)
+from shared.contracts.intent import DetectIntentCommand, IntentDetected, IntentResult
+from shared.contracts.workflow import INPUT_SIGNAL, WorkflowSignal
 from shared.topics import INTENT_DETECTED
 
 

@@ -7,7 +7,7 @@ import logging
 from services.intent.domain import model_extraction
 from services.intent.domain.model_extraction import ModelExtraction
 from services.intent.domain.vocabulary import Vocabulary
-from shared.inference import ChatMessage, InferCommand, ModelRequest
+from shared.contracts.inference import ChatMessage, InferCommand, ModelRequest
 from shared.rpc import ServiceClient, ServiceTimeout
 from shared.settings import Settings
 

@@ -11,8 +11,9 @@ import asyncpg
 
 from services.intent.domain.detector import Detection, PreviousTurn
 from shared import outbox
+from shared.contracts.intent import IntentDetected, Slots
+from shared.contracts.workflow import WorkflowRunChanged, WorkflowSignal
 from shared.db import Connection
-from shared.events import IntentDetected, Slots, WorkflowRunChanged, WorkflowSignal
 from shared.topics import WORKFLOW_SIGNALS
 
 

@@ -20,7 +20,18 @@ from services.workflow.timers import TimerLoop
 from shared.actions import ACTIONS
 from shared.broker import ensure_topics
 from shared.consuming import Route, subscribe_events
-from shared.events import IntentDetected, Reply, WorkflowSignal, WorkflowStepCompleted
+from shared.contracts.common import Reply
+from shared.contracts.intent import IntentDetected
+from shared.contracts.workflow import (
+    CancelWorkflowCommand,
+    GetWorkflowCommand,
+    ListWorkflowsCommand,
+    ProvideInputCommand,
+    RetryWorkflowCommand,
+    StartWorkflowCommand,
+    WorkflowSignal,
+    WorkflowStepCompleted,
+)
 from shared.service import CommandContext, CommandHandler, Runtime, Started, build_app
 from shared.settings import Settings
 from shared.topics import (
@@ -28,14 +39,6 @@ from shared.topics import (
     WORKFLOW_SIGNALS,
     WORKFLOW_STEP_COMPLETED,
     step_request_topic,
-)
-from shared.workflow_api import (
-    CancelWorkflowCommand,
-    GetWorkflowCommand,
-    ListWorkflowsCommand,
-    ProvideInputCommand,
-    RetryWorkflowCommand,
-    StartWorkflowCommand,
 )
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from services.workflow.domain.definitions import Definition, End, RunData, Task, Wait
-from shared.campaign_actions import (
+from shared.contracts.campaign import (
     CLOSE_CAMPAIGN,
     EXPIRE_DRAFTS,
     EXTRACT_CANDIDATES,

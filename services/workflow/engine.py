@@ -32,17 +32,16 @@ from services.workflow.domain.machine import (
 )
 from services.workflow.repository import PostgresRuns, RunStore, RunTransaction, StoredRun
 from shared.actions import ActionRegistry
-from shared.errors import Refused
-from shared.events import (
+from shared.contracts.common import Event, utcnow
+from shared.contracts.workflow import (
     INPUT_SIGNAL,
-    Event,
     StepError,
     WorkflowRunChanged,
     WorkflowSignal,
     WorkflowStepCompleted,
     WorkflowStepRequested,
-    utcnow,
 )
+from shared.errors import Refused
 from shared.topics import WORKFLOW_RUN_CHANGED, step_request_topic
 
 log = logging.getLogger(__name__)

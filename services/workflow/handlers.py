@@ -12,9 +12,8 @@ from services.workflow import repository, views
 from services.workflow.domain.definitions import DefinitionRegistry, UnknownWorkflowType
 from services.workflow.domain.starting import decide_start, params_from_intent
 from services.workflow.engine import Engine, RunNotFound, StartRequest
-from shared.errors import Refused
-from shared.events import IntentDetected
-from shared.workflow_api import (
+from shared.contracts.intent import IntentDetected
+from shared.contracts.workflow import (
     CancelWorkflowCommand,
     ListWorkflowsCommand,
     ProvideInputCommand,
@@ -24,6 +23,7 @@ from shared.workflow_api import (
     StartedView,
     StartWorkflowCommand,
 )
+from shared.errors import Refused
 
 log = logging.getLogger(__name__)
 

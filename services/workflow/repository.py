@@ -21,8 +21,8 @@ import asyncpg
 
 from services.workflow.domain.machine import Run, RunContext
 from shared import outbox
+from shared.contracts.common import Event
 from shared.db import Connection
-from shared.events import Event
 
 SCHEMA = "workflow"
 RUN_COLUMNS = """

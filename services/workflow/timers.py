@@ -12,7 +12,7 @@ import asyncpg
 
 from services.workflow import repository
 from services.workflow.engine import Engine
-from shared.events import utcnow
+from shared.contracts.common import utcnow
 
 log = logging.getLogger(__name__)
 

@@ -13,8 +13,8 @@ import asyncpg
 
 from services.workflow import repository
 from services.workflow.repository import StoredRun
+from shared.contracts.workflow import QuestionView, RunDetail, RunView, StepView, WaitView
 from shared.db import Connection
-from shared.workflow_api import QuestionView, RunDetail, RunView, StepView, WaitView
 
 
 class BadCursor(ValueError):

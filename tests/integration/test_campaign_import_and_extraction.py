@@ -22,8 +22,8 @@ from services.campaign.domain.extraction import JobClarification, JobMatch
 from services.campaign.domain.importing import CANDIDATES, JOBS, ImportFileError, parse_csv
 from services.campaign.importing import import_csv
 from services.campaign.repository.candidates import extract_candidates, resolve_job
+from shared.contracts.intent import Slots
 from shared.db import with_database
-from shared.events import Slots
 from shared.settings import Settings
 from tests.support.campaign_rows import (
     add_campaign,

@@ -23,7 +23,7 @@ import pytest
 from services.campaign.domain.links import TrackingLinks, UnsubscribeLinks
 from services.campaign.repository.candidates import extract_candidates
 from services.gateway.routes_tracking import PIXEL
-from shared.events import Slots
+from shared.contracts.intent import Slots
 from shared.settings import Settings
 from tests.support.api import MakeKey
 from tests.support.campaign_rows import Campaign, Email, add_job, make_campaign

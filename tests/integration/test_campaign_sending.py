@@ -22,8 +22,8 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from services.campaign.domain.links import UnsubscribeLinks
 from services.campaign.domain.messages import make_message_id
 from services.campaign.domain.sending import OUTCOME_UNKNOWN
-from shared.campaign_actions import SENDING_FINISHED
-from shared.events import EmailApproved, WorkflowSignal
+from shared.contracts.campaign import SENDING_FINISHED, EmailApproved
+from shared.contracts.workflow import WorkflowSignal
 from shared.settings import Settings
 from shared.topics import EMAIL_APPROVED, WORKFLOW_SIGNALS
 from tests.support.api import wait_for

@@ -10,7 +10,8 @@ import asyncpg
 import pytest
 from faststream.kafka import KafkaBroker
 
-from shared.events import DeadLetter, IntentDetected, Slots, workflow_id_for_intent
+from shared.contracts.common import DeadLetter
+from shared.contracts.intent import IntentDetected, Slots, workflow_id_for_intent
 from shared.settings import Settings
 from shared.topics import DEAD_LETTER, INTENT_DETECTED
 from tests.support.stack import StartService

@@ -14,7 +14,7 @@ import httpx
 import pytest
 import redis.asyncio as redis
 
-from shared.inference import ChatMessage, ModelRequest
+from shared.contracts.inference import ChatMessage, ModelRequest
 from shared.settings import Settings
 from tests.conftest import Gateway, Launcher, MakeKey
 from tests.support.fake_llm import Behaviour, FakeLLM

@@ -9,7 +9,7 @@ import asyncpg
 
 from services.intent import repository
 from services.intent.domain.detector import Detection
-from shared.events import IntentDetected, Slots
+from shared.contracts.intent import IntentDetected, Slots
 from shared.topics import INTENT_DETECTED
 
 QUESTION = "Who should I contact?"

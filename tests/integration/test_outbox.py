@@ -15,7 +15,7 @@ from aiokafka import AIOKafkaConsumer
 
 from shared import outbox
 from shared.broker import ensure_topics, producer_options
-from shared.events import Event
+from shared.contracts.common import Event
 from shared.outbox import OutboxRelay
 from shared.settings import Settings
 from shared.topics import TopicSpec

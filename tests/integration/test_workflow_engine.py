@@ -15,7 +15,7 @@ import httpx
 import pytest
 from aiokafka import AIOKafkaProducer
 
-from shared.events import WorkflowSignal, WorkflowStepCompleted
+from shared.contracts.workflow import WorkflowSignal, WorkflowStepCompleted
 from shared.settings import Settings
 from shared.topics import DEAD_LETTER, WORKFLOW_SIGNALS, WORKFLOW_STEP_COMPLETED
 from tests.support.action_owner import ActionOwner

@@ -12,8 +12,8 @@ from typing import Any, cast
 import asyncpg
 
 from shared.action_worker import ActionCall, ActionConnection
+from shared.contracts.workflow import WorkflowStepCompleted, WorkflowStepRequested
 from shared.db import Connection
-from shared.events import WorkflowStepCompleted, WorkflowStepRequested
 from tests.support.fake_transactions import atomic
 
 

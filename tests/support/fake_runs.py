@@ -23,7 +23,7 @@ from services.workflow.repository import (
     StepOutcome,
     StoredRun,
 )
-from shared.events import Event
+from shared.contracts.common import Event
 from tests.support.fake_transactions import atomic
 
 

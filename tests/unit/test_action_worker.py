@@ -12,7 +12,8 @@ from pydantic import BaseModel
 
 from shared.action_worker import ActionCall, ActionFailed, ActionWorker
 from shared.actions import ActionRegistry, ActionSpec
-from shared.events import WorkflowStepCompleted, WorkflowStepRequested, utcnow
+from shared.contracts.common import utcnow
+from shared.contracts.workflow import WorkflowStepCompleted, WorkflowStepRequested
 from tests.support.fake_action_store import FakeActionStore, effect
 
 

@@ -34,7 +34,7 @@ from services.campaign.domain.prompts import (
     model_messages,
     parse_model_answer,
 )
-from shared.inference import ChatMessage, ModelRequest
+from shared.contracts.inference import ChatMessage, ModelRequest
 
 SENDER = SenderIdentity(
     name="Grace Hopper",

@@ -18,7 +18,7 @@ from services.campaign.domain.links import UnsubscribeLinks
 from services.campaign.domain.prompts import DRAFT_SYSTEM_PROMPT
 from services.campaign.handlers.drafting import Drafter
 from services.campaign.model import ModelUnavailable
-from shared.inference import ChatMessage
+from shared.contracts.inference import ChatMessage
 
 SENDER = SenderIdentity("Rita Recruiter", "rita@example.com", "Example Ltd", "1 Road, Berlin")
 LINKS = UnsubscribeLinks("https://example.com", "a-test-secret-that-is-long-enough-32")

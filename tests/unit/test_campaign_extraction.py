@@ -17,7 +17,7 @@ from services.campaign.domain.extraction import (
     title_words,
 )
 from services.campaign.repository.candidates import build_extraction_query
-from shared.events import Slots
+from shared.contracts.intent import Slots
 
 JOB = uuid.UUID(int=1)
 CAMPAIGN = uuid.UUID(int=2)

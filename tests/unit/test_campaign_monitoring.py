@@ -39,14 +39,14 @@ from services.campaign.handlers.monitoring import (
     unsubscribe,
 )
 from services.campaign.repository.delivery import EmailRef
-from shared.campaign_monitoring import (
+from shared.contracts.campaign import (
     CampaignView,
+    DeliveryKind,
     InboundEvent,
     InboundResult,
     RecordEmailEventsCommand,
 )
 from shared.errors import Refused
-from shared.events import DeliveryKind
 from shared.settings import Settings
 
 SECRET = "s" * 40

@@ -30,16 +30,16 @@ from services.campaign.domain.review import (
     review_finished,
 )
 from services.gateway.routes_review import DraftEdit
-from shared.campaign_review import (
+from shared.commands import CommandTable
+from shared.contracts.campaign import (
     MAX_BODY_CHARS,
     DecideDraftCommand,
     EmailStatus,
     EmailView,
     ReviewCounts,
 )
-from shared.commands import CommandTable
+from shared.contracts.common import Reply
 from shared.errors import Refused
-from shared.events import Reply
 
 EMAIL_ID = uuid.uuid4()
 SENDER = SenderIdentity(

@@ -15,7 +15,7 @@ from services.campaign.domain.status import (
     can_move,
     sources,
 )
-from shared.campaign_monitoring import FINISHED_CAMPAIGN_STATUSES, CampaignStatus
+from shared.contracts.campaign import FINISHED_CAMPAIGN_STATUSES, CampaignStatus
 
 
 def test_a_campaign_goes_through_its_lifecycle_in_order() -> None:

@@ -15,8 +15,8 @@ from services.workflow.domain.definitions import DefinitionRegistry
 from services.workflow.domain.machine import AwaitSignal, Finish, Machine, RequestStep, Run
 from services.workflow.domain.starting import params_from_intent
 from shared.actions import ACTIONS
-from shared.campaign_actions import EmailCampaignParams, ExtractCandidatesInput
-from shared.events import IntentDetected, Slots
+from shared.contracts.campaign import EmailCampaignParams, ExtractCandidatesInput
+from shared.contracts.intent import IntentDetected, Slots
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 SLOTS = {"skills": ["python"], "location": "Berlin", "job_title": "Staff Backend Engineer"}

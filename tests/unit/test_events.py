@@ -11,7 +11,8 @@ import pytest
 from pydantic import ValidationError
 
 from deploy import asyncapi
-from shared.events import Event, IntentDetected, Slots, workflow_id_for_intent
+from shared.contracts.common import Event
+from shared.contracts.intent import IntentDetected, Slots, workflow_id_for_intent
 
 REPO = Path(__file__).resolve().parents[2]
 

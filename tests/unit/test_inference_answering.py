@@ -14,8 +14,7 @@ import pytest
 
 from services.inference.domain.completions import Attempt, Completion, ModelFailure
 from services.inference.handlers import Answerer, Dependencies, infer
-from shared.errors import Refused
-from shared.inference import (
+from shared.contracts.inference import (
     NOT_CONFIGURED,
     CachedAnswer,
     CacheMode,
@@ -25,6 +24,7 @@ from shared.inference import (
     Usage,
     replay_pieces,
 )
+from shared.errors import Refused
 
 PRICES = {"model-a": (1.0, 2.0)}
 USAGE = Usage(prompt_tokens=30, completion_tokens=6, total_tokens=36)

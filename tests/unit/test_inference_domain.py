@@ -11,7 +11,7 @@ from services.inference.domain.answers import Outcome, reads_cache, writes_cache
 from services.inference.domain.completions import Attempt, Completion, ModelFailure
 from services.inference.domain.cost import cost_of, cost_of_attempts
 from services.inference.domain.prompt import SYSTEM_PROMPT, chat_messages
-from shared.inference import (
+from shared.contracts.inference import (
     SYSTEM_PROMPT_TOKENS,
     SYSTEM_PROMPT_VERSION,
     CachedAnswer,

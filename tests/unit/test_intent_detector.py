@@ -12,7 +12,7 @@ from services.intent.app import build_detector
 from services.intent.domain.classifier import IntentClassifier, builtin_examples, load_examples
 from services.intent.domain.detector import IntentDetector, PreviousTurn
 from services.intent.evaluate import Score
-from shared.events import Slots
+from shared.contracts.intent import Slots
 from shared.settings import Settings
 
 REPO = Path(__file__).resolve().parents[2]

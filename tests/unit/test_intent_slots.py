@@ -10,7 +10,7 @@ import pytest
 from services.intent.domain.language import detect_language
 from services.intent.domain.slots import SlotExtractor
 from services.intent.domain.vocabulary import load_vocabulary
-from shared.events import Slots
+from shared.contracts.intent import Slots
 
 
 @pytest.fixture(scope="module")

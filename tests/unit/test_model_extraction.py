@@ -8,7 +8,7 @@ import pytest
 
 from services.intent.domain.model_extraction import parse
 from services.intent.domain.vocabulary import Vocabulary, load_vocabulary
-from shared.events import Slots
+from shared.contracts.intent import Slots
 
 
 @pytest.fixture(scope="module")

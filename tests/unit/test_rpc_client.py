@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from shared.events import PingCommand, Reply
+from shared.contracts.common import PingCommand, Reply
 from shared.rpc import ServiceClient, ServiceTimeout
 
 

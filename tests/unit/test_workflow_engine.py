@@ -26,7 +26,7 @@ from services.workflow.engine import (
     StartRequest,
 )
 from shared.actions import ActionRegistry, ActionSpec, NoOutput
-from shared.events import (
+from shared.contracts.workflow import (
     StepError,
     WorkflowRunChanged,
     WorkflowSignal,

@@ -31,7 +31,7 @@ from services.workflow.domain.machine import (
     with_answers,
 )
 from shared.actions import ActionRegistry, ActionSpec
-from shared.events import INPUT_SIGNAL, NEEDS_INPUT, Choice, Question, StepError
+from shared.contracts.workflow import INPUT_SIGNAL, NEEDS_INPUT, Choice, Question, StepError
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from services.workflow.domain.starting import decide_start
-from shared.events import IntentDetected, Slots
+from shared.contracts.intent import IntentDetected, Slots
 
 DEPLOYED = ["email_campaign"]
 

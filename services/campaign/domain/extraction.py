@@ -17,7 +17,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
-from shared.events import Choice, Question, Slots
+from shared.contracts.intent import Slots
+from shared.contracts.workflow import Choice, Question
 
 MAX_CLARIFICATION_OPTIONS = 5
 

@@ -24,7 +24,7 @@ from pydantic import (
 )
 
 from services.campaign.domain.extraction import canonical_skills
-from shared.events import Seniority
+from shared.contracts.intent import Seniority
 
 _TRUE = {"true", "yes", "y", "1"}
 _FALSE = {"false", "no", "n", "0", ""}

@@ -11,10 +11,7 @@ from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from services.campaign.domain.status import APPROVED_STATUSES, count_of
-from shared.campaign_monitoring import (
-    CampaignCounts,
-)
-from shared.events import DeliveryKind
+from shared.contracts.campaign import CampaignCounts, DeliveryKind
 
 Purpose = Literal["open", "click"]
 SuppressionReason = Literal["unsubscribed", "hard_bounce", "complaint", "soft_bounce_limit"]

@@ -19,7 +19,7 @@ from services.campaign.domain.composing import (
     greeting_name,
     matched_skills,
 )
-from shared.inference import ChatMessage
+from shared.contracts.inference import ChatMessage
 
 # Untrusted free text is cut before it reaches a model: it bounds the prompt's size and cost.
 MAX_PROFILE_TEXT_CHARS = 1_500

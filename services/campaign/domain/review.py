@@ -12,7 +12,7 @@ from typing import Literal
 
 from services.campaign.domain.composing import Draft, FooterContext, finalise, footer_text
 from services.campaign.domain.status import APPROVED_STATUSES, StatusCounts, count_of
-from shared.campaign_review import (
+from shared.contracts.campaign import (
     MAX_BODY_CHARS,
     MAX_SUBJECT_CHARS,
     Decision,

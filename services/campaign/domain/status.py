@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import get_args
 
-from shared.campaign_monitoring import CampaignStatus
+from shared.contracts.campaign import CampaignStatus
 
 CAMPAIGN_STATUSES: tuple[CampaignStatus, ...] = get_args(CampaignStatus)
 

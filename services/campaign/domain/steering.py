@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from services.campaign.domain.status import ENDED, can_move
-from shared.campaign_monitoring import CampaignStatus, SteeringAction
+from shared.contracts.campaign import CampaignStatus, SteeringAction
 from shared.errors import Refused
 
 # A campaign in one of these may still send email: pausing it means something.

@@ -21,7 +21,7 @@ from services.campaign.handlers.drafting import Drafter, generate_drafts
 from services.campaign.model import InferenceModel
 from services.campaign.repository import SCHEMA, campaigns, candidates, emails
 from shared.action_worker import ActionCall, ActionFailed, ActionWorker, needs_input
-from shared.campaign_actions import (
+from shared.contracts.campaign import (
     CLOSE_CAMPAIGN,
     EXPIRE_DRAFTS,
     EXTRACT_CANDIDATES,

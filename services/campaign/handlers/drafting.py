@@ -37,7 +37,7 @@ from services.campaign.domain.prompts import model_messages, parse_model_answer
 from services.campaign.model import DraftModel, ModelUnavailable
 from services.campaign.repository import campaigns, candidates, emails
 from shared.action_worker import ActionFailed
-from shared.campaign_actions import GenerateDraftsOutput
+from shared.contracts.campaign import GenerateDraftsOutput
 from shared.db import Database
 
 log = logging.getLogger(__name__)

@@ -21,7 +21,7 @@ from services.campaign.domain.monitoring import (
 )
 from services.campaign.domain.status import TRACKED_STATUSES
 from services.campaign.repository.delivery import EmailRef, MonitoringRepository, MonitoringStore
-from shared.campaign_monitoring import (
+from shared.contracts.campaign import (
     ClickTarget,
     GetCampaignCommand,
     InboundResult,
@@ -33,8 +33,8 @@ from shared.campaign_monitoring import (
     UnsubscribeCommand,
     UnsubscribeView,
 )
+from shared.contracts.common import Reply
 from shared.errors import Refused
-from shared.events import Reply
 from shared.service import CommandContext, CommandHandler
 from shared.settings import Settings
 

@@ -16,18 +16,20 @@ from services.campaign.domain.links import UnsubscribeLinks
 from services.campaign.domain.steering import may_decide
 from services.campaign.repository import SCHEMA, campaigns, emails
 from shared import outbox
-from shared.campaign_actions import REVIEW_FINISHED
-from shared.campaign_review import (
+from shared.contracts.campaign import (
     BULK_ITEMS,
+    REVIEW_FINISHED,
     BulkDecisionView,
     DecideAllCommand,
     DecideDraftCommand,
+    EmailApproved,
     EmailPage,
     EmailView,
     ListEmailsCommand,
 )
+from shared.contracts.common import Event, Reply
+from shared.contracts.workflow import WorkflowSignal
 from shared.db import Connection
-from shared.events import EmailApproved, Event, Reply, WorkflowSignal
 from shared.service import CommandContext, CommandHandler
 from shared.settings import Settings
 from shared.topics import EMAIL_APPROVED, WORKFLOW_SIGNALS

@@ -19,8 +19,8 @@ import asyncpg
 from services.campaign.domain.steering import steer
 from services.campaign.repository import SCHEMA, campaigns, emails
 from shared import outbox
-from shared.campaign_actions import MONITORING_CLOSED
-from shared.campaign_monitoring import (
+from shared.contracts.campaign import (
+    MONITORING_CLOSED,
     CampaignPage,
     CampaignSummary,
     ListCampaignsCommand,
@@ -29,8 +29,8 @@ from shared.campaign_monitoring import (
     SteeringResult,
     StopAllSendingCommand,
 )
+from shared.contracts.workflow import WorkflowSignal
 from shared.errors import Refused
-from shared.events import WorkflowSignal
 from shared.topics import WORKFLOW_SIGNALS
 
 Wake = Callable[[uuid.UUID], None]

@@ -16,7 +16,7 @@ from services.campaign.domain.monitoring import counts_from
 from services.campaign.domain.status import ENDED, sources
 from services.campaign.domain.steering import MAY_SEND, Steering
 from services.campaign.repository import emails
-from shared.campaign_monitoring import (
+from shared.contracts.campaign import (
     CampaignJob,
     CampaignStatus,
     CampaignSummary,
@@ -24,9 +24,9 @@ from shared.campaign_monitoring import (
     DraftingProgress,
     ListCampaignsCommand,
 )
+from shared.contracts.intent import Slots
 from shared.db import Connection, Database
 from shared.errors import Refused
-from shared.events import Slots
 
 
 async def create_campaign(

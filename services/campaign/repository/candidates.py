@@ -19,8 +19,8 @@ from services.campaign.domain.extraction import (
     match_job_title,
 )
 from services.campaign.domain.status import CONTACTED_STATUSES
+from shared.contracts.intent import Slots
 from shared.db import Connection, Database
-from shared.events import Slots
 
 
 class _Params:

@@ -16,9 +16,8 @@ import asyncpg
 
 from services.campaign.domain.monitoring import SuppressionReason
 from services.campaign.repository import SCHEMA, campaigns
-from shared.campaign_monitoring import CampaignView
+from shared.contracts.campaign import CampaignView, DeliveryKind, EmailDeliveryEvent
 from shared.db import Connection
-from shared.events import DeliveryKind, EmailDeliveryEvent
 from shared.outbox import enqueue
 from shared.topics import EMAIL_DELIVERY
 

@@ -18,12 +18,7 @@ import asyncpg
 from services.campaign.domain.review import DECIDED_STATUS, Decided, review_counts_from
 from services.campaign.domain.sending import SendDecision, SendingCounts, sending_counts_from
 from services.campaign.domain.status import OPEN_STATUSES, StatusCounts
-from shared.campaign_review import (
-    Decision,
-    EmailStatus,
-    EmailView,
-    ReviewCounts,
-)
+from shared.contracts.campaign import Decision, EmailStatus, EmailView, ReviewCounts
 from shared.db import Connection, Database
 from shared.errors import Refused
 

@@ -8,7 +8,7 @@ from typing import Any
 
 from services.inference.domain.completions import Completion
 from services.inference.domain.cost import Prices, cost_of_attempts
-from shared.inference import CachedAnswer, CacheMode
+from shared.contracts.inference import CachedAnswer, CacheMode
 
 
 def reads_cache(mode: CacheMode) -> bool:

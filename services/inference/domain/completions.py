@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from shared.inference import Usage
+from shared.contracts.inference import Usage
 
 # A failure's code as the reply carries it, for the gateway to map to HTTP (502, 504; 422 as is).
 _REPLY_CODES = {"unavailable": "model_unavailable", "timeout": "model_timeout"}

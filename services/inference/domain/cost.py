@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 
 from services.inference.domain.completions import Attempt
-from shared.inference import Usage
+from shared.contracts.inference import Usage
 
 # model -> (USD per million prompt tokens, USD per million completion tokens)
 Prices = Mapping[str, tuple[float, float]]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from shared.inference import ModelRequest
+from shared.contracts.inference import ModelRequest
 
 # The gateway serves cached answers without this text: the contract (`shared.inference`) holds its
 # version, part of every cache key, and the tokens it adds to a request. Changing it means bumping

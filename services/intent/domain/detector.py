@@ -9,8 +9,7 @@ from services.intent.domain.classifier import IntentClassifier
 from services.intent.domain.language import Language, detect_language
 from services.intent.domain.model_extraction import ModelExtraction
 from services.intent.domain.slots import Reading, SlotExtractor, TooLarge
-from shared.events import Mode, Slots
-from shared.intents import INTENTS
+from shared.contracts.intent import INTENTS, Mode, Slots
 
 # A reply to our clarification question continues that request unless it is, on its own, a clear
 # question with no slots.

@@ -7,7 +7,7 @@ import re
 from dataclasses import dataclass
 
 from services.intent.domain.vocabulary import Vocabulary
-from shared.events import MAX_LIMIT, MAX_YEARS_EXPERIENCE, Slots
+from shared.contracts.intent import MAX_LIMIT, MAX_YEARS_EXPERIENCE, Slots
 
 _TOKEN = re.compile(r"[\w+#./&'-]+")
 _EDGE = "+#"  # characters that belong to a term (c++, c#) and so bound a match like letters do

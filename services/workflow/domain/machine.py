@@ -17,8 +17,13 @@ from pydantic import BaseModel, ValidationError
 
 from services.workflow.domain.definitions import Definition, End, RunData, Task, Wait
 from shared.actions import ActionRegistry
-from shared.events import INPUT_SIGNAL, Question, StepError
-from shared.workflow_api import FINISHED_STATUSES, RunStatus
+from shared.contracts.workflow import (
+    FINISHED_STATUSES,
+    INPUT_SIGNAL,
+    Question,
+    RunStatus,
+    StepError,
+)
 
 MAX_CHAIN = 50  # states entered in one transition without waiting: more is a definition loop
 INPUT_DEADLINE = timedelta(hours=72)  # a question nobody answers in time expires the run

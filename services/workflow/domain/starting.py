@@ -6,8 +6,7 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any
 
-from shared.events import IntentDetected
-from shared.intents import INTENTS
+from shared.contracts.intent import INTENTS, IntentDetected
 
 
 @dataclass(frozen=True)

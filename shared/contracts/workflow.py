@@ -1,5 +1,7 @@
-"""The workflow service's commands (request/reply from the gateway) and the views it answers with.
-The gateway's `/api/workflows` endpoints are these, over HTTP."""
+"""The workflow service's public messages: its commands (request/reply from the gateway; the
+`/api/workflows` endpoints are these over HTTP) and the views it answers with, and the events
+between the engine and the action owners (step requested, step completed, signals, run
+changed)."""
 
 from __future__ import annotations
 
@@ -8,6 +10,8 @@ from datetime import datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
+
+from shared.contracts.common import Event
 
 RunStatus = Literal["pending", "running", "waiting", "succeeded", "failed", "cancelled", "expired"]
 FINISHED_STATUSES: frozenset[str] = frozenset({"succeeded", "failed", "cancelled", "expired"})
@@ -59,16 +63,6 @@ class ProvideInputCommand(BaseModel):
     run_id: uuid.UUID
     answer: str = Field(..., min_length=1, max_length=1_000)
     requested_by: str | None = None
-
-
-WorkflowCommand = (
-    StartWorkflowCommand
-    | GetWorkflowCommand
-    | ListWorkflowsCommand
-    | CancelWorkflowCommand
-    | RetryWorkflowCommand
-    | ProvideInputCommand
-)
 
 
 class StepView(BaseModel):
@@ -149,3 +143,108 @@ class StartedView(BaseModel):
     run_id: uuid.UUID
     created: bool = Field(..., description="False when the idempotency key named an earlier run.")
     run: RunDetail
+
+
+class WorkflowStepRequested(Event):
+    """Published by the workflow engine on `workflow.step.requested.<owner>` for the service that
+    owns the action. A request may arrive twice; `idempotency_key` names the step visit, so the
+    owner performs its effect once however many attempts or copies arrive."""
+
+    run_id: uuid.UUID
+    workflow_type: str = Field(..., examples=["email_campaign"])
+    step_id: int = Field(..., description="Step history row; the completion names it back.")
+    state: str = Field(..., examples=["extract_candidates"])
+    visit: int = Field(1, ge=1, description="How many times the run has entered this state.")
+    action: str = Field(..., examples=["campaign.extract_candidates"])
+    attempt: int = Field(1, ge=1)
+    input: dict[str, Any] = Field(default_factory=dict)
+    deadline_at: datetime | None = Field(
+        None, description="After this the engine has given up on this attempt; do not start it."
+    )
+
+    @property
+    def idempotency_key(self) -> str:
+        return f"{self.run_id}:{self.state}:{self.visit}"
+
+
+NEEDS_INPUT = "needs_input"  # a step's error code: a person must answer `question` first
+
+
+INPUT_SIGNAL = "input"  # the signal that carries the answer: payload {"answer": "..."}
+
+
+class Choice(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    label: str = Field(..., max_length=300, examples=["Staff Backend Engineer (Berlin)"])
+    value: str = Field(..., max_length=300, description="What the answer sets the field to.")
+
+
+class Question(BaseModel):
+    """What a step needs a person to say before it can go on. The answer sets the run's param
+    `field` (a dotted path) and the step runs again."""
+
+    model_config = ConfigDict(frozen=True)
+
+    text: str = Field(..., min_length=1, max_length=2_000)
+    field: str = Field(
+        ..., pattern=r"^[a-z_]+(\.[a-z_]+)*$", max_length=100, examples=["slots.job_title"]
+    )
+    choices: list[Choice] = Field(
+        default_factory=list, max_length=20, description="Answers to pick from, if there are any."
+    )
+
+
+class StepError(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    code: str = Field(..., examples=["timeout", "invalid_input", NEEDS_INPUT])
+    message: str = Field(..., max_length=4_000)
+    retryable: bool = Field(True, description="False: retrying cannot help; fail at once.")
+    question: Question | None = Field(
+        None, description="With code needs_input: the run waits for a person's answer."
+    )
+
+
+class WorkflowStepCompleted(Event):
+    """Published by an action's owner on `workflow.step.completed`; duplicates and late copies
+    (for an attempt the engine already gave up on) change nothing."""
+
+    run_id: uuid.UUID
+    step_id: int
+    action: str
+    attempt: int = Field(1, ge=1)
+    ok: bool
+    output: dict[str, Any] = Field(default_factory=dict)
+    error: StepError | None = None
+
+
+class WorkflowSignal(Event):
+    """Published on `workflow.signals` by whoever a waiting run waits for (a reviewer's service,
+    another system). Stored when it arrives, so a signal that beats the wait is not lost."""
+
+    run_id: uuid.UUID
+    name: str = Field(..., min_length=1, max_length=100, examples=["review_finished"])
+    payload: dict[str, Any] = Field(default_factory=dict)
+    sent_by: str | None = None
+
+
+class WorkflowRunChanged(Event):
+    """Published on `workflow.run.changed` after every change of a run, in order per run
+    (`sequence` grows by one or more each time): progress for the API's event stream."""
+
+    run_id: uuid.UUID
+    workflow_type: str
+    sequence: int = Field(..., ge=0, description="The run's version after the change.")
+    status: RunStatus
+    state: str | None
+    change: str = Field(
+        ..., examples=["step_requested", "step_succeeded", "waiting", "needs_input"]
+    )
+    detail: dict[str, Any] = Field(
+        default_factory=dict, description="With needs_input: the question, under `question`."
+    )
+    error: str | None = None
+    intent_id: uuid.UUID | None = Field(
+        None, description="The detected intent that started the run (its conversation's turn)."
+    )

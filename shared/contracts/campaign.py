@@ -1,6 +1,6 @@
-"""The campaign service's monitoring commands (request/reply from the gateway) and the views it
-answers with: a campaign's counts, the tracking pixel and click redirect, unsubscribe, and the
-inbound delivery-events webhook."""
+"""The campaign service's public messages: its commands (monitoring, steering, review; request/
+reply from the gateway) and the views it answers with, the email campaign's params and workflow
+actions, and the events it publishes (`email.approved`, `email.delivery`)."""
 
 from __future__ import annotations
 
@@ -9,6 +9,10 @@ from datetime import datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from shared.actions import action
+from shared.contracts.common import Event
+from shared.contracts.intent import Slots
 
 CampaignStatus = Literal[
     "extracting", "generating", "awaiting_review", "sending", "monitoring",
@@ -144,19 +148,6 @@ class ListCampaignsCommand(BaseModel):
     limit: int = Field(50, ge=1, le=200)
 
 
-MonitoringCommand = (
-    GetCampaignCommand
-    | SteerCampaignCommand
-    | StopAllSendingCommand
-    | ListCampaignsCommand
-    | TrackOpenCommand
-    | TrackClickCommand
-    | PreviewUnsubscribeCommand
-    | UnsubscribeCommand
-    | RecordEmailEventsCommand
-)
-
-
 # --- Views ----------------------------------------------------------------------------------
 
 
@@ -263,3 +254,262 @@ class InboundResult(BaseModel):
     accepted: int = Field(..., description="Events recorded now.")
     duplicates: int = Field(..., description="Events recorded before (same event id).")
     rejected: list[RejectedEvent] = Field(default_factory=list)
+
+
+EmailStatus = Literal[
+    "drafted", "approved", "rejected", "expired", "sending", "sent", "failed", "bounced",
+    "cancelled",
+]  # fmt: skip
+
+
+Decision = Literal["approve", "reject"]
+
+
+# What a reviewer may write; the system's footer comes on top of the body.
+# --- Review -----------------------------------------------------------------------------------
+
+MAX_SUBJECT_CHARS = 200
+
+
+MAX_BODY_CHARS = 5_000
+
+
+class ListEmailsCommand(BaseModel):
+    """A page of a campaign's emails, best-ranked recipient first."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    type: Literal["list_campaign_emails"] = "list_campaign_emails"
+    campaign_id: uuid.UUID
+    status: EmailStatus | None = Field(None, description="Only emails in this status.")
+    cursor: str | None = Field(None, max_length=200, description="`next_cursor` of the last page.")
+    limit: int = Field(50, ge=1, le=200)
+
+
+class DecideDraftCommand(BaseModel):
+    """Approve or reject one draft. An approval may carry an edit (a new subject and/or body):
+    the draft is changed, its footer put back, and then approved."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    type: Literal["decide_draft"] = "decide_draft"
+    campaign_id: uuid.UUID
+    email_id: uuid.UUID
+    decision: Decision
+    subject: str | None = Field(None, description="Edit: the new subject (approve only).")
+    body: str | None = Field(None, description="Edit: the new body, without the footer.")
+    reviewed_by: str = Field(..., min_length=1, max_length=200)
+    correlation_id: str | None = Field(None, max_length=128)
+
+
+class DecideAllCommand(BaseModel):
+    """Approve or reject every draft of a campaign that is still pending."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    type: Literal["decide_all_drafts"] = "decide_all_drafts"
+    campaign_id: uuid.UUID
+    decision: Decision
+    reviewed_by: str = Field(..., min_length=1, max_length=200)
+    correlation_id: str | None = Field(None, max_length=128)
+
+
+class EmailView(BaseModel):
+    """One email of a campaign, as a reviewer sees it (the body includes the system's footer)."""
+
+    email_id: uuid.UUID
+    campaign_id: uuid.UUID
+    candidate_id: uuid.UUID
+    rank: int | None = Field(None, description="The recipient's rank in the campaign; 1 is best.")
+    to_address: str = Field(..., examples=["ada.lovelace@example.com"])
+    subject: str
+    body: str
+    status: EmailStatus
+    edited: bool = Field(..., description="The reviewer changed the draft before approving it.")
+    reviewed_by: str | None = None
+    reviewed_at: datetime | None = None
+    created_at: datetime
+
+
+class EmailPage(BaseModel):
+    items: list[EmailView]
+    next_cursor: str | None = Field(None, description="Pass as `cursor` for the next page.")
+
+
+class ReviewCounts(BaseModel):
+    """Where the review of a campaign stands."""
+
+    drafted: int = Field(..., ge=0, description="Still waiting for a decision.")
+    approved: int = Field(..., ge=0, description="Approved (whether or not sent since).")
+    rejected: int = Field(..., ge=0)
+    expired: int = Field(..., ge=0)
+
+
+BULK_ITEMS = 50  # emails shown in an approve-all or reject-all answer
+
+
+class BulkDecisionView(BaseModel):
+    """What approve-all or reject-all did."""
+
+    campaign_id: uuid.UUID
+    decision: Decision
+    decided: int = Field(..., ge=0, description="Drafts this request decided (0: none was left).")
+    review: ReviewCounts
+    items: list[EmailView] = Field(
+        ...,
+        description="The first emails this request decided (at most 50: a reply stays small for "
+        "a campaign of thousands); list the rest with GET .../emails?status=...",
+    )
+
+
+# --- The email campaign workflow: params, signals and actions ---------------------------------
+
+EMAIL_CAMPAIGN = "email_campaign"  # the workflow type; its run id is its campaign's id
+
+
+MAX_REVIEW_HOURS = 720.0  # 30 days: a review left longer than that is forgotten, not pending
+
+
+MAX_MONITOR_HOURS = 2_160.0  # 90 days
+
+
+# Signals the campaign service sends a campaign's run (`workflow.signals`, run id = campaign id)
+REVIEW_FINISHED = "review_finished"  # no draft is pending any more
+
+
+SENDING_FINISHED = "sending_finished"  # review finished and no approved email is left to send
+
+
+MONITORING_CLOSED = "monitoring_closed"  # a recruiter closed the campaign before its window ended
+
+
+class EmailCampaignParams(BaseModel):
+    """What an email campaign run starts with; a run started from an intent gets these from it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    slots: Slots = Field(..., description="Who to write to and about which job.")
+    requested_by: str | None = Field(None, description="The recruiter who asked, if known.")
+    message: str | None = Field(None, description="The request as written, for the log.")
+    review_hours: float = Field(
+        72,
+        gt=0,
+        le=MAX_REVIEW_HOURS,
+        description="How long the drafts wait for review before the campaign expires.",
+    )
+    monitor_hours: float = Field(
+        168,
+        gt=0,
+        le=MAX_MONITOR_HOURS,
+        description="How long after sending the campaign keeps watching replies and bounces.",
+    )
+
+
+class ExtractCandidatesInput(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    campaign_id: uuid.UUID = Field(..., description="The campaign's id: the workflow run's id.")
+    slots: Slots
+    requested_by: str | None = None
+
+
+class ExtractCandidatesOutput(BaseModel):
+    job_id: uuid.UUID
+    job_title: str = Field(..., examples=["Staff Backend Engineer"])
+    recipients: int = Field(..., ge=1, description="Candidates the campaign will write to.")
+
+
+class GenerateDraftsInput(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    campaign_id: uuid.UUID
+
+
+class GenerateDraftsOutput(BaseModel):
+    drafted: int = Field(..., ge=0, description="Drafts the campaign has, waiting for review.")
+    mode: Literal["template", "model"]
+
+
+EXTRACT_CANDIDATES = action(
+    "campaign.extract_candidates",
+    ExtractCandidatesInput,
+    ExtractCandidatesOutput,
+    "Resolve the job the slots name, create the campaign and store its ranked recipients. "
+    "Asks which job (needs_input, with the open jobs as choices) when the title names no single "
+    "open job, and fails with "
+    "no_candidates when nobody matches.",
+)
+
+
+GENERATE_DRAFTS = action(
+    "campaign.generate_drafts",
+    GenerateDraftsInput,
+    GenerateDraftsOutput,
+    "Write one draft, footer included, for every recipient that has none; the campaign then "
+    "awaits review.",
+)
+
+
+class ExpireDraftsInput(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    campaign_id: uuid.UUID
+
+
+class ExpireDraftsOutput(BaseModel):
+    expired: int = Field(..., ge=0, description="Drafts still pending at the deadline.")
+
+
+EXPIRE_DRAFTS = action(
+    "campaign.expire_drafts",
+    ExpireDraftsInput,
+    ExpireDraftsOutput,
+    "At the review deadline: every draft still pending expires and is never sent (approved ones "
+    "are still sent).",
+)
+
+
+class CloseCampaignInput(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    campaign_id: uuid.UUID
+
+
+class CloseCampaignOutput(BaseModel):
+    status: str = Field(..., description="The campaign's status after closing (completed).")
+    counts: dict[str, int] = Field(..., description="The campaign's final counts.")
+
+
+CLOSE_CAMPAIGN = action(
+    "campaign.close_campaign",
+    CloseCampaignInput,
+    CloseCampaignOutput,
+    "At the end of the monitoring window (or after a recruiter closed it): the campaign is "
+    "completed, with its final counts.",
+)
+
+
+# --- Events -----------------------------------------------------------------------------------
+
+
+class EmailApproved(Event):
+    """Published on `email.approved` when a reviewer approves (possibly edited) an email."""
+
+    campaign_id: uuid.UUID
+    email_id: uuid.UUID
+    approved_by: str
+    edited: bool = False
+
+
+DeliveryKind = Literal[
+    "sent", "delivered", "bounced", "opened", "clicked", "replied", "unsubscribed", "complained"
+]
+
+
+class EmailDeliveryEvent(Event):
+    """Published on `email.delivery`: what happened to a sent email."""
+
+    campaign_id: uuid.UUID
+    email_id: uuid.UUID
+    kind: DeliveryKind
+    detail: dict[str, Any] = Field(default_factory=dict)

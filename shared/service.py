@@ -230,6 +230,11 @@ def build_app(
     return app, runtime
 
 
+def ok(view: BaseModel) -> Reply:
+    """A command's answer: `view` as the reply's data (JSON types)."""
+    return Reply(ok=True, data=view.model_dump(mode="json"))
+
+
 async def _pong(command: PingCommand, context: CommandContext) -> Reply:
     runtime = context.runtime
     pong = Pong(service=runtime.name, instance_id=runtime.instance_id, version=VERSION)

@@ -26,7 +26,7 @@ from shared.contracts.campaign import (
     StopAllSendingCommand,
 )
 from shared.contracts.common import Reply
-from shared.service import CommandContext, CommandHandler, Runtime, Started, build_app
+from shared.service import CommandContext, CommandHandler, Runtime, Started, build_app, ok
 from shared.settings import Settings
 from shared.topics import step_request_topic
 
@@ -102,15 +102,15 @@ def _steering_commands(started: Started[Dependencies]) -> dict[type[BaseModel], 
 
     async def steer(command: SteerCampaignCommand, context: CommandContext) -> Reply:
         result = await steering.steer_campaign(context.runtime.db, command, wake)
-        return Reply(ok=True, data=result.model_dump(mode="json"))
+        return ok(result)
 
     async def stop_all(command: StopAllSendingCommand, context: CommandContext) -> Reply:
         result = await steering.stop_all_sending(context.runtime.db, command, wake)
-        return Reply(ok=True, data=result.model_dump(mode="json"))
+        return ok(result)
 
     async def list_all(command: ListCampaignsCommand, context: CommandContext) -> Reply:
         page = await steering.list_campaigns(context.runtime.db, command)
-        return Reply(ok=True, data=page.model_dump(mode="json"))
+        return ok(page)
 
     return {
         SteerCampaignCommand: steer,

@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -134,48 +134,30 @@ _STEERING_ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 
-@router.post(
-    "/{campaign_id}/pause",
-    summary="Pause a campaign's sending (again: no change); review goes on",
-    responses=_STEERING_ERRORS,
-)
-async def pause_campaign(
-    campaign_id: uuid.UUID, client: Client, principal: Steerer
-) -> SteeringResult:
-    return await steer_campaign(client, campaign_id, "pause", principal.user)
+_STEERING: dict[SteeringAction, str] = {
+    "pause": "Pause a campaign's sending (again: no change); review goes on",
+    "resume": "Resume a paused campaign's sending (not paused: no change)",
+    "cancel": "Cancel a campaign and its run: nothing more is sent (again: no change)",
+    "close": "Close a campaign that has sent everything, before its monitoring window ends",
+}
 
 
-@router.post(
-    "/{campaign_id}/resume",
-    summary="Resume a paused campaign's sending (not paused: no change)",
-    responses=_STEERING_ERRORS,
-)
-async def resume_campaign(
-    campaign_id: uuid.UUID, client: Client, principal: Steerer
-) -> SteeringResult:
-    return await steer_campaign(client, campaign_id, "resume", principal.user)
+def _steering_route(action: SteeringAction) -> Callable[..., Awaitable[SteeringResult]]:
+    async def steer(campaign_id: uuid.UUID, client: Client, principal: Steerer) -> SteeringResult:
+        return await steer_campaign(client, campaign_id, action, principal.user)
+
+    steer.__name__ = f"{action}_campaign"  # the OpenAPI operation id
+    return steer
 
 
-@router.post(
-    "/{campaign_id}/cancel",
-    summary="Cancel a campaign and its run: nothing more is sent (again: no change)",
-    responses=_STEERING_ERRORS,
-)
-async def cancel_campaign(
-    campaign_id: uuid.UUID, client: Client, principal: Steerer
-) -> SteeringResult:
-    return await steer_campaign(client, campaign_id, "cancel", principal.user)
-
-
-@router.post(
-    "/{campaign_id}/close",
-    summary="Close a campaign that has sent everything, before its monitoring window ends",
-    responses=_STEERING_ERRORS,
-)
-async def close_campaign(
-    campaign_id: uuid.UUID, client: Client, principal: Steerer
-) -> SteeringResult:
-    return await steer_campaign(client, campaign_id, "close", principal.user)
+for _action, _summary in _STEERING.items():
+    router.add_api_route(
+        f"/{{campaign_id}}/{_action}",
+        _steering_route(_action),
+        methods=["POST"],
+        summary=_summary,
+        responses=_STEERING_ERRORS,
+    )
 
 
 @sending.post("/stop", summary="Emergency stop: pause the sending of every campaign (admin)")

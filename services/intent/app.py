@@ -19,7 +19,7 @@ from shared.consuming import Route, subscribe_events
 from shared.contracts.common import Reply
 from shared.contracts.intent import DetectIntentCommand
 from shared.contracts.workflow import WorkflowRunChanged
-from shared.service import CommandContext, Runtime, Started, build_app
+from shared.service import CommandContext, Runtime, Started, build_app, ok
 from shared.settings import Settings
 from shared.topics import WORKFLOW_RUN_CHANGED
 
@@ -66,7 +66,7 @@ def create_app(settings: Settings, build: Build = build_dependencies) -> tuple[F
         result = await handlers.detect_intent(
             command, deps.detector, context.runtime.db, deps.fallback
         )
-        return Reply(ok=True, data=result.model_dump(mode="json"))
+        return ok(result)
 
     def register(broker: KafkaBroker, runtime: Runtime) -> None:
         async def on_changes(changes: list[WorkflowRunChanged]) -> None:

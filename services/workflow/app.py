@@ -32,7 +32,7 @@ from shared.contracts.workflow import (
     WorkflowSignal,
     WorkflowStepCompleted,
 )
-from shared.service import CommandContext, CommandHandler, Runtime, Started, build_app
+from shared.service import CommandContext, CommandHandler, Runtime, Started, build_app, ok
 from shared.settings import Settings
 from shared.topics import (
     INTENT_DETECTED,
@@ -138,25 +138,25 @@ def create_app(settings: Settings, build: Build = build_dependencies) -> tuple[F
 
 def _command_handlers(started: Started[Dependencies]) -> dict[type[Any], CommandHandler]:
     def answer(view: BaseModel) -> Reply:
-        return Reply(ok=True, data=view.model_dump(mode="json"))
+        return ok(view)
 
     async def start(command: StartWorkflowCommand, _: CommandContext) -> Reply:
-        return answer(await started.get().commands.start(command))
+        return ok(await started.get().commands.start(command))
 
     async def get(command: GetWorkflowCommand, _: CommandContext) -> Reply:
-        return answer(await started.get().commands.get(command.run_id))
+        return ok(await started.get().commands.get(command.run_id))
 
     async def list_runs(command: ListWorkflowsCommand, _: CommandContext) -> Reply:
-        return answer(await started.get().commands.list(command))
+        return ok(await started.get().commands.list(command))
 
     async def cancel(command: CancelWorkflowCommand, _: CommandContext) -> Reply:
-        return answer(await started.get().commands.cancel(command))
+        return ok(await started.get().commands.cancel(command))
 
     async def retry(command: RetryWorkflowCommand, _: CommandContext) -> Reply:
-        return answer(await started.get().commands.retry(command))
+        return ok(await started.get().commands.retry(command))
 
     async def provide_input(command: ProvideInputCommand, _: CommandContext) -> Reply:
-        return answer(await started.get().commands.provide_input(command))
+        return ok(await started.get().commands.provide_input(command))
 
     return {
         StartWorkflowCommand: start,

@@ -30,7 +30,7 @@ from shared.contracts.campaign import (
 from shared.contracts.common import Event, Reply
 from shared.contracts.workflow import WorkflowSignal
 from shared.db import Connection
-from shared.service import CommandContext, CommandHandler
+from shared.service import CommandContext, CommandHandler, ok
 from shared.settings import Settings
 from shared.topics import EMAIL_APPROVED, WORKFLOW_SIGNALS
 
@@ -151,15 +151,15 @@ def review_command_handlers(
 
     async def list_emails(command: ListEmailsCommand, context: CommandContext) -> Reply:
         page = await commands.list_emails(context.runtime.db, command)
-        return Reply(ok=True, data=page.model_dump(mode="json"))
+        return ok(page)
 
     async def decide_draft(command: DecideDraftCommand, context: CommandContext) -> Reply:
         view = await commands.decide_draft(context.runtime.db, command)
-        return Reply(ok=True, data=view.model_dump(mode="json"))
+        return ok(view)
 
     async def decide_all(command: DecideAllCommand, context: CommandContext) -> Reply:
         view = await commands.decide_all(context.runtime.db, command)
-        return Reply(ok=True, data=view.model_dump(mode="json"))
+        return ok(view)
 
     return {
         ListEmailsCommand: list_emails,

@@ -44,9 +44,27 @@ def _describe(error: dict[str, Any]) -> str:
 TOO_LARGE = f"request body too large: at most {MAX_BODY_BYTES} bytes"
 
 
+NUL_TEXT = "text must not contain the NUL character (U+0000)"
+
+
+def has_nul(data: bytes) -> bool:
+    """Whether a JSON text holds a NUL: raw, or as the escape \\u0000 (not an escaped backslash
+    followed by "u0000"). PostgreSQL cannot store it in text, so it is refused at the door."""
+    if b"\x00" in data:
+        return True
+    start = data.find(b"u0000")
+    while start > 0:
+        backslashes = len(data[:start]) - len(data[:start].rstrip(b"\\"))
+        if backslashes % 2 == 1:
+            return True
+        start = data.find(b"u0000", start + 1)
+    return False
+
+
 class BodySizeLimit:
     """Refuse bodies over MAX_BODY_BYTES with 413 (pure ASGI): at once when Content-Length says
-    so, and while reading otherwise (a chunked body is counted as it arrives, never read whole)."""
+    so, and while reading otherwise (a chunked body is counted as it arrives, never read whole).
+    A body or query string with a NUL character is a 422, checked the same way."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -62,16 +80,27 @@ class BodySizeLimit:
             )
             await response(scope, receive, send)
             return
+        if b"%00" in scope.get("query_string", b""):
+            response = JSONResponse(
+                status_code=status.HTTP_422_UNPROCESSABLE_CONTENT, content={"detail": NUL_TEXT}
+            )
+            await response(scope, receive, send)
+            return
         received = 0
+        tail = b""  # the end of the last chunk: an escape may straddle two chunks
 
         async def counted() -> Message:
-            nonlocal received
+            nonlocal received, tail
             message = await receive()
             if message["type"] == "http.request":
-                received += len(message.get("body", b""))
+                body = message.get("body", b"")
+                received += len(body)
+                # FastAPI passes an HTTPException from reading the body on as it is.
                 if received > MAX_BODY_BYTES:
-                    # FastAPI passes an HTTPException from reading the body on as it is.
                     raise HTTPException(status.HTTP_413_CONTENT_TOO_LARGE, detail=TOO_LARGE)
+                if has_nul(tail + body):
+                    raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail=NUL_TEXT)
+                tail = (tail + body)[-64:]
             return message
 
         await self.app(scope, counted, send)

@@ -176,6 +176,8 @@ async def command_offsets(settings: Settings) -> int:
         ({"message": "x" * 100_000}, 413, "request body too large"),
         ({"message": "hi", "conversation_id": "has spaces"}, 422, "conversation_id"),
         ("{not json", 400, "request body is not valid JSON"),
+        ({"message": "email python devs\u0000"}, 422, "NUL character"),
+        ('{"message": "a \\\\u0000 is fine, but not \\u0000"}', 422, "NUL character"),
     ],
 )
 async def test_bad_input_is_refused_before_kafka(
@@ -193,6 +195,18 @@ async def test_bad_input_is_refused_before_kafka(
     assert response.status_code == status, response.text
     assert detail in response.json()["detail"]
     assert await command_offsets(prepared) == before
+
+
+async def test_a_nul_character_is_refused_at_the_door_but_its_spelling_is_not(
+    api: httpx.AsyncClient,
+) -> None:
+    spelled = await api.post(URL, json={"message": "what does \\u0000 mean in a CSV file?"})
+    assert spelled.status_code == 200, spelled.text
+    in_query = await api.get("/api/workflows", params={"type": "a\x00"})
+    assert (in_query.status_code, in_query.json()["detail"]) == (
+        422,
+        "text must not contain the NUL character (U+0000)",
+    )
 
 
 async def test_a_chunked_body_over_the_limit_is_refused_while_it_is_read(

@@ -235,6 +235,15 @@ def ok(view: BaseModel) -> Reply:
     return Reply(ok=True, data=view.model_dump(mode="json"))
 
 
+def with_pool(work: Callable[[asyncpg.Pool, Any], Awaitable[BaseModel]]) -> CommandHandler:
+    """A command handler that does `work(pool, command)` and answers with the view it returns."""
+
+    async def handle(command: Any, context: CommandContext) -> Reply:
+        return ok(await work(context.runtime.db, command))
+
+    return handle
+
+
 async def _pong(command: PingCommand, context: CommandContext) -> Reply:
     runtime = context.runtime
     pong = Pong(service=runtime.name, instance_id=runtime.instance_id, version=VERSION)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from functools import partial
 
 from faststream import FastStream
 from faststream.kafka import KafkaBroker
@@ -25,8 +26,7 @@ from shared.contracts.campaign import (
     SteerCampaignCommand,
     StopAllSendingCommand,
 )
-from shared.contracts.common import Reply
-from shared.service import CommandContext, CommandHandler, Runtime, Started, build_app, ok
+from shared.service import CommandHandler, Runtime, Started, build_app, with_pool
 from shared.settings import Settings
 from shared.topics import step_request_topic
 
@@ -100,20 +100,8 @@ def _steering_commands(started: Started[Dependencies]) -> dict[type[BaseModel], 
     def wake(campaign_id: uuid.UUID) -> None:
         started.get().sender.approved(campaign_id)
 
-    async def steer(command: SteerCampaignCommand, context: CommandContext) -> Reply:
-        result = await steering.steer_campaign(context.runtime.db, command, wake)
-        return ok(result)
-
-    async def stop_all(command: StopAllSendingCommand, context: CommandContext) -> Reply:
-        result = await steering.stop_all_sending(context.runtime.db, command, wake)
-        return ok(result)
-
-    async def list_all(command: ListCampaignsCommand, context: CommandContext) -> Reply:
-        page = await steering.list_campaigns(context.runtime.db, command)
-        return ok(page)
-
     return {
-        SteerCampaignCommand: steer,
-        StopAllSendingCommand: stop_all,
-        ListCampaignsCommand: list_all,
+        SteerCampaignCommand: with_pool(partial(steering.steer_campaign, wake=wake)),
+        StopAllSendingCommand: with_pool(partial(steering.stop_all_sending, wake=wake)),
+        ListCampaignsCommand: with_pool(steering.list_campaigns),
     }

@@ -12,6 +12,7 @@ from services.workflow import repository, views
 from services.workflow.domain.definitions import DefinitionRegistry, UnknownWorkflowType
 from services.workflow.domain.starting import decide_start, params_from_intent
 from services.workflow.engine import Engine, RunNotFound, StartRequest
+from shared import cursors
 from shared.contracts.intent import IntentDetected
 from shared.contracts.workflow import (
     CancelWorkflowCommand,
@@ -93,10 +94,7 @@ class WorkflowCommands:
         return detail
 
     async def list(self, command: ListWorkflowsCommand) -> RunPage:
-        try:
-            after = views.decode_cursor(command.cursor) if command.cursor else None
-        except views.BadCursor as exc:
-            raise Refused(str(exc)) from None
+        after = cursors.decode_time(command.cursor) if command.cursor else None
         async with self.pool.acquire() as conn:
             stored = await repository.list_runs(
                 conn,

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
 import json
 import uuid
 from datetime import datetime
@@ -13,12 +11,9 @@ import asyncpg
 
 from services.workflow import repository
 from services.workflow.repository import StoredRun
+from shared import cursors
 from shared.contracts.workflow import QuestionView, RunDetail, RunView, StepView, WaitView
 from shared.db import Connection
-
-
-class BadCursor(ValueError):
-    pass
 
 
 def run_view(stored: StoredRun) -> RunView:
@@ -99,13 +94,4 @@ def _question(asked: dict[str, Any] | None) -> QuestionView | None:
 
 
 def encode_cursor(view: RunView) -> str:
-    raw = f"{view.created_at.isoformat()}|{view.run_id}"
-    return base64.urlsafe_b64encode(raw.encode()).decode()
-
-
-def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
-    try:
-        created, run_id = base64.urlsafe_b64decode(cursor.encode()).decode().split("|")
-        return datetime.fromisoformat(created), uuid.UUID(run_id)
-    except (ValueError, binascii.Error, UnicodeDecodeError) as exc:
-        raise BadCursor("the cursor is not one this API returned") from exc
+    return cursors.encode(view.created_at, view.run_id)

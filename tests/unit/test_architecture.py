@@ -32,7 +32,12 @@ def domain_packages() -> list[str]:
 
 
 def test_there_are_domain_packages_to_check() -> None:
-    expected = {"services.intent.domain", "services.inference.domain", "services.workflow.domain"}
+    expected = {
+        "services.campaign.domain",
+        "services.inference.domain",
+        "services.intent.domain",
+        "services.workflow.domain",
+    }
     assert expected <= set(domain_packages())
 
 

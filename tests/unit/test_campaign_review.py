@@ -24,12 +24,11 @@ from services.campaign.domain.review import (
     ReviewFinished,
     check_edit,
     decide,
-    decode_cursor,
     edited_draft,
-    encode_cursor,
     review_finished,
 )
 from services.gateway.routes_review import DraftEdit
+from shared import cursors
 from shared.commands import CommandTable
 from shared.contracts.campaign import (
     MAX_BODY_CHARS,
@@ -228,10 +227,10 @@ def test_the_cursor_round_trips_and_a_forged_one_is_invalid_input() -> None:
         to_address="ada@example.com", subject="s", body="b", status="drafted", edited=False,
         created_at=datetime.now(UTC),
     )  # fmt: skip
-    assert decode_cursor(encode_cursor(view)) == (7, EMAIL_ID)
+    assert cursors.decode_rank(cursors.encode(view.rank, view.email_id)) == (7, EMAIL_ID)
     for forged in ["not-base64!", "aGVsbG8=", ""]:
         with pytest.raises(Refused) as refused:
-            decode_cursor(forged)
+            cursors.decode_rank(forged)
         assert refused.value.code == "invalid_input"
 
 

@@ -4,8 +4,6 @@ email in each status, when the review is over, and the list's cursor. The review
 
 from __future__ import annotations
 
-import base64
-import binascii
 import uuid
 from dataclasses import dataclass
 from typing import Literal
@@ -17,7 +15,6 @@ from shared.contracts.campaign import (
     MAX_SUBJECT_CHARS,
     Decision,
     EmailStatus,
-    EmailView,
     ReviewCounts,
 )
 from shared.errors import Refused
@@ -128,21 +125,6 @@ def review_finished(counts: ReviewCounts) -> ReviewFinished | None:
     return ReviewFinished(
         {"approved": counts.approved, "rejected": counts.rejected, "expired": counts.expired}
     )
-
-
-def encode_cursor(view: EmailView) -> str:
-    return base64.urlsafe_b64encode(f"{view.rank or 0}|{view.email_id}".encode()).decode()
-
-
-def decode_cursor(cursor: str) -> tuple[int, uuid.UUID]:
-    try:
-        rank, email_id = base64.urlsafe_b64decode(cursor.encode()).decode().split("|")
-        return int(rank), uuid.UUID(email_id)
-    except (ValueError, binascii.Error, UnicodeDecodeError) as exc:
-        raise Refused("the cursor is not one this API returned", code="invalid_input") from exc
-
-
-# ---- Repository ------------------------------------------------------------------------------
 
 
 def review_counts_from(statuses: StatusCounts) -> ReviewCounts:

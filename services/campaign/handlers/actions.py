@@ -139,7 +139,7 @@ async def expire_drafts(conn: Connection, campaign_id: uuid.UUID) -> int:
         await campaigns.lock_campaign(conn, campaign_id)
     except Refused:
         return 0
-    expired = await emails.expire_pending(conn, campaign_id)
+    expired = await emails.end_unsent(conn, campaign_id, "expired", ["drafted"])
     await campaigns.move_campaign(conn, campaign_id, "expired")
     return expired
 

@@ -15,7 +15,7 @@ from services.campaign.domain.composing import Draft, FooterContext, SenderIdent
 from services.campaign.domain.links import UnsubscribeLinks
 from services.campaign.domain.steering import may_decide
 from services.campaign.repository import SCHEMA, campaigns, emails
-from shared import outbox
+from shared import cursors, outbox
 from shared.contracts.campaign import (
     BULK_ITEMS,
     REVIEW_FINISHED,
@@ -27,10 +27,10 @@ from shared.contracts.campaign import (
     EmailView,
     ListEmailsCommand,
 )
-from shared.contracts.common import Event, Reply
+from shared.contracts.common import Event
 from shared.contracts.workflow import WorkflowSignal
 from shared.db import Connection
-from shared.service import CommandContext, CommandHandler, ok
+from shared.service import CommandHandler, with_pool
 from shared.settings import Settings
 from shared.topics import EMAIL_APPROVED, WORKFLOW_SIGNALS
 
@@ -44,7 +44,7 @@ class ReviewCommands:
         self._links = links
 
     async def list_emails(self, pool: asyncpg.Pool, command: ListEmailsCommand) -> EmailPage:
-        after = review.decode_cursor(command.cursor) if command.cursor else None
+        after = cursors.decode_rank(command.cursor) if command.cursor else None
         async with pool.acquire() as conn:
             await campaigns.require_campaign(conn, command.campaign_id)
             items = await emails.list_emails(
@@ -52,7 +52,9 @@ class ReviewCommands:
             )
         more = len(items) > command.limit
         items = items[: command.limit]
-        return EmailPage(items=items, next_cursor=review.encode_cursor(items[-1]) if more else None)
+        last = items[-1] if more else None
+        cursor = cursors.encode(last.rank or 0, last.email_id) if last is not None else None
+        return EmailPage(items=items, next_cursor=cursor)
 
     async def decide_draft(self, pool: asyncpg.Pool, command: DecideDraftCommand) -> EmailView:
         edit = review.check_edit(command.decision, command.subject, command.body)
@@ -149,20 +151,8 @@ def review_command_handlers(
         SenderIdentity.from_settings(settings), UnsubscribeLinks.from_settings(settings)
     )
 
-    async def list_emails(command: ListEmailsCommand, context: CommandContext) -> Reply:
-        page = await commands.list_emails(context.runtime.db, command)
-        return ok(page)
-
-    async def decide_draft(command: DecideDraftCommand, context: CommandContext) -> Reply:
-        view = await commands.decide_draft(context.runtime.db, command)
-        return ok(view)
-
-    async def decide_all(command: DecideAllCommand, context: CommandContext) -> Reply:
-        view = await commands.decide_all(context.runtime.db, command)
-        return ok(view)
-
     return {
-        ListEmailsCommand: list_emails,
-        DecideDraftCommand: decide_draft,
-        DecideAllCommand: decide_all,
+        ListEmailsCommand: with_pool(commands.list_emails),
+        DecideDraftCommand: with_pool(commands.decide_draft),
+        DecideAllCommand: with_pool(commands.decide_all),
     }

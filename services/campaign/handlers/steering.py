@@ -8,21 +8,17 @@ sending, so after the answer no further email leaves. Emails already handed to t
 
 from __future__ import annotations
 
-import base64
-import binascii
 import uuid
 from collections.abc import Callable
-from datetime import datetime
 
 import asyncpg
 
 from services.campaign.domain.steering import steer
 from services.campaign.repository import SCHEMA, campaigns, emails
-from shared import outbox
+from shared import cursors, outbox
 from shared.contracts.campaign import (
     MONITORING_CLOSED,
     CampaignPage,
-    CampaignSummary,
     ListCampaignsCommand,
     SendingStop,
     SteerCampaignCommand,
@@ -30,7 +26,6 @@ from shared.contracts.campaign import (
     StopAllSendingCommand,
 )
 from shared.contracts.workflow import WorkflowSignal
-from shared.errors import Refused
 from shared.topics import WORKFLOW_SIGNALS
 
 Wake = Callable[[uuid.UUID], None]
@@ -47,7 +42,7 @@ async def steer_campaign(
             if steering.changed:
                 await campaigns.apply_steering(conn, campaign_id, steering, command.requested_by)
             if steering.changed and steering.status == "cancelled":
-                await emails.cancel_unsent(conn, campaign_id)
+                await emails.end_unsent(conn, campaign_id, "cancelled", ["drafted", "approved"])
             if steering.changed and steering.status == "completed":
                 # The run waits in `monitoring` for this signal; it then ends too.
                 signal = WorkflowSignal(
@@ -86,24 +81,14 @@ async def stop_all_sending(
 
 
 async def list_campaigns(pool: asyncpg.Pool, command: ListCampaignsCommand) -> CampaignPage:
-    after = decode_cursor(command.cursor) if command.cursor else None
+    after = cursors.decode_time(command.cursor) if command.cursor else None
     async with pool.acquire() as conn:
         items = await campaigns.list_campaigns(
             conn, command.model_copy(update={"limit": command.limit + 1}), after
         )
     more = len(items) > command.limit
     items = items[: command.limit]
-    return CampaignPage(items=items, next_cursor=encode_cursor(items[-1]) if more else None)
-
-
-def encode_cursor(item: CampaignSummary) -> str:
-    raw = f"{item.created_at.isoformat()}|{item.campaign_id}"
-    return base64.urlsafe_b64encode(raw.encode()).decode()
-
-
-def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
-    try:
-        created, campaign_id = base64.urlsafe_b64decode(cursor.encode()).decode().split("|")
-        return datetime.fromisoformat(created), uuid.UUID(campaign_id)
-    except (ValueError, binascii.Error, UnicodeDecodeError) as exc:
-        raise Refused("the cursor is not one this API returned", code="invalid_input") from exc
+    return CampaignPage(
+        items=items,
+        next_cursor=cursors.encode(items[-1].created_at, items[-1].campaign_id) if more else None,
+    )

@@ -12,6 +12,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Literal
 
 import asyncpg
 
@@ -129,15 +130,23 @@ async def list_emails(
     return [email_view(row) for row in rows]
 
 
-async def expire_pending(conn: Connection, campaign_id: uuid.UUID) -> int:
-    """Every draft of the campaign still pending expires (and is never sent); how many did."""
-    expired: int = await conn.fetchval(
-        "WITH e AS (UPDATE campaign.emails SET status = 'expired', updated_at = now()"
-        "  WHERE campaign_id = $1 AND status = 'drafted' RETURNING 1)"
+async def end_unsent(
+    conn: Connection,
+    campaign_id: uuid.UUID,
+    status: Literal["expired", "cancelled"],
+    among: Sequence[EmailStatus],
+) -> int:
+    """The campaign's emails in one of the statuses `among` will never be sent: they become
+    `status` (expired at the review deadline, cancelled with the campaign); how many did."""
+    ended: int = await conn.fetchval(
+        "WITH e AS (UPDATE campaign.emails SET status = $2, next_attempt_at = NULL,"
+        "  updated_at = now() WHERE campaign_id = $1 AND status = ANY($3::text[]) RETURNING 1)"
         " SELECT count(*) FROM e",
         campaign_id,
+        status,
+        list(among),
     )
-    return expired
+    return ended
 
 
 # ---- Drafts ----------------------------------------------------------------------------------
@@ -294,17 +303,6 @@ async def sending_counts(conn: Connection, campaign_id: uuid.UUID) -> SendingCou
 
 
 # ---- Steering --------------------------------------------------------------------------------
-
-
-async def cancel_unsent(conn: Connection, campaign_id: uuid.UUID) -> int:
-    """The campaign was cancelled: its pending drafts and unsent approvals never will be sent."""
-    cancelled: int = await conn.fetchval(
-        "WITH e AS (UPDATE campaign.emails SET status = 'cancelled', next_attempt_at = NULL,"
-        "  updated_at = now() WHERE campaign_id = $1 AND status IN ('drafted', 'approved')"
-        "  RETURNING 1) SELECT count(*) FROM e",
-        campaign_id,
-    )
-    return cancelled
 
 
 async def in_flight(conn: Connection, campaign_ids: Sequence[uuid.UUID]) -> int:

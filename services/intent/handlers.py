@@ -5,7 +5,12 @@ from __future__ import annotations
 import asyncpg
 
 from services.intent import repository
-from services.intent.domain.detector import Detection, IntentDetector, answer_detection
+from services.intent.domain.detector import (
+    Detection,
+    IntentDetector,
+    answer_detection,
+    answers,
+)
 from services.intent.model_fallback import ModelFallback
 from shared.contracts.intent import DetectIntentCommand, IntentDetected, IntentResult
 from shared.contracts.workflow import INPUT_SIGNAL, WorkflowSignal
@@ -38,7 +43,7 @@ async def detect_intent(
             ):
                 return _result(event, detection)
         question = await repository.pending_question(pool, command.conversation_id)
-        if question is not None:
+        if question is not None and answers(command.message, question.question, detection):
             answered = await _answer(command, question, pool)
             if answered is not None:
                 return answered

@@ -12,7 +12,7 @@ import asyncpg
 from services.intent.domain.detector import Detection, PreviousTurn
 from shared import outbox
 from shared.contracts.intent import IntentDetected, Slots
-from shared.contracts.workflow import WorkflowRunChanged, WorkflowSignal
+from shared.contracts.workflow import Question, WorkflowRunChanged, WorkflowSignal
 from shared.db import Connection
 from shared.topics import WORKFLOW_SIGNALS
 
@@ -111,7 +111,7 @@ async def log_and_announce_unless_awaited(
 @dataclass(frozen=True)
 class PendingQuestion:
     run_id: uuid.UUID
-    text: str
+    question: Question
 
 
 async def pending_question(
@@ -119,11 +119,15 @@ async def pending_question(
 ) -> PendingQuestion | None:
     """The question a run started in this conversation waits on, if one does (the latest)."""
     row = await conn.fetchrow(
-        "SELECT run_id, question ->> 'text' AS text FROM intent.run_questions"
+        "SELECT run_id, question FROM intent.run_questions"
         " WHERE conversation_id = $1 AND answered_at IS NULL ORDER BY asked_at DESC LIMIT 1",
         conversation_id,
     )
-    return None if row is None else PendingQuestion(row["run_id"], row["text"])
+    if row is None:
+        return None
+    asked = json.loads(row["question"])
+    question = Question(text=asked["text"], field=asked["field"], choices=asked["choices"])
+    return PendingQuestion(row["run_id"], question)
 
 
 _ANSWER = f"""

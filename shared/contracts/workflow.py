@@ -194,6 +194,16 @@ class Question(BaseModel):
         default_factory=list, max_length=20, description="Answers to pick from, if there are any."
     )
 
+    def pick(self, answer: str) -> str | None:
+        """The value of the choice `answer` names (by its number, label or value), if any."""
+        text = " ".join(answer.split())
+        if text.isdigit() and 1 <= int(text) <= len(self.choices):
+            return self.choices[int(text) - 1].value
+        for choice in self.choices:
+            if text.casefold() in (choice.label.casefold(), choice.value.casefold()):
+                return choice.value
+        return None
+
 
 class StepError(BaseModel):
     model_config = ConfigDict(frozen=True)

@@ -10,9 +10,10 @@ import pytest
 
 from services.intent.app import build_detector
 from services.intent.domain.classifier import IntentClassifier, builtin_examples, load_examples
-from services.intent.domain.detector import IntentDetector, PreviousTurn
+from services.intent.domain.detector import IntentDetector, PreviousTurn, answers
 from services.intent.evaluate import Score
 from shared.contracts.intent import Slots
+from shared.contracts.workflow import Choice, Question
 from shared.settings import Settings
 
 REPO = Path(__file__).resolve().parents[2]
@@ -168,3 +169,38 @@ def test_quality_on_our_held_out_set(detector: IntentDetector) -> None:
     mode_accuracy, slot_f1 = score(HOLDOUT, detector)
     assert mode_accuracy >= 0.9
     assert slot_f1 >= 0.9
+
+
+WHICH_JOB = Question(
+    text="Which open job is this campaign for?",
+    field="slots.job_title",
+    choices=[
+        Choice(label="Staff Backend Engineer (Berlin)", value="0b0e"),
+        Choice(label="Data Engineer (Madrid)", value="77aa"),
+    ],
+)
+
+
+@pytest.mark.parametrize(
+    "message",
+    ["2", "data engineer (madrid)", "the Staff Backend role please", "Staff Backend Engineer"],
+)
+def test_a_pending_question_takes_a_choice_or_what_does_not_stand_on_its_own(
+    detector: IntentDetector, message: str
+) -> None:
+    detection = detector.decide(message, *detector.classifier.predict(message))
+    assert answers(message, WHICH_JOB, detection)
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        "what is a good reply rate for outreach?",
+        "Email the senior Go developers in Amsterdam about the Platform Engineer role",
+    ],
+)
+def test_a_request_that_stands_on_its_own_is_not_taken_as_the_answer(
+    detector: IntentDetector, message: str
+) -> None:
+    detection = detector.decide(message, *detector.classifier.predict(message))
+    assert not answers(message, WHICH_JOB, detection)

@@ -10,6 +10,7 @@ from services.intent.domain.language import Language, detect_language
 from services.intent.domain.model_extraction import ModelExtraction
 from services.intent.domain.slots import Reading, SlotExtractor, TooLarge
 from shared.contracts.intent import INTENTS, Mode, Slots
+from shared.contracts.workflow import Question
 
 # A reply to our clarification question continues that request unless it is, on its own, a clear
 # question with no slots.
@@ -107,6 +108,13 @@ def answer_detection(message: str) -> Detection:
         slots=Slots(),
         language=detect_language(message),
     )
+
+
+def answers(message: str, question: Question, detection: Detection) -> bool:
+    """Whether a message in a conversation whose run waits on `question` is the answer: it
+    names one of the choices, or it does not stand on its own (a request the classifier is sure
+    of and that needs nothing more is a new request, and the question keeps waiting)."""
+    return question.pick(message) is not None or detection.needs_clarification
 
 
 def _merge(earlier: Slots, later: Slots) -> Slots:

@@ -331,15 +331,9 @@ class Machine:
 
 def chosen(question: Mapping[str, Any], answer: str) -> str:
     """What an answer sets the question's field to: a choice picked by its number, label or
-    value, or the text as it is."""
-    text = " ".join(answer.split())
-    choices: list[Mapping[str, str]] = list(question.get("choices") or [])
-    if text.isdigit() and 1 <= int(text) <= len(choices):
-        return choices[int(text) - 1]["value"]
-    for choice in choices:
-        if text.casefold() in (choice["label"].casefold(), choice["value"].casefold()):
-            return choice["value"]
-    return text
+    value (`Question.pick`), or the text as it is."""
+    asked = Question(text=question["text"], field=question["field"], choices=question["choices"])
+    return asked.pick(answer) or " ".join(answer.split())
 
 
 def with_answers(params: Mapping[str, Any], answers: Mapping[str, Any]) -> dict[str, Any]:

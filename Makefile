@@ -70,7 +70,8 @@ bench: $(STAMP) kafka
 	$(PY) -m bench
 
 eval-intent: $(STAMP)
-	$(PY) -m services.intent.evaluate ../shared/eval/intent_dev.jsonl tests/data/intent_holdout.jsonl
+	$(PY) -m services.intent.evaluate ../shared/eval/intent_dev.jsonl tests/data/intent_holdout.jsonl \
+		--named-slots ../shared/eval/intent_dev_v2.jsonl
 
 clean:
 	rm -rf $(VENV) .local .pytest_cache .mypy_cache .ruff_cache

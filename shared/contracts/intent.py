@@ -96,12 +96,24 @@ class IntentResult(BaseModel):
     )
 
 
+ALL_SLOTS = tuple(Slots.model_fields)
+
+
 @dataclass(frozen=True)
 class IntentSpec:
+    """An intent the service knows: its mode, and which slots a message of it carries (none for a
+    question to the model; a search has a campaign's; a status question names a campaign)."""
+
     name: str
     mode: Mode
     description: str
     needs_audience: bool = False
+    slot_names: tuple[str, ...] = ()
+
+    def keep(self, slots: Slots) -> Slots:
+        """`slots` with only the slots this intent carries."""
+        kept = {name: getattr(slots, name) for name in self.slot_names}
+        return Slots.model_validate(kept)
 
     def missing_slots(self, slots: Slots) -> list[str]:
         """Human-readable names of what is missing before this intent can run."""
@@ -115,6 +127,23 @@ class IntentSpec:
 INTENTS: dict[str, IntentSpec] = {
     "inference": IntentSpec("inference", "simple", "a question or one-shot writing task"),
     "email_campaign": IntentSpec(
-        "email_campaign", "workflow", "email a set of candidates about a job", needs_audience=True
+        "email_campaign",
+        "workflow",
+        "email a set of candidates about a job",
+        needs_audience=True,
+        slot_names=ALL_SLOTS,
+    ),
+    # Answered at once from our own data: neither starts a workflow, so a search never emails.
+    "candidate_search": IntentSpec(
+        "candidate_search",
+        "simple",
+        "count and show the candidates in our talent pool that match",
+        slot_names=ALL_SLOTS,
+    ),
+    "campaign_status": IntentSpec(
+        "campaign_status",
+        "simple",
+        "how one of the caller's campaigns is doing",
+        slot_names=("skills", "location", "job_title"),
     ),
 }

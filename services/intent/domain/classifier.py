@@ -18,6 +18,8 @@ from scipy.special import expit, softmax
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 
+from services.intent.domain.language import detect_language
+
 EXAMPLES_DIR = Path(__file__).resolve().parent.parent / "data" / "examples"
 
 
@@ -26,7 +28,7 @@ class Example:
     text: str
     intent: str
     mode: str
-    language: str = "en"
+    language: str = "en"  # the row's `lang`, else the language detect_language reads
     slots: dict[str, Any] | None = None
 
 
@@ -43,7 +45,7 @@ def load_examples(paths: Iterable[Path]) -> list[Example]:
                         text=row["text"],
                         intent=row["intent"],
                         mode=row["mode"],
-                        language=row.get("lang", "en"),
+                        language=row.get("lang") or detect_language(row["text"]),
                         slots=row.get("slots"),
                     )
                 )

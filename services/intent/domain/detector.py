@@ -8,22 +8,22 @@ from typing import Literal
 from services.intent.domain.classifier import IntentClassifier
 from services.intent.domain.language import Language, detect_language
 from services.intent.domain.model_extraction import ModelExtraction
-from services.intent.domain.slots import Reading, SlotExtractor, TooLarge
-from shared.contracts.intent import INTENTS, Mode, Slots
+from services.intent.domain.slots import CAMPAIGN_MARKERS, Reading, SlotExtractor, TooLarge
+from shared.contracts.intent import ALL_SLOTS, INTENTS, IntentSpec, Mode, Slots
 from shared.contracts.workflow import Question
 
 # A reply to our clarification question continues that request unless it is, on its own, a clear
-# question with no slots.
+# question with no slots, or a clear question about a campaign.
 _NEW_QUESTION_CONFIDENCE = 0.85
 
 QUESTIONS: dict[str, dict[Language, str]] = {
     "unsure": {
-        "en": "Should I answer this as a question, or contact candidates for you "
-        "(an email campaign)?",
-        "de": "Soll ich das als Frage beantworten oder für Sie Kandidaten kontaktieren "
-        "(eine E-Mail-Kampagne)?",
-        "es": "¿Quieres que responda a esto como una pregunta o que contacte a candidatos por ti "
-        "(una campaña de correo)?",
+        "en": "Should I answer this as a question, search our candidates, or contact "
+        "candidates for you (an email campaign)?",
+        "de": "Soll ich das als Frage beantworten, unsere Kandidaten durchsuchen oder für Sie "
+        "Kandidaten kontaktieren (eine E-Mail-Kampagne)?",
+        "es": "¿Quieres que responda a esto como una pregunta, que busque entre nuestros "
+        "candidatos o que contacte a candidatos por ti (una campaña de correo)?",
     },
     "audience": {
         "en": "Who should I contact? Name skills, a city or a seniority, for example: "
@@ -142,15 +142,16 @@ class IntentDetector:
         """Everything after classification: slots, conversation context, clarification."""
         language = detect_language(message)
         spec = INTENTS[intent]
-        reading = self.extractor.read(message) if spec.mode == "workflow" else Reading(Slots())
+        reading = self._read(message, spec)
         slots = reading.slots
 
         if previous is not None and previous.awaits_answer:
-            said = reading if spec.mode == "workflow" else self.extractor.read(message)
+            said = reading if spec.slot_names == ALL_SLOTS else self.extractor.read(message)
+            # A question about a campaign names one ("the Berlin campaign"), not an audience.
             is_new_question = (
                 spec.mode == "simple"
                 and confidence >= _NEW_QUESTION_CONFIDENCE
-                and said == Reading(Slots())
+                and (said == Reading(Slots()) or spec.name == "campaign_status")
             )
             if not is_new_question:
                 spec = INTENTS[previous.intent]
@@ -169,6 +170,15 @@ class IntentDetector:
                 clarification_question=QUESTIONS["unsure"][language],
             )
         return self._complete(spec.name, confidence, slots, language, reading.too_large)
+
+    def _read(self, message: str, spec: IntentSpec) -> Reading:
+        """The slots `spec` carries; a question for the model carries none, and a status
+        question names a campaign ("the Staff Backend Engineer campaign"), not an audience."""
+        if not spec.slot_names:
+            return Reading(Slots())
+        markers = CAMPAIGN_MARKERS if spec.name == "campaign_status" else frozenset()
+        reading = self.extractor.read(message, markers)
+        return replace(reading, slots=spec.keep(reading.slots))
 
     def adopt(
         self, message: str, extraction: ModelExtraction, previous: PreviousTurn | None = None
@@ -190,6 +200,7 @@ class IntentDetector:
         too_large: TooLarge | None = None,
     ) -> Detection:
         spec = INTENTS[intent]
+        slots = spec.keep(slots)
         question = None
         if spec.missing_slots(slots):
             question = QUESTIONS["audience"][language]

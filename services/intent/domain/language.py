@@ -30,3 +30,9 @@ def detect_language(text: str) -> Language:
         scores["es"] += 2
     best = max(scores, key=lambda lang: scores[lang])
     return best if scores[best] > scores["en"] else "en"
+
+
+@cache
+def common_words() -> frozenset[str]:
+    """The common words of all three languages: never a skill or a city."""
+    return frozenset[str]().union(*_stopwords().values())

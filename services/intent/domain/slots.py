@@ -6,6 +6,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from services.intent.domain.language import common_words
+from services.intent.domain.typos import TypoIndex
 from services.intent.domain.vocabulary import Vocabulary
 from shared.contracts.intent import MAX_LIMIT, MAX_YEARS_EXPERIENCE, Slots
 
@@ -78,6 +80,8 @@ _TITLE_STOP = {
     "bei",
 }
 _TITLE_JOINERS = {"als", "de", "del", "como", "für", "as", "of"}
+_GERMAN_ARTICLES = {"der", "die", "den", "dem"}
+_ARTICLES = _GERMAN_ARTICLES | {"the", "el", "la"}
 # "of" belongs to these titles: "Head of Data", "Director of Engineering".
 _OF_TITLES = {"head", "director", "vp", "chief", "manager", "lead"}
 _PERSON_NOUNS = re.compile(
@@ -87,8 +91,16 @@ _PERSON_NOUNS = re.compile(
     r"ingenieur\w*|expert\w*|erfahrung|candidat[oa]s?|desarrollador\w*|ingenier[oa]s?|personas|"
     r"perfiles|programador\w*|experiencia|especialistas?|profesionales|leute|fachkräfte)$"
 )
+# Words after which an ambiguous skill word is the skill: "with flutter", "who know spark".
+_SKILL_CUES = {"with", "know", "knows", "knowing", "using", "mit", "kennen", "kann", "con", "sabe",
+               "saben", "usando"}  # fmt: skip
 _LOCATIVE = {"in", "from", "near", "around", "at", "aus", "im", "bei", "nahe", "en", "de", "cerca"}
 _YEARS = r"(?:years?|yrs?|jahre?n?|años|anos)"
+# A range of years ("3-5 years", "3 bis 5 Jahre", "entre 3 y 5 años"): its lower bound is the
+# minimum; \u2013 is the en dash that word processors put between the two numbers.
+_YEAR_RANGE = re.compile(
+    rf"(\d{{1,2}})\s*(?:-|\u2013|to|bis|a|y|und|and)\s*(\d{{1,2}})\s*\+?\s*{_YEARS}"
+)
 _YEAR_PATTERNS = [
     re.compile(rf"(\d{{1,3}})\s*\+\s*{_YEARS}"),
     re.compile(
@@ -111,6 +123,14 @@ _LIMIT_PATTERNS = [
     ),
 ]
 _COUNT = re.compile(r"\b\d{1,9}\b")
+# Words that name a campaign the way "role" names a job: "how is the Data Engineer campaign doing",
+# "wie läuft die Kampagne für Backend Engineer". Used only to read a status question.
+CAMPAIGN_MARKERS = frozenset(
+    {"campaign", "campaigns", "kampagne", "kampagnen", "campaña", "campana"}
+)
+_WORD = re.compile(r"[^\W\d_]+")
+# Ordinary words one typo away from a skill or city: "settle" is not Seattle, "sparks" not Spark.
+_KNOWN_WORDS = common_words() | {"settle", "sparks", "string", "strings", "genera"}
 # Seniority words that are ordinary words too ("staff the team", "lead the call") count only
 # when a person noun or title noun follows.
 _NEEDS_NOUN = {"staff", "lead", "principal", "head", "líder", "lider", "leitender", "leitende"}
@@ -161,14 +181,28 @@ class SlotExtractor:
         self._cities = _terms_pattern(set(vocabulary.cities))
         self._seniority = _terms_pattern(set(vocabulary.seniority))
         self._markers = vocabulary.role_markers
+        # Words that are spelt right already: never "corrected" into a skill or a city.
+        known = (
+            set(vocabulary.skills)
+            | set(vocabulary.cities)
+            | set(vocabulary.seniority)
+            | vocabulary.title_nouns
+            | vocabulary.role_markers
+            | _TITLE_STOP
+            | _KNOWN_WORDS
+        )
+        self._skill_typos = TypoIndex(vocabulary.skills, known)
+        self._city_typos = TypoIndex(vocabulary.cities, known)
 
     def extract(self, text: str) -> Slots:
         return self.read(text).slots
 
-    def read(self, text: str) -> Reading:
+    def read(self, text: str, markers: frozenset[str] = frozenset()) -> Reading:
+        """The slots `text` names; `markers` are more words that end a title the way "role"
+        does (CAMPAIGN_MARKERS, for a question about a campaign)."""
         low = text.lower()
-        title, low = self._job_title(low)
-        years, low = self._first(_YEAR_PATTERNS, low)
+        title, low = self._job_title(text, low, self._markers | markers)
+        years, low = self._years(low)
         limit, low = self._limit(low)
         too_large = None
         if years is not None and years > MAX_YEARS_EXPERIENCE:
@@ -176,8 +210,8 @@ class SlotExtractor:
         if limit is not None and limit > MAX_LIMIT:
             too_large, limit = TooLarge("limit", limit, MAX_LIMIT), None
         slots = Slots(
-            skills=self._skill_list(text, low),
-            location=self._location(text, low),
+            skills=self._skill_list(text, low, markers),
+            location=self._location(text, low, markers),
             seniority=self._seniority_level(low),
             min_years_experience=years,
             job_title=title,
@@ -199,30 +233,44 @@ class SlotExtractor:
             for w in words
         )
 
-    def _job_title(self, low: str) -> tuple[str | None, str]:
+    def _job_title(self, text: str, low: str, markers: set[str]) -> tuple[str | None, str]:
         tokens = [_Span(m.start(), m.end(), m.group()) for m in _TOKEN.finditer(low)]
+        # Where the lower-cased text lines up with the text (it nearly always does), a title
+        # may also be told by its capitals: "the Staff Backend role", "the SRE position".
+        written = text if len(text) == len(low) else None
         for i, token in enumerate(tokens):
             word = token.text.rstrip(".:,;")
-            if word not in self._markers:
+            if word not in markers:
                 continue
-            # Title after the marker: "Stelle als X", "puesto de X", "role of X".
-            if i + 1 < len(tokens) and tokens[i + 1].text in _TITLE_JOINERS:
-                span = self._walk(tokens, i + 2, step=1)
+            # Title after the marker: "Stelle als X", "puesto de X", "role of X", also with an
+            # article ("Kampagne für den Backend Engineer"), or straight after it in German
+            # ("wegen der Stelle Backend Engineer").
+            after = i + 1
+            if after < len(tokens) and tokens[after].text in _TITLE_JOINERS:
+                after += 1
+                if after < len(tokens) and tokens[after].text in _ARTICLES:
+                    after += 1
+            elif not (i > 0 and tokens[i - 1].text in _GERMAN_ARTICLES):
+                after = -1
+            if after > 0:
+                span = self._walk(tokens, after, 1, markers, written)
                 if span is not None:
                     return span.text, _blank(low, token.start, span.end)
             # Title before the marker: "the Staff Backend Engineer role".
-            span = self._walk(tokens, i - 1, step=-1)
+            span = self._walk(tokens, i - 1, -1, markers, written)
             if span is not None:
                 return span.text, _blank(low, span.start, token.end)
         return None, low
 
-    def _walk(self, tokens: list[_Span], index: int, step: int) -> _Span | None:
+    def _walk(
+        self, tokens: list[_Span], index: int, step: int, markers: set[str], written: str | None
+    ) -> _Span | None:
         picked: list[_Span] = []
         while 0 <= index < len(tokens) and len(picked) < 6:
             word = tokens[index].text.rstrip(".:,;")
             before = tokens[index - 1].text if index > 0 else ""
             title_of = word == "of" and before in _OF_TITLES
-            if (word in _TITLE_STOP and not title_of) or word.isdigit() or word in self._markers:
+            if (word in _TITLE_STOP and not title_of) or word.isdigit() or word in markers:
                 break
             picked.append(tokens[index])
             if step > 0 and tokens[index].text[-1:] in ",.;:":
@@ -231,9 +279,28 @@ class SlotExtractor:
         if step < 0:
             picked.reverse()
         words = [t.text.rstrip(".:,;") for t in picked]
-        if not picked or not self._is_title(words):
+        if not picked:
+            return None
+        if not self._is_title(words) and not self._capitalised_title(picked, words, written):
             return None
         return _Span(picked[0].start, picked[-1].end, " ".join(words))
+
+    def _capitalised_title(
+        self, picked: list[_Span], words: list[str], written: str | None
+    ) -> bool:
+        """Two or more words written with a capital, or an acronym, that are not a city and not
+        only skills: "Staff Backend", "SRE" (not "the Backend role", "the Berlin campaign" or
+        "the React campaign")."""
+        if written is None:
+            return False
+        spelt = [written[t.start : t.end] for t in picked]
+        acronym = len(spelt) == 1 and len(spelt[0]) >= 2 and spelt[0].isupper()
+        capitalised = acronym or (len(spelt) >= 2 and all(w[:1].isupper() for w in spelt))
+        cities = self.vocabulary.cities
+        skills = self.vocabulary.skills
+        names_a_city = any(w in cities for w in words) or " ".join(words) in cities
+        only_skills = all(w in skills for w in words)
+        return capitalised and not names_a_city and not only_skills
 
     # -- numbers -----------------------------------------------------------------------------
 
@@ -244,6 +311,13 @@ class SlotExtractor:
             if match:  # blank the number only: "6 years of Django experience" keeps Django
                 return int(match.group(1)), _blank(low, match.start(1), match.end(1))
         return None, low
+
+    def _years(self, low: str) -> tuple[int | None, str]:
+        match = _YEAR_RANGE.search(low)
+        if match and int(match.group(1)) <= int(match.group(2)):
+            # Both numbers go, so the upper bound is not read as a number of candidates.
+            return int(match.group(1)), _blank(low, match.start(1), match.end(2))
+        return self._first(_YEAR_PATTERNS, low)
 
     def _limit(self, low: str) -> tuple[int | None, str]:
         value, low = self._first(_LIMIT_PATTERNS, low)
@@ -266,29 +340,61 @@ class SlotExtractor:
         words = _TOKEN.findall(low[max(0, start - 30) : start])
         return words[-1] if words else ""
 
-    def _skill_list(self, text: str, low: str) -> list[str]:
+    def _names_skill(self, low: str, start: int, end: int, nouns: frozenset[str]) -> bool:
+        """Whether an ambiguous skill word written in lower case is meant as the skill: a person
+        noun (or one of `nouns`) follows it ("go developers", "the go campaign") or comes before
+        it ("desarrolladores react", "devs de angular"), or a word like "with" does ("with
+        flutter", "who know spark")."""
+        following = self._next_words(low, end, 2)
+        if any(_is_person(w) or w in nouns for w in following):
+            return True
+        before = _TOKEN.findall(low[max(0, start - 60) : start])[-3:]
+        if before and before[-1] in _SKILL_CUES:
+            return True
+        # "perfiles junior de angular": over "de" and a seniority word to the noun
+        while before and (before[-1] in {"de", "del"} or before[-1] in self.vocabulary.seniority):
+            before = before[:-1]
+        return bool(before) and (_is_person(before[-1]) or before[-1] in nouns)
+
+    def _skill_list(self, text: str, low: str, nouns: frozenset[str] = frozenset()) -> list[str]:
         found: list[str] = []
+        taken: list[tuple[int, int]] = []
         for match in self._skills.finditer(low):
+            taken.append(match.span())
             alias = match.group()
             if alias in self.vocabulary.ambiguous_skills:
                 written = text[match.start() : match.end()]
-                following = self._next_words(low, match.end(), 2)
-                followed_by_noun = any(_is_person(w) for w in following)
-                if written == alias and not followed_by_noun:
+                if written == alias and not self._names_skill(low, *match.span(), nouns):
                     continue  # "let's go", "spring": an ordinary word, not the technology
             canonical = self.vocabulary.skills[alias]
             if canonical not in found:
                 found.append(canonical)
+        for match in _WORD.finditer(low):  # "pyhton", "kuberntes": after the exact names
+            if any(start <= match.start() < end for start, end in taken):
+                continue
+            word = match.group()
+            typo = None if _is_person(word) else self._skill_typos.find(word)
+            ambiguous = typo is None or typo[0] in self.vocabulary.ambiguous_skills
+            if typo is not None and not ambiguous and typo[1] not in found:
+                found.append(typo[1])
         return found
 
-    def _location(self, text: str, low: str) -> str | None:
+    def _location(self, text: str, low: str, nouns: frozenset[str] = frozenset()) -> str | None:
         fallback: str | None = None
         for match in self._cities.finditer(low):
             if self._previous_word(low, match.start()) in _LOCATIVE:
                 return match.group()
+            if nouns and any(w in nouns for w in self._next_words(low, match.end(), 2)):
+                return match.group()  # "the berlin campaign", "the amsterdam go campaign"
             written = text[match.start() : match.end()]
             if fallback is None and written[:1].isupper():
                 fallback = match.group()
+        if fallback is None:  # "in barcelna": a misspelt city, only right after "in"
+            for match in _WORD.finditer(low):
+                if self._previous_word(low, match.start()) in _LOCATIVE:
+                    typo = self._city_typos.find(match.group())
+                    if typo is not None:
+                        return typo[0]
         return fallback
 
     def _seniority_level(self, low: str) -> str | None:

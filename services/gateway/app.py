@@ -136,7 +136,12 @@ def create_app(settings: Settings) -> FastAPI:
             response.status_code = status.HTTP_503_SERVICE_UNAVAILABLE
         return result
 
-    @app.get("/api/whoami", tags=["auth"], summary="The user and scopes of the calling API key")
+    @app.get(
+        "/api/whoami",
+        tags=["auth"],
+        summary="The user and scopes of the calling API key",
+        responses=errors.error_responses(401),
+    )
     async def whoami(principal: Annotated[Principal, Depends(authenticate)]) -> WhoAmI:
         return WhoAmI(user=principal.user, key_id=principal.key_id, scopes=sorted(principal.scopes))
 
@@ -145,6 +150,7 @@ def create_app(settings: Settings) -> FastAPI:
         tags=["ops"],
         summary="Round trip to a service over Kafka",
         responses={
+            **errors.error_responses(401, 403, 422),
             404: {"description": "Unknown service"},
             504: {"description": "No reply in time"},
         },

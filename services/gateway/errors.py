@@ -7,6 +7,7 @@ from typing import Any
 from fastapi import FastAPI, HTTPException, Request, status
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shared.contracts.common import Reply
@@ -24,6 +25,38 @@ _STATUS_BY_CODE = {
     "model_unavailable": status.HTTP_502_BAD_GATEWAY,
     "model_timeout": status.HTTP_504_GATEWAY_TIMEOUT,
 }
+
+
+class FieldProblem(BaseModel):
+    field: str = Field(..., examples=["message"])
+    message: str = Field(..., examples=["must not be empty"])
+
+
+class ErrorBody(BaseModel):
+    """Every error the gateway answers with: what went wrong, said for a person; a request that
+    does not fit its schema also lists each field's problem."""
+
+    detail: str = Field(..., examples=["message: must not be empty"])
+    errors: list[FieldProblem] | None = None
+
+
+_DESCRIPTIONS = {
+    400: "The body is not valid JSON",
+    401: "No API key, or one that is not valid (see `WWW-Authenticate`)",
+    403: "The API key lacks the route's scope",
+    413: f"The body is over {MAX_BODY_BYTES} bytes",
+    422: "A field is missing or not valid, or text holds a NUL character",
+    504: "A service did not answer in time",
+}
+
+
+def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses` for these error statuses, each with the gateway's error body."""
+    return {code: {"model": ErrorBody, "description": _DESCRIPTIONS[code]} for code in codes}
+
+
+# What every route behind an API key may answer besides its own errors.
+API_ERRORS = error_responses(400, 401, 403, 413, 422, 504)
 
 
 def http_error(reply: Reply, service: str) -> HTTPException:

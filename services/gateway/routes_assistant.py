@@ -9,10 +9,11 @@ from pydantic import BaseModel, ConfigDict, Field, StrictStr, field_validator
 
 from services.gateway.api_keys import Principal
 from services.gateway.auth import require
+from services.gateway.errors import API_ERRORS
 from services.gateway.services import Client, ask
 from shared.contracts.intent import DetectIntentCommand, IntentResult
 
-router = APIRouter(prefix="/api/ai-assistant", tags=["assistant"])
+router = APIRouter(prefix="/api/ai-assistant", tags=["assistant"], responses=API_ERRORS)
 MAX_MESSAGE_CHARS = 4_000
 
 

@@ -16,6 +16,7 @@ from fastapi.responses import StreamingResponse
 
 from services.gateway.api_keys import Principal
 from services.gateway.auth import require
+from services.gateway.errors import API_ERRORS
 from services.gateway.services import Client, ask
 from services.gateway.sse import HEADERS, KEEP_ALIVE, sse_event
 from shared.contracts.campaign import (
@@ -33,8 +34,8 @@ from shared.contracts.campaign import (
 from shared.contracts.workflow import CancelWorkflowCommand
 from shared.rpc import ServiceClient, ServiceTimeout
 
-router = APIRouter(prefix="/api/campaigns", tags=["campaigns"])
-sending = APIRouter(prefix="/api/sending", tags=["campaigns"])
+router = APIRouter(prefix="/api/campaigns", tags=["campaigns"], responses=API_ERRORS)
+sending = APIRouter(prefix="/api/sending", tags=["campaigns"], responses=API_ERRORS)
 POLL_SECONDS = 1.0
 KEEP_ALIVE_SECONDS = 15.0
 # Recruiters who run workflows and reviewers both follow campaigns.

@@ -22,7 +22,7 @@ from pydantic import (
 
 from services.gateway.api_keys import Principal
 from services.gateway.auth import require
-from services.gateway.errors import http_error
+from services.gateway.errors import API_ERRORS, http_error
 from services.gateway.services import Client, ask
 from services.gateway.sse import HEADERS, sse_event
 from shared.answer_cache import AnswerCache
@@ -41,7 +41,7 @@ from shared.contracts.inference import (
 from shared.rpc import ServiceTimeout
 from shared.settings import Settings
 
-router = APIRouter(prefix="/api/ai-assistant", tags=["assistant"])
+router = APIRouter(prefix="/api/ai-assistant", tags=["assistant"], responses=API_ERRORS)
 
 
 class InferenceRequest(BaseModel):

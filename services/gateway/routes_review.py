@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictStr, field_validator
 
 from services.gateway.api_keys import Principal
 from services.gateway.auth import require
+from services.gateway.errors import API_ERRORS
 from services.gateway.services import Client, ask
 from shared.contracts.campaign import (
     MAX_BODY_CHARS,
@@ -26,7 +27,7 @@ from shared.contracts.campaign import (
 )
 from shared.rpc import ServiceClient
 
-router = APIRouter(prefix="/api/campaigns", tags=["review"])
+router = APIRouter(prefix="/api/campaigns", tags=["review"], responses=API_ERRORS)
 Reviewer = Annotated[Principal, Depends(require("review"))]
 # A body sent back as listed still carries the footer (removed again before it is stored).
 MAX_EDITED_BODY_CHARS = MAX_BODY_CHARS + 2_000

@@ -16,7 +16,7 @@ from fastapi import APIRouter, Depends, Header, HTTPException, Query, Request, R
 from fastapi.responses import HTMLResponse, RedirectResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from services.gateway.errors import http_error
+from services.gateway.errors import error_responses, http_error
 from services.gateway.services import Client
 from shared.contracts.campaign import (
     MAX_INBOUND_EVENTS,
@@ -34,7 +34,7 @@ from shared.contracts.common import Reply
 from shared.settings import Settings
 
 log = logging.getLogger(__name__)
-router = APIRouter(tags=["tracking"])
+router = APIRouter(tags=["tracking"], responses=error_responses(400, 413, 422, 504))
 
 # A 1x1 transparent GIF (43 bytes).
 PIXEL = base64.b64decode("R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAIBRAA7")

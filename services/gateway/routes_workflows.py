@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictStr
 
 from services.gateway.api_keys import Principal
 from services.gateway.auth import require
+from services.gateway.errors import API_ERRORS
 from services.gateway.routes_campaigns import stop_campaign
 from services.gateway.run_events import RunEventHub
 from services.gateway.services import Client, ask
@@ -34,7 +35,7 @@ from shared.contracts.workflow import (
 )
 from shared.rpc import ServiceClient
 
-router = APIRouter(prefix="/api/workflows", tags=["workflows"])
+router = APIRouter(prefix="/api/workflows", tags=["workflows"], responses=API_ERRORS)
 KEEP_ALIVE_SECONDS = 15.0
 Reader = Annotated[Principal, Depends(require("workflows"))]
 
@@ -123,7 +124,11 @@ async def list_workflows(
     return RunPage.model_validate(await ask(client, "workflow", command))
 
 
-@router.get("/{run_id}", summary="A run: state, current step and full step history")
+@router.get(
+    "/{run_id}",
+    summary="A run: state, current step and full step history",
+    responses={404: {"description": "No such run"}},
+)
 async def get_workflow(run_id: uuid.UUID, client: Client, _: Reader) -> RunDetail:
     return await _detail(client, run_id)
 
@@ -131,7 +136,10 @@ async def get_workflow(run_id: uuid.UUID, client: Client, _: Reader) -> RunDetai
 @router.post(
     "/{run_id}/cancel",
     summary="Cancel a run (again: no change)",
-    responses={409: {"description": "The run has already finished otherwise"}},
+    responses={
+        404: {"description": "No such run"},
+        409: {"description": "The run has already finished otherwise"},
+    },
 )
 async def cancel_workflow(run_id: uuid.UUID, client: Client, principal: Reader) -> RunDetail:
     run = RunDetail.model_validate(await ask(client, "workflow", GetWorkflowCommand(run_id=run_id)))
@@ -176,7 +184,10 @@ async def provide_input(
 @router.post(
     "/{run_id}/retry",
     summary="Retry a failed run from its failed step (an active run: no change)",
-    responses={409: {"description": "The run succeeded, was cancelled or expired"}},
+    responses={
+        404: {"description": "No such run"},
+        409: {"description": "The run succeeded, was cancelled or expired"},
+    },
 )
 async def retry_workflow(run_id: uuid.UUID, client: Client, principal: Reader) -> RunDetail:
     command = RetryWorkflowCommand(run_id=run_id, requested_by=principal.user)

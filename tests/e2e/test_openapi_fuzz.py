@@ -1,6 +1,7 @@
 """schemathesis against the gateway's `/openapi.json`, with all five processes running and a key of
 each scope: no request, valid or not, is answered with a 5xx other than the documented 503 (no
-model is configured, from the inference route) and 504 (a service did not answer in time).
+model is configured, from the inference route) and 504 (a service did not answer in time), and
+every answer's status and body are the ones the document gives for its route.
 
 Left out: the two Server-Sent Events routes (`GET /api/workflows/{run_id}/events`,
 `GET /api/campaigns/{campaign_id}/events`), whose answer for a run or campaign that exists ends
@@ -22,6 +23,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis.configuration import set_hypothesis_home_dir
 from schemathesis import APIOperation, Case, CheckContext, GenerationMode, Response
 from schemathesis.errors import FailureGroup
+from schemathesis.specs.openapi.checks import response_schema_conformance, status_code_conformance
 
 from tests.support.api import MakeKey
 from tests.support.stack import Gateway, Launcher, Stack
@@ -64,6 +66,10 @@ def no_undocumented_server_error(ctx: CheckContext, response: Response, case: Ca
     raise AssertionError(f"{case.operation.label} answered {status}: {response.text[:500]}")
 
 
+# And every status is documented for its route, with the body the document says.
+CHECKS = [no_undocumented_server_error, status_code_conformance, response_schema_conformance]
+
+
 def fuzz(operation: APIOperation, headers: dict[str, str]) -> str | None:
     """Valid and invalid requests to `operation`: the first failure, shrunk, or None."""
     valid = operation.as_strategy(GenerationMode.POSITIVE, headers=headers)
@@ -76,7 +82,7 @@ def fuzz(operation: APIOperation, headers: dict[str, str]) -> str | None:
     def send(case: Case) -> None:
         # A tracking link's 302 points wherever its (fuzzed) token says: not followed.
         response = case.call(allow_redirects=False, timeout=30)
-        case.validate_response(response, checks=[no_undocumented_server_error])
+        case.validate_response(response, checks=CHECKS)
 
     try:
         send()
@@ -86,7 +92,7 @@ def fuzz(operation: APIOperation, headers: dict[str, str]) -> str | None:
 
 
 @pytest.mark.parametrize("scope", SCOPES)
-def test_no_undocumented_server_error(
+def test_the_api_answers_as_documented_and_never_with_an_undocumented_5xx(
     scope: str, gateway: Gateway, keys: dict[str, str], module_launcher: Launcher
 ) -> None:
     schema = schemathesis.openapi.from_url(

@@ -22,6 +22,7 @@ from services.campaign.sender import Sender, approved_routes
 from shared.broker import ensure_topics
 from shared.consuming import subscribe_events
 from shared.contracts.campaign import (
+    CampaignStatusCommand,
     ListCampaignsCommand,
     SteerCampaignCommand,
     StopAllSendingCommand,
@@ -104,4 +105,5 @@ def _steering_commands(started: Started[Dependencies]) -> dict[type[BaseModel], 
         SteerCampaignCommand: with_pool(partial(steering.steer_campaign, wake=wake)),
         StopAllSendingCommand: with_pool(partial(steering.stop_all_sending, wake=wake)),
         ListCampaignsCommand: with_pool(steering.list_campaigns),
+        CampaignStatusCommand: with_pool(steering.campaign_status),
     }

@@ -148,6 +148,15 @@ class ListCampaignsCommand(BaseModel):
     limit: int = Field(50, ge=1, le=200)
 
 
+class CampaignStatusCommand(BaseModel):
+    """Which of the caller's campaigns a question means, and how it stands."""
+
+    type: Literal["campaign_status"] = "campaign_status"
+    requested_by: str | None = Field(None, max_length=200, description="Whose campaigns.")
+    slots: Slots = Field(default_factory=Slots, description="Job title, city, skills it names.")
+    message: str = Field("", max_length=4_000, description="The question as written.")
+
+
 # --- Views ----------------------------------------------------------------------------------
 
 
@@ -513,3 +522,13 @@ class EmailDeliveryEvent(Event):
     email_id: uuid.UUID
     kind: DeliveryKind
     detail: dict[str, Any] = Field(default_factory=dict)
+
+
+class CampaignStatusAnswer(BaseModel):
+    campaign: CampaignView | None = Field(None, description="The one campaign the question means.")
+    waiting_for: str | None = Field(None, description="What that campaign is waiting for.")
+    options: list[CampaignSummary] = Field(
+        default_factory=list, description="When several match: the newest few, to pick from."
+    )
+    question: str | None = Field(None, description="Which one, when several match.")
+    matches: int = Field(0, description="How many of the caller's campaigns match.")

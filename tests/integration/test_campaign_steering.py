@@ -20,6 +20,9 @@ import asyncpg
 import httpx
 import pytest
 
+from services.campaign.handlers import steering
+from shared.contracts.campaign import CampaignStatusCommand
+from shared.contracts.intent import Slots
 from tests.support.api import MakeKey, start_campaign, wait_for, wait_for_run, wait_for_state
 from tests.support.campaign_rows import Audience, add_audience, add_candidate, add_job
 from tests.support.smtp import SmtpTestServer
@@ -316,3 +319,32 @@ async def _post_answer(api: httpx.AsyncClient, conversation: str, message: str) 
 
 async def _at_least(smtp: SmtpTestServer, audience: Audience, count: int) -> bool:
     return len(received(smtp, audience)) >= count
+
+
+async def test_a_status_question_finds_the_callers_campaign(
+    api: httpx.AsyncClient, db: asyncpg.Pool, tag: str
+) -> None:
+    older, first = await campaign_in_review(api, db, tag, 2)
+    newer, second = await campaign_in_review(api, db, tag, 1)
+
+    def asked(slots: Slots, message: str = "") -> CampaignStatusCommand:
+        return CampaignStatusCommand(requested_by="rita-recruiter", slots=slots, message=message)
+
+    named = await steering.campaign_status(db, asked(Slots(job_title=first.title)))
+    assert named.campaign is not None
+    assert str(named.campaign.campaign_id) == older
+    assert named.waiting_for == "Waiting for review: 2 drafts to decide, 0 to send."
+
+    latest = await steering.campaign_status(db, asked(Slots(), "how is my last campaign doing"))
+    assert latest.campaign is not None
+    assert str(latest.campaign.campaign_id) == newer
+
+    both = await steering.campaign_status(db, asked(Slots(skills=[first.skill, second.skill])))
+    assert both.campaign is None
+    assert both.matches == 2
+    assert [str(o.campaign_id) for o in both.options] == [newer, older]
+    assert both.question is not None
+    assert both.question.startswith("2 of your campaigns match. Which one?")
+
+    someone_else = CampaignStatusCommand(requested_by="another-recruiter", slots=Slots())
+    assert (await steering.campaign_status(db, someone_else)).matches == 0

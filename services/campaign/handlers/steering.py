@@ -13,12 +13,15 @@ from collections.abc import Callable
 
 import asyncpg
 
+from services.campaign.domain.finding import MAX_OPTIONS, find_campaigns, waiting_for
 from services.campaign.domain.steering import steer
 from services.campaign.repository import SCHEMA, campaigns, emails
 from shared import cursors, outbox
 from shared.contracts.campaign import (
     MONITORING_CLOSED,
     CampaignPage,
+    CampaignStatusAnswer,
+    CampaignStatusCommand,
     ListCampaignsCommand,
     SendingStop,
     SteerCampaignCommand,
@@ -92,3 +95,21 @@ async def list_campaigns(pool: asyncpg.Pool, command: ListCampaignsCommand) -> C
         items=items,
         next_cursor=cursors.encode(items[-1].created_at, items[-1].campaign_id) if more else None,
     )
+
+
+async def campaign_status(
+    pool: asyncpg.Pool, command: CampaignStatusCommand
+) -> CampaignStatusAnswer:
+    """The campaign a question means and what it is waiting for; several: which one?"""
+    async with pool.acquire() as conn:
+        refs = await campaigns.campaign_refs(conn, command.requested_by)
+        found = find_campaigns(refs, command.slots, command.message)
+        if found.one is None:
+            options = [await campaigns.campaign_view(conn, r.campaign_id) for r in found.matches]
+            shown = [view for view in options[:MAX_OPTIONS] if view is not None]
+            return CampaignStatusAnswer(
+                options=shown, question=found.question, matches=len(found.matches)
+            )
+        view = await campaigns.campaign_view(conn, found.one.campaign_id)
+    assert view is not None, "found among the campaigns just read"
+    return CampaignStatusAnswer(campaign=view, waiting_for=waiting_for(view), matches=1)

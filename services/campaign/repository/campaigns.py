@@ -12,6 +12,7 @@ from typing import Any
 import asyncpg
 
 from services.campaign.domain.extraction import CandidateMatch
+from services.campaign.domain.finding import CampaignRef
 from services.campaign.domain.monitoring import counts_from
 from services.campaign.domain.status import ENDED, sources
 from services.campaign.domain.steering import MAY_SEND, Steering
@@ -246,3 +247,28 @@ async def resume_stopped(conn: Connection) -> list[uuid.UUID]:
         " updated_at = now() WHERE paused_by_stop RETURNING campaign_id"
     )
     return [row["campaign_id"] for row in rows]
+
+
+async def campaign_refs(conn: Connection, created_by: str | None) -> list[CampaignRef]:
+    """What finding a campaign needs about someone's campaigns (everyone's for None), newest
+    first, the latest 500."""
+    rows = await conn.fetch(
+        "SELECT c.campaign_id, c.name, j.title, j.city, c.slots ->> 'location' AS searched,"
+        " coalesce(ARRAY(SELECT jsonb_array_elements_text(c.slots -> 'skills')), '{}') AS skills,"
+        " c.created_at FROM campaign.campaigns c JOIN campaign.jobs j USING (job_id)"
+        " WHERE $1::text IS NULL OR c.created_by = $1"
+        " ORDER BY c.created_at DESC, c.campaign_id DESC LIMIT 500",
+        created_by,
+    )
+    return [
+        CampaignRef(
+            r["campaign_id"],
+            r["name"],
+            r["title"],
+            r["city"],
+            r["searched"],
+            tuple(r["skills"]),
+            r["created_at"],
+        )
+        for r in rows
+    ]

@@ -15,6 +15,9 @@ The benchmarks share one stack (database, Redis; see their modules):
   bench/results/idle.json.
 - endurance (bench.endurance): 30,000 intent round trips in a row, one at a time; the p50 of the
   last 3,000 against the first 3,000 (issue 15); bench/results/endurance.json.
+- search (bench.search), last and without the stack: the campaign's candidate extraction on
+  1,000,000 demo candidates in a PostgreSQL of its own (seeded once, kept in .local/), p50/p95 per
+  query against issue 16's target; bench/results/search.json.
 - inference (bench.inference): `POST /api/ai-assistant/inference` against a fake model server in
   this process: cache hits with 1 and 32 clients, served by the gateway and (for comparison) by
   the inference service through Kafka, and the latency a miss adds to a model call, against issue
@@ -34,12 +37,23 @@ from __future__ import annotations
 
 import argparse
 import logging
+import shutil
 import sys
 import tempfile
 from pathlib import Path
 from typing import Any
 
-from bench import campaign, endurance, idle, inference, intent, request_reply, workflow, wrk
+from bench import (
+    campaign,
+    endurance,
+    idle,
+    inference,
+    intent,
+    request_reply,
+    search,
+    workflow,
+    wrk,
+)
 from bench.cases import Case, Row, cpu_table, measured_run, table
 from bench.stack import SERVICES, BenchStack, StackError
 from bench.targets import print_verdicts
@@ -168,7 +182,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--only",
         choices=(
-            "request-reply", "intent", "inference", "workflow", "campaign", "idle", "endurance"
+            "request-reply", "intent", "inference", "workflow", "campaign", "idle", "endurance",
+            "search",
         ),
         help="run one benchmark (default: all)",
     )  # fmt: skip
@@ -183,6 +198,12 @@ def main(argv: list[str] | None = None) -> int:
         action=argparse.BooleanOptionalAction,
         default=True,
         help="request-reply: also measure 32 clients against a gateway with 2 uvicorn workers",
+    )
+    parser.add_argument(
+        "--search-candidates",
+        type=int,
+        default=search.CANDIDATES,
+        help="search: how many demo candidates in the pool",
     )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
@@ -206,6 +227,9 @@ def main(argv: list[str] | None = None) -> int:
     rows: list[Row] = []
     checked: list[dict[str, Any]] = []
     measured: inference.Measured | None = None
+    if args.only == "search":  # needs no broker, services, gateway or wrk
+        wrk_version = wrk.version() if shutil.which("wrk") else "-"
+        return run_search(args.search_candidates, wrk_version)
     try:
         wrk_version = wrk.version()
         with (
@@ -270,4 +294,20 @@ def main(argv: list[str] | None = None) -> int:
         errors = sum(r.result.errors for r in measured.rows)
         if errors or not all(r.extra["all_hits"] for r in measured.rows):
             print("bench: not every inference request was a 2xx cache hit", file=sys.stderr)
+    if args.only is None:  # after the stack is down: its processes would share the 2 cores
+        return run_search(args.search_candidates, wrk_version)
+    return 0
+
+
+def run_search(candidates: int, wrk_version: str) -> int:
+    try:
+        found = search.measure(candidates)
+    except (search.BenchmarkError, InfraStartError, OSError) as exc:
+        print(f"bench: error: {exc}", file=sys.stderr)
+        return 1
+    search.report(found)
+    print(f"results written to {search.write_results(found, wrk_version)}")
+    missed = [q["query"] for q in found["queries"] if q["p95_ms"] >= search.TARGET_P95_MS]
+    if missed:
+        print(f"bench: p95 at or over {search.TARGET_P95_MS:.0f} ms: {missed}", file=sys.stderr)
     return 0

@@ -166,9 +166,10 @@ class BenchStack:
         return roots
 
     def settle_runs(self, timeout: float = 180.0) -> int:
-        """Run every service until no workflow run is active (each campaign run the intent
-        benchmark started ends at its first step: this database has no jobs); return how many
-        were active. Raise StackError if some are still active after `timeout`."""
+        """Run every service until no workflow run is at work (each campaign run the intent
+        benchmark started stops at its first step: this database has no jobs, so the run asks
+        which job and waits, idle, for an answer); return how many were at work. Raise
+        StackError if some still are after `timeout`."""
         self.use_services(ALL_SERVICES)
         active = asyncio.run(self._active_runs())
         log.info("letting %d active runs end", active)
@@ -183,7 +184,7 @@ class BenchStack:
         conn = await asyncpg.connect(self.endpoints.database_url)
         try:
             count: int = await conn.fetchval(
-                "SELECT count(*) FROM workflow.runs WHERE finished_at IS NULL"
+                "SELECT count(*) FROM workflow.runs WHERE status IN ('pending', 'running')"
             )
         finally:
             await conn.close()

@@ -39,6 +39,12 @@ WORKFLOW_RUN_CHANGED = TopicSpec(
     "run_id",
     "A run changed state: progress for the API's event stream and for other systems.",
 )
+WORKFLOW_QUESTIONS = TopicSpec(
+    "workflow.questions",
+    None,
+    "run_id",
+    "A run started or stopped waiting on a person's answer (a few events a run, at most).",
+)
 EMAIL_APPROVED = TopicSpec(
     "email.approved",
     None,
@@ -91,6 +97,7 @@ ALL_TOPICS: tuple[TopicSpec, ...] = (
     INTENT_DETECTED,
     WORKFLOW_SIGNALS,
     WORKFLOW_RUN_CHANGED,
+    WORKFLOW_QUESTIONS,
     WORKFLOW_STEP_COMPLETED,
     EMAIL_APPROVED,
     EMAIL_DELIVERY,

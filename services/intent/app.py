@@ -18,10 +18,10 @@ from shared.broker import ensure_topics
 from shared.consuming import Route, subscribe_events
 from shared.contracts.common import Reply
 from shared.contracts.intent import DetectIntentCommand
-from shared.contracts.workflow import WorkflowRunChanged
+from shared.contracts.workflow import RunQuestion
 from shared.service import CommandContext, Runtime, Started, build_app, ok
 from shared.settings import Settings
-from shared.topics import WORKFLOW_RUN_CHANGED
+from shared.topics import WORKFLOW_QUESTIONS
 
 
 def build_detector(settings: Settings) -> IntentDetector:
@@ -58,7 +58,7 @@ def create_app(settings: Settings, build: Build = build_dependencies) -> tuple[F
 
     async def startup(runtime: Runtime) -> None:
         # The workflow service creates the topic too, but this service may start first.
-        await ensure_topics(settings, [WORKFLOW_RUN_CHANGED])
+        await ensure_topics(settings, [WORKFLOW_QUESTIONS])
         started.set(await build(settings, runtime))
 
     async def detect(command: DetectIntentCommand, context: CommandContext) -> Reply:
@@ -69,20 +69,20 @@ def create_app(settings: Settings, build: Build = build_dependencies) -> tuple[F
         return ok(result)
 
     def register(broker: KafkaBroker, runtime: Runtime) -> None:
-        async def on_changes(changes: list[WorkflowRunChanged]) -> None:
-            await repository.track_questions(runtime.db, changes)
+        async def on_questions(events: list[RunQuestion]) -> None:
+            await repository.track_questions(runtime.db, events)
 
-        async def on_change(change: WorkflowRunChanged) -> None:
-            await on_changes([change])
+        async def on_question(event: RunQuestion) -> None:
+            await on_questions([event])
 
         # The questions runs ask, so that a conversation's next message can answer them.
         subscribe_events(
             broker,
             settings,
-            group_id="intent.runs",
+            group_id="intent.questions",
             routes={
-                WORKFLOW_RUN_CHANGED.name: Route(
-                    WorkflowRunChanged, on_change, key=lambda c: c.run_id, handle_many=on_changes
+                WORKFLOW_QUESTIONS.name: Route(
+                    RunQuestion, on_question, key=lambda e: e.run_id, handle_many=on_questions
                 )
             },
             background=True,

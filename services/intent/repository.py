@@ -12,7 +12,7 @@ import asyncpg
 from services.intent.domain.detector import Detection, PreviousTurn
 from shared import outbox
 from shared.contracts.intent import IntentDetected, Slots
-from shared.contracts.workflow import Question, WorkflowRunChanged, WorkflowSignal
+from shared.contracts.workflow import Question, RunQuestion, WorkflowSignal
 from shared.db import Connection
 from shared.topics import WORKFLOW_SIGNALS
 
@@ -160,26 +160,29 @@ async def log_answer(
     )
 
 
-async def track_questions(pool: asyncpg.Pool, changes: Sequence[WorkflowRunChanged]) -> None:
+async def track_questions(pool: asyncpg.Pool, events: Sequence[RunQuestion]) -> None:
     """Keep the questions runs ask (by the conversation of the intent that started the run) and
-    close those of runs that no longer wait: answered through the API, cancelled, expired. Only
-    each run's last change in the batch counts: two statements for the whole batch."""
-    last = {change.run_id: change for change in changes}
+    close those of runs that no longer wait on one: answered through the API, expired,
+    cancelled. Only each run's last event in the batch counts: two statements a batch."""
+    last = {event.run_id: event for event in events}
     asked = [
-        (c.run_id, json.dumps(c.detail["question"]), c.intent_id)
-        for c in last.values()
-        if c.change == "needs_input" and c.detail.get("question") and c.intent_id is not None
+        (e.run_id, json.dumps(e.question), e.intent_id)
+        for e in last.values()
+        if e.question is not None and e.intent_id is not None
     ]
-    closed = [c.run_id for c in last.values() if c.status != "waiting"]
+    closed = [e.run_id for e in last.values() if e.question is None]
     async with pool.acquire() as conn, conn.transaction():
         if asked:
-            await conn.executemany(
+            await conn.execute(
                 "INSERT INTO intent.run_questions (run_id, conversation_id, question)"
-                " SELECT $1, conversation_id, $2::jsonb FROM intent.intent_log"
-                " WHERE intent_id = $3 AND conversation_id IS NOT NULL"
+                " SELECT q.run_id, l.conversation_id, q.question::jsonb"
+                " FROM unnest($1::uuid[], $2::text[], $3::uuid[]) AS q(run_id, question, intent_id)"
+                " JOIN intent.intent_log l USING (intent_id) WHERE l.conversation_id IS NOT NULL"
                 " ON CONFLICT (run_id) DO UPDATE SET question = excluded.question,"
                 " asked_at = now(), answered_at = NULL",
-                asked,
+                [run_id for run_id, _, _ in asked],
+                [question for _, question, _ in asked],
+                [intent_id for _, _, intent_id in asked],
             )
         if closed:
             await conn.execute(

@@ -35,6 +35,7 @@ from shared.actions import ActionRegistry
 from shared.contracts.common import Event, utcnow
 from shared.contracts.workflow import (
     INPUT_SIGNAL,
+    RunQuestion,
     StepError,
     WorkflowRunChanged,
     WorkflowSignal,
@@ -42,7 +43,7 @@ from shared.contracts.workflow import (
     WorkflowStepRequested,
 )
 from shared.errors import Refused
-from shared.topics import WORKFLOW_RUN_CHANGED, step_request_topic
+from shared.topics import WORKFLOW_QUESTIONS, WORKFLOW_RUN_CHANGED, step_request_topic
 
 log = logging.getLogger(__name__)
 
@@ -409,6 +410,15 @@ class Engine:
             intent_id=stored.intent_id,
         )
         events.append((WORKFLOW_RUN_CHANGED.name, key, changed))
+        asked, before = run.context.question, stored.run.context.question
+        if asked != before and (asked is not None or before is not None):
+            question = RunQuestion(
+                correlation_id=correlation,
+                run_id=stored.run_id,
+                intent_id=stored.intent_id,
+                question=asked,
+            )
+            events.append((WORKFLOW_QUESTIONS.name, key, question))
         return events
 
     def _machine(self, stored: StoredRun) -> Machine:

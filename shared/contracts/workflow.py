@@ -258,3 +258,14 @@ class WorkflowRunChanged(Event):
     intent_id: uuid.UUID | None = Field(
         None, description="The detected intent that started the run (its conversation's turn)."
     )
+
+
+class RunQuestion(Event):
+    """Published on `workflow.questions` when a run starts waiting on a question (`question`
+    set: its text, field, choices, state, asked_at) and when it stops (`question` None: answered,
+    expired or cancelled). The intent service keeps them by conversation, so that the
+    conversation's next message can answer."""
+
+    run_id: uuid.UUID
+    intent_id: uuid.UUID | None = Field(None, description="The intent that started the run.")
+    question: dict[str, Any] | None = None

@@ -88,8 +88,8 @@ ACLS: tuple[Acl, ...] = (
     _acl("gateway", "Topic", f"{COMMANDS} events.deadletter", "literal", "Write"),
     _acl("gateway", "Topic", "workflow.run.changed", "literal", "Read"),
     _acl("gateway", "Topic", "gateway.replies.", "prefixed", "Create Delete Read"),
-    _acl("intent", "Topic", "intent.commands workflow.run.changed", "literal", "Read"),
-    _acl("intent", "Group", "intent intent.runs", "literal", "Read"),
+    _acl("intent", "Topic", "intent.commands workflow.questions", "literal", "Read"),
+    _acl("intent", "Group", "intent intent.questions", "literal", "Read"),
     _acl(
         "intent", "Topic", "intent.detected workflow.signals events.deadletter", "literal", "Write"
     ),
@@ -114,7 +114,13 @@ ACLS: tuple[Acl, ...] = (
         "Read",
     ),
     _acl("workflow", "Group", "workflow workflow.engine", "literal", "Read"),
-    _acl("workflow", "Topic", "workflow.run.changed events.deadletter", "literal", "Write"),
+    _acl(
+        "workflow",
+        "Topic",
+        "workflow.run.changed workflow.questions events.deadletter",
+        "literal",
+        "Write",
+    ),
     _acl("workflow", "Topic", "gateway.replies.", "prefixed", "Write"),
     _acl("workflow", "Topic", "workflow.step.requested.", "prefixed", "Create Write"),
     _acl(

@@ -27,6 +27,9 @@ from services.workflow.engine import (
 )
 from shared.actions import ActionRegistry, ActionSpec, NoOutput
 from shared.contracts.workflow import (
+    NEEDS_INPUT,
+    Question,
+    RunQuestion,
     StepError,
     WorkflowRunChanged,
     WorkflowSignal,
@@ -461,3 +464,28 @@ async def test_a_change_whose_events_cannot_be_written_is_not_stored(world: Worl
     assert world.store.state == before
     [step] = world.store.steps(run_id)
     assert step.status == "requested"
+
+
+async def test_a_question_is_announced_when_asked_and_when_answered(world: World) -> None:
+    intent_id = uuid.uuid4()
+    run_id = (
+        await world.engine.start(
+            StartRequest("outreach", {"audience": "nurses"}, intent_id=intent_id)
+        )
+    ).run_id
+    question = Question(text="Which audience?", field="audience")
+    asking = StepError(code=NEEDS_INPUT, message=question.text, retryable=False, question=question)
+    assert await world.engine.step_completed(world.completion(error=asking)) == "advanced"
+
+    [asked] = [e for e in world.store.events() if isinstance(e, RunQuestion)]
+    assert (asked.run_id, asked.intent_id) == (run_id, intent_id)
+    assert asked.question is not None
+    assert asked.question["text"] == "Which audience?"
+    assert world.store.run(run_id).run.status == "waiting"
+
+    assert await world.engine.provide_input(run_id, "midwives", "ann") == "advanced"
+    asked_then_answered = [e for e in world.store.events() if isinstance(e, RunQuestion)]
+    assert [e.question is None for e in asked_then_answered] == [False, True]
+    assert world.requested().input == {"audience": "midwives"}
+    assert (await world.complete()) == "advanced"  # no further question: no further event
+    assert len([e for e in world.store.events() if isinstance(e, RunQuestion)]) == 2

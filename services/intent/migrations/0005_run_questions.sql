@@ -1,6 +1,6 @@
 -- Questions workflow runs wait on, by the conversation whose message started the run: the
--- conversation's next message is the answer (kept from `workflow.run.changed`, change
--- 'needs_input'; closed by any later change of the run that leaves it no longer waiting).
+-- conversation's next message is the answer (kept from `workflow.questions`; closed when
+-- the run stops waiting on it).
 CREATE TABLE intent.run_questions (
     run_id           uuid        PRIMARY KEY,
     conversation_id  text        NOT NULL,

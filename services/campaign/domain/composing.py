@@ -1,8 +1,6 @@
-"""Outreach email drafts, from a Jinja2 template or a language model, and the footer the system
-always adds: who we are, why we write, where we found the candidate, and a signed unsubscribe link.
-
-Plain Python (no Kafka, database or HTTP): the campaign workflow calls it, and unit tests call it
-directly.
+"""Outreach email drafts from a Jinja2 template, the candidate and job fields a draft may use,
+and the footer the system always adds: who we are, why we write, where we found the candidate,
+and the unsubscribe link. The model's drafts are in `prompts.py`, the signed links in `links.py`.
 """
 
 from __future__ import annotations

@@ -1,8 +1,8 @@
 """Who a campaign writes to: the job it is for (resolved from a title, never guessed) and the
 ranked candidates that fit its slots, minus suppressed addresses and recent contacts.
 
-The query building and title matching are pure functions; `resolve_job` and `extract_candidates`
-are the thin asyncpg calls around them.
+The rules (title matching, canonical skills, city spellings, the limit) are here;
+`repository/candidates.py` builds and runs the query and reads the open jobs.
 """
 
 from __future__ import annotations

@@ -1,4 +1,6 @@
-"""TODO docstring."""
+"""Signed links in campaign email: an HMAC token per email and purpose (unsubscribe, open,
+click), so an endpoint trusts the email id without a database lookup and nobody can forge
+another's link; where the unsubscribe and tracking links point."""
 
 from __future__ import annotations
 

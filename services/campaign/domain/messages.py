@@ -1,4 +1,7 @@
-"""TODO docstring."""
+"""The message as it goes over SMTP, built from a stored email: headers (a Message-ID fixed by
+the email's id, one-click `List-Unsubscribe`), the footer exactly once, and optionally an HTML
+alternative with tracked links and an open pixel. Plain Python (the `email` package); the SMTP
+adapter, `services/campaign/mailer.py`, sends what this builds."""
 
 from __future__ import annotations
 

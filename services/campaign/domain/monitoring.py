@@ -1,6 +1,6 @@
-"""Campaign monitoring: the rules (signed tracking tokens, which links a redirect may follow, what
-an inbound delivery event does, how counts are derived) as plain functions, and the asyncpg
-repository that stores delivery events and suppressions and reads a campaign's counts."""
+"""Campaign monitoring's rules, as plain functions: which links a redirect may follow, what an
+inbound delivery event does (its dedupe id, the suppression it causes), and how a campaign's counts
+are derived. `repository/delivery.py` stores the events; `handlers/monitoring.py` applies these."""
 
 from __future__ import annotations
 

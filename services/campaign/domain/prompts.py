@@ -1,4 +1,6 @@
-"""TODO docstring."""
+"""A draft written by the language model: the system prompt and the message that carries the
+candidate and the job as data (untrusted text cut and fenced), and the checks an answer must pass
+to become a draft (JSON of a subject and a body, nothing only the system may add)."""
 
 from __future__ import annotations
 

@@ -43,6 +43,7 @@ from shared.consuming import TRANSIENT_ERRORS, Route
 from shared.contracts.campaign import SENDING_FINISHED, EmailApproved
 from shared.contracts.workflow import WorkflowSignal
 from shared.db import Connection
+from shared.errors import Refused
 from shared.outbox import enqueue
 from shared.settings import Settings
 from shared.topics import EMAIL_APPROVED, WORKFLOW_SIGNALS
@@ -263,14 +264,17 @@ async def _effects(repo: MonitoringRepository, email: EmailRef, decision: SendDe
 async def finish_if_done(conn: Connection, campaign_id: uuid.UUID) -> bool:
     """Inside the caller's transaction: when the review is over and nothing is left to send, move
     the campaign to 'monitoring' and signal its run, once (the campaign row is locked)."""
-    campaign = await campaigns.lock_for_update(conn, campaign_id)
-    if campaign is None or campaign["status"] != "sending":
+    try:
+        campaign = await campaigns.lock_campaign(conn, campaign_id)
+    except Refused:
+        return False  # no such campaign
+    if campaign.status != "sending":
         return False
     counts = await emails.sending_counts(conn, campaign_id)
-    if not sending_finished(campaign["status"], counts):
+    if not sending_finished(campaign.status, counts):
         return False
     await campaigns.move_campaign(conn, campaign_id, "monitoring")
-    extra = {"correlation_id": campaign["correlation_id"]} if campaign["correlation_id"] else {}
+    extra = {"correlation_id": campaign.correlation_id} if campaign.correlation_id else {}
     signal = WorkflowSignal(
         run_id=campaign_id,
         name=SENDING_FINISHED,

@@ -147,8 +147,8 @@ async def expire_drafts(conn: Connection, campaign_id: uuid.UUID) -> int:
 async def close_campaign(conn: Connection, campaign_id: uuid.UUID) -> CloseCampaignOutput:
     """The monitoring window is over: the campaign is completed (one a recruiter closed, or
     cancelled meanwhile, stays as it is), with its final counts."""
-    status = await campaigns.lock_campaign(conn, campaign_id)
-    if status == "monitoring":
+    locked = await campaigns.lock_campaign(conn, campaign_id)
+    if locked.status == "monitoring":
         await campaigns.move_campaign(conn, campaign_id, "completed", ended_by="monitoring window")
     view = await campaigns.campaign_view(conn, campaign_id)
     assert view is not None, "locked above"

@@ -59,7 +59,7 @@ class ReviewCommands:
     async def decide_draft(self, pool: asyncpg.Pool, command: DecideDraftCommand) -> EmailView:
         edit = review.check_edit(command.decision, command.subject, command.body)
         async with pool.acquire() as conn, conn.transaction():
-            may_decide(await campaigns.lock_campaign(conn, command.campaign_id))
+            may_decide((await campaigns.lock_campaign(conn, command.campaign_id)).status)
             stored = await emails.get_email(conn, command.campaign_id, command.email_id)
             current = Draft(stored.view.subject, stored.view.body)
             proposed = None
@@ -79,7 +79,7 @@ class ReviewCommands:
 
     async def decide_all(self, pool: asyncpg.Pool, command: DecideAllCommand) -> BulkDecisionView:
         async with pool.acquire() as conn, conn.transaction():
-            may_decide(await campaigns.lock_campaign(conn, command.campaign_id))
+            may_decide((await campaigns.lock_campaign(conn, command.campaign_id)).status)
             decided = await emails.decide_pending(
                 conn, command.campaign_id, command.decision, command.reviewed_by
             )

@@ -40,8 +40,9 @@ async def steer_campaign(
     campaign_id = command.campaign_id
     async with pool.acquire() as conn:
         async with conn.transaction():
-            status, paused, correlation_id = await campaigns.lock_for_steering(conn, campaign_id)
-            steering = steer(status, paused, command.action)
+            locked = await campaigns.lock_campaign(conn, campaign_id)
+            correlation_id = locked.correlation_id
+            steering = steer(locked.status, locked.paused, command.action)
             if steering.changed:
                 await campaigns.apply_steering(conn, campaign_id, steering, command.requested_by)
             if steering.changed and steering.status == "cancelled":

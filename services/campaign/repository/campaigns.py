@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -55,24 +56,26 @@ async def create_campaign(
     return existing
 
 
-async def lock_campaign(conn: Connection, campaign_id: uuid.UUID) -> CampaignStatus:
-    """Lock the campaign's row for this transaction and return its status; not_found if none."""
-    status: CampaignStatus | None = await conn.fetchval(
-        "SELECT status FROM campaign.campaigns WHERE campaign_id = $1 FOR UPDATE", campaign_id
-    )
-    if status is None:
-        raise Refused(f"no campaign {campaign_id}", code="not_found")
-    return status
+@dataclass(frozen=True)
+class LockedCampaign:
+    """A campaign's row, locked for the caller's transaction."""
+
+    status: CampaignStatus
+    paused: bool
+    correlation_id: str | None
 
 
-async def lock_for_update(conn: Connection, campaign_id: uuid.UUID) -> asyncpg.Record | None:
-    """The campaign's status and correlation id, its row locked for this transaction; None if
-    there is no such campaign."""
-    row: asyncpg.Record | None = await conn.fetchrow(
-        "SELECT status, correlation_id FROM campaign.campaigns WHERE campaign_id = $1 FOR UPDATE",
+async def lock_campaign(conn: Connection, campaign_id: uuid.UUID) -> LockedCampaign:
+    """Lock the campaign's row for this transaction (waiting for sends being claimed, which
+    share-lock it) and return what deciding about it needs; not_found if there is none."""
+    row = await conn.fetchrow(
+        "SELECT status, paused_at IS NOT NULL AS paused, correlation_id"
+        " FROM campaign.campaigns WHERE campaign_id = $1 FOR UPDATE",
         campaign_id,
     )
-    return row
+    if row is None:
+        raise Refused(f"no campaign {campaign_id}", code="not_found")
+    return LockedCampaign(row["status"], row["paused"], row["correlation_id"])
 
 
 async def require_campaign(conn: Connection, campaign_id: uuid.UUID) -> None:
@@ -189,21 +192,6 @@ async def list_campaigns(
 
 
 # ---- Steering --------------------------------------------------------------------------------
-
-
-async def lock_for_steering(
-    conn: Connection, campaign_id: uuid.UUID
-) -> tuple[CampaignStatus, bool, str | None]:
-    """Lock the campaign's row (waiting for sends being claimed) and return its status, whether
-    it is paused, and its correlation id; not_found if there is no such campaign."""
-    row = await conn.fetchrow(
-        "SELECT status, paused_at IS NOT NULL AS paused, correlation_id"
-        " FROM campaign.campaigns WHERE campaign_id = $1 FOR UPDATE",
-        campaign_id,
-    )
-    if row is None:
-        raise Refused(f"no campaign {campaign_id}", code="not_found")
-    return row["status"], row["paused"], row["correlation_id"]
 
 
 async def apply_steering(

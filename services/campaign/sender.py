@@ -209,14 +209,16 @@ class Sender:
                     row = await emails.next_due(conn, campaign_id)
                     if row is None:
                         return None
-                    if row["suppressed_reason"] is not None:
-                        decision = suppressed(row["suppressed_reason"])
-                        await emails.store_outcome(conn, row["email_id"], decision)
-                        await finish_if_done(conn, campaign_id)
-                        continue
-                    message_id = make_message_id(row["email_id"], self._identity.email)
-                    claimed = await emails.claim(conn, row["email_id"], message_id)
-                    return {**dict(row), **dict(claimed)}
+                    if row["suppressed_reason"] is None:
+                        message_id = make_message_id(row["email_id"], self._identity.email)
+                        claimed = await emails.claim(conn, row["email_id"], message_id)
+                        return {**dict(row), **dict(claimed)}
+                    decision = suppressed(row["suppressed_reason"])
+                    await emails.store_outcome(conn, row["email_id"], decision)
+                # Its own transaction: this one share-locked the campaign's row, and finishing
+                # locks it for update (two senders upgrading their share locks would deadlock).
+                async with conn.transaction():
+                    await finish_if_done(conn, campaign_id)
 
     async def _record(self, email: EmailRef, decision: SendDecision) -> None:
         """Step 3, one transaction: the outcome, its delivery event and suppression, and the

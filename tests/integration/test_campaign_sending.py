@@ -22,6 +22,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from services.campaign.domain.links import UnsubscribeLinks
 from services.campaign.domain.messages import make_message_id
 from services.campaign.domain.sending import OUTCOME_UNKNOWN
+from services.campaign.repository import campaigns, emails
 from shared.contracts.campaign import SENDING_FINISHED, EmailApproved
 from shared.contracts.workflow import WorkflowSignal
 from shared.settings import Settings
@@ -291,3 +292,38 @@ async def test_a_sender_killed_mid_campaign_sends_no_second_copy(
         if row["status"] == "sent":
             assert copies == 1, address
     assert sum(row["status"] == "sent" for row in rows.values()) >= 29
+
+
+async def test_a_claim_waits_for_a_cancel_under_way_and_holds_no_email_meanwhile(
+    db: asyncpg.Pool, prepared: Settings, tag: str
+) -> None:
+    """A cancel locks the campaign, then ends its unsent emails; a claim locks the campaign before
+    an email. In the other order a claim held an email while it waited for the campaign, and the
+    cancel's update of that email deadlocked with it (seen in CI: a cancel answered 502)."""
+    campaign = await make_campaign(
+        db, tag, {"ann": "approved", "bob": "approved"}, settings=prepared
+    )
+    campaign_id = campaign.campaign_id
+    async with db.acquire() as cancelling, db.acquire() as claiming:
+        async with cancelling.transaction():
+            await campaigns.lock_campaign(cancelling, campaign_id)
+
+            async def claim() -> asyncpg.Record | None:
+                async with claiming.transaction():
+                    return await emails.next_due(claiming, campaign_id)
+
+            claim_task = asyncio.create_task(claim())
+            pid = claiming.get_server_pid()
+            await wait_for(
+                lambda: db.fetchval(
+                    "SELECT wait_event_type = 'Lock' FROM pg_stat_activity WHERE pid = $1", pid
+                ),
+                what="the claim to wait for the campaign's lock",
+            )
+            ended = await asyncio.wait_for(
+                emails.end_unsent(cancelling, campaign_id, "cancelled", ["approved"]), 10
+            )
+            await campaigns.move_campaign(cancelling, campaign_id, "cancelled")
+        assert ended == 2
+        assert await asyncio.wait_for(claim_task, 10) is None  # it sees the cancel
+    assert {row["status"] for row in (await statuses(db, campaign)).values()} == {"cancelled"}

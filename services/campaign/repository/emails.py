@@ -182,22 +182,27 @@ async def drafting_summary(db: Database, campaign_id: uuid.UUID) -> tuple[int, b
 
 # ---- The send queue --------------------------------------------------------------------------
 
+# The campaign's row, share-locked for a claim unless it is cancelled or paused. Taken before the
+# email's lock: a cancel locks the campaign, then ends its unsent emails, so every transaction
+# that locks both takes the campaign first (the other order deadlocked with a cancel).
+_SHARE_SENDING_CAMPAIGN = """
+SELECT 1 FROM campaign.campaigns
+WHERE campaign_id = $1 AND status <> 'cancelled' AND paused_at IS NULL
+FOR SHARE
+"""
 # The campaign's next email due to be sent, locked so that two senders never take the same one.
 _NEXT_DUE = """
 SELECT e.email_id, e.campaign_id, e.to_address, e.subject, e.body, e.message_id, e.attempts,
        j.title AS job_title, c.found_via, s.reason AS suppressed_reason
 FROM campaign.emails e
-JOIN campaign.campaigns cp USING (campaign_id)
 JOIN campaign.jobs j ON j.job_id = e.job_id
 JOIN campaign.candidates c ON c.candidate_id = e.candidate_id
 LEFT JOIN campaign.suppressions s ON s.email = lower(e.to_address)
 WHERE e.campaign_id = $1 AND e.status = 'approved'
   AND (e.next_attempt_at IS NULL OR e.next_attempt_at <= now())
-  AND cp.status <> 'cancelled' AND cp.paused_at IS NULL
 ORDER BY coalesce(e.next_attempt_at, e.reviewed_at, e.created_at), e.email_id
 LIMIT 1
 FOR UPDATE OF e SKIP LOCKED
-FOR SHARE OF cp
 """
 _DUE_CAMPAIGNS = """
 SELECT DISTINCT e.campaign_id FROM campaign.emails e JOIN campaign.campaigns cp USING (campaign_id)
@@ -226,6 +231,8 @@ async def next_due(conn: Connection, campaign_id: uuid.UUID) -> asyncpg.Record |
     email is passed over), with its job title, source and suppression, if any. None while the
     campaign is paused or cancelled: the campaign's row is share-locked, so a pause or cancel
     waits for claims under way and every later claim sees it (`handlers/steering.py`)."""
+    if await conn.fetchval(_SHARE_SENDING_CAMPAIGN, campaign_id) is None:
+        return None
     row: asyncpg.Record | None = await conn.fetchrow(_NEXT_DUE, campaign_id)
     return row
 

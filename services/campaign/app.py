@@ -13,7 +13,7 @@ from faststream import FastStream
 from faststream.kafka import KafkaBroker
 from pydantic import BaseModel
 
-from services.campaign.handlers import steering
+from services.campaign.handlers import search, steering
 from services.campaign.handlers.actions import OWNER, make_worker
 from services.campaign.handlers.monitoring import monitoring_commands
 from services.campaign.handlers.review import review_command_handlers
@@ -24,6 +24,7 @@ from shared.consuming import subscribe_events
 from shared.contracts.campaign import (
     CampaignStatusCommand,
     ListCampaignsCommand,
+    SearchCandidatesCommand,
     SteerCampaignCommand,
     StopAllSendingCommand,
 )
@@ -87,6 +88,9 @@ def create_app(settings: Settings, build: Build = build_dependencies) -> tuple[F
             **review_command_handlers(settings),
             **monitoring_commands(settings),
             **_steering_commands(started),
+            SearchCandidatesCommand: with_pool(
+                partial(search.search_candidates, settings=settings)
+            ),
         },
         outbox_schema=SCHEMA,
         outbox_settle_seconds=0,

@@ -3,12 +3,12 @@ a Kafka round trip; misses go to the inference service, which calls the model.""
 
 from __future__ import annotations
 
+import contextlib
 import time
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Request, status
-from fastapi.responses import StreamingResponse
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -24,7 +24,7 @@ from services.gateway.api_keys import Principal
 from services.gateway.auth import require
 from services.gateway.errors import API_ERRORS, http_error
 from services.gateway.services import Client, ask
-from services.gateway.sse import HEADERS, sse_event
+from services.gateway.sse import Events, sse_response
 from shared.answer_cache import AnswerCache
 from shared.contracts.common import Reply
 from shared.contracts.inference import (
@@ -38,7 +38,7 @@ from shared.contracts.inference import (
     estimate_tokens,
     replay_pieces,
 )
-from shared.rpc import ServiceTimeout
+from shared.rpc import ServiceClient, ServiceTimeout
 from shared.settings import Settings
 
 router = APIRouter(prefix="/api/ai-assistant", tags=["assistant"], responses=API_ERRORS)
@@ -139,6 +139,18 @@ async def infer(
     client: Client,
     principal: Annotated[Principal, Depends(require("assistant"))],
 ) -> Any:
+    answered = await answer(body, request, client, principal.user)
+    if isinstance(answered, InferenceResult):
+        return answered
+    return sse_response(answered)
+
+
+async def answer(
+    body: InferenceRequest, request: Request, client: ServiceClient, user: str
+) -> InferenceResult | Events:
+    """The model's answer (from the cache when it can be), or with `body.stream` its events:
+    `delta`s, then `done` with the result or `error`. Refusals (no model, bad limits) and an
+    error before the first token raise the HTTP error instead."""
     started = time.perf_counter()
     settings: Settings = request.app.state.settings
     cache: AnswerCache = request.app.state.answer_cache
@@ -148,7 +160,7 @@ async def infer(
         hit = await cache.get(model_req.cache_key())
         if hit is not None:
             if body.stream:
-                return _stream_cached(hit, started)
+                return _replayed(hit, started)
             return _result(_from_cache(hit), started)
 
     command = InferCommand(
@@ -156,7 +168,7 @@ async def infer(
         cache=body.cache,
         stream=body.stream,
         conversation_id=body.conversation_id,
-        requested_by=principal.user,
+        requested_by=user,
     )
     timeout = settings.inference_timeout_seconds
     if not body.stream:
@@ -167,47 +179,31 @@ async def infer(
     if not first.ok:
         await replies.aclose()
         raise http_error(first, "inference")
-    return _event_stream(first, replies, started)
+    return _relayed(first, replies, started)
 
 
-def _stream_cached(hit: CachedAnswer, started: float) -> StreamingResponse:
-    async def events() -> AsyncIterator[str]:
-        for piece in replay_pieces(hit.answer):
-            yield sse_event("delta", {"text": piece})
-        yield sse_event("done", _result(_from_cache(hit), started).model_dump(mode="json"))
-
-    return StreamingResponse(events(), media_type="text/event-stream")
+async def _replayed(hit: CachedAnswer, started: float) -> Events:
+    for piece in replay_pieces(hit.answer):
+        yield "delta", {"text": piece}
+    yield "done", _result(_from_cache(hit), started).model_dump(mode="json")
 
 
-def _event_stream(
-    first: Reply, rest: AsyncGenerator[Reply, None], started: float
-) -> StreamingResponse:
-    async def events() -> AsyncIterator[str]:
-        try:
-            async for chunk in _relay(first, rest, started):
-                yield chunk
-        finally:  # also when the client goes away mid-stream: stop waiting for its replies
-            await rest.aclose()
-
-    return StreamingResponse(events(), media_type="text/event-stream", headers=HEADERS)
-
-
-async def _relay(
-    first: Reply, rest: AsyncGenerator[Reply, None], started: float
-) -> AsyncIterator[str]:
-    """The service's replies as Server-Sent Events: `delta`s, then `done` or `error`."""
-    reply = first
-    while True:
-        if not reply.ok:
-            error = http_error(reply, "inference")
-            yield sse_event("error", {"status": error.status_code, "detail": error.detail})
-            return
-        if not reply.partial:
-            yield sse_event("done", _result(reply.data, started).model_dump(mode="json"))
-            return
-        yield sse_event("delta", {"text": reply.data.get("delta", "")})
-        try:
-            reply = await anext(rest)
-        except ServiceTimeout as exc:
-            yield sse_event("error", {"status": 504, "detail": str(exc)})
-            return
+async def _relayed(first: Reply, rest: AsyncGenerator[Reply, None], started: float) -> Events:
+    """The service's replies as events: `delta`s, then `done` or `error`. Closing this stops
+    waiting for the service's replies (the client went away mid-stream)."""
+    async with contextlib.aclosing(rest):
+        reply = first
+        while True:
+            if not reply.ok:
+                error = http_error(reply, "inference")
+                yield "error", {"status": error.status_code, "detail": error.detail}
+                return
+            if not reply.partial:
+                yield "done", _result(reply.data, started).model_dump(mode="json")
+                return
+            yield "delta", {"text": reply.data.get("delta", "")}
+            try:
+                reply = await anext(rest)
+            except ServiceTimeout as exc:
+                yield "error", {"status": 504, "detail": str(exc)}
+                return

@@ -11,6 +11,7 @@ from services.intent.domain.detector import (
     answer_detection,
     answers,
 )
+from services.intent.domain.follow_ups import follow_up_kind
 from services.intent.model_fallback import ModelFallback
 from shared.contracts.intent import DetectIntentCommand, IntentDetected, IntentResult
 from shared.contracts.workflow import INPUT_SIGNAL, WorkflowSignal
@@ -27,16 +28,19 @@ async def detect_intent(
     A message the classifier is unsure of goes to the language model, when one is configured,
     before the user is asked.
 
-    The conversation's previous turn matters only when it awaits an answer. So a message is
-    detected without it first and written unless that turn awaits an answer, in one statement;
-    only then is the turn read and the message detected again. A message that may go to the
-    model reads the turn first, so that the model is asked only when it must be."""
+    The conversation's previous turn matters only when it awaits an answer, or when the message
+    is a follow-up ("same but in Munich"), which the message itself shows. So a message that is
+    not a follow-up is detected without the turn first and written unless that turn awaits an
+    answer, in one statement; only then is the turn read and the message detected again. A
+    follow-up, and a message that may go to the model, read the turn first (the model is asked
+    only when it must be)."""
     intent, confidence = detector.classifier.predict(command.message)
     detection = detector.decide(command.message, intent, confidence)
     model = fallback if fallback is not None and fallback.enabled else None
     previous = None
     if command.conversation_id:
-        if not (detection.unsure and model is not None):
+        # A follow-up ("same but in Munich") is read with the turn it refers back to.
+        if not (detection.unsure and model is not None) and follow_up_kind(command.message) is None:
             event = _event(command, detection)
             if await repository.log_and_announce_unless_awaited(
                 pool, event, detection, INTENT_DETECTED.name

@@ -532,3 +532,83 @@ class CampaignStatusAnswer(BaseModel):
     )
     question: str | None = Field(None, description="Which one, when several match.")
     matches: int = Field(0, description="How many of the caller's campaigns match.")
+
+
+# --- Searching the talent pool ----------------------------------------------------------------
+
+MAX_SEARCH_SHOWN = 50  # matches one search shows
+SEARCH_COUNT_CAP = 10_000  # matches a search counts, at most: the count stays fast on any pool
+
+
+class SearchCandidatesCommand(BaseModel):
+    """Count and show the candidates who match the slots, ranked as a campaign with the same
+    slots ranks them. Suppressed and recently contacted candidates are shown, flagged."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    type: Literal["search_candidates"] = "search_candidates"
+    slots: Slots = Field(default_factory=Slots, description="Who to look for (and which job).")
+    limit: int = Field(
+        10,
+        ge=1,
+        le=MAX_SEARCH_SHOWN,
+        description="How many of the best matches to show; `slots.limit`, when set, wins "
+        f"(capped at {MAX_SEARCH_SHOWN}).",
+    )
+
+
+class CandidateHit(BaseModel):
+    """One candidate a search shows, with why they match and whether they can be written to."""
+
+    candidate_id: uuid.UUID
+    full_name: str = Field(..., examples=["Ada Lovelace"])
+    city: str | None = Field(None, examples=["Berlin"])
+    seniority: str | None = Field(None, examples=["senior"])
+    years_experience: int | None = None
+    skills: list[str] = Field(default_factory=list, examples=[["python", "django", "sql"]])
+    matched_skills: list[str] = Field(
+        default_factory=list, description="The skills asked for that the candidate has."
+    )
+    why: str = Field(
+        ...,
+        examples=["has 2 of 2 skills asked for (python, django); 9 years of experience"],
+        description="Why the candidate matches, in a sentence.",
+    )
+    suppressed: str | None = Field(
+        None,
+        examples=["unsubscribed"],
+        description="Why the address is never mailed (the suppression's reason), if it is not.",
+    )
+    contacted_at: datetime | None = Field(
+        None,
+        description="The latest email to the candidate within the contact window: about the "
+        "search's job when it names one, else about any job.",
+    )
+    contacted_about: str | None = Field(
+        None, examples=["Staff Backend Engineer"], description="That email's job title."
+    )
+
+
+class CandidateSearchAnswer(BaseModel):
+    """What a search found: how many match, and the best of them."""
+
+    total: int = Field(..., ge=0, description="Candidates who match, flagged ones included.")
+    total_is_lower_bound: bool = Field(
+        False, description=f"More matched than were counted ({SEARCH_COUNT_CAP:,} at most)."
+    )
+    available: int = Field(
+        ...,
+        ge=0,
+        description="Of those counted, the ones neither suppressed nor recently contacted "
+        "(a lower bound too when `total_is_lower_bound`).",
+    )
+    job: CampaignJob | None = Field(
+        None, description="The open job `slots.job_title` names, when it names exactly one."
+    )
+    matches: list[CandidateHit] = Field(default_factory=list, description="Best first.")
+    summary: str = Field(
+        ...,
+        examples=["12 candidates match python in Berlin (senior), 10 of them free to contact; "
+                  "the top 3: Ada Lovelace, Grace Hopper (suppressed), Alan Turing."],
+        description="The answer in one line, for a chat.",
+    )  # fmt: skip

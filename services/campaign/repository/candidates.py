@@ -1,10 +1,12 @@
 """The talent pool and the open jobs: which candidates fit a campaign's slots (one query, built
-from the rules of `domain.extraction`), which open job a title names, and the profiles drafting
+from the rules of `domain.extraction`), the same ranking for a search (with suppressed and
+contacted candidates kept, and flagged), which open job a title names, and the profiles drafting
 needs."""
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from itertools import combinations
 
@@ -19,6 +21,7 @@ from services.campaign.domain.extraction import (
     city_spellings,
     match_job_title,
 )
+from services.campaign.domain.searching import Counted, Reach
 from services.campaign.domain.status import CONTACTED_STATUSES
 from shared.contracts.intent import Slots
 from shared.db import Connection, Database
@@ -51,6 +54,16 @@ _COLUMNS = (
 )
 
 
+@dataclass(frozen=True)
+class Contact:
+    """Earlier contact: an email to the candidate in one of the `CONTACTED_STATUSES` within
+    `window_days`, about `job_id` (None: about any job), other than `campaign_id`'s own."""
+
+    job_id: uuid.UUID | None
+    window_days: int
+    campaign_id: uuid.UUID | None = None
+
+
 def build_extraction_query(
     slots: Slots,
     job_id: uuid.UUID,
@@ -59,9 +72,21 @@ def build_extraction_query(
     window_days: int,
     limit: int,
 ) -> Query:
-    """One query for the campaign's candidates, best first: the same rows, in the same order, as
-    `build_plain_extraction_query`, but its cost grows with the answer, not with the pool
-    (docs/campaign.md, "Staying fast as the pool grows").
+    """The campaign's candidates: those `build_search_query` finds, minus suppressed addresses
+    and candidates contacted about the job within `window_days` by another campaign."""
+    return _ranked_query(slots, limit, exclude=Contact(job_id, window_days, campaign_id))
+
+
+def build_search_query(slots: Slots, *, limit: int) -> Query:
+    """The best `limit` candidates who match the slots, ranked as a campaign ranks them, with
+    suppressed and recently contacted ones kept (a search shows them, flagged)."""
+    return _ranked_query(slots, limit, exclude=None)
+
+
+def _ranked_query(slots: Slots, limit: int, *, exclude: Contact | None) -> Query:
+    """One query for the best `limit` matches (without those `exclude` names), best first: the
+    same rows, in the same order, as `_plain_query`, but its cost grows with the answer, not with
+    the pool (docs/campaign.md, "Staying fast as the pool grows").
 
     The rank is (matched skills, years of experience, candidate id). Let d be how many of the k
     requested skills a candidate has. For each j in 1..k, a stratum takes the `limit` best by
@@ -77,13 +102,9 @@ def build_extraction_query(
     """
     skills = canonical_skills(slots.skills)
     if len(skills) > MAX_STRATIFIED_SKILLS:
-        return build_plain_extraction_query(
-            slots, job_id, campaign_id, window_days=window_days, limit=limit
-        )
+        return _plain_query(slots, limit, exclude=exclude)
     p = _Params()
-    where, wanted, profile = _conditions(
-        p, slots, job_id, campaign_id, window_days=window_days, limit=limit
-    )
+    where, wanted, profile = _conditions(p, slots, limit=limit, exclude=exclude)
     top = p(limit)
     matches = " AND ".join(where)
     walk = WALK_PER_RESULT * limit  # an int of ours, spliced like the constants
@@ -177,10 +198,12 @@ def build_plain_extraction_query(
     have, then by experience. The current campaign's own emails do not count as earlier contact,
     so extracting again for the same campaign returns the same people.
     """
+    return _plain_query(slots, limit, exclude=Contact(job_id, window_days, campaign_id))
+
+
+def _plain_query(slots: Slots, limit: int, *, exclude: Contact | None) -> Query:
     p = _Params()
-    where, wanted, _ = _conditions(
-        p, slots, job_id, campaign_id, window_days=window_days, limit=limit
-    )
+    where, wanted, _ = _conditions(p, slots, limit=limit, exclude=exclude)
     sql = (
         f"SELECT {_COLUMNS} FROM campaign.candidates c"  # noqa: S608
         f" CROSS JOIN LATERAL (SELECT {_matched(wanted)} AS matched_skills) m"
@@ -194,16 +217,15 @@ def build_plain_extraction_query(
 def _conditions(
     p: _Params,
     slots: Slots,
-    job_id: uuid.UUID,
-    campaign_id: uuid.UUID,
     *,
-    window_days: int,
     limit: int,
+    exclude: Contact | None,
 ) -> tuple[list[str], str | None, list[str]]:
-    """The WHERE conditions on `campaign.candidates c`, the placeholder of the wanted skills
-    (None when the slots name none), and the conditions on city, seniority and years alone."""
-    if limit < 1 or window_days < 0:
-        raise ValueError("limit must be at least 1 and window_days zero or more")
+    """The WHERE conditions on `campaign.candidates c` (never none), the placeholder of the
+    wanted skills (None when the slots name none), and the conditions on city, seniority and
+    years alone. With `exclude`, suppressed addresses and that earlier contact are left out."""
+    if limit < 1:
+        raise ValueError("limit must be at least 1")
     # Only `$n` placeholders and this module's constants are spliced into the SQL (hence S608).
     where: list[str] = []
     wanted = None
@@ -219,17 +241,28 @@ def _conditions(
     if slots.min_years_experience is not None:
         profile.append(f"c.years_experience >= {p(slots.min_years_experience)}")
     where += profile
-    where.append(
-        "NOT EXISTS (SELECT 1 FROM campaign.suppressions sup WHERE sup.email = lower(c.email))"
-    )
+    if exclude is not None:
+        where.append(f"NOT {_SUPPRESSED}")
+        contacted = _contacted(p, exclude)
+        where.append(f"NOT EXISTS (SELECT 1 FROM campaign.emails e WHERE {contacted})")  # noqa: S608
+    return where or ["true"], wanted, profile
+
+
+_SUPPRESSED = "EXISTS (SELECT 1 FROM campaign.suppressions sup WHERE sup.email = lower(c.email))"
+
+
+def _contacted(p: _Params, contact: Contact) -> str:
+    """The condition on `campaign.emails e` that it is earlier contact with candidate `c`."""
+    if contact.window_days < 0:
+        raise ValueError("window_days must be zero or more")
     statuses = ", ".join(f"'{s}'" for s in CONTACTED_STATUSES)
-    where.append(
-        "NOT EXISTS (SELECT 1 FROM campaign.emails e"  # noqa: S608
-        f" WHERE e.job_id = {p(job_id)} AND e.candidate_id = c.candidate_id"
-        f" AND e.campaign_id <> {p(campaign_id)} AND e.status IN ({statuses})"
-        f" AND coalesce(e.sent_at, e.created_at) > now() - make_interval(days => {p(window_days)}))"
+    about = "" if contact.job_id is None else f"e.job_id = {p(contact.job_id)} AND "
+    own = "" if contact.campaign_id is None else f" AND e.campaign_id <> {p(contact.campaign_id)}"
+    return (
+        f"{about}e.candidate_id = c.candidate_id{own} AND e.status IN ({statuses})"
+        " AND coalesce(e.sent_at, e.created_at)"
+        f" > now() - make_interval(days => {p(contact.window_days)})"
     )
-    return where, wanted, profile
 
 
 def _matched(wanted: str | None) -> str:
@@ -251,20 +284,80 @@ async def extract_candidates(
     window_days: int,
     limit: int,
 ) -> list[CandidateMatch]:
-    """The campaign's candidates, best first (see `build_extraction_query`).
-
-    Planned for these very values: the best plan for "python" (walk the rank index, stop early)
-    is the worst for a skill nobody has, and a prepared statement's generic plan, which
-    PostgreSQL may switch to after five runs of the same SQL, would fit only one of them."""
+    """The campaign's candidates, best first (see `build_extraction_query`)."""
     query = build_extraction_query(slots, job_id, campaign_id, window_days=window_days, limit=limit)
+    rows = await _fetch_custom(conn, query)
+    return [CandidateMatch.model_validate(dict(row)) for row in rows]
+
+
+async def search_candidates(conn: Connection, slots: Slots, *, limit: int) -> list[CandidateMatch]:
+    """The best `limit` candidates who match the slots, ranked as `extract_candidates` ranks
+    them, suppressed and recently contacted ones included (see `build_search_query`)."""
+    rows = await _fetch_custom(conn, build_search_query(slots, limit=limit))
+    return [CandidateMatch.model_validate(dict(row)) for row in rows]
+
+
+async def count_matches(conn: Connection, slots: Slots, contact: Contact, *, cap: int) -> Counted:
+    """How many candidates match the slots, and how many of them are neither suppressed nor
+    contacted as `contact` says; at most `cap` + 1 are read, so the count stays fast on any
+    pool (`Counted.is_lower_bound` says when there were more)."""
+    p = _Params()
+    where, _, _ = _conditions(p, slots, limit=1, exclude=None)
+    reachable = (
+        f"NOT {_SUPPRESSED} AND NOT EXISTS (SELECT 1 FROM campaign.emails e"  # noqa: S608
+        f" WHERE {_contacted(p, contact)})"
+    )
+    # The reachability is worked out in the select list: only for the rows the LIMIT lets by.
+    sql = (
+        "SELECT count(*) AS matched, count(*) FILTER (WHERE reachable) AS reachable FROM"  # noqa: S608
+        f" (SELECT {reachable} AS reachable FROM campaign.candidates c"
+        f" WHERE {' AND '.join(where)} LIMIT {p(cap + 1)}) m"
+    )
+    rows = await _fetch_custom(conn, Query(sql, tuple(p.values)))
+    return Counted(matched=rows[0]["matched"], reachable=rows[0]["reachable"], cap=cap)
+
+
+async def reach_of(
+    conn: Connection, candidate_ids: Sequence[uuid.UUID], contact: Contact
+) -> dict[uuid.UUID, Reach]:
+    """For each candidate: the reason their address is suppressed, and the latest earlier
+    contact (as `contact` says) with the title of the job it was about."""
+    p = _Params()
+    ids = p(list(candidate_ids))
+    sql = (
+        "SELECT c.candidate_id, sup.reason AS suppressed, last.contacted_at,"  # noqa: S608
+        " last.title AS contacted_about FROM campaign.candidates c"
+        " LEFT JOIN campaign.suppressions sup ON sup.email = lower(c.email)"
+        " LEFT JOIN LATERAL (SELECT coalesce(e.sent_at, e.created_at) AS contacted_at, j.title"
+        " FROM campaign.emails e JOIN campaign.jobs j ON j.job_id = e.job_id"
+        f" WHERE {_contacted(p, contact)}"
+        " ORDER BY coalesce(e.sent_at, e.created_at) DESC, e.email_id LIMIT 1) last ON true"
+        f" WHERE c.candidate_id = ANY({ids}::uuid[])"
+    )
+    rows = await conn.fetch(sql, *p.values)
+    return {
+        row["candidate_id"]: Reach(
+            suppressed=row["suppressed"],
+            contacted_at=row["contacted_at"],
+            contacted_about=row["contacted_about"],
+        )
+        for row in rows
+    }
+
+
+async def _fetch_custom(conn: Connection, query: Query) -> list[asyncpg.Record]:
+    """The query's rows, planned for these very values: the best plan for "python" (walk the
+    rank index, stop early) is the worst for a skill nobody has, and a prepared statement's
+    generic plan, which PostgreSQL may switch to after five runs of the same SQL, would fit only
+    one of them."""
     async with conn.transaction():
         previous = await conn.fetchval(
             "SELECT current_setting('plan_cache_mode'),"
             " set_config('plan_cache_mode', 'force_custom_plan', true)"
         )
-        rows = await conn.fetch(query.sql, *query.args)
+        rows: list[asyncpg.Record] = await conn.fetch(query.sql, *query.args)
         await conn.execute("SELECT set_config('plan_cache_mode', $1, true)", previous)
-    return [CandidateMatch.model_validate(dict(row)) for row in rows]
+    return rows
 
 
 async def resolve_job(conn: Connection, job_title: str | None) -> JobMatch | JobClarification:

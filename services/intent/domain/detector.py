@@ -6,6 +6,12 @@ from dataclasses import dataclass, replace
 from typing import Literal
 
 from services.intent.domain.classifier import IntentClassifier
+from services.intent.domain.follow_ups import (
+    follow_up_kind,
+    followed_intent,
+    follows,
+    merge_slots,
+)
 from services.intent.domain.language import Language, detect_language
 from services.intent.domain.model_extraction import ModelExtraction
 from services.intent.domain.slots import CAMPAIGN_MARKERS, Reading, SlotExtractor, TooLarge
@@ -15,6 +21,8 @@ from shared.contracts.workflow import Question
 # A reply to our clarification question continues that request unless it is, on its own, a clear
 # question with no slots, or a clear question about a campaign.
 _NEW_QUESTION_CONFIDENCE = 0.85
+# A follow-up is recognised by rule ("same but in Munich" after a search), not by the classifier.
+FOLLOW_UP_CONFIDENCE = 0.95
 
 QUESTIONS: dict[str, dict[Language, str]] = {
     "unsure": {
@@ -71,8 +79,10 @@ class PreviousTurn:
     @property
     def awaits_answer(self) -> bool:
         """A workflow request that asked the user for something: the next message may be the
-        answer, so it is read in the light of this turn. No other previous turn changes how a
-        message is read (the intent repository's conditional write relies on this)."""
+        answer, so it is read in the light of this turn. Otherwise only a follow-up of a search
+        or campaign ("same but in Munich", `follow_ups`) is read in the light of the previous
+        turn, and that shows in the message itself: the intent repository's conditional write,
+        made before the turn is read, relies on this."""
         return self.mode == "workflow" and self.needs_clarification
 
 
@@ -117,13 +127,6 @@ def answers(message: str, question: Question, detection: Detection) -> bool:
     return question.pick(message) is not None or detection.needs_clarification
 
 
-def _merge(earlier: Slots, later: Slots) -> Slots:
-    """`later`'s slots win; what it leaves empty comes from `earlier`."""
-    merged = earlier.model_dump()
-    merged.update({k: v for k, v in later.model_dump().items() if v not in (None, [])})
-    return Slots.model_validate(merged)
-
-
 class IntentDetector:
     def __init__(
         self, classifier: IntentClassifier, extractor: SlotExtractor, threshold: float
@@ -145,6 +148,14 @@ class IntentDetector:
         reading = self._read(message, spec)
         slots = reading.slots
 
+        kind = follow_up_kind(message)
+        if previous is not None and not previous.awaits_answer and follows(kind, previous.intent):
+            assert kind is not None
+            said = self.extractor.read(message)
+            slots = merge_slots(previous.slots, said.slots)
+            target = followed_intent(kind, previous.intent)
+            return self._complete(target, FOLLOW_UP_CONFIDENCE, slots, language, said.too_large)
+
         if previous is not None and previous.awaits_answer:
             said = reading if spec.slot_names == ALL_SLOTS else self.extractor.read(message)
             # A question about a campaign names one ("the Berlin campaign"), not an audience.
@@ -155,7 +166,7 @@ class IntentDetector:
             )
             if not is_new_question:
                 spec = INTENTS[previous.intent]
-                slots = _merge(previous.slots, said.slots)
+                slots = merge_slots(previous.slots, said.slots)
                 confidence = max(confidence if intent == spec.name else 1 - confidence, 0.5)
                 return self._complete(spec.name, confidence, slots, language, said.too_large)
 
@@ -186,7 +197,7 @@ class IntentDetector:
         """A language model's validated answer about a message the classifier was unsure of."""
         slots = extraction.slots
         if previous is not None and previous.awaits_answer:
-            slots = _merge(previous.slots, slots)
+            slots = merge_slots(previous.slots, slots)
         language = detect_language(message)
         detection = self._complete(extraction.intent, self.threshold, slots, language)
         return replace(detection, detected_by="language_model")

@@ -11,6 +11,8 @@ The benchmarks share one stack (database, Redis; see their modules):
   service, the broker and PostgreSQL, against issue 5's targets; bench/results/workflow.json.
 - campaign (bench.campaign): a 1,000-recipient email campaign in template mode, end to end, against
   an SMTP sink in this process, rate limits off; bench/results/campaign.json.
+- chat (bench.chat): what `POST /api/ai-assistant/chat` adds to the intent endpoint for a search
+  (10,000 demo candidates) and a campaign status question, one client; bench/results/chat.json.
 - idle (bench.idle), first: the whole stack with no traffic, its CPU against issue 15's target;
   bench/results/idle.json.
 - endurance (bench.endurance): 30,000 intent round trips in a row, one at a time; the p50 of the
@@ -45,6 +47,7 @@ from typing import Any
 
 from bench import (
     campaign,
+    chat,
     endurance,
     idle,
     inference,
@@ -182,8 +185,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--only",
         choices=(
-            "request-reply", "intent", "inference", "workflow", "campaign", "idle", "endurance",
-            "search",
+            "request-reply", "intent", "inference", "workflow", "campaign", "chat", "idle",
+            "endurance", "search",
         ),
         help="run one benchmark (default: all)",
     )  # fmt: skip
@@ -217,11 +220,13 @@ def main(argv: list[str] | None = None) -> int:
     with_inference = args.only in (None, "inference")
     with_workflow = args.only in (None, "workflow")
     with_campaign = args.only in (None, "campaign")
+    with_chat = args.only in (None, "chat")
     with_idle = args.only in (None, "idle")
     with_endurance = args.only in (None, "endurance")
     idle_cost: dict[str, Any] | None = None
     endured: dict[str, Any] | None = None
     outreach: dict[str, Any] | None = None
+    chatted: dict[str, Any] | None = None
     engine: dict[str, Any] | None = None
     services: tuple[str, ...] = SERVICES if todo else ()  # inference.measure starts its own
     rows: list[Row] = []
@@ -257,6 +262,8 @@ def main(argv: list[str] | None = None) -> int:
                 engine = workflow.measure(stack)
             if with_campaign:
                 outreach = campaign.measure(stack)
+            if with_chat:
+                chatted = chat.measure(stack)
             if with_endurance:
                 endured = endurance.measure(stack, args.round_trips)
     except (
@@ -268,6 +275,7 @@ def main(argv: list[str] | None = None) -> int:
         DependencyUnavailable,
         workflow.BenchmarkError,
         campaign.BenchmarkError,
+        chat.BenchmarkError,
         endurance.BenchmarkError,
     ) as exc:
         print(f"bench: error: {exc}", file=sys.stderr)
@@ -281,6 +289,9 @@ def main(argv: list[str] | None = None) -> int:
     if outreach is not None:
         campaign.report(outreach)
         print(f"results written to {campaign.write_results(outreach, wrk_version)}")
+    if chatted is not None:
+        chat.report(chatted)
+        print(f"results written to {chat.write_results(chatted, wrk_version)}")
     if idle_cost is not None:
         idle.report(idle_cost)
         print(f"results written to {idle.write_results(idle_cost, wrk_version)}")

@@ -24,7 +24,17 @@ from shared.settings import Settings
 
 REPO = Path(__file__).resolve().parents[2]
 DEFAULT_FILES = [REPO.parent / "shared" / "eval" / "intent_dev.jsonl"]
-SLOTS = ("skills", "location", "seniority", "min_years_experience", "job_title", "limit")
+SLOTS = (
+    "skills",
+    "location",
+    "seniority",
+    "min_years_experience",
+    "job_title",
+    "limit",
+    "country",
+    "remote",
+    "exclude_skills",
+)
 
 
 def slot_items(

@@ -42,6 +42,22 @@ class Slots(BaseModel):
     min_years_experience: int | None = Field(None, ge=0, le=MAX_YEARS_EXPERIENCE)
     job_title: str | None = Field(None, examples=["Staff Backend Engineer"])
     limit: int | None = Field(None, ge=1, le=MAX_LIMIT)
+    country: str | None = Field(
+        None,
+        min_length=2,
+        max_length=2,
+        pattern="^[A-Z]{2}$",
+        examples=["ES"],
+        description="ISO 3166-1 alpha-2, upper-case: a message naming a country and no city.",
+    )
+    remote: bool | None = Field(
+        None, description="True when the message asks for remote people, False for on-site."
+    )
+    exclude_skills: list[str] = Field(
+        default_factory=list,
+        examples=[["php"]],
+        description='Skills the message rules out ("not Java"); never also in `skills`.',
+    )
 
 
 class IntentDetected(Event):
@@ -118,7 +134,11 @@ class IntentSpec:
     def missing_slots(self, slots: Slots) -> list[str]:
         """Human-readable names of what is missing before this intent can run."""
         if self.needs_audience and not (
-            slots.skills or slots.location or slots.seniority or slots.min_years_experience
+            slots.skills
+            or slots.location
+            or slots.country
+            or slots.seniority
+            or slots.min_years_experience
         ):
             return ["who to contact (skills, location or seniority)"]
         return []

@@ -73,6 +73,9 @@ async def test_a_campaign_request_with_slots_starts_its_workflow(
         "min_years_experience": 5,
         "job_title": "staff backend engineer",
         "limit": 30,
+        "country": None,
+        "remote": None,
+        "exclude_skills": [],
     }
     workflow_id = uuid.UUID(body["workflow_id"])
     # The workflow starts asynchronously: intent log -> outbox -> intent.detected -> workflow.

@@ -1,5 +1,6 @@
-"""Slot extraction: skills, location, seniority, years of experience, job title and limit, from a
-message in English, German or Spanish, backed by the vocabularies."""
+"""Slot extraction: skills, location, seniority, years of experience, job title, limit, country,
+remote and the skills a message rules out, from a message in English, German or Spanish, backed
+by the vocabularies."""
 
 from __future__ import annotations
 
@@ -78,6 +79,18 @@ _TITLE_STOP = {
     "and",
     "aus",
     "bei",
+    # what follows a title in a status question: "the X campaign going", "la campaña de X hoy"
+    "going",
+    "doing",
+    "now",
+    "yet",
+    "so",
+    "please",
+    "pls",
+    "jetzt",
+    "gerade",
+    "ahora",
+    "hoy",
 }
 _TITLE_JOINERS = {"als", "de", "del", "como", "für", "as", "of"}
 _GERMAN_ARTICLES = {"der", "die", "den", "dem"}
@@ -129,11 +142,63 @@ CAMPAIGN_MARKERS = frozenset(
     {"campaign", "campaigns", "kampagne", "kampagnen", "campaña", "campana"}
 )
 _WORD = re.compile(r"[^\W\d_]+")
+# Words that join two skills into a list: "python or go", "java und kotlin", "react o vue".
+_JOINERS = {"and", "or", "&", "/", "und", "oder", "sowie", "y", "e", "o", "u", "ni", "nor", "noch",
+            "plus"}  # fmt: skip
+# Words that rule out the skills after them: "not Java", "ohne PHP", "sin Java", "except java".
+_NEGATION = re.compile(
+    r"(?<![\w])(?:but not|aber nicht|pero no|other than|apart from|nada de|except(?: for)?|"
+    r"excluding|exclude|without|w/o|minus|not|no|nor|nicht|kein(?:e[nmrs]?)?|ohne|au(?:ß|ss)er|"
+    r"ausgenommen|sin|excepto|salvo|menos|ni|quitando|excluyendo)(?![\w])"
+)
+# Words that may stand between a negation and its skill: "except those with azure", "ohne Leute
+# mit Java", "salvo los que saben react", "sin experiencia en java".
+_NEGATION_FILLER = {"with", "any", "anyone", "one", "someone", "people", "who", "that", "knows",
+                    "know", "knowing", "using", "experience", "the", "those", "them", "in", "mit",
+                    "denen", "die", "der", "den", "leute", "kennen", "können", "erfahrung", "con",
+                    "de", "del", "en", "los", "las", "que", "sepan", "saben", "sabe", "tengan",
+                    "tenga", "experiencia", "gente", "perfiles"}  # fmt: skip
+# Words after an excluded skill that still belong to it: "no php people", "ohne Java-Erfahrung".
+_SKILL_TAIL = {"experience", "erfahrung", "experiencia", "people", "folks", "leute", "gente",
+               "perfiles", "skills", "kenntnisse", "stuff"}  # fmt: skip
+# On-site, and remote, work: "fully remote", "remoto", "Home-Office"; "onsite", "vor Ort",
+# "presencial", "no remote".
+_REMOTE_WORDS = r"(?:remote\w*|remot[oa]s?|teletrabajo|home[- ]?office)"
+_ONSITE = re.compile(
+    r"(?<![\w-])(?:on-?site|on site|in[- ]office|in the office|vor ort|präsenz\w*|presencial(?:es)?"
+    rf"|en (?:la )?oficina|(?:no|not|kein|keine|nicht|sin|nada de)\s+{_REMOTE_WORDS})(?![\w-])"
+)
+_REMOTE = re.compile(
+    rf"(?<![\w-]){_REMOTE_WORDS}|(?<![\w-])(?:remotamente|a distancia|work(?:ing)? from home|wfh"
+    r"|ortsunabhängig)(?![\w-])"
+)
+# Words before a title that is not in the vocabulary ("about the growth hacker role"), and words
+# that make such a phrase something else than a title ("the last react campaign").
+_TITLE_LEAD = {"the", "our", "a", "an", "this", "that", "my", "your", "der", "die", "das", "den",
+               "dem", "unsere", "unserer", "unseren", "unser", "el", "la", "los", "las", "nuestro",
+               "nuestra", "al", "del"}  # fmt: skip
+_NOT_TITLE = {"last", "latest", "recent", "current", "first", "next", "previous", "big", "small",
+              "same", "other", "whole", "letzte", "letzten", "aktuelle", "aktuellen", "neue",
+              "neuen", "última", "ultima", "último", "ultimo", "nueva", "nuevo", "hiring",
+              "recruiting", "outreach", "email", "e-mail", "mail", "candidate", "remote",
+              "remoto", "usual"}  # fmt: skip
 # Ordinary words one typo away from a skill or city: "settle" is not Seattle, "sparks" not Spark.
 _KNOWN_WORDS = common_words() | {"settle", "sparks", "string", "strings", "genera"}
 # Seniority words that are ordinary words too ("staff the team", "lead the call") count only
 # when a person noun or title noun follows.
 _NEEDS_NOUN = {"staff", "lead", "principal", "head", "líder", "lider", "leitender", "leitende"}
+
+
+def _joins(gap: str) -> bool:
+    """Whether the text between two skills lists them: "or", "und", "y", "/", a comma."""
+    word = gap.strip(" ,")
+    return word in _JOINERS or (word == "" and "," in gap)
+
+
+def _listed(low: str, one: re.Match[str], other: re.Match[str]) -> bool:
+    """Whether two skill names in `low` are listed together ("python or go")."""
+    first, second = sorted((one, other), key=lambda m: m.start())
+    return _joins(low[first.end() : second.start()])
 
 
 def _is_person(word: str) -> bool:
@@ -191,8 +256,11 @@ class SlotExtractor:
             | _TITLE_STOP
             | _KNOWN_WORDS
         )
+        self._countries = _terms_pattern(set(vocabulary.countries))
+        known |= set(vocabulary.countries)
         self._skill_typos = TypoIndex(vocabulary.skills, known)
         self._city_typos = TypoIndex(vocabulary.cities, known)
+        self._country_typos = TypoIndex(vocabulary.countries, known)
 
     def extract(self, text: str) -> Slots:
         return self.read(text).slots
@@ -209,13 +277,20 @@ class SlotExtractor:
             too_large, years = TooLarge("min_years_experience", years, MAX_YEARS_EXPERIENCE), None
         if limit is not None and limit > MAX_LIMIT:
             too_large, limit = TooLarge("limit", limit, MAX_LIMIT), None
+        remote = self._remote(low)
+        excluded, low = self._excluded(low)
+        skills = [s for s in self._skill_list(text, low, markers) if s not in excluded]
+        location = self._location(text, low, markers)
         slots = Slots(
-            skills=self._skill_list(text, low, markers),
-            location=self._location(text, low, markers),
+            skills=skills,
+            location=location,
             seniority=self._seniority_level(low),
             min_years_experience=years,
             job_title=title,
             limit=limit,
+            country=None if location else self._country(low),
+            remote=remote,
+            exclude_skills=excluded,
         )
         return Reading(slots, too_large)
 
@@ -246,14 +321,18 @@ class SlotExtractor:
             # article ("Kampagne für den Backend Engineer"), or straight after it in German
             # ("wegen der Stelle Backend Engineer").
             after = i + 1
-            if after < len(tokens) and tokens[after].text in _TITLE_JOINERS:
+            # "the campaign for the data platform lead": "for" only after a campaign word, as a
+            # search for people ("search for python developers") names no job.
+            joiners = _TITLE_JOINERS | ({"for", "para"} if word in CAMPAIGN_MARKERS else set())
+            joined = after < len(tokens) and tokens[after].text in joiners
+            if joined:
                 after += 1
                 if after < len(tokens) and tokens[after].text in _ARTICLES:
                     after += 1
             elif not (i > 0 and tokens[i - 1].text in _GERMAN_ARTICLES):
                 after = -1
             if after > 0:
-                span = self._walk(tokens, after, 1, markers, written)
+                span = self._walk(tokens, after, 1, markers, written, free=joined)
                 if span is not None:
                     return span.text, _blank(low, token.start, span.end)
             # Title before the marker: "the Staff Backend Engineer role".
@@ -263,8 +342,16 @@ class SlotExtractor:
         return None, low
 
     def _walk(
-        self, tokens: list[_Span], index: int, step: int, markers: set[str], written: str | None
+        self,
+        tokens: list[_Span],
+        index: int,
+        step: int,
+        markers: set[str],
+        written: str | None,
+        free: bool = True,
     ) -> _Span | None:
+        """The title walking from `index` by `step`; a title the vocabulary does not know only
+        where `free` (forward) or after "the"/"our"/"unsere"/"el" (backward)."""
         picked: list[_Span] = []
         while 0 <= index < len(tokens) and len(picked) < 6:
             word = tokens[index].text.rstrip(".:,;")
@@ -281,9 +368,30 @@ class SlotExtractor:
         words = [t.text.rstrip(".:,;") for t in picked]
         if not picked:
             return None
-        if not self._is_title(words) and not self._capitalised_title(picked, words, written):
+        # Walking back, a free title needs "the"/"our"/"unsere"/"el" before it: "about the
+        # growth hacker role"; walking forward, it follows "als"/"de"/"of" or an article.
+        led = free if step > 0 else 0 <= index < len(tokens) and tokens[index].text in _TITLE_LEAD
+        if (
+            not self._is_title(words)
+            and not self._capitalised_title(picked, words, written)
+            and not (led and self._free_title(words))
+        ):
             return None
         return _Span(picked[0].start, picked[-1].end, " ".join(words))
+
+    def _free_title(self, words: list[str]) -> bool:
+        """Two or more words that name a job the vocabulary does not know ("growth hacker",
+        "customer success"): not a city, not only skills or levels, not an audience ("python
+        devs") and not a word like "last" ("the last react campaign")."""
+        vocabulary = self.vocabulary
+        plain = set(vocabulary.skills) | set(vocabulary.seniority) | _KNOWN_WORDS
+        return (
+            len(words) >= 2
+            and all(w.replace("-", "").isalpha() for w in words)
+            and not any(w in _NOT_TITLE or _is_person(w) for w in words)
+            and not any(w in vocabulary.cities or w in vocabulary.countries for w in words)
+            and not all(w in plain for w in words)
+        )
 
     def _capitalised_title(
         self, picked: list[_Span], words: list[str], written: str | None
@@ -358,16 +466,30 @@ class SlotExtractor:
 
     def _skill_list(self, text: str, low: str, nouns: frozenset[str] = frozenset()) -> list[str]:
         found: list[str] = []
-        taken: list[tuple[int, int]] = []
-        for match in self._skills.finditer(low):
-            taken.append(match.span())
+        matches = list(self._skills.finditer(low))
+        taken = [match.span() for match in matches]
+        named: list[bool | None] = []
+        for match in matches:
             alias = match.group()
-            if alias in self.vocabulary.ambiguous_skills:
-                written = text[match.start() : match.end()]
-                if written == alias and not self._names_skill(low, *match.span(), nouns):
-                    continue  # "let's go", "spring": an ordinary word, not the technology
-            canonical = self.vocabulary.skills[alias]
-            if canonical not in found:
+            written = text[match.start() : match.end()]
+            sure = (
+                alias not in self.vocabulary.ambiguous_skills
+                or written != alias
+                or self._names_skill(low, *match.span(), nouns)
+            )
+            named.append(True if sure else None)  # None: "let's go", unless listed with a skill
+        changed = True
+        while changed:  # "python or go", "react o vue": a word listed with a skill is one too
+            changed = False
+            for i, match in enumerate(matches):
+                if named[i] is None and any(
+                    0 <= j < len(matches) and named[j] and _listed(low, match, matches[j])
+                    for j in (i - 1, i + 1)
+                ):
+                    named[i] = changed = True
+        for match, listed in zip(matches, named, strict=True):
+            canonical = self.vocabulary.skills[match.group()]
+            if listed and canonical not in found:
                 found.append(canonical)
         for match in _WORD.finditer(low):  # "pyhton", "kuberntes": after the exact names
             if any(start <= match.start() < end for start, end in taken):
@@ -389,13 +511,95 @@ class SlotExtractor:
             written = text[match.start() : match.end()]
             if fallback is None and written[:1].isupper():
                 fallback = match.group()
-        if fallback is None:  # "in barcelna": a misspelt city, only right after "in"
+        if fallback is None:  # "in barcelna", "Berln": a misspelt city after "in" or capitalised
             for match in _WORD.finditer(low):
-                if self._previous_word(low, match.start()) in _LOCATIVE:
+                written = text[match.start() : match.end()] if len(text) == len(low) else ""
+                if (
+                    self._previous_word(low, match.start()) in _LOCATIVE
+                    or written[:1].isupper()
+                    or (nouns and any(w in nouns for w in self._next_words(low, match.end(), 2)))
+                ):
                     typo = self._city_typos.find(match.group())
                     if typo is not None:
-                        return typo[0]
+                        return typo[1]  # the city's canonical name, not the alias it is near
         return fallback
+
+    # -- country, remote, ruled-out skills ---------------------------------------------------
+
+    def _country(self, low: str) -> str | None:
+        """The ISO code of the country the message names ("in Spain", "anywhere in Germany",
+        "en España", "deutschlandweit"), also misspelt right after "in" ("in germnay")."""
+        match = self._countries.search(low)
+        if match:
+            return self.vocabulary.countries[match.group()]
+        for word in _WORD.finditer(low):
+            if self._previous_word(low, word.start()) in _LOCATIVE:
+                typo = self._country_typos.find(word.group())
+                if typo is not None:
+                    return typo[1]
+        return None
+
+    @staticmethod
+    def _remote(low: str) -> bool | None:
+        """True for remote people ("fully remote", "remoto", "Home-Office"), False for on-site
+        ones ("onsite", "vor Ort", "presencial", "no remote"), None when both or neither."""
+        onsite = [m.span() for m in _ONSITE.finditer(low)]
+        remote = [
+            m for m in _REMOTE.finditer(low) if not any(a <= m.start() < b for a, b in onsite)
+        ]
+        if remote and not onsite:
+            return True
+        if onsite and not remote:
+            return False
+        return None
+
+    def _skill_at(self, low: str, pos: int) -> tuple[str, int] | None:
+        """(canonical skill, end) of a skill, maybe misspelt, that starts at `pos`."""
+        match = self._skills.match(low, pos)
+        if match:
+            return self.vocabulary.skills[match.group()], match.end()
+        word = _WORD.match(low, pos)
+        typo = self._skill_typos.find(word.group()) if word else None
+        if word and typo is not None:
+            return typo[1], word.end()
+        return None
+
+    def _excluded(self, low: str) -> tuple[list[str], str]:
+        """Skills the message rules out ("not Java", "no PHP or Perl", "ohne Java", "kein PHP",
+        "sin Java ni PHP", "except those with azure"), and `low` with them blanked, so they are
+        not read as wanted skills."""
+        excluded: list[str] = []
+        for cue in _NEGATION.finditer(low):
+            pos, end, fillers, tail = cue.end(), 0, 0, 0
+            found: list[str] = []
+            while True:
+                while pos < len(low) and low[pos] in " -":
+                    pos += 1
+                skill = self._skill_at(low, pos)
+                if skill is not None and (not found or tail == -1):
+                    found.append(skill[0])
+                    pos = end = skill[1]
+                    tail = 0
+                    continue
+                word = _TOKEN.match(low, pos)
+                if word is None:
+                    break
+                text = word.group().strip("-").rstrip(".;:!?")
+                if found and text in _JOINERS:
+                    tail = -1  # another skill may follow
+                elif found and tail >= 0 and tail < 2 and (text in _SKILL_TAIL or _is_person(text)):
+                    tail += 1
+                elif not found and fillers < 3 and text in _NEGATION_FILLER:
+                    fillers += 1
+                else:
+                    break
+                if word.group()[-1:] in ".;:!?":
+                    break  # punctuation ends what the negation covers
+                pos = word.end()
+            if found:
+                excluded += [s for s in found if s not in excluded]
+                low = _blank(low, cue.start(), end)
+        return excluded, low
 
     def _seniority_level(self, low: str) -> str | None:
         for match in self._seniority.finditer(low):

@@ -1,5 +1,5 @@
-"""Vocabularies of skills, cities, seniority words and job-title words, loaded from JSON files so
-they can be extended without code changes (INTENT_VOCABULARY_DIR adds a folder of more)."""
+"""Vocabularies of skills, cities, countries, seniority words and job-title words, loaded from JSON
+files so they can be extended without code changes (INTENT_VOCABULARY_DIR adds a folder of more)."""
 
 from __future__ import annotations
 
@@ -18,6 +18,8 @@ class Vocabulary:
     skills: dict[str, str] = field(default_factory=dict)
     ambiguous_skills: set[str] = field(default_factory=set)
     cities: dict[str, str] = field(default_factory=dict)
+    # Country name (English, German, Spanish) to its ISO 3166-1 alpha-2 code, upper-case.
+    countries: dict[str, str] = field(default_factory=dict)
     seniority: dict[str, str] = field(default_factory=dict)
     title_nouns: set[str] = field(default_factory=set)
     role_markers: set[str] = field(default_factory=set)
@@ -39,6 +41,10 @@ class Vocabulary:
             for canonical, info in cities.items():
                 for alias in {canonical, *info.get("aliases", [])}:
                     self.cities[alias.lower()] = canonical.lower()
+        if countries := read("countries.json"):
+            for code, info in countries.items():
+                for name in info.get("names", []):
+                    self.countries[name.lower()] = code.upper()
         if seniority := read("seniority.json"):
             for level, words in seniority.items():
                 for word in words:

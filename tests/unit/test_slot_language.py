@@ -1,0 +1,253 @@
+"""What recruiters type, part two: misspelt cities, countries, remote work, lists of skills joined
+by "or"/"und"/"o", skills ruled out ("not Java", "ohne PHP", "sin Java") and job titles the
+vocabulary does not know. Messages written for these tests, not taken from the evaluation sets."""
+
+from __future__ import annotations
+
+import pydantic
+import pytest
+
+from services.intent.domain.slots import CAMPAIGN_MARKERS, SlotExtractor
+from services.intent.domain.vocabulary import load_vocabulary
+from services.intent.evaluate import SLOTS, slot_items
+from shared.contracts.intent import INTENTS, Slots
+
+
+@pytest.fixture(scope="module")
+def extractor() -> SlotExtractor:
+    return SlotExtractor(load_vocabulary())
+
+
+# -- misspelt cities ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("message", "city"),
+    [
+        ("kotlin devs in Barcelna", "barcelona"),
+        ("anyone in berln who knows rust", "berlin"),
+        ("scala Entwickler in Munchen", "munchen"),  # an alias of Munich: kept as written
+        ("go Entwickler in Munchn", "munich"),  # a typo: the canonical name
+        ("ruby people in amsterdm", "amsterdam"),
+        ("busca devs de php en sevlla", "seville"),
+        ("Berln python devs", "berlin"),  # capitalised: a city even without "in"
+        ("java devs Barcelna", "barcelona"),
+    ],
+)
+def test_misspelt_cities_are_read_as_the_city(
+    extractor: SlotExtractor, message: str, city: str
+) -> None:
+    assert extractor.extract(message).location == city
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        "meet python devs in person",
+        "java devs in total",
+        "any go devs starting in march",
+        "python devs in general",
+        "rust people in there",
+    ],
+)
+def test_ordinary_words_after_in_are_no_city(extractor: SlotExtractor, message: str) -> None:
+    slots = extractor.extract(message)
+    assert slots.location is None
+    assert slots.country is None
+
+
+# -- countries --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("message", "country"),
+    [
+        ("java devs in Spain", "ES"),
+        ("python engineers anywhere in Germany", "DE"),
+        ("desarrolladores react en España", "ES"),
+        ("Go-Entwickler in Deutschland", "DE"),
+        ("kotlin leute deutschlandweit", "DE"),
+        ("php devs in the netherlands", "NL"),
+        ("rust devs in the UK", "GB"),
+        ("scala Entwickler in der Schweiz", "CH"),
+        ("ingenieros de datos en países bajos", "NL"),
+        ("swift devs in germnay", "DE"),  # misspelt, right after "in"
+    ],
+)
+def test_a_country_is_its_iso_code(extractor: SlotExtractor, message: str, country: str) -> None:
+    slots = extractor.extract(message)
+    assert slots.country == country
+    assert slots.location is None
+
+
+def test_a_city_wins_over_its_country(extractor: SlotExtractor) -> None:
+    slots = extractor.extract("python devs in Madrid, Spain")
+    assert (slots.location, slots.country) == ("madrid", None)
+
+
+def test_every_city_country_has_a_name(extractor: SlotExtractor) -> None:
+    import json
+
+    from services.intent.domain.vocabulary import BUILTIN_DIR
+
+    cities = json.loads((BUILTIN_DIR / "cities.json").read_text(encoding="utf-8"))
+    countries = json.loads((BUILTIN_DIR / "countries.json").read_text(encoding="utf-8"))
+    assert {info["country"] for info in cities.values()} <= set(countries)
+    assert all(code == code.upper() and len(code) == 2 for code in countries)
+    # No country name is a city's name too ("Luxembourg", "Singapore" are read as the city).
+    assert not set(extractor.vocabulary.countries) & set(extractor.vocabulary.cities)
+
+
+# -- remote -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("message", "remote"),
+    [
+        ("remote python devs", True),
+        ("java people, fully remote", True),
+        ("devs de go en remoto", True),
+        ("busca gente remota de kotlin", True),
+        ("Entwickler im Home-Office mit Rust", True),
+        ("100% remote react folks", True),
+        ("onsite java devs in dublin", False),
+        ("C#-Leute vor Ort in Stuttgart", False),
+        ("devs presenciales en valencia", False),
+        ("no remote, java devs in madrid", False),
+        ("python devs in berlin", None),
+        ("remote or onsite, php people", None),  # both: no preference
+    ],
+)
+def test_remote(extractor: SlotExtractor, message: str, remote: bool | None) -> None:
+    assert extractor.extract(message).remote is remote
+
+
+# -- several skills ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("message", "skills"),
+    [
+        ("python or go", ["python", "go"]),
+        ("find python or go", ["python", "go"]),
+        ("java und kotlin", ["java", "kotlin"]),
+        ("react o vue", ["react", "vue"]),
+        ("busca gente de react o vue", ["react", "vue"]),
+        ("rust, go", ["rust", "go"]),
+        ("typescript/node", ["typescript", "node.js"]),
+    ],
+)
+def test_skills_joined_by_and_or(extractor: SlotExtractor, message: str, skills: list[str]) -> None:
+    assert extractor.extract(message).skills == skills
+
+
+def test_an_ordinary_word_next_to_a_skill_is_still_a_word(extractor: SlotExtractor) -> None:
+    assert extractor.extract("python devs, let's go").skills == ["python"]
+
+
+# -- skills ruled out -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("message", "skills", "excluded"),
+    [
+        ("backend devs, not Java", [], ["java"]),
+        ("python people, no PHP", ["python"], ["php"]),
+        ("Go-Entwickler ohne Java", ["go"], ["java"]),
+        ("Python-Leute, kein PHP", ["python"], ["php"]),
+        ("devs de kotlin sin Java", ["kotlin"], ["java"]),
+        ("anyone with spark except java", ["spark"], ["java"]),
+        ("sin java ni php, solo python", ["python"], ["java", "php"]),
+        ("react devs but no angular or vue", ["react"], ["angular", "vue"]),
+        ("python devs without django experience", ["python"], ["django"]),
+        ("Scala-Entwickler aber nicht Spark", ["scala"], ["spark"]),
+        ("devs node salvo los que saben php", ["node.js"], ["php"]),
+        ("cloud people except those with azure", [], ["azure"]),
+        ("java folks, no jvaa", ["java"], []),  # a typo of a skill they also want: left alone
+    ],
+)
+def test_skills_ruled_out(
+    extractor: SlotExtractor, message: str, skills: list[str], excluded: list[str]
+) -> None:
+    slots = extractor.extract(message)
+    assert slots.skills == skills
+    assert slots.exclude_skills == excluded
+    assert not set(slots.skills) & set(slots.exclude_skills)
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        "python devs in berlin, no more than 5 years",
+        "not sure: java or kotlin devs",
+        "no tenemos devs de java en madrid?",
+        "java devs, nicht nur in berlin",
+        "al menos 3 años de python",
+    ],
+)
+def test_a_negation_of_something_else_rules_out_no_skill(
+    extractor: SlotExtractor, message: str
+) -> None:
+    assert extractor.extract(message).exclude_skills == []
+
+
+# -- job titles the vocabulary does not know --------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("message", "title", "markers"),
+    [
+        ("email react devs about the growth hacker role", "growth hacker", frozenset()),
+        ("ping sales folks re our customer success position", "customer success", frozenset()),
+        ("escribe a devs sobre el puesto de growth hacker", "growth hacker", frozenset()),
+        ("schreib ihnen wegen der Stelle als Growth Hacker", "growth hacker", frozenset()),
+        ("how is the growth hacker campaign doing", "growth hacker", CAMPAIGN_MARKERS),
+        ("how is the campaign for the data platform lead", "data platform lead", CAMPAIGN_MARKERS),
+    ],
+)  # fmt: skip
+def test_free_job_titles(
+    extractor: SlotExtractor, message: str, title: str, markers: frozenset[str]
+) -> None:
+    assert extractor.read(message, markers).slots.job_title == title
+
+
+@pytest.mark.parametrize(
+    ("message", "markers"),
+    [
+        ("how is my last react campaign", CAMPAIGN_MARKERS),
+        ("how is the berlin python campaign", CAMPAIGN_MARKERS),
+        ("Hau die Kampagne jetzt raus", CAMPAIGN_MARKERS),
+        ("search for python developers in berlin", frozenset()),
+        ("email python devs about the remote backend role", frozenset()),
+        ("email the python devs about the role", frozenset()),
+    ],
+)
+def test_no_free_title_where_there_is_none(
+    extractor: SlotExtractor, message: str, markers: frozenset[str]
+) -> None:
+    assert extractor.read(message, markers).slots.job_title is None
+
+
+# -- the contract and the evaluation ----------------------------------------------------------
+
+
+def test_the_new_slots_come_last_and_default_to_nothing() -> None:
+    assert list(Slots.model_fields)[-3:] == ["country", "remote", "exclude_skills"]
+    assert Slots() == Slots(country=None, remote=None, exclude_skills=[])
+    with pytest.raises(pydantic.ValidationError):
+        Slots(country="spain")
+    with pytest.raises(pydantic.ValidationError):
+        Slots(country="es")
+
+
+def test_a_search_carries_the_new_slots_and_a_status_question_does_not() -> None:
+    slots = Slots(skills=["java"], country="ES", remote=True, exclude_skills=["php"])
+    assert INTENTS["candidate_search"].keep(slots) == slots
+    assert INTENTS["email_campaign"].keep(slots) == slots
+    assert INTENTS["campaign_status"].keep(slots) == Slots(skills=["java"])
+
+
+def test_the_evaluation_scores_the_new_slots() -> None:
+    assert {"country", "remote", "exclude_skills"} <= set(SLOTS)
+    items = slot_items({"country": "ES", "remote": False, "exclude_skills": ["php"]})
+    assert items == {("country", "es"), ("remote", "false"), ("exclude_skills", "php")}

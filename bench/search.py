@@ -101,6 +101,13 @@ CASES = (
     SearchCase("no skill, any city, top 500", Slots(), 500),
     # Juniors rank last (fewest years): the walk finds none, so every match is fetched.
     SearchCase("java, junior, any city, top 500", Slots(skills=["java"], seniority="junior"), 500),
+    # The country is not in the rank indexes: the walk reads it from the table.
+    SearchCase("python in Spain (country ES), top 50", Slots(skills=["python"], country="ES"), 50),
+    SearchCase(
+        "python, not java, Berlin, top 50",
+        Slots(skills=["python"], location="Berlin", exclude_skills=["java"]),
+        50,
+    ),
 )
 
 

@@ -1,7 +1,8 @@
 """The fast extraction query (issue 16) gives exactly the answer of a straightforward ranking.
 
 A few thousand candidates of this test's own (tagged skills and towns), with many ties in years
-of experience, missing years, skills listed twice, suppressed addresses and earlier contact
+of experience, missing years, skills listed twice, countries (some at odds with the town, some
+missing), suppressed addresses and earlier contact
 about the job (recent, old, by this very campaign, drafts and rejections), are searched with
 many slot combinations and limits; `extract_candidates` must return the same candidates, in the
 same order and with the same matched skills, as the rules applied in Python to every row, and
@@ -36,8 +37,9 @@ WINDOW_DAYS = 90
 SENIORITIES = ("junior", "mid", "senior", "staff")
 COLUMNS = (
     "candidate_id", "full_name", "email", "city", "seniority", "years_experience", "skills",
-    "source",
+    "source", "country",
 )  # fmt: skip
+COUNTRIES = ("ES", "ES", "DE", "PT", None)
 
 
 @dataclass(frozen=True)
@@ -48,6 +50,7 @@ class Person:
     seniority: str | None
     years: int | None
     skills: list[str]
+    country: str | None
 
 
 @dataclass(frozen=True)
@@ -80,6 +83,7 @@ async def make_pool(conn: Connection, tag: str) -> Pool:
                 seniority=rng.choice((*SENIORITIES, None)),
                 years=None if n % 23 == 0 else rng.randrange(0, 8),  # many ties
                 skills=rng.sample(mine, len(mine)),
+                country=rng.choice(COUNTRIES),  # whatever the town
             )
         )
     await conn.copy_records_to_table(
@@ -87,7 +91,17 @@ async def make_pool(conn: Connection, tag: str) -> Pool:
         schema_name="campaign",
         columns=list(COLUMNS),
         records=[
-            (p.candidate_id, f"Person {n}", p.email, p.city, p.seniority, p.years, p.skills, "test")
+            (
+                p.candidate_id,
+                f"Person {n}",
+                p.email,
+                p.city,
+                p.seniority,
+                p.years,
+                p.skills,
+                "test",
+                p.country,
+            )
             for n, p in enumerate(people)
         ],
     )
@@ -131,13 +145,18 @@ async def make_pool(conn: Connection, tag: str) -> Pool:
 def reference(pool: Pool, slots: Slots, limit: int) -> list[tuple[uuid.UUID, list[str]]]:
     """The extraction rules applied to every row in Python: (candidate, matched skills)."""
     wanted = [s.lower() for s in slots.skills]
+    unwanted = {s.strip().lower() for s in slots.exclude_skills}
     found = []
     for p in pool.people:
         matched = [s for s in p.skills if s in wanted]
         if wanted and not matched:
             continue
+        if unwanted & set(p.skills):
+            continue
         if slots.location and p.city.lower() != slots.location.lower():
             continue
+        if slots.country and p.country != slots.country:
+            continue  # remote asks nothing of the candidates
         if slots.seniority and p.seniority != slots.seniority:
             continue
         if slots.min_years_experience is not None and (
@@ -170,6 +189,15 @@ def searches(pool: Pool) -> list[Slots]:
         Slots(skills=[k[2], k[0], k[1]], location=town, seniority="mid"),
         Slots(location=town),
         Slots(location=pool.towns[2], seniority="mid", min_years_experience=3),
+        Slots(skills=[k[0]], country="ES"),
+        Slots(skills=[k[5]], country="ES"),  # rare, in a country
+        Slots(skills=[k[0], k[1]], exclude_skills=[k[2]]),
+        Slots(skills=[k[1], k[0], k[2]], country="DE", exclude_skills=[f" {k[3].upper()} "]),
+        Slots(skills=[k[0]], location=town, country="PT", exclude_skills=[k[1]]),  # both apply
+        Slots(skills=[k[0], k[3]], remote=True, exclude_skills=[k[1], k[2]]),
+        Slots(skills=k[:5], country="ES", exclude_skills=[k[5]]),  # the plain query
+        Slots(location=town, country="DE", remote=True),
+        Slots(location=pool.towns[1], seniority="senior", exclude_skills=[k[0]]),
     ]
 
 

@@ -85,6 +85,37 @@ def test_criteria_read_as_a_phrase() -> None:
     assert criteria(Slots()) == ""
 
 
+def test_criteria_name_the_country_remote_and_the_skills_ruled_out() -> None:
+    react = Slots(skills=["React"], country="ES", exclude_skills=["Angular"])
+    assert criteria(react) == "react in Spain, not angular"
+    everything = Slots(
+        skills=["python", "django"], location="Berlin", country="DE", seniority="senior",
+        min_years_experience=5, remote=True, exclude_skills=[" Java", "php", "java"],
+    )  # fmt: skip
+    assert criteria(everything) == (
+        "python or django in Berlin, Germany (senior, 5+ years, remote), not java or php"
+    )
+    assert criteria(Slots(skills=["go"], remote=False)) == "go (on-site)"
+    assert criteria(Slots(exclude_skills=["java"])) == "not java"
+    assert criteria(Slots(skills=["go"], country="ZZ")) == "go in ZZ"  # a code it cannot name
+
+
+def test_the_summary_says_the_country_and_the_exclusions() -> None:
+    slots = Slots(skills=["python"], country="ES", remote=True, exclude_skills=["java"])
+    found = [(match("Ada", matched=["python"], city="Madrid"), Reach())]
+    result = answer(slots, None, Counted(matched=3, reachable=3, cap=10_000), found)
+
+    assert result.summary == (
+        "3 candidates match python in Spain (remote), not java; the best: Ada."
+    )
+    assert result.matches[0].why == (
+        "has 1 of 1 skills asked for (python); 9 years of experience; in Madrid; no java"
+    )
+    assert summary(slots, Counted(0, 0, 10_000), []) == (
+        "No candidate matches python in Spain (remote), not java."
+    )
+
+
 def test_the_summary_counts_flags_and_names_the_top() -> None:
     slots = Slots(skills=["python"], location="Berlin", seniority="senior")
     one = ["python"]

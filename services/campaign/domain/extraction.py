@@ -28,6 +28,8 @@ MAX_CLARIFICATION_OPTIONS = 5
 _CITIES_FILE = (
     Path(__file__).resolve().parents[2] / "intent" / "data" / "vocabulary" / "cities.json"
 )
+# Its country names ("ES": "spain", "españa", ...), English first, for the search's answer.
+_COUNTRIES_FILE = _CITIES_FILE.with_name("countries.json")
 # Words that say "a job" without saying which one.
 _TITLE_FILLER = frozenset({
     "a", "an", "the", "for", "of", "our", "this", "that", "to", "in", "at", "on", "and", "or",
@@ -105,6 +107,24 @@ def canonical_skills(skills: Iterable[str]) -> list[str]:
         if name:
             seen.setdefault(name, None)
     return list(seen)
+
+
+@cache
+def _country_names() -> dict[str, str]:
+    try:
+        raw = json.loads(_COUNTRIES_FILE.read_text(encoding="utf-8"))
+        return {code.upper(): info["names"][0] for code, info in raw.items() if info.get("names")}
+    except (OSError, ValueError, TypeError, KeyError, AttributeError, IndexError):
+        return {}  # the vocabulary is the intent service's: without it, the code will do
+
+
+def country_name(code: str) -> str:
+    """The country's English name ("ES" -> "Spain"), or its code when the vocabulary lacks it."""
+    code = code.strip().upper()
+    name = _country_names().get(code)
+    if not name:
+        return code
+    return code if len(name) <= 3 else " ".join(w.capitalize() for w in name.split())
 
 
 @cache

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from services.campaign.domain.extraction import CandidateMatch, canonical_skills
+from services.campaign.domain.extraction import CandidateMatch, canonical_skills, country_name
 from shared.contracts.campaign import (
     MAX_SEARCH_SHOWN,
     CampaignJob,
@@ -78,8 +78,11 @@ def why(match: CandidateMatch, slots: Slots) -> str:
         parts.append("years of experience unknown")
     if slots.seniority and match.seniority:
         parts.append(match.seniority)
-    if slots.location and match.city:
+    if (slots.location or slots.country) and match.city:
         parts.append(f"in {match.city}")
+    unwanted = canonical_skills(slots.exclude_skills)
+    if unwanted:
+        parts.append(f"no {' or '.join(unwanted)}")
     return "; ".join(parts)
 
 
@@ -100,18 +103,30 @@ def hit(match: CandidateMatch, slots: Slots, reach: Reach) -> CandidateHit:
 
 
 def criteria(slots: Slots) -> str:
-    """What was searched for, as in "python or django in Berlin (senior, 5+ years)"."""
+    """What was searched for, as in "python or django in Berlin, Germany (senior, 5+ years,
+    remote), not java". Remote is said as asked, though the pool does not record it (the search
+    does not narrow by it)."""
     skills = canonical_skills(slots.skills)
     text = " or ".join(skills) if skills else ""
+    places = []
     if slots.location and slots.location.strip():
-        text += f" in {' '.join(slots.location.split())}"
+        places.append(" ".join(slots.location.split()))
+    if slots.country and slots.country.strip():
+        places.append(country_name(slots.country))
+    if places:
+        text += f" in {', '.join(places)}"
     profile: list[str] = []
     if slots.seniority:
         profile.append(slots.seniority)
     if slots.min_years_experience is not None:
         profile.append(f"{slots.min_years_experience}+ years")
+    if slots.remote is not None:
+        profile.append("remote" if slots.remote else "on-site")
     if profile:
         text += f" ({', '.join(profile)})"
+    unwanted = canonical_skills(slots.exclude_skills)
+    if unwanted:
+        text = ", ".join(filter(None, (text.strip(), f"not {' or '.join(unwanted)}")))
     return text.strip()
 
 

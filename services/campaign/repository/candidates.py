@@ -109,6 +109,9 @@ def _ranked_query(slots: Slots, limit: int, *, exclude: Contact | None) -> Query
     matches = " AND ".join(where)
     walk = WALK_PER_RESULT * limit  # an int of ours, spliced like the constants
     by_city = bool(slots.location and slots.location.strip())
+    # The rank indexes do not hold the country: asked for, it is read from the table, for the
+    # rows walked (or the city's rows), which costs the walk its index-only scan.
+    walked = _WALKED + (", c.country" if _country(slots) else "")
     ctes: list[str] = []
     branches: list[str] = []
     if by_city:
@@ -118,14 +121,14 @@ def _ranked_query(slots: Slots, limit: int, *, exclude: Contact | None) -> Query
         # skills ("python and sql") by tens of times, then fetches them row by row.
         ctes.append(
             "rare AS MATERIALIZED (SELECT c.candidate_id, c.years_experience, c.skills"  # noqa: S608
-            f" FROM (SELECT {_WALKED} FROM campaign.candidates c WHERE {' AND '.join(profile)}"
+            f" FROM (SELECT {walked} FROM campaign.candidates c WHERE {' AND '.join(profile)}"
             f" OFFSET 0) c WHERE {matches})"
         )
     for n, stratum in enumerate(_strata(wanted, len(skills)), start=1):
         # The walk's subquery keeps to the columns `candidates_rank` holds (index-only), and its
         # LIMIT keeps the conditions from being pushed into it: a bounded walk, then the filter.
         ctes.append(
-            f"walk{n} AS MATERIALIZED (SELECT c.candidate_id FROM (SELECT {_WALKED}"  # noqa: S608
+            f"walk{n} AS MATERIALIZED (SELECT c.candidate_id FROM (SELECT {walked}"  # noqa: S608
             f" FROM campaign.candidates c ORDER BY {_RANK} LIMIT {walk}) c"
             f" WHERE {matches}{stratum} ORDER BY {_RANK} LIMIT {top})"
         )
@@ -223,7 +226,13 @@ def _conditions(
 ) -> tuple[list[str], str | None, list[str]]:
     """The WHERE conditions on `campaign.candidates c` (never none), the placeholder of the
     wanted skills (None when the slots name none), and the conditions on city, seniority and
-    years alone. With `exclude`, suppressed addresses and that earlier contact are left out."""
+    years alone. With `exclude`, suppressed addresses and that earlier contact are left out.
+
+    A candidate has one of the skills and none of `exclude_skills` (both canonical), lives in
+    the city (any spelling) and in the country, when named (both apply when both are), and has
+    the seniority and years asked for. `remote` adds nothing: candidates do not say where they
+    want to work, so "remote python developers" are all python developers, anywhere (unless a
+    city or country is named too)."""
     if limit < 1:
         raise ValueError("limit must be at least 1")
     # Only `$n` placeholders and this module's constants are spliced into the SQL (hence S608).
@@ -233,6 +242,12 @@ def _conditions(
     if skills:
         wanted = p(skills)
         where.append(f"c.skills && {wanted}::text[]")
+    unwanted = canonical_skills(slots.exclude_skills)
+    if unwanted:
+        where.append(f"NOT (c.skills && {p(unwanted)}::text[])")
+    country = _country(slots)
+    if country:
+        where.append(f"c.country = {p(country)}")
     profile: list[str] = []
     if slots.location and slots.location.strip():
         profile.append(f"lower(c.city) = ANY({p(city_spellings(slots.location))}::text[])")
@@ -246,6 +261,11 @@ def _conditions(
         contacted = _contacted(p, exclude)
         where.append(f"NOT EXISTS (SELECT 1 FROM campaign.emails e WHERE {contacted})")  # noqa: S608
     return where or ["true"], wanted, profile
+
+
+def _country(slots: Slots) -> str | None:
+    """The country asked for, upper-case (as `campaign.candidates.country` holds it)."""
+    return slots.country.strip().upper() or None if slots.country else None
 
 
 _SUPPRESSED = "EXISTS (SELECT 1 FROM campaign.suppressions sup WHERE sup.email = lower(c.email))"

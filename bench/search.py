@@ -101,8 +101,24 @@ CASES = (
     SearchCase("no skill, any city, top 500", Slots(), 500),
     # Juniors rank last (fewest years): the walk finds none, so every match is fetched.
     SearchCase("java, junior, any city, top 500", Slots(skills=["java"], seniority="junior"), 500),
-    # The country is not in the rank indexes: the walk reads it from the table.
+    # A country, like a city (0008): the rank indexes hold it, and a small country's (or a rare
+    # skill's) matches come from `candidates_country_rank`, index-only.
     SearchCase("python in Spain (country ES), top 50", Slots(skills=["python"], country="ES"), 50),
+    SearchCase("python, ES, top 500", Slots(skills=["python"], country="ES"), 500),
+    SearchCase("python, FI (small country), top 50", Slots(skills=["python"], country="FI"), 50),
+    SearchCase(
+        "python, Madrid + ES, top 50", Slots(skills=["python"], location="Madrid", country="ES"), 50
+    ),
+    SearchCase(
+        "python/sql/spark, senior, DE, top 50",
+        Slots(skills=["python", "sql", "spark"], seniority="senior", country="DE"),
+        50,
+    ),
+    SearchCase(
+        "tensorflow (rare), DE (large country), top 50",
+        Slots(skills=["tensorflow"], country="DE"),
+        50,
+    ),
     SearchCase(
         "python, not java, Berlin, top 50",
         Slots(skills=["python"], location="Berlin", exclude_skills=["java"]),

@@ -174,3 +174,8 @@ def test_the_summary_lists_five_names_at_most() -> None:
     assert result.summary == (
         "8 candidates match python; the top 8: P0, P1, P2, P3, P4 and 3 more."
     )
+
+
+def test_a_city_as_the_intent_service_writes_it_is_shown_capitalised() -> None:
+    assert criteria(Slots(skills=["python"], location="new york")) == "python in New York"
+    assert criteria(Slots(location="São Paulo")) == "in São Paulo"

@@ -110,7 +110,8 @@ def criteria(slots: Slots) -> str:
     text = " or ".join(skills) if skills else ""
     places = []
     if slots.location and slots.location.strip():
-        places.append(" ".join(slots.location.split()))
+        city = " ".join(slots.location.split())
+        places.append(city.title() if city.islower() else city)  # the intent's "berlin"
     if slots.country and slots.country.strip():
         places.append(country_name(slots.country))
     if places:

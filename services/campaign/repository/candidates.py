@@ -45,8 +45,9 @@ MAX_STRATIFIED_SKILLS = 4
 # before it fetches all its matches instead: walking on costs more once matches are rarer than
 # one in WALK_PER_RESULT, and fetching them costs about their number.
 WALK_PER_RESULT = 100
-# The columns a walk reads: those of `candidates_rank` (0007), for an index-only scan.
-_WALKED = "c.candidate_id, c.years_experience, c.skills, c.city, c.seniority, c.email"
+# The columns a walk reads: those of `candidates_rank` (0007, with the country since 0008), for an
+# index-only scan.
+_WALKED = "c.candidate_id, c.years_experience, c.skills, c.city, c.seniority, c.email, c.country"
 _RANK = "c.years_experience DESC NULLS LAST, c.candidate_id"
 _COLUMNS = (
     "c.candidate_id, c.full_name, c.first_name, c.email, c.city, c.seniority,"
@@ -94,11 +95,11 @@ def _ranked_query(slots: Slots, limit: int, *, exclude: Contact | None) -> Query
     overall, so the best of the strata, ranked, are the best overall. Within a stratum, a walk
     reads the most experienced candidates in rank order (`candidates_rank`, an index-only scan)
     and stops at `limit` matches; only if the first `WALK_PER_RESULT * limit` of them hold fewer
-    (a rare skill, a small city, juniors) are the stratum's matches all fetched and sorted: the
-    asked-for city's candidates, index-only (`candidates_city_rank`), or else through the GIN
-    index on skills. A candidate listing a skill twice counts it twice in the rank
-    (as the plain query does), which the strata cannot see: those few rows come from their own
-    index (`candidates_skills_repeat`).
+    (a rare skill, a small city or country, juniors) are the stratum's matches all fetched and
+    sorted: the asked-for city's or country's candidates, index-only (`candidates_city_rank`,
+    `candidates_country_rank`), or else through the GIN index on skills. A candidate listing a
+    skill twice counts it twice in the rank (as the plain query does), which the strata cannot
+    see: those few rows come from their own index (`candidates_skills_repeat`).
     """
     skills = canonical_skills(slots.skills)
     if len(skills) > MAX_STRATIFIED_SKILLS:
@@ -108,33 +109,32 @@ def _ranked_query(slots: Slots, limit: int, *, exclude: Contact | None) -> Query
     top = p(limit)
     matches = " AND ".join(where)
     walk = WALK_PER_RESULT * limit  # an int of ours, spliced like the constants
-    by_city = bool(slots.location and slots.location.strip())
-    # The rank indexes do not hold the country: asked for, it is read from the table, for the
-    # rows walked (or the city's rows), which costs the walk its index-only scan.
-    walked = _WALKED + (", c.country" if _country(slots) else "")
+    # A city and a country are alike: the place's candidates are few enough to read them all.
+    by_place = bool(slots.location and slots.location.strip()) or _country(slots) is not None
     ctes: list[str] = []
     branches: list[str] = []
-    if by_city:
-        # With a city, the second step reads that city's matches once for every stratum
-        # (`candidates_city_rank`, index-only: the city's size bounds the cost); the OFFSET 0
+    if by_place:
+        # With a city or a country, the second step reads that place's matches once for every
+        # stratum (`candidates_city_rank` or `candidates_country_rank`, whichever the planner
+        # finds the fewer rows in, index-only: the place's size bounds the cost); the OFFSET 0
         # keeps the skill conditions out of that scan, since the planner misjudges correlated
         # skills ("python and sql") by tens of times, then fetches them row by row.
         ctes.append(
             "rare AS MATERIALIZED (SELECT c.candidate_id, c.years_experience, c.skills"  # noqa: S608
-            f" FROM (SELECT {walked} FROM campaign.candidates c WHERE {' AND '.join(profile)}"
+            f" FROM (SELECT {_WALKED} FROM campaign.candidates c WHERE {' AND '.join(profile)}"
             f" OFFSET 0) c WHERE {matches})"
         )
     for n, stratum in enumerate(_strata(wanted, len(skills)), start=1):
         # The walk's subquery keeps to the columns `candidates_rank` holds (index-only), and its
         # LIMIT keeps the conditions from being pushed into it: a bounded walk, then the filter.
         ctes.append(
-            f"walk{n} AS MATERIALIZED (SELECT c.candidate_id FROM (SELECT {walked}"  # noqa: S608
+            f"walk{n} AS MATERIALIZED (SELECT c.candidate_id FROM (SELECT {_WALKED}"  # noqa: S608
             f" FROM campaign.candidates c ORDER BY {_RANK} LIMIT {walk}) c"
             f" WHERE {matches}{stratum} ORDER BY {_RANK} LIMIT {top})"
         )
         enough = f"(SELECT count(*) FROM walk{n}) < {top}"  # noqa: S608
         branches.append(f"(SELECT candidate_id FROM walk{n})")  # noqa: S608
-        if by_city:
+        if by_place:
             branches.append(
                 f"(SELECT c.candidate_id FROM rare c WHERE {enough}{stratum}"  # noqa: S608
                 f" ORDER BY {_RANK} LIMIT {top})"
@@ -225,8 +225,9 @@ def _conditions(
     exclude: Contact | None,
 ) -> tuple[list[str], str | None, list[str]]:
     """The WHERE conditions on `campaign.candidates c` (never none), the placeholder of the
-    wanted skills (None when the slots name none), and the conditions on city, seniority and
-    years alone. With `exclude`, suppressed addresses and that earlier contact are left out.
+    wanted skills (None when the slots name none), and the conditions on city, country,
+    seniority and years alone. With `exclude`, suppressed addresses and that earlier contact are
+    left out.
 
     A candidate has one of the skills and none of `exclude_skills` (both canonical), lives in
     the city (any spelling) and in the country, when named (both apply when both are), and has
@@ -245,12 +246,12 @@ def _conditions(
     unwanted = canonical_skills(slots.exclude_skills)
     if unwanted:
         where.append(f"NOT (c.skills && {p(unwanted)}::text[])")
-    country = _country(slots)
-    if country:
-        where.append(f"c.country = {p(country)}")
     profile: list[str] = []
     if slots.location and slots.location.strip():
         profile.append(f"lower(c.city) = ANY({p(city_spellings(slots.location))}::text[])")
+    country = _country(slots)
+    if country:
+        profile.append(f"c.country = {p(country)}")
     if slots.seniority is not None:
         profile.append(f"c.seniority = {p(slots.seniority)}")
     if slots.min_years_experience is not None:

@@ -91,10 +91,36 @@ _TITLE_STOP = {
     "gerade",
     "ahora",
     "hoy",
+    # what leads to or trails a title with no "role" word: "thema X job", "por lo del X"
+    "thema",
+    "betreff",
+    "bzgl",
+    "lo",
+    "bitte",
+    "danke",
+    "thanks",
+    "gracias",
+    "porfa",
+    # years of experience are no part of a title: "3-5 jahre, growth engineer stelle"
+    "years",
+    "yrs",
+    "jahre",
+    "jahren",
+    "años",
+    "experience",
+    "erfahrung",
+    "experiencia",
 }
 _TITLE_JOINERS = {"als", "de", "del", "como", "für", "as", "of"}
 _GERMAN_ARTICLES = {"der", "die", "den", "dem"}
-_ARTICLES = _GERMAN_ARTICLES | {"the", "el", "la"}
+_ARTICLES = _GERMAN_ARTICLES | {"the", "el", "la", "los", "las", "my", "our", "meine", "meinen",
+                                 "unsere", "unseren", "mis", "nuestros", "nuestras"}  # fmt: skip
+# Words that name a job with no "role" word after them: "por lo del growth engineer", "thema
+# platform engineer", "betreff: data engineer". A title found so must be one the vocabulary knows.
+_TITLE_CUE = re.compile(
+    r"(?<![\w])(?:por lo del?|lo del?|thema|betreff:?|bzgl\.?|en relaci[oó]n (?:con|al) (?:el|la)?)"
+    r"(?![\w])"
+)
 # "of" belongs to these titles: "Head of Data", "Director of Engineering".
 _OF_TITLES = {"head", "director", "vp", "chief", "manager", "lead"}
 _PERSON_NOUNS = re.compile(
@@ -102,11 +128,15 @@ _PERSON_NOUNS = re.compile(
     r"scientists?|designers?|testers?|managers?|leads?|architects?|experts?|specialists?|"
     r"consultants?|administrators?|admins?|experience|kandidat\w*|entwickler\w*|personen|"
     r"ingenieur\w*|expert\w*|erfahrung|candidat[oa]s?|desarrollador\w*|ingenier[oa]s?|personas|"
-    r"perfiles|programador\w*|experiencia|especialistas?|profesionales|leute|fachkräfte)$"
+    r"perfiles|programador\w*|experiencia|especialistas?|profesionales|leute|fachkräfte|ppl|peeps|"
+    r"gente|talent)$"
 )
 # Words after which an ambiguous skill word is the skill: "with flutter", "who know spark".
-_SKILL_CUES = {"with", "know", "knows", "knowing", "using", "mit", "kennen", "kann", "con", "sabe",
-               "saben", "usando"}  # fmt: skip
+_SKILL_CUES = {"with", "know", "knows", "knowing", "using", "mit", "kennen", "kann", "kennt",
+               "können", "beherrscht", "con", "sabe", "saben", "usando", "conoce", "conocen",
+               "domina", "dominan", "maneja", "manejan"}  # fmt: skip
+# Words that, with "de" after them, name people by a skill: "alguien de swift", "nadie de go".
+_SOMEONE = {"alguien", "nadie", "algún", "algun", "alguno", "alguna"}
 _LOCATIVE = {"in", "from", "near", "around", "at", "aus", "im", "bei", "nahe", "en", "de", "cerca"}
 _YEARS = r"(?:years?|yrs?|jahre?n?|años|anos)"
 # A range of years ("3-5 years", "3 bis 5 Jahre", "entre 3 y 5 años"): its lower bound is the
@@ -138,9 +168,13 @@ _LIMIT_PATTERNS = [
 _COUNT = re.compile(r"\b\d{1,9}\b")
 # Words that name a campaign the way "role" names a job: "how is the Data Engineer campaign doing",
 # "wie läuft die Kampagne für Backend Engineer". Used only to read a status question.
+# The mails a campaign sends name it too: "any replies to the data analyst emails", "Antworten auf
+# meine SRE Mails", "los correos del sre".
 CAMPAIGN_MARKERS = frozenset(
-    {"campaign", "campaigns", "kampagne", "kampagnen", "campaña", "campana"}
-)
+    {"campaign", "campaigns", "kampagne", "kampagnen", "campaña", "campana", "campañas",
+     "emails", "email", "e-mails", "mails", "mail", "outreach", "messages", "nachrichten",
+     "anschreiben", "correos", "correo", "mensajes", "e-mail"}
+)  # fmt: skip
 _WORD = re.compile(r"[^\W\d_]+")
 # Words that join two skills into a list: "python or go", "java und kotlin", "react o vue".
 _JOINERS = {"and", "or", "&", "/", "und", "oder", "sowie", "y", "e", "o", "u", "ni", "nor", "noch",
@@ -176,7 +210,8 @@ _REMOTE = re.compile(
 # that make such a phrase something else than a title ("the last react campaign").
 _TITLE_LEAD = {"the", "our", "a", "an", "this", "that", "my", "your", "der", "die", "das", "den",
                "dem", "unsere", "unserer", "unseren", "unser", "el", "la", "los", "las", "nuestro",
-               "nuestra", "al", "del"}  # fmt: skip
+               "nuestra", "al", "del", "meine", "meinen", "meiner", "mein", "mis", "mi",
+               "nuestros", "nuestras"}  # fmt: skip
 _NOT_TITLE = {"last", "latest", "recent", "current", "first", "next", "previous", "big", "small",
               "same", "other", "whole", "letzte", "letzten", "aktuelle", "aktuellen", "neue",
               "neuen", "última", "ultima", "último", "ultimo", "nueva", "nuevo", "hiring",
@@ -303,6 +338,7 @@ class SlotExtractor:
         nouns = self.vocabulary.title_nouns
         return any(
             w in nouns
+            or w in self.vocabulary.titles
             or w.rstrip("s") in nouns
             or any(len(n) >= 5 and w.endswith(n) for n in nouns)
             for w in words
@@ -339,6 +375,14 @@ class SlotExtractor:
             span = self._walk(tokens, i - 1, -1, markers, written)
             if span is not None:
                 return span.text, _blank(low, span.start, token.end)
+        # No "role" word: a title the vocabulary knows after "por lo del", "thema", "betreff".
+        for cue in _TITLE_CUE.finditer(low):
+            after = next((k for k, t in enumerate(tokens) if t.start >= cue.end()), len(tokens))
+            if after < len(tokens) and tokens[after].text in _ARTICLES:
+                after += 1
+            span = self._walk(tokens, after, 1, markers, written, free=False)
+            if span is not None:
+                return span.text, _blank(low, cue.start(), span.end)
         return None, low
 
     def _walk(
@@ -357,7 +401,13 @@ class SlotExtractor:
             word = tokens[index].text.rstrip(".:,;")
             before = tokens[index - 1].text if index > 0 else ""
             title_of = word == "of" and before in _OF_TITLES
-            if (word in _TITLE_STOP and not title_of) or word.isdigit() or word in markers:
+            if (word in _TITLE_STOP and not title_of) or word[:1].isdigit() or word in markers:
+                break
+            # A title takes in no city, and walking back ends at a comma: "in köln, 2-4 jahre,
+            # growth engineer stelle" names a "growth engineer".
+            if word in self.vocabulary.cities or word in self.vocabulary.countries:
+                break
+            if step < 0 and tokens[index].text[-1:] in ",;:":
                 break
             picked.append(tokens[index])
             if step > 0 and tokens[index].text[-1:] in ",.;:":
@@ -459,10 +509,15 @@ class SlotExtractor:
         before = _TOKEN.findall(low[max(0, start - 60) : start])[-3:]
         if before and before[-1] in _SKILL_CUES:
             return True
-        # "perfiles junior de angular": over "de" and a seniority word to the noun
+        # "perfiles junior de angular": over "de" and a seniority word to the noun; "alguien de
+        # swift" too, but not "alguien swift"
+        over_de = False
         while before and (before[-1] in {"de", "del"} or before[-1] in self.vocabulary.seniority):
+            over_de = over_de or before[-1] in {"de", "del"}
             before = before[:-1]
-        return bool(before) and (_is_person(before[-1]) or before[-1] in nouns)
+        return bool(before) and (
+            _is_person(before[-1]) or before[-1] in nouns or (over_de and before[-1] in _SOMEONE)
+        )
 
     def _skill_list(self, text: str, low: str, nouns: frozenset[str] = frozenset()) -> list[str]:
         found: list[str] = []

@@ -23,6 +23,8 @@ class Vocabulary:
     seniority: dict[str, str] = field(default_factory=dict)
     title_nouns: set[str] = field(default_factory=set)
     role_markers: set[str] = field(default_factory=set)
+    # Words that are a whole job title on their own, short as they are: "sre", "qa", "devops".
+    titles: set[str] = field(default_factory=set)
 
     def merge_folder(self, folder: Path) -> None:
         """Add the vocabulary files found in `folder`; later folders win on conflicts."""
@@ -52,6 +54,7 @@ class Vocabulary:
         if titles := read("titles.json"):
             self.title_nouns |= {w.lower() for w in titles.get("title_nouns", [])}
             self.role_markers |= {w.lower() for w in titles.get("role_markers", [])}
+            self.titles |= {w.lower() for w in titles.get("titles", [])}
 
 
 def load_vocabulary(extra: Path | None = None) -> Vocabulary:

@@ -5,13 +5,14 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: help venv kafka run test test-tansu lint format unit integration migrate seed keys bench eval-intent clean
+.PHONY: help venv kafka chromium run test test-tansu lint format unit integration migrate seed keys bench eval-intent clean
 
 help:
 	@echo "make run     - set up, migrate, seed, start the broker and all five services"
 	@echo "make test    - set up, lint, and run the whole test suite (then its Tansu subset)"
 	@echo "make test-tansu - the tests marked tansu, on the Tansu broker"
 	@echo "make kafka   - fetch Apache Kafka's jars from Maven Central (once)"
+	@echo "make chromium - install Debian's chromium for the browser tests (once)"
 	@echo "make lint    - ruff and mypy"
 	@echo "make migrate - apply every service's migrations"
 	@echo "make seed    - load the demo data set (10,000 candidates, open jobs) if empty"
@@ -32,12 +33,18 @@ venv: $(STAMP)
 kafka: $(STAMP)
 	@$(PY) -m deploy.apache_kafka resolve
 
+# Debian's chromium for the browser tests (tests/browser, Playwright drives /usr/bin/chromium;
+# no browser download). Installed once, as root on a fresh Debian machine.
+chromium:
+	@test -x /usr/bin/chromium || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium)
+
 run: $(STAMP) kafka
 	$(PY) -m deploy.run_local
 
 # The whole suite on Apache Kafka (or KAFKA_BOOTSTRAP_SERVERS), then the tests marked `tansu`
-# again on Tansu, so the Python-only path keeps working.
-test: $(STAMP) lint kafka
+# again on Tansu, so the Python-only path keeps working. The browser tests (tests/browser, marked
+# `browser`) run in the first pass, in a real Chromium.
+test: $(STAMP) lint kafka chromium
 	$(PY) -m pytest
 	@$(MAKE) --no-print-directory test-tansu
 

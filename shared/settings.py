@@ -112,6 +112,16 @@ class Settings(BaseSettings):
         ge=0,
         description="API_KEY_CACHE_SECONDS: how long a verified key is trusted in memory.",
     )
+    web_session_seconds: int = Field(
+        8 * 3600,
+        ge=60,
+        description="WEB_SESSION_SECONDS: a web app sign-in lasts this long after its last use.",
+    )
+    web_cookie_secure: bool = Field(
+        False,
+        description="WEB_COOKIE_SECURE: send the session cookie over HTTPS only (set it behind "
+        "TLS; off for http://127.0.0.1).",
+    )
     startup_timeout_seconds: float = Field(
         10.0,
         gt=0,

@@ -89,7 +89,11 @@ class KeyStore:
 
     async def verify(self, token: str) -> Principal:
         key_id, secret = parse_token(token)
-        digest = hash_secret(secret)
+        return await self.verify_digest(key_id, hash_secret(secret))
+
+    async def verify_digest(self, key_id: str, digest: bytes) -> Principal:
+        """The key whose secret hashes to `digest`, as `verify` checks it (a web session keeps
+        the digest, never the secret, and is checked again on every request)."""
         cached = self._cache.get(key_id)
         now = time.monotonic()
         if cached is not None and cached[2] > now:

@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 from typing import Annotated
 
 from fastapi import Depends, FastAPI, HTTPException, Request, Response, status
+from fastapi.responses import RedirectResponse
 from faststream.kafka import KafkaBroker
 from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 from pydantic import BaseModel, Field
@@ -27,6 +28,8 @@ from services.gateway.auth import authenticate, require
 from services.gateway.readiness import Readiness, check_all
 from services.gateway.run_events import RunEventHub
 from services.gateway.services import Client
+from services.gateway.web import pages
+from services.gateway.web_sessions import SessionStore
 from shared.answer_cache import AnswerCache
 from shared.broker import check_kafka, create_broker, delete_topic, ensure_topics
 from shared.cache import create_redis
@@ -79,6 +82,7 @@ def create_app(settings: Settings) -> FastAPI:
         app.state.pool, app.state.redis, app.state.broker = pool, redis, broker
         app.state.key_store = KeyStore(pool, settings.api_key_cache_seconds)
         app.state.answer_cache = AnswerCache(redis, settings.llm_cache_ttl_seconds)
+        app.state.web_sessions = SessionStore(redis, settings.web_session_seconds)
         app.state.client = client
         app.state.run_events = run_events
         freeze_startup_objects()
@@ -112,6 +116,12 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(routes_campaigns.router)
     app.include_router(routes_campaigns.sending)
     app.include_router(routes_tracking.router)
+    app.include_router(pages.router)
+    pages.mount_static(app)
+
+    @app.get("/", include_in_schema=False)
+    async def root() -> RedirectResponse:
+        return RedirectResponse("/app", status_code=status.HTTP_307_TEMPORARY_REDIRECT)
 
     @app.get("/healthz", tags=["ops"], summary="The process is up")
     async def healthz() -> Health:

@@ -1,4 +1,6 @@
-"""FastAPI dependencies that turn a bearer API key into a Principal, with clear 401 and 403s."""
+"""FastAPI dependencies that turn a bearer API key, or the web app's session cookie, into a
+Principal, with clear 401 and 403s. A request with the cookie and without a key changes nothing
+unless it carries the session's CSRF token (`X-CSRF-Token`)."""
 
 from __future__ import annotations
 
@@ -9,6 +11,9 @@ from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from services.gateway.api_keys import InvalidKey, KeyStore, Principal, Scope
+from services.gateway.web_sessions import CSRF_HEADER, SESSION_COOKIE, SessionStore
+
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 _bearer = HTTPBearer(auto_error=False, description="An API key: `Authorization: Bearer rk_...`")
 
@@ -23,18 +28,39 @@ async def authenticate(
     request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Principal:
+    store: KeyStore = request.app.state.key_store
     if credentials is None:
+        principal = await _from_session(request, store)
+    else:
+        try:
+            principal = await store.verify(credentials.credentials)
+        except InvalidKey as exc:
+            raise _unauthorized(f"invalid API key: {exc}") from exc
+    request.state.principal = principal
+    return principal
+
+
+async def _from_session(request: Request, store: KeyStore) -> Principal:
+    session_id = request.cookies.get(SESSION_COOKIE)
+    if not session_id:
         raise _unauthorized(
             "missing API key: send 'Authorization: Bearer <key>' "
             "(create one with: python -m services.gateway keys create --user NAME --scopes ...)"
         )
-    store: KeyStore = request.app.state.key_store
+    sessions: SessionStore = request.app.state.web_sessions
+    session = await sessions.get(session_id)
+    if session is None:
+        raise _unauthorized("your session has ended: sign in again")
+    if request.method not in SAFE_METHODS and not session.csrf_ok(request.headers.get(CSRF_HEADER)):
+        raise HTTPException(
+            status.HTTP_403_FORBIDDEN,
+            detail=f"missing or wrong CSRF token: send the page's token in {CSRF_HEADER}",
+        )
     try:
-        principal = await store.verify(credentials.credentials)
+        return await store.verify_digest(session.key_id, session.digest)
     except InvalidKey as exc:
-        raise _unauthorized(f"invalid API key: {exc}") from exc
-    request.state.principal = principal
-    return principal
+        await sessions.end(session_id)
+        raise _unauthorized(f"your API key no longer works ({exc}): sign in again") from exc
 
 
 def require(scope: Scope, *others: Scope) -> Callable[[Principal], Awaitable[Principal]]:

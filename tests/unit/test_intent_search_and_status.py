@@ -172,3 +172,131 @@ def test_a_status_question_after_who_to_contact_is_a_new_question(
     detection = detector.detect("how is the Berlin campaign doing?", previous)
     assert (detection.mode, detection.intent) == ("simple", "campaign_status")
     assert detection.slots == Slots(location="berlin")
+
+
+# -- what recruiters ask, part three: messages written for these tests -------------------------
+
+
+@pytest.mark.parametrize(
+    ("message", "title"),
+    [
+        ("has someone written back to the ux researcher emails", "ux researcher"),
+        ("how many clicked on my sre mails", "sre"),
+        ("any replies on the head of data outreach?", "head of data"),
+        ("did the firmware engineer messages bounce", "firmware engineer"),
+        ("schon Antworten auf meine Data Analyst Mails?", "data analyst"),
+        ("wie viele haben die SRE Nachrichten aufgemacht", "sre"),
+        ("hat wer auf die Mails für den Cloud Architect reagiert", "cloud architect"),
+        ("alguien contestó a los mensajes de product designer", "product designer"),
+        ("cuántos abrieron mis correos del sre", "sre"),
+        ("hay respuestas al outreach de head of data?", "head of data"),
+    ],
+)
+def test_a_status_question_about_the_mails_of_a_job_names_no_campaign_word(
+    detector: IntentDetector, message: str, title: str
+) -> None:
+    detection = detector.detect(message)
+    assert (detection.mode, detection.intent) == ("simple", "campaign_status")
+    assert detection.slots == Slots(job_title=title)
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        "why do candidates hardly ever answer cold emails?",
+        "warum antwortet kaum jemand auf Recruiting-Mails?",
+        "por qué los candidatos casi nunca contestan los correos en frío",
+    ],
+)
+def test_why_nobody_answers_in_general_is_a_question(
+    detector: IntentDetector, message: str
+) -> None:
+    assert detector.detect(message).intent == "inference"
+
+
+@pytest.mark.parametrize(
+    ("message", "skills", "excluded"),
+    [
+        ("who knows spark but not hadoop", ["spark"], ["hadoop"]),
+        ("who does vue but no angular", ["vue"], ["angular"]),
+        ("wer kann golang aber kein rust", ["go"], ["rust"]),
+        ("wer kennt azure aber nicht aws", ["azure"], ["aws"]),
+        ("quién sabe django pero no flask", ["django"], ["flask"]),
+        ("quien conoce kotlin pero no swift", ["kotlin"], ["swift"]),
+    ],
+)
+def test_a_search_with_a_negation_is_a_search(
+    detector: IntentDetector, message: str, skills: list[str], excluded: list[str]
+) -> None:
+    detection = detector.detect(message)
+    assert (detection.mode, detection.intent) == ("simple", "candidate_search")
+    assert detection.slots == Slots(skills=skills, exclude_skills=excluded)
+
+
+@pytest.mark.parametrize(
+    ("message", "skill", "city"),
+    [
+        ("any swift ppl in berlin?", "swift", "berlin"),
+        ("rust folks in madrid?", "rust", "madrid"),
+        ("node leute in münchen?", "node.js", "münchen"),
+        ("hay gente de react en sevilla?", "react", "sevilla"),
+        ("alguien de go en bilbao", "go", "bilbao"),
+    ],
+)
+def test_a_short_search_keeps_a_skill_that_is_also_a_word(
+    detector: IntentDetector, message: str, skill: str, city: str
+) -> None:
+    detection = detector.detect(message)
+    assert detection.intent == "candidate_search"
+    assert detection.slots == Slots(skills=[skill], location=city)
+
+
+@pytest.mark.parametrize(
+    ("message", "slots"),
+    [
+        ("kandidaten in frankreich die java können", Slots(skills=["java"], country="FR")),
+        ("wer in italien kann kotlin", Slots(skills=["kotlin"], country="IT")),
+        (
+            "cuántos devs de php hay solo presencial en málaga",
+            Slots(skills=["php"], location="málaga", remote=False),
+        ),
+        (
+            "how many onsite-only rust devs in porto",
+            Slots(skills=["rust"], location="porto", remote=False),
+        ),
+    ],
+)
+def test_who_and_how_many_are_searches(
+    detector: IntentDetector, message: str, slots: Slots
+) -> None:
+    detection = detector.detect(message)
+    assert (detection.mode, detection.intent) == ("simple", "candidate_search")
+    assert detection.slots == slots
+
+
+@pytest.mark.parametrize(
+    ("message", "slots"),
+    [
+        (
+            "schreib kotlin leuten in köln, 3-5 jahre, mobile engineer stelle",
+            Slots(
+                skills=["kotlin"], location="köln", min_years_experience=3,
+                job_title="mobile engineer",
+            ),
+        ),
+        (
+            "contacta a devs de ruby en valencia para el puesto de sre",
+            Slots(skills=["ruby"], location="valencia", job_title="sre"),
+        ),
+        (
+            "escribe a perfiles de go en madrid por lo del platform engineer",
+            Slots(skills=["go"], location="madrid", job_title="platform engineer"),
+        ),
+    ],
+)  # fmt: skip
+def test_a_campaigns_job_title_takes_no_city_or_years(
+    detector: IntentDetector, message: str, slots: Slots
+) -> None:
+    detection = detector.detect(message)
+    assert (detection.mode, detection.intent) == ("workflow", "email_campaign")
+    assert detection.slots == slots

@@ -251,3 +251,106 @@ def test_the_evaluation_scores_the_new_slots() -> None:
     assert {"country", "remote", "exclude_skills"} <= set(SLOTS)
     items = slot_items({"country": "ES", "remote": False, "exclude_skills": ["php"]})
     assert items == {("country", "es"), ("remote", "false"), ("exclude_skills", "php")}
+
+
+# -- part three: titles of mails, titles without "role", skills that are words ---------------
+
+
+@pytest.mark.parametrize(
+    ("message", "title"),
+    [
+        ("did anyone answer the staff data engineer emails", "staff data engineer"),
+        ("how many opened the sre mails", "sre"),
+        ("replies to my head of design messages?", "head of design"),
+        ("wie viele Antworten auf meine Backend Entwickler Nachrichten", "backend entwickler"),
+        ("hat jemand auf die Mails für den QA Engineer geantwortet", "qa engineer"),
+        ("wie viele Mails für den Cloud Engineer kamen zurück", "cloud engineer"),
+        ("respuestas a los correos de data analyst", "data analyst"),
+        ("alguien abrió los mensajes del sre", "sre"),
+    ],
+)
+def test_the_mails_of_a_status_question_name_its_job(
+    extractor: SlotExtractor, message: str, title: str
+) -> None:
+    assert extractor.read(message, CAMPAIGN_MARKERS).slots.job_title == title
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        "any replies to the kotlin emails",
+        "has anyone opened the Lisbon mails",
+        "how many opened my mails",
+        "respuestas a los correos de ayer",
+    ],
+)
+def test_mails_named_by_a_skill_or_city_name_no_job(extractor: SlotExtractor, message: str) -> None:
+    assert extractor.read(message, CAMPAIGN_MARKERS).slots.job_title is None
+
+
+@pytest.mark.parametrize(
+    ("message", "title"),
+    [
+        ("email python devs about the sre position", "sre"),
+        ("schreib go leuten für die sre stelle", "sre"),
+        ("contacta a devs para el puesto de sre", "sre"),
+        ("escribe a devs de java por lo del growth engineer", "growth engineer"),
+        ("schreib java leuten thema infrastructure engineer job", "infrastructure engineer"),
+        ("kontaktiere python leute in bonn, 2-4 jahre, data engineer stelle", "data engineer"),
+        ("email rust devs in berlin growth engineer role", "growth engineer"),
+        ("reach out to go devs in paris, 3+ years, platform engineer role", "platform engineer"),
+    ],
+)
+def test_a_title_takes_no_city_years_or_lead_word(
+    extractor: SlotExtractor, message: str, title: str
+) -> None:
+    assert extractor.extract(message).job_title == title
+
+
+def test_a_title_keeps_the_city_and_years_out_of_it(extractor: SlotExtractor) -> None:
+    slots = extractor.extract("kontaktiere python leute in bonn, 2-4 jahre, data engineer stelle")
+    assert (slots.location, slots.min_years_experience) == ("bonn", 2)
+
+
+@pytest.mark.parametrize(
+    ("message", "skill"),
+    [
+        ("any react ppl in lisbon?", "react"),
+        ("swift peeps in london", "swift"),
+        ("hay gente de node en sevilla?", "node.js"),
+        ("alguien de rust en madrid?", "rust"),
+        ("kandidaten in belgien die go können", "go"),
+    ],
+)
+def test_a_skill_that_is_a_word_is_the_skill_next_to_people(
+    extractor: SlotExtractor, message: str, skill: str
+) -> None:
+    assert extractor.extract(message).skills == [skill]
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        "did anyone react to my emails",
+        "let's go through the shortlist",
+        "alguien swift",
+        "we need to go with the plan",
+    ],
+)
+def test_a_skill_that_is_a_word_is_a_word_elsewhere(extractor: SlotExtractor, message: str) -> None:
+    assert extractor.extract(message).skills == []
+
+
+@pytest.mark.parametrize(
+    ("message", "skills", "excluded"),
+    [
+        ("who knows kafka but not rabbitmq", ["kafka"], ["rabbitmq"]),
+        ("wer kann php aber kein laravel", ["php"], ["laravel"]),
+        ("quién conoce react pero no vue", ["react"], ["vue"]),
+    ],
+)
+def test_a_negation_after_a_skill_rules_out_the_next(
+    extractor: SlotExtractor, message: str, skills: list[str], excluded: list[str]
+) -> None:
+    slots = extractor.extract(message)
+    assert (slots.skills, slots.exclude_skills) == (skills, excluded)

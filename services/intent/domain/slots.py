@@ -110,16 +110,65 @@ _TITLE_STOP = {
     "experience",
     "erfahrung",
     "experiencia",
+    # whose mails and to whom: "auf meine Backend Entwickler Mails", "a mis correos de"
+    "mein",
+    "meine",
+    "meinen",
+    "meiner",
+    "unser",
+    "auf",
+    "von",
+    "vom",
+    "zu",
+    "mis",
+    "mi",
+    "nuestros",
+    "nuestras",
+    # verbs after a title, German word order mostly: "die Mails für den X kamen zurück"
+    "is",
+    "are",
+    "was",
+    "were",
+    "has",
+    "have",
+    "got",
+    "get",
+    "did",
+    "ist",
+    "sind",
+    "war",
+    "waren",
+    "wurde",
+    "wurden",
+    "hat",
+    "haben",
+    "kam",
+    "kamen",
+    "schon",
+    "noch",
+    "zurück",
+    "raus",
+    "han",
+    "ha",
+    "hay",
+    "son",
+    "fue",
+    "fueron",
+    "tuvo",
+    "tuvieron",
+    "ya",
 }
 _TITLE_JOINERS = {"als", "de", "del", "como", "für", "as", "of"}
 _GERMAN_ARTICLES = {"der", "die", "den", "dem"}
 _ARTICLES = _GERMAN_ARTICLES | {"the", "el", "la", "los", "las", "my", "our", "meine", "meinen",
                                  "unsere", "unseren", "mis", "nuestros", "nuestras"}  # fmt: skip
+# A German past participle ends a title: "geantwortet", "geöffnet", "reagiert" (not in titles).
+_PARTICIPLE = re.compile(r"^(?:ge\w{3,}(?:t|en)|reagiert|zurückgekommen|angekommen)$")
 # Words that name a job with no "role" word after them: "por lo del growth engineer", "thema
 # platform engineer", "betreff: data engineer". A title found so must be one the vocabulary knows.
 _TITLE_CUE = re.compile(
-    r"(?<![\w])(?:por lo del?|lo del?|thema|betreff:?|bzgl\.?|en relaci[oó]n (?:con|al) (?:el|la)?)"
-    r"(?![\w])"
+    r"(?<![\w])(?:por lo del?|lo del?|thema|betreff:?|bzgl\.?|"
+    r"en relaci[oó]n (?:con|al)(?: el| la)?)(?![\w])"
 )
 # "of" belongs to these titles: "Head of Data", "Director of Engineering".
 _OF_TITLES = {"head", "director", "vp", "chief", "manager", "lead"}
@@ -129,12 +178,14 @@ _PERSON_NOUNS = re.compile(
     r"consultants?|administrators?|admins?|experience|kandidat\w*|entwickler\w*|personen|"
     r"ingenieur\w*|expert\w*|erfahrung|candidat[oa]s?|desarrollador\w*|ingenier[oa]s?|personas|"
     r"perfiles|programador\w*|experiencia|especialistas?|profesionales|leute|fachkräfte|ppl|peeps|"
-    r"gente|talent)$"
+    r"gente|leuten)$"
 )
 # Words after which an ambiguous skill word is the skill: "with flutter", "who know spark".
 _SKILL_CUES = {"with", "know", "knows", "knowing", "using", "mit", "kennen", "kann", "kennt",
                "können", "beherrscht", "con", "sabe", "saben", "usando", "conoce", "conocen",
                "domina", "dominan", "maneja", "manejan"}  # fmt: skip
+# Words after which an ambiguous skill word is the skill: "kandidaten die go können".
+_SKILL_AFTER_CUES = {"können", "kennen", "beherrschen", "kann", "kennt"}
 # Words that, with "de" after them, name people by a skill: "alguien de swift", "nadie de go".
 _SOMEONE = {"alguien", "nadie", "algún", "algun", "alguno", "alguna"}
 _LOCATIVE = {"in", "from", "near", "around", "at", "aus", "im", "bei", "nahe", "en", "de", "cerca"}
@@ -200,7 +251,8 @@ _SKILL_TAIL = {"experience", "erfahrung", "experiencia", "people", "folks", "leu
 _REMOTE_WORDS = r"(?:remote\w*|remot[oa]s?|teletrabajo|home[- ]?office)"
 _ONSITE = re.compile(
     r"(?<![\w-])(?:on-?site|on site|in[- ]office|in the office|vor ort|präsenz\w*|presencial(?:es)?"
-    rf"|en (?:la )?oficina|(?:no|not|kein|keine|nicht|sin|nada de)\s+{_REMOTE_WORDS})(?![\w-])"
+    rf"|en (?:la )?oficina|(?:no|not|kein|keine|nicht|sin|nada de)\s+{_REMOTE_WORDS})"
+    r"(?:-only)?(?![\w-])"
 )
 _REMOTE = re.compile(
     rf"(?<![\w-]){_REMOTE_WORDS}|(?<![\w-])(?:remotamente|a distancia|work(?:ing)? from home|wfh"
@@ -407,6 +459,8 @@ class SlotExtractor:
             # growth engineer stelle" names a "growth engineer".
             if word in self.vocabulary.cities or word in self.vocabulary.countries:
                 break
+            if _PARTICIPLE.match(word):  # "die Mails für den Product Owner geantwortet"
+                break
             if step < 0 and tokens[index].text[-1:] in ",;:":
                 break
             picked.append(tokens[index])
@@ -505,6 +559,8 @@ class SlotExtractor:
         flutter", "who know spark")."""
         following = self._next_words(low, end, 2)
         if any(_is_person(w) or w in nouns for w in following):
+            return True
+        if following and following[0] in _SKILL_AFTER_CUES:
             return True
         before = _TOKEN.findall(low[max(0, start - 60) : start])[-3:]
         if before and before[-1] in _SKILL_CUES:

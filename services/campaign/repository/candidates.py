@@ -118,11 +118,14 @@ def _ranked_query(slots: Slots, limit: int, *, exclude: Contact | None) -> Query
         # stratum (`candidates_city_rank` or `candidates_country_rank`, whichever the planner
         # finds the fewer rows in, index-only: the place's size bounds the cost); the OFFSET 0
         # keeps the skill conditions out of that scan, since the planner misjudges correlated
-        # skills ("python and sql") by tens of times, then fetches them row by row.
+        # skills ("python and sql") by tens of times, then fetches them row by row. The scan's
+        # conditions are not repeated on its rows: counted twice, they would make the planner
+        # expect a handful of rows and check each against every suppression and email.
+        rest = " AND ".join(w for w in where if w not in profile) or "true"
         ctes.append(
             "rare AS MATERIALIZED (SELECT c.candidate_id, c.years_experience, c.skills"  # noqa: S608
             f" FROM (SELECT {_WALKED} FROM campaign.candidates c WHERE {' AND '.join(profile)}"
-            f" OFFSET 0) c WHERE {matches})"
+            f" OFFSET 0) c WHERE {rest})"
         )
     for n, stratum in enumerate(_strata(wanted, len(skills)), start=1):
         # The walk's subquery keeps to the columns `candidates_rank` holds (index-only), and its

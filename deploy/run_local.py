@@ -116,6 +116,7 @@ def banner(url: str, key: str, key_file: str, endpoints: Endpoints) -> str:
     return f"""
   The recruiter assistant is running.
 
+    web app      {url}/app   (sign in with the dev API key)
     API docs     {url}/docs
     readiness    {url}/readyz
     dev API key  {key}   (also in {key_file})

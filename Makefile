@@ -72,7 +72,7 @@ migrate: $(STAMP)
 seed: $(STAMP)
 	$(PY) -m deploy.run_local seed
 
-bench: $(STAMP) kafka
+bench: $(STAMP) kafka chromium
 	@command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
 	$(PY) -m bench
 

@@ -13,6 +13,8 @@ The benchmarks share one stack (database, Redis; see their modules):
   an SMTP sink in this process, rate limits off; bench/results/campaign.json.
 - chat (bench.chat): what `POST /api/ai-assistant/chat` adds to the intent endpoint for a search
   (10,000 demo candidates) and a campaign status question, one client; bench/results/chat.json.
+- web (bench.web): the review queue of a 1,000-draft campaign rendered in Chromium, p50/p95 against
+  issue 17's 300 ms; bench/results/web.json.
 - idle (bench.idle), first: the whole stack with no traffic, its CPU against issue 15's target;
   bench/results/idle.json.
 - endurance (bench.endurance): 30,000 intent round trips in a row, one at a time; the p50 of the
@@ -54,6 +56,7 @@ from bench import (
     intent,
     request_reply,
     search,
+    web,
     workflow,
     wrk,
 )
@@ -185,8 +188,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--only",
         choices=(
-            "request-reply", "intent", "inference", "workflow", "campaign", "chat", "idle",
-            "endurance", "search",
+            "request-reply", "intent", "inference", "workflow", "campaign", "chat", "web",
+            "idle", "endurance", "search",
         ),
         help="run one benchmark (default: all)",
     )  # fmt: skip
@@ -221,12 +224,14 @@ def main(argv: list[str] | None = None) -> int:
     with_workflow = args.only in (None, "workflow")
     with_campaign = args.only in (None, "campaign")
     with_chat = args.only in (None, "chat")
+    with_web = args.only in (None, "web")
     with_idle = args.only in (None, "idle")
     with_endurance = args.only in (None, "endurance")
     idle_cost: dict[str, Any] | None = None
     endured: dict[str, Any] | None = None
     outreach: dict[str, Any] | None = None
     chatted: dict[str, Any] | None = None
+    paged: dict[str, Any] | None = None
     engine: dict[str, Any] | None = None
     services: tuple[str, ...] = SERVICES if todo else ()  # inference.measure starts its own
     rows: list[Row] = []
@@ -264,6 +269,8 @@ def main(argv: list[str] | None = None) -> int:
                 outreach = campaign.measure(stack)
             if with_chat:
                 chatted = chat.measure(stack)
+            if with_web:
+                paged = web.measure(stack)
             if with_endurance:
                 endured = endurance.measure(stack, args.round_trips)
     except (
@@ -276,6 +283,7 @@ def main(argv: list[str] | None = None) -> int:
         workflow.BenchmarkError,
         campaign.BenchmarkError,
         chat.BenchmarkError,
+        web.BenchmarkError,
         endurance.BenchmarkError,
     ) as exc:
         print(f"bench: error: {exc}", file=sys.stderr)
@@ -292,6 +300,9 @@ def main(argv: list[str] | None = None) -> int:
     if chatted is not None:
         chat.report(chatted)
         print(f"results written to {chat.write_results(chatted, wrk_version)}")
+    if paged is not None:
+        web.report(paged)
+        print(f"results written to {web.write_results(paged, wrk_version)}")
     if idle_cost is not None:
         idle.report(idle_cost)
         print(f"results written to {idle.write_results(idle_cost, wrk_version)}")

@@ -78,7 +78,11 @@ bench: $(STAMP) kafka chromium
 
 eval-intent: $(STAMP)
 	$(PY) -m services.intent.evaluate ../shared/eval/intent_dev.jsonl tests/data/intent_holdout.jsonl \
-		--named-slots ../shared/eval/intent_dev_v2.jsonl --named-slots tests/data/intent_holdout_v2.jsonl --named-slots tests/data/intent_holdout_v3.jsonl --named-slots tests/data/intent_holdout_v4.jsonl
+		--named-slots ../shared/eval/intent_dev_v2.jsonl \
+		--named-slots tests/data/intent_holdout_v2.jsonl \
+		--named-slots tests/data/intent_holdout_v3.jsonl \
+		--named-slots tests/data/intent_holdout_v4.jsonl \
+		--named-slots tests/data/intent_tuning.jsonl
 
 clean:
 	rm -rf $(VENV) .local .pytest_cache .mypy_cache .ruff_cache

@@ -300,3 +300,30 @@ def test_a_campaigns_job_title_takes_no_city_or_years(
     detection = detector.detect(message)
     assert (detection.mode, detection.intent) == ("workflow", "email_campaign")
     assert detection.slots == slots
+
+
+@pytest.mark.parametrize(
+    ("message", "intent"),
+    [
+        # the first or best N people we have is a search, not a mailing
+        ("only the first 4 staff engineers with kotlin", "candidate_search"),
+        ("zeig die ersten 4 Staff Engineers mit Kotlin", "candidate_search"),
+        ("enséñame los 4 primeros staff engineers con kotlin", "candidate_search"),
+        # whether the people written to answered is a status question
+        ("did the kotlin people in york write back yet", "campaign_status"),
+        ("haben die kotlin leute aus ulm schon geantwortet", "campaign_status"),
+        ("ya respondieron los devs kotlin de cádiz", "campaign_status"),
+        # a campaign led by its job and a colon, or ruling people out, is still a campaign
+        ("campaign for the backend engineer role: kotlin devs in york", "email_campaign"),
+        ("anschreiben für Backend Engineer (m/w/d): kotlin Leute in Ulm", "email_campaign"),
+        ("campaña para backend engineer: devs kotlin en cádiz, sin php", "email_campaign"),
+        # a question about technologies is a question, skills and all
+        ("what do kotlin and scala have in common", "inference"),
+        ("was haben kotlin und scala gemeinsam", "inference"),
+        ("qué tienen en común kotlin y scala", "inference"),
+    ],
+)
+def test_lists_replies_colons_and_tech_questions_go_to_their_intent(
+    detector: IntentDetector, message: str, intent: str
+) -> None:
+    assert detector.detect(message).intent == intent

@@ -354,3 +354,139 @@ def test_a_negation_after_a_skill_rules_out_the_next(
 ) -> None:
     slots = extractor.extract(message)
     assert (slots.skills, slots.exclude_skills) == (skills, excluded)
+
+
+# -- job titles after a colon, "is", "(m/w/d)", "re:", a campaign, a bare marker --------------
+
+
+@pytest.mark.parametrize(
+    ("message", "title"),
+    [
+        ("mail go people in bonn, role: site reliability engineer", "site reliability engineer"),
+        ("write to scala devs, the title is data architect", "data architect"),
+        ("java Leute in Ulm anschreiben, Stelle: Backend Engineer", "backend engineer"),
+        ("die stelle ist cloud architect, bitte kotlin leute anschreiben", "cloud architect"),
+        ("escribe a gente php en vigo, puesto: web developer", "web developer"),
+        ("el puesto es qa engineer, busca gente de cypress", "qa engineer"),
+        ("schreib rust Entwicklern wegen Embedded Engineer (m/w/d)", "embedded engineer"),
+        ("Mobile Developer (w/m/d): flutter Leute in Kiel anschreiben", "mobile developer"),
+        ("email kafka folks in leeds re: streaming engineer", "streaming engineer"),
+        ("kick off a campaign for data engineer, spark people in york", "data engineer"),
+        ("escribe a devs c# en cádiz por la vacante backend engineer", "backend engineer"),
+        ("contacta gente angular para el puesto frontend lead", "frontend lead"),
+        ("Schreib Go Leuten in Graz, Stelle Platform Engineer", "platform engineer"),
+        ("mail elixir devs in vigo, vacancy backend developer", "backend developer"),
+    ],
+)
+def test_a_title_after_a_colon_is_or_a_gender_tag(
+    extractor: SlotExtractor, message: str, title: str
+) -> None:
+    assert extractor.extract(message).job_title == title
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        "start a campaign for senior Rust developers in Oslo",
+        "Kampagne für erfahrene Python Entwickler in Bonn",
+        "Berlin, suche Java Entwickler mit Spring",
+    ],
+)
+def test_people_after_a_campaign_or_search_word_are_no_title(
+    extractor: SlotExtractor, message: str
+) -> None:
+    slots = extractor.extract(message)
+    assert slots.job_title is None
+    assert slots.skills
+
+
+def test_a_title_before_a_colon_wins_over_what_follows(extractor: SlotExtractor) -> None:
+    slots = extractor.extract("Outreach for the Data Analyst job: dbt people in Leeds")
+    assert slots.job_title == "data analyst"
+    assert slots.skills == ["dbt"]
+
+
+def test_a_title_ends_at_a_colon(extractor: SlotExtractor) -> None:
+    slots = extractor.extract("campaña para data engineer: gente de spark en vigo")
+    assert slots.job_title == "data engineer"
+    assert slots.skills == ["spark"]
+
+
+# -- people ruled out by who they are -----------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("message", "wanted", "ruled_out"),
+    [
+        ("mail kotlin devs, nobody with scala", ["kotlin"], ["scala"]),
+        ("email vue devs, no one who knows jquery", ["vue"], ["jquery"]),
+        ("go Entwickler anschreiben, aber niemanden mit C++", ["go"], ["c++"]),
+        ("kontaktiere swift leute, niemand mit objective-c", ["swift"], ["objective-c"]),
+        ("escribe a devs ruby, a nadie con perl", ["ruby"], ["perl"]),
+        ("busca gente de node, no queremos gente de php", ["node.js"], ["php"]),
+        ("find laravel people, we don't want wordpress folks", ["laravel"], ["wordpress"]),
+    ],
+)
+def test_people_ruled_out_by_a_skill(
+    extractor: SlotExtractor, message: str, wanted: list[str], ruled_out: list[str]
+) -> None:
+    slots = extractor.extract(message)
+    assert slots.skills == wanted
+    assert slots.exclude_skills == ruled_out
+
+
+# -- smaller shapes: "w/ swift", a skill alone in a list, "mind.", "Kölner", "Junioren" ----------
+
+
+@pytest.mark.parametrize(
+    ("message", "skills"),
+    [
+        ("mail devs w/ flutter in oslo", ["flutter"]),
+        ("mobile people in york, swift, 3+ years", ["swift"]),
+        ("Leute in Kiel; go; remote", ["go"]),
+    ],
+)
+def test_a_word_skill_after_w_or_alone_in_a_list(
+    extractor: SlotExtractor, message: str, skills: list[str]
+) -> None:
+    assert extractor.extract(message).skills == skills
+
+
+@pytest.mark.parametrize(
+    ("message", "years"),
+    [
+        ("zeig rust leute mit mind. 4 jahren", 4),
+        ("go Entwickler ab 6 Jahren Erfahrung", 6),
+        ("devs de scala con mín. 2 años", 2),
+    ],
+)
+def test_short_forms_of_at_least_years(extractor: SlotExtractor, message: str, years: int) -> None:
+    assert extractor.extract(message).min_years_experience == years
+
+
+@pytest.mark.parametrize(
+    ("message", "city"),
+    [
+        ("wie läuft die Münchner Kotlin Kampagne", "münchen"),
+        ("die Hamburger java leute anschreiben", "hamburg"),
+        ("zeig Dresdner python entwickler", "dresden"),
+    ],
+)
+def test_a_german_city_adjective_names_the_city(
+    extractor: SlotExtractor, message: str, city: str
+) -> None:
+    assert extractor.extract(message).location == city
+
+
+@pytest.mark.parametrize(
+    ("message", "level"),
+    [
+        ("wie viele Junioren mit Kotlin gibt es", "junior"),
+        ("cuántos lead con rust tenemos", "lead"),
+        ("how many lead with scala do we have", "lead"),
+    ],
+)
+def test_levels_counted_without_a_person_noun(
+    extractor: SlotExtractor, message: str, level: str
+) -> None:
+    assert extractor.extract(message).seniority == level

@@ -157,9 +157,19 @@ _TITLE_STOP = {
     "tuvo",
     "tuvieron",
     "ya",
+    # what a campaign is told to do after its title: "Kampagne für Data Engineer starten"
+    "starten",
+    "anlegen",
+    "erstellen",
+    "aufsetzen",
 }
 _TITLE_JOINERS = {"als", "de", "del", "como", "für", "as", "of"}
+# "the role is X", "die Stelle ist X", "el puesto es X": the title follows the marker.
+_TITLE_IS = {"is", "ist", "es"}
 _GERMAN_ARTICLES = {"der", "die", "den", "dem"}
+# After these the title may follow the marker straight away: "wegen der Stelle Backend Engineer",
+# "por la vacante Frontend Developer", "el puesto Data Engineer".
+_DIRECT_ARTICLES = _GERMAN_ARTICLES | {"el", "la"}
 _ARTICLES = _GERMAN_ARTICLES | {"the", "el", "la", "los", "las", "my", "our", "meine", "meinen",
                                  "unsere", "unseren", "mis", "nuestros", "nuestras"}  # fmt: skip
 # A German past participle ends a title: "geantwortet", "geöffnet", "reagiert" (not in titles).
@@ -167,9 +177,14 @@ _PARTICIPLE = re.compile(r"^(?:ge\w{3,}(?:t|en)|reagiert|zurückgekommen|angekom
 # Words that name a job with no "role" word after them: "por lo del growth engineer", "thema
 # platform engineer", "betreff: data engineer". A title found so must be one the vocabulary knows.
 _TITLE_CUE = re.compile(
-    r"(?<![\w])(?:por lo del?|lo del?|thema|betreff:?|bzgl\.?|"
-    r"en relaci[oó]n (?:con|al)(?: el| la)?)(?![\w])"
+    r"(?<![\w])(?:por lo del?|lo del?|thema|betreff:?|bzgl\.?|re:|"
+    r"en relaci[oó]n (?:con|al)(?: el| la)?|"
+    # a campaign named by its job: "start a campaign for SRE", "Kampagne für Data Engineer"
+    r"(?:campaign|kampagne|campa[ñn]a) (?:for|für|para|de))(?![\w])"
 )
+# Role markers that are a search for people too: "Berlin, suche Java Entwickler" names no job.
+_SEARCH_WORDS = {"search", "suche", "búsqueda", "busqueda"}
+_CAMPAIGN_CUE = re.compile(r"campaign|kampagne|campa[ñn]a")
 # "of" belongs to these titles: "Head of Data", "Director of Engineering".
 _OF_TITLES = {"head", "director", "vp", "chief", "manager", "lead"}
 _PERSON_NOUNS = re.compile(
@@ -181,7 +196,7 @@ _PERSON_NOUNS = re.compile(
     r"gente|leuten)$"
 )
 # Words after which an ambiguous skill word is the skill: "with flutter", "who know spark".
-_SKILL_CUES = {"with", "know", "knows", "knowing", "using", "mit", "kennen", "kann", "kennt",
+_SKILL_CUES = {"with", "w/", "know", "knows", "knowing", "using", "mit", "kennen", "kann", "kennt",
                "können", "beherrscht", "con", "sabe", "saben", "usando", "conoce", "conocen",
                "domina", "dominan", "maneja", "manejan"}  # fmt: skip
 # Words after which an ambiguous skill word is the skill: "kandidaten die go können".
@@ -198,7 +213,8 @@ _YEAR_RANGE = re.compile(
 _YEAR_PATTERNS = [
     re.compile(rf"(\d{{1,3}})\s*\+\s*{_YEARS}"),
     re.compile(
-        rf"(?:at least|minimum(?: of)?|min\.?|mindestens|wenigstens|al menos|m[ií]nimo(?: de)?|"
+        rf"(?:at least|minimum(?: of)?|min\.?|mind\.?|mindestens|ab|m[ií]n\.|wenigstens|"
+        rf"al menos|m[ií]nimo(?: de)?|"
         rf"como m[ií]nimo|more than|over|mehr als|über|m[aá]s de)\s+(\d{{1,3}})\s*{_YEARS}"
     ),
     re.compile(
@@ -233,6 +249,8 @@ _JOINERS = {"and", "or", "&", "/", "und", "oder", "sowie", "y", "e", "o", "u", "
 # Words that rule out the skills after them: "not Java", "ohne PHP", "sin Java", "except java".
 _NEGATION = re.compile(
     r"(?<![\w])(?:but not|aber nicht|pero no|other than|apart from|nada de|except(?: for)?|"
+    r"nobody|no-?one|no one|niemand(?:en|em)?|nadie|"
+    r"(?:we )?(?:don'?t|do not) want|no (?:queremos|quiero|buscamos)|"
     r"excluding|exclude|without|w/o|minus|not|no|nor|nicht|kein(?:e[nmrs]?)?|ohne|au(?:ß|ss)er|"
     r"ausgenommen|sin|excepto|salvo|menos|ni|quitando|excluyendo)(?![\w])"
 )
@@ -273,6 +291,8 @@ _NOT_TITLE = {"last", "latest", "recent", "current", "first", "next", "previous"
 _KNOWN_WORDS = common_words() | {"settle", "sparks", "string", "strings", "genera"}
 # Seniority words that are ordinary words too ("staff the team", "lead the call") count only
 # when a person noun or title noun follows.
+# ...or when people are counted or described by a skill: "cuántos lead con go", "leads with go".
+_HOW_MANY = {"many", "viele", "cuántos", "cuantos", "cuántas", "cuantas", "any", "alle", "todos"}
 _NEEDS_NOUN = {"staff", "lead", "principal", "head", "líder", "lider", "leitender", "leitende"}
 
 
@@ -413,18 +433,36 @@ class SlotExtractor:
             # search for people ("search for python developers") names no job.
             joiners = _TITLE_JOINERS | ({"for", "para"} if word in CAMPAIGN_MARKERS else set())
             joined = after < len(tokens) and tokens[after].text in joiners
+            # "role: X", "Stelle: X", "puesto: X" (unless a title comes before: "the Data Engineer
+            # job: target SQL people"); "the role is X", "el puesto es X"
+            colon = after < len(tokens) and ":" in low[token.end : tokens[after].start]
+            if colon and tokens[after].text not in joiners:
+                span = self._walk(tokens, i - 1, -1, markers, written, low=low)
+                if span is not None:
+                    return span.text, _blank(low, span.start, token.end)
+                joined, after = True, after - 1
+            elif after < len(tokens) and tokens[after].text in _TITLE_IS:
+                joined = True
             if joined:
                 after += 1
                 if after < len(tokens) and tokens[after].text in _ARTICLES:
                     after += 1
-            elif not (i > 0 and tokens[i - 1].text in _GERMAN_ARTICLES):
+            elif i > 0 and tokens[i - 1].text in _DIRECT_ARTICLES:
+                pass
+            elif i == 0 or any(c in ",;:" for c in low[tokens[i - 1].end : token.start]):
+                # a marker that opens a part of the message: "..., vacante UI Engineer"
+                span = self._walk(tokens, after, 1, markers, written, free=False, low=low)
+                if span is not None and word not in _SEARCH_WORDS and not self._audience(span):
+                    return span.text, _blank(low, token.start, span.end)
+                after = -1
+            else:
                 after = -1
             if after > 0:
-                span = self._walk(tokens, after, 1, markers, written, free=joined)
+                span = self._walk(tokens, after, 1, markers, written, free=joined, low=low)
                 if span is not None:
                     return span.text, _blank(low, token.start, span.end)
             # Title before the marker: "the Staff Backend Engineer role".
-            span = self._walk(tokens, i - 1, -1, markers, written)
+            span = self._walk(tokens, i - 1, -1, markers, written, low=low)
             if span is not None:
                 return span.text, _blank(low, span.start, token.end)
         # No "role" word: a title the vocabulary knows after "por lo del", "thema", "betreff".
@@ -432,8 +470,8 @@ class SlotExtractor:
             after = next((k for k, t in enumerate(tokens) if t.start >= cue.end()), len(tokens))
             if after < len(tokens) and tokens[after].text in _ARTICLES:
                 after += 1
-            span = self._walk(tokens, after, 1, markers, written, free=False)
-            if span is not None:
+            span = self._walk(tokens, after, 1, markers, written, free=False, low=low)
+            if span is not None and not (_CAMPAIGN_CUE.match(cue.group()) and self._audience(span)):
                 return span.text, _blank(low, cue.start(), span.end)
         return None, low
 
@@ -445,6 +483,7 @@ class SlotExtractor:
         markers: set[str],
         written: str | None,
         free: bool = True,
+        low: str = "",
     ) -> _Span | None:
         """The title walking from `index` by `step`; a title the vocabulary does not know only
         where `free` (forward) or after "the"/"our"/"unsere"/"el" (backward)."""
@@ -452,6 +491,9 @@ class SlotExtractor:
         while 0 <= index < len(tokens) and len(picked) < 6:
             word = tokens[index].text.rstrip(".:,;")
             before = tokens[index - 1].text if index > 0 else ""
+            # the punctuation written right after this token: "platform engineer: go devs"
+            following = tokens[index + 1].start if index + 1 < len(tokens) else len(low)
+            mark = tokens[index].text[-1:] + low[tokens[index].end : following].strip()[:1]
             title_of = word == "of" and before in _OF_TITLES
             if (word in _TITLE_STOP and not title_of) or word[:1].isdigit() or word in markers:
                 break
@@ -461,10 +503,10 @@ class SlotExtractor:
                 break
             if _PARTICIPLE.match(word):  # "die Mails für den Product Owner geantwortet"
                 break
-            if step < 0 and tokens[index].text[-1:] in ",;:":
+            if step < 0 and any(c in ",;:" for c in mark):
                 break
             picked.append(tokens[index])
-            if step > 0 and tokens[index].text[-1:] in ",.;:":
+            if step > 0 and any(c in ",.;:" for c in mark):
                 break
             index += step
         if step < 0:
@@ -482,6 +524,15 @@ class SlotExtractor:
         ):
             return None
         return _Span(picked[0].start, picked[-1].end, " ".join(words))
+
+    def _audience(self, span: _Span) -> bool:
+        """Whether words after "a campaign for" name the people to write to, not a job: a skill
+        or a level ("senior Java developers") or people in the plural ("python engineers")."""
+        words = span.text.split()
+        vocabulary = self.vocabulary
+        last = words[-1]
+        plural = _is_person(last) and last not in vocabulary.title_nouns
+        return plural or any(w in vocabulary.skills or w in vocabulary.seniority for w in words)
 
     def _free_title(self, words: list[str]) -> bool:
         """Two or more words that name a job the vocabulary does not know ("growth hacker",
@@ -560,6 +611,12 @@ class SlotExtractor:
         following = self._next_words(low, end, 2)
         if any(_is_person(w) or w in nouns for w in following):
             return True
+        # a criterion of its own in a list of them: "frontend people in madrid, react, no jquery"
+        left = max(low.rfind(c, 0, start) for c in ",;:") + 1
+        rights = [i for i in (low.find(c, end) for c in ",;:") if i >= 0]
+        right = min(rights, default=len(low))
+        if (left > 0 or right < len(low)) and low[left:right].strip(" .!?") == low[start:end]:
+            return True
         if following and following[0] in _SKILL_AFTER_CUES:
             return True
         before = _TOKEN.findall(low[max(0, start - 60) : start])[-3:]
@@ -622,6 +679,13 @@ class SlotExtractor:
             written = text[match.start() : match.end()]
             if fallback is None and written[:1].isupper():
                 fallback = match.group()
+        if fallback is None:  # a German city adjective: "die Kölner Kampagne", "Münchner Devs"
+            for match in _WORD.finditer(low):
+                word = match.group()
+                if len(word) > 5 and word.endswith("er"):
+                    for stem in (word[:-2], word[:-3] + "en"):  # kölner, münchner, dresdner
+                        if stem in self.vocabulary.cities:
+                            return stem
         if fallback is None:  # "in barcelna", "Berln": a misspelt city after "in" or capitalised
             for match in _WORD.finditer(low):
                 written = text[match.start() : match.end()] if len(text) == len(low) else ""
@@ -717,9 +781,11 @@ class SlotExtractor:
             word = match.group()
             if word in _NEEDS_NOUN:
                 nearby = self._next_words(low, match.end(), 3)
-                nearby.append(self._previous_word(low, match.start()))  # "ingenieros staff"
+                previous = self._previous_word(low, match.start())
+                nearby.append(previous)  # "ingenieros staff"
                 nouns = self.vocabulary.title_nouns
-                if not any(_is_person(w) or w in nouns for w in nearby):
+                counted = previous in _HOW_MANY or nearby[:1] in (["with"], ["mit"], ["con"])
+                if not counted and not any(_is_person(w) or w in nouns for w in nearby):
                     continue
             return self.vocabulary.seniority[word]
         return None

@@ -16,7 +16,7 @@ from pydantic import BaseModel
 from services.campaign.handlers import search, steering
 from services.campaign.handlers.actions import OWNER, make_worker
 from services.campaign.handlers.monitoring import monitoring_commands
-from services.campaign.handlers.review import review_command_handlers
+from services.campaign.handlers.review import review_command_handlers, review_deadline_routes
 from services.campaign.repository import SCHEMA
 from services.campaign.sender import Sender, approved_routes
 from shared.broker import ensure_topics
@@ -30,7 +30,7 @@ from shared.contracts.campaign import (
 )
 from shared.service import CommandHandler, Runtime, Started, build_app, with_pool
 from shared.settings import Settings
-from shared.topics import step_request_topic
+from shared.topics import WORKFLOW_RUN_CHANGED, step_request_topic
 
 
 @dataclass(frozen=True)
@@ -57,7 +57,8 @@ def create_app(settings: Settings, build: Build = build_dependencies) -> tuple[F
     def register(broker: KafkaBroker, runtime: Runtime) -> None:
         provider = runtime.tracer_provider
         tracer = provider.get_tracer("campaign") if provider is not None else None
-        # One consumer for the step requests and the approvals: one consumer group to join.
+        # One consumer for the step requests, the approvals and the runs' progress (for the
+        # review deadline): one consumer group to join.
         subscribe_events(
             broker,
             settings,
@@ -65,13 +66,14 @@ def create_app(settings: Settings, build: Build = build_dependencies) -> tuple[F
             routes={
                 **worker.routes(lambda: runtime.db),
                 **approved_routes(lambda: started.get().sender),
+                **review_deadline_routes(lambda: runtime.db),
             },
             tracer=tracer,
         )
 
     async def startup(runtime: Runtime) -> None:
         # The engine creates the topic too, but this service may start first.
-        await ensure_topics(settings, [step_request_topic(OWNER)])
+        await ensure_topics(settings, [step_request_topic(OWNER), WORKFLOW_RUN_CHANGED])
         started.set(await build(settings, runtime))
 
     async def shutdown(runtime: Runtime) -> None:

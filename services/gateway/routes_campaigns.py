@@ -67,6 +67,8 @@ async def list_campaigns(
 @router.get(
     "/{campaign_id}",
     summary="A campaign: status, job and counts of its emails and delivery events",
+    description="With `review_deadline_at`: when its drafts still pending expire (known once "
+    "its run waits for the review).",
     responses={404: {"description": "No such campaign"}},
 )
 async def get_campaign(campaign_id: uuid.UUID, client: Client, _: Reader) -> CampaignView:
@@ -81,8 +83,9 @@ async def get_campaign(campaign_id: uuid.UUID, client: Client, _: Reader) -> Cam
         200: {
             "content": {"text/event-stream": {}},
             "description": "A `counts` event (the campaign, as GET /api/campaigns/{id} returns "
-            "it) at once and whenever the status, the pause or a count changes, checked every "
-            "second; keep-alive comments while nothing changes. When the campaign is completed, "
+            "it) at once and whenever the status, the pause, the review deadline or a count "
+            "changes, checked every second; keep-alive comments while nothing changes. When "
+            "the campaign is completed, "
             "expired, failed or cancelled, a last `end` event ({campaign_id, status}) closes "
             "the stream.",
         },
@@ -120,8 +123,8 @@ async def follow_campaign(campaign_id: uuid.UUID, client: Client, _: Reader) -> 
     return StreamingResponse(events(), media_type="text/event-stream", headers=HEADERS)
 
 
-def _progress(view: CampaignView) -> tuple[str, bool, dict[str, Any]]:
-    return view.status, view.paused, view.counts.model_dump()
+def _progress(view: CampaignView) -> tuple[str, bool, datetime | None, dict[str, Any]]:
+    return view.status, view.paused, view.review_deadline_at, view.counts.model_dump()
 
 
 async def _view(client: ServiceClient, campaign_id: uuid.UUID) -> CampaignView:

@@ -1,5 +1,6 @@
-"""The review API: a recruiter lists a campaign's drafts and approves, rejects or edits then
-approves them, one by one or all at once. Needs an API key with the `review` scope."""
+"""The review API: a recruiter lists a campaign's drafts (each with its candidate's profile), edits
+them, and approves (maybe with an edit) or rejects them, one by one or all at once. Needs an API
+key with the `review` scope."""
 
 from __future__ import annotations
 
@@ -20,6 +21,8 @@ from shared.contracts.campaign import (
     DecideAllCommand,
     DecideDraftCommand,
     Decision,
+    EditDraftCommand,
+    EmailDecisionView,
     EmailPage,
     EmailStatus,
     EmailView,
@@ -43,7 +46,8 @@ _INVALID = {
 
 
 class DraftEdit(BaseModel):
-    """Edit-then-approve: the parts given replace the draft's; the footer is the system's."""
+    """An edit, saved alone or with an approval: the parts given replace the draft's; the footer
+    is the system's."""
 
     model_config = ConfigDict(
         extra="forbid",
@@ -117,7 +121,7 @@ async def approve_email(
     client: Client,
     principal: Reviewer,
     edit: Annotated[DraftEdit | None, Body()] = None,
-) -> EmailView:
+) -> EmailDecisionView:
     return await _decide(client, principal, campaign_id, email_id, "approve", edit)
 
 
@@ -128,8 +132,33 @@ async def approve_email(
 )
 async def reject_email(
     campaign_id: uuid.UUID, email_id: uuid.UUID, client: Client, principal: Reviewer
-) -> EmailView:
+) -> EmailDecisionView:
     return await _decide(client, principal, campaign_id, email_id, "reject", None)
+
+
+@router.post(
+    "/{campaign_id}/emails/{email_id}/edit",
+    summary="Save an edit of a draft without deciding it",
+    description="The draft's subject and/or body are replaced and the system's footer put back, "
+    "as with an edit on approving; the draft stays pending (nothing is published) and is marked "
+    "`edited`. An approval later sends the saved text. Only a `drafted` email can be edited.",
+    responses={404: _NOT_FOUND, 409: _CONFLICT, 422: _INVALID},
+)
+async def edit_email(
+    campaign_id: uuid.UUID,
+    email_id: uuid.UUID,
+    edit: DraftEdit,
+    client: Client,
+    principal: Reviewer,
+) -> EmailView:
+    command = EditDraftCommand(
+        campaign_id=campaign_id,
+        email_id=email_id,
+        subject=edit.subject,
+        body=edit.body,
+        edited_by=principal.user,
+    )
+    return EmailView.model_validate(await ask(client, "campaign", command))
 
 
 @router.post(
@@ -161,7 +190,7 @@ async def _decide(
     email_id: uuid.UUID,
     decision: Decision,
     edit: DraftEdit | None,
-) -> EmailView:
+) -> EmailDecisionView:
     command = DecideDraftCommand(
         campaign_id=campaign_id,
         email_id=email_id,
@@ -170,7 +199,7 @@ async def _decide(
         body=edit.body if edit else None,
         reviewed_by=principal.user,
     )
-    return EmailView.model_validate(await ask(client, "campaign", command))
+    return EmailDecisionView.model_validate(await ask(client, "campaign", command))
 
 
 async def _decide_all(

@@ -211,6 +211,12 @@ class CampaignSummary(BaseModel):
     created_at: datetime
     updated_at: datetime
     completed_at: datetime | None = None
+    review_deadline_at: datetime | None = Field(
+        None,
+        description="When drafts still pending expire: set once the campaign's run starts "
+        "waiting for review (`review_hours` after drafting ended), kept afterwards; null "
+        "before that, or for a campaign whose run never waited for review.",
+    )
 
     @property
     def finished(self) -> bool:
@@ -323,6 +329,48 @@ class DecideAllCommand(BaseModel):
     correlation_id: str | None = Field(None, max_length=128)
 
 
+class EditDraftCommand(BaseModel):
+    """Save an edit of one draft without deciding it: a new subject and/or body (the footer is
+    put back). Only a `drafted` email can be edited."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    type: Literal["edit_draft"] = "edit_draft"
+    campaign_id: uuid.UUID
+    email_id: uuid.UUID
+    subject: str | None = Field(None, description="The new subject.")
+    body: str | None = Field(None, description="The new body, without the footer.")
+    edited_by: str = Field(
+        ...,
+        min_length=1,
+        max_length=200,
+        description="Who edits (the API key's user); the email records its reviewer when decided.",
+    )
+    correlation_id: str | None = Field(None, max_length=128)
+
+
+class CandidateProfile(BaseModel):
+    """Who an email is written to: the candidate as the talent pool knows them, and why the
+    campaign picked them."""
+
+    full_name: str = Field(..., examples=["Ada Lovelace"])
+    city: str | None = Field(None, examples=["Berlin"])
+    country: str | None = Field(None, examples=["DE"], description="ISO 3166-1 alpha-2.")
+    seniority: str | None = Field(None, examples=["senior"])
+    years_experience: int | None = None
+    skills: list[str] = Field(default_factory=list, examples=[["python", "django", "sql"]])
+    matched_skills: list[str] = Field(
+        default_factory=list,
+        description="The skills the campaign asked for that the candidate has (empty when the "
+        "email has no recipient row).",
+    )
+    headline: str | None = Field(None, examples=["Backend engineer, payments"])
+    source: str = Field(..., examples=["csv-import"], description="How the row got here.")
+    found_via: str | None = Field(
+        None, examples=["GitHub"], description="Where we found their details (said in the email)."
+    )
+
+
 class EmailView(BaseModel):
     """One email of a campaign, as a reviewer sees it (the body includes the system's footer)."""
 
@@ -334,10 +382,16 @@ class EmailView(BaseModel):
     subject: str
     body: str
     status: EmailStatus
-    edited: bool = Field(..., description="The reviewer changed the draft before approving it.")
+    edited: bool = Field(
+        ...,
+        description="A reviewer changed the draft: saved an edit, or edited it on approving.",
+    )
     reviewed_by: str | None = None
     reviewed_at: datetime | None = None
     created_at: datetime
+    candidate: CandidateProfile | None = Field(
+        None, description="The recipient's profile (null only if the candidate is unknown)."
+    )
 
 
 class EmailPage(BaseModel):
@@ -352,6 +406,12 @@ class ReviewCounts(BaseModel):
     approved: int = Field(..., ge=0, description="Approved (whether or not sent since).")
     rejected: int = Field(..., ge=0)
     expired: int = Field(..., ge=0)
+
+
+class EmailDecisionView(EmailView):
+    """One email after a decision about it, with where the campaign's review stands now."""
+
+    counts: ReviewCounts = Field(..., description="The campaign's review counts after it.")
 
 
 BULK_ITEMS = 50  # emails shown in an approve-all or reject-all answer

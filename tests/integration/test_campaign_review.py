@@ -1,7 +1,9 @@
 """Reviewing a campaign's drafts through the gateway, with the real workflow and campaign services:
-one at a time (approve, edit-then-approve, reject) or all at once; every approval published on
-`email.approved`, the run signalled once when no draft is left, bad requests refused without a
-change, and drafts nobody decided expiring at the review deadline.
+one at a time (approve, edit-then-approve, reject, each answering the review's counts) or all at
+once; every approval published on `email.approved`, the run signalled once when no draft is left,
+bad requests refused without a change, and drafts nobody decided expiring at the review deadline.
+Each email carries its candidate's profile; an edit can be saved without a decision; the campaign
+knows its review deadline.
 
 The session database is shared, so every test makes its own job and candidates, marked with a
 fresh tag, and asks for a skill only they have; its rows are deleted afterwards.
@@ -12,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
+from datetime import datetime, timedelta
 from typing import Any
 
 import asyncpg
@@ -22,7 +25,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from shared.broker import partition_count
 from shared.settings import Settings
 from shared.topics import EMAIL_APPROVED
-from tests.support.api import FINISHED, MakeKey, start_campaign, wait_for_run
+from tests.support.api import FINISHED, MakeKey, start_campaign, wait_for, wait_for_run
 from tests.support.campaign_rows import add_audience
 from tests.support.stack import Gateway, Stack
 
@@ -144,6 +147,7 @@ async def test_approve_edit_and_reject_one_by_one_then_the_run_moves_on(
     view = approved.json()
     assert (view["status"], view["edited"], view["reviewed_by"]) == ("approved", False, REVIEWER)
     assert view["reviewed_at"] is not None
+    assert view["counts"] == {"drafted": 2, "approved": 1, "rejected": 0, "expired": 0}
     assert (view["subject"], view["body"]) == (first["subject"], first["body"])
 
     new_body = "Hi Person1,\n\nI rewrote this one myself: fancy a coffee?\n\nSam"
@@ -166,9 +170,12 @@ async def test_approve_edit_and_reject_one_by_one_then_the_run_moves_on(
         "reviewed_by": REVIEWER,
     }
 
+    assert view["counts"] == {"drafted": 1, "approved": 2, "rejected": 0, "expired": 0}
+
     again = await approve(api, run_id, second["email_id"])  # a repeated request: no change
     assert again.status_code == 200, again.text
     assert (again.json()["subject"], again.json()["body"]) == ("Coffee?", view["body"])
+    assert again.json()["counts"] == view["counts"]
 
     assert (await db.fetchval(
         "SELECT status FROM campaign.campaigns WHERE campaign_id = $1", uuid.UUID(run_id)
@@ -176,6 +183,7 @@ async def test_approve_edit_and_reject_one_by_one_then_the_run_moves_on(
     rejected = await api.post(f"/api/campaigns/{run_id}/emails/{third['email_id']}/reject")
     assert rejected.status_code == 200, rejected.text
     assert (rejected.json()["status"], rejected.json()["reviewed_by"]) == ("rejected", REVIEWER)
+    assert rejected.json()["counts"] == {"drafted": 0, "approved": 2, "rejected": 1, "expired": 0}
 
     run = await wait_for_run(api, run_id, lambda r: r["state"] != "await_review")
     assert run["state"] in {"await_sending", "monitoring"}, run
@@ -371,3 +379,177 @@ async def test_drafts_nobody_decided_expire_at_the_review_deadline(
     assert [e["email_id"] for e in await list_emails(api, run_id, status="expired")] == [
         d["email_id"] for d in drafts[1:]
     ]
+
+
+async def test_each_email_carries_its_candidates_profile(
+    api: httpx.AsyncClient, db: asyncpg.Pool, tag: str
+) -> None:
+    run_id, drafts = await campaign_at_review(api, db, tag, 2)
+    await db.execute(
+        "UPDATE campaign.candidates SET headline = 'Ledger whisperer', seniority = 'senior'"
+        " WHERE candidate_id = $1",
+        uuid.UUID(drafts[0]["candidate_id"]),
+    )
+    first, second = await list_emails(api, run_id, status="drafted")
+    skill = first["candidate"]["skills"][0]
+    assert skill.startswith(f"python-{tag}-")
+    assert first["candidate"] == {
+        "full_name": "Person0 Test",
+        "city": "Berlin",
+        "country": "DE",
+        "seniority": "senior",
+        "years_experience": 20,
+        "skills": [skill],
+        "matched_skills": [skill],
+        "headline": "Ledger whisperer",
+        "source": "test",
+        "found_via": "GitHub",
+    }
+    assert second["candidate"]["full_name"] == "Person1 Test"
+    assert (second["candidate"]["years_experience"], second["candidate"]["headline"]) == (19, None)
+
+    # an edit's answer, a decision's and reject-all's items carry it too
+    edited = await api.post(
+        f"/api/campaigns/{run_id}/emails/{first['email_id']}/edit", json={"subject": "Hello"}
+    )
+    assert edited.status_code == 200, edited.text
+    assert edited.json()["candidate"] == first["candidate"]
+    rejected = await api.post(f"/api/campaigns/{run_id}/emails/{first['email_id']}/reject")
+    assert rejected.status_code == 200, rejected.text
+    assert rejected.json()["candidate"] == first["candidate"]
+    result = await api.post(f"/api/campaigns/{run_id}/reject-all")
+    assert result.status_code == 200, result.text
+    assert [e["candidate"] for e in result.json()["items"]] == [second["candidate"]]
+    await review_over(api, run_id)
+
+
+async def review_over(api: httpx.AsyncClient, run_id: str) -> None:
+    """Wait until the run is past the review and the sending (nothing was approved), so that
+    deleting the test's rows races no service."""
+    run = await wait_for_run(
+        api, run_id, lambda r: r["state"] not in {"await_review", "await_sending"}
+    )
+    assert run["state"] == "monitoring", run
+
+
+async def test_an_edit_is_saved_without_a_decision_and_the_approval_sends_it(
+    api: httpx.AsyncClient, db: asyncpg.Pool, tag: str
+) -> None:
+    run_id, drafts = await campaign_at_review(api, db, tag, 3)
+    first, second, third = drafts
+    footer = footer_text_of(first["body"]).rstrip()
+    edit_url = f"/api/campaigns/{run_id}/emails/{first['email_id']}/edit"
+
+    new_body = "Hi Person0,\n\nSaved before deciding.\n\nSam"
+    saved = await api.post(edit_url, json={"subject": "Coffee first?", "body": new_body})
+    assert saved.status_code == 200, saved.text
+    view = saved.json()
+    assert (view["status"], view["edited"], view["subject"]) == ("drafted", True, "Coffee first?")
+    assert (view["reviewed_by"], view["reviewed_at"]) == (None, None)
+    assert view["body"].startswith(new_body + "\n\n-- \n")
+    assert view["body"].count(footer) == 1
+    assert "counts" not in view
+    listed = await list_emails(api, run_id, status="drafted")
+    assert (listed[0]["subject"], listed[0]["body"], listed[0]["edited"]) == (
+        "Coffee first?", view["body"], True,
+    )  # fmt: skip
+
+    # the body sent back as listed (footer included) keeps one footer; the subject stays
+    again = await api.post(edit_url, json={"body": view["body"].replace("Saved", "Re-saved")})
+    assert again.status_code == 200, again.text
+    assert again.json()["subject"] == "Coffee first?"
+    assert again.json()["body"].startswith("Hi Person0,\n\nRe-saved before deciding.")
+    assert again.json()["body"].count(footer) == 1
+    assert await outbox_events(db, run_id, EMAIL_APPROVED.name) == []  # an edit publishes nothing
+
+    approved = await approve(api, run_id, first["email_id"])  # as it is now: the saved edit
+    assert approved.status_code == 200, approved.text
+    decided = approved.json()
+    assert (decided["status"], decided["edited"], decided["reviewed_by"]) == (
+        "approved", True, REVIEWER,
+    )  # fmt: skip
+    assert (decided["subject"], decided["body"]) == ("Coffee first?", again.json()["body"])
+    assert decided["counts"] == {"drafted": 2, "approved": 1, "rejected": 0, "expired": 0}
+    stored = await db.fetchrow(
+        "SELECT subject, body, edited FROM campaign.emails WHERE email_id = $1",
+        uuid.UUID(first["email_id"]),
+    )
+    assert stored is not None
+    assert tuple(stored) == ("Coffee first?", again.json()["body"], True)  # what the sender sends
+    approvals = await outbox_events(db, run_id, EMAIL_APPROVED.name)
+    assert [(a["email_id"], a["edited"]) for a in approvals] == [(first["email_id"], True)]
+
+    other_run, other_drafts = await campaign_at_review(api, db, tag, 1)
+    before = await email_rows(db, run_id)
+    outbox_before = await db.fetchval("SELECT count(*) FROM campaign.outbox")
+
+    async def refused(url: str, status: int, text: str, **kw: Any) -> None:
+        response = await api.post(url, **kw)
+        assert response.status_code == status, (url, kw, response.text)
+        assert text in response.text, (url, kw, response.text)
+
+    # only a draft can be edited
+    await refused(edit_url, 409, "only a drafted email can be edited", json={"body": "Later"})
+    # unknown emails and campaigns, an email of another campaign
+    unknown = str(uuid.uuid4())
+    await refused(f"/api/campaigns/{run_id}/emails/{unknown}/edit", 404, "has no email",
+                  json={"body": "x"})  # fmt: skip
+    await refused(f"/api/campaigns/{unknown}/emails/{second['email_id']}/edit", 404,
+                  "no campaign", json={"body": "x"})  # fmt: skip
+    await refused(f"/api/campaigns/{run_id}/emails/{other_drafts[0]['email_id']}/edit", 404,
+                  "has no email", json={"body": "x"})  # fmt: skip
+    # the approve-with-edit validation, and an edit of nothing
+    url = f"/api/campaigns/{run_id}/emails/{second['email_id']}/edit"
+    await refused(url, 422, "must not be empty", json={"body": "   "})
+    await refused(url, 422, "must not be empty", json={"subject": " "})
+    await refused(url, 422, "one line", json={"subject": "a\nb"})
+    await refused(url, 422, "bogus", json={"body": "x", "bogus": 1})
+    await refused(url, 422, "at most", json={"subject": "s" * 201})
+    await refused(url, 422, "apart from the footer", json={"body": footer_text_of(second["body"])})
+    await refused(url, 422, "needs a subject or a body", json={})
+    await refused(url, 422, "Field required", content=b"")  # no body at all
+    await refused(f"/api/campaigns/{run_id}/emails/not-a-uuid/edit", 422, "email_id",
+                  json={"body": "x"})  # fmt: skip
+    assert await email_rows(db, run_id) == before
+    assert await db.fetchval("SELECT count(*) FROM campaign.outbox") == outbox_before
+
+    rejected = await api.post(f"/api/campaigns/{run_id}/emails/{third['email_id']}/reject")
+    assert rejected.status_code == 200, rejected.text
+    assert rejected.json()["counts"] == {"drafted": 1, "approved": 1, "rejected": 1, "expired": 0}
+    await refused(f"/api/campaigns/{run_id}/emails/{third['email_id']}/edit", 409, "is rejected",
+                  json={"subject": "Too late"})  # fmt: skip
+    assert other_run != run_id
+
+
+async def test_the_campaign_knows_its_review_deadline(
+    api: httpx.AsyncClient, db: asyncpg.Pool, tag: str
+) -> None:
+    before = datetime.now().astimezone()
+    run_id, _ = await campaign_at_review(api, db, tag, 1, review_hours=2)
+    run = await wait_for_run(api, run_id, lambda r: True)
+    expected = datetime.fromisoformat(run["waiting_for"]["deadline_at"])
+    assert (
+        before + timedelta(hours=2) <= expected <= datetime.now().astimezone() + timedelta(hours=2)
+    )
+
+    async def deadline() -> str | None:
+        response = await api.get(f"/api/campaigns/{run_id}")
+        assert response.status_code == 200, response.text
+        value: str | None = response.json()["review_deadline_at"]
+        return value
+
+    # recorded from the run's progress event, soon after the run starts waiting
+    assert datetime.fromisoformat(await wait_for(deadline, what="the deadline")) == expected
+    campaign = (await api.get(f"/api/campaigns/{run_id}")).json()
+    listed = await api.get("/api/campaigns", params={"job_id": campaign["job"]["job_id"]})
+    assert listed.status_code == 200, listed.text
+    [summary] = listed.json()["items"]
+    assert datetime.fromisoformat(summary["review_deadline_at"]) == expected
+
+    # it stays the deadline the review had once the review is over
+    done = await api.post(f"/api/campaigns/{run_id}/reject-all")
+    assert done.status_code == 200, done.text
+    await review_over(api, run_id)
+    after = (await api.get(f"/api/campaigns/{run_id}")).json()
+    assert after["status"] == "monitoring"
+    assert datetime.fromisoformat(after["review_deadline_at"]) == expected

@@ -6,17 +6,21 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Literal
 
 from services.campaign.domain.composing import Draft, FooterContext, finalise, footer_text
 from services.campaign.domain.status import APPROVED_STATUSES, StatusCounts, count_of
 from shared.contracts.campaign import (
+    EMAIL_CAMPAIGN,
     MAX_BODY_CHARS,
     MAX_SUBJECT_CHARS,
+    REVIEW_FINISHED,
     Decision,
     EmailStatus,
     ReviewCounts,
 )
+from shared.contracts.workflow import WorkflowRunChanged
 from shared.errors import Refused
 
 DECIDED_STATUS: dict[Decision, Literal["approved", "rejected"]] = {
@@ -40,6 +44,14 @@ def check_edit(decision: Decision, subject: str | None, body: str | None) -> Edi
         return None
     if decision != "approve":
         raise Refused("only an approval can edit the draft; reject it as is", code="invalid_input")
+    return check_draft_edit(subject, body)
+
+
+def check_draft_edit(subject: str | None, body: str | None) -> Edit:
+    """An edit saved on its own (or with an approval): at least one part, each part well formed;
+    refused before anything is read or written."""
+    if subject is None and body is None:
+        raise Refused("an edit needs a subject or a body", code="invalid_input")
     if subject is not None:
         subject = subject.strip()
         if not subject:
@@ -106,6 +118,14 @@ def decide(
     )
 
 
+def check_editable(email_id: uuid.UUID, status: EmailStatus) -> None:
+    """An edit saved without a decision: only a draft (still pending) can take one."""
+    if status != "drafted":
+        raise Refused(
+            f"email {email_id} is {status}; only a drafted email can be edited", code="conflict"
+        )
+
+
 @dataclass(frozen=True)
 class ReviewFinished:
     """No draft is pending: the campaign moves on to `campaign_status` and its run is signalled
@@ -135,3 +155,18 @@ def review_counts_from(statuses: StatusCounts) -> ReviewCounts:
         rejected=count_of(statuses, "rejected"),
         expired=count_of(statuses, "expired"),
     )
+
+
+def review_deadline(event: WorkflowRunChanged) -> tuple[uuid.UUID, datetime] | None:
+    """The campaign and its review deadline, when `event` says an email campaign's run started
+    waiting for its review (the deadline the run expires the drafts at); else None. The run's id
+    is the campaign's."""
+    if event.workflow_type != EMAIL_CAMPAIGN or event.change != "waiting":
+        return None
+    deadline = event.detail.get("deadline_at")
+    if event.detail.get("signal") != REVIEW_FINISHED or not isinstance(deadline, str):
+        return None
+    try:
+        return event.run_id, datetime.fromisoformat(deadline)
+    except ValueError:
+        return None

@@ -1,10 +1,13 @@
-"""The campaign service's review commands: list a campaign's emails, decide one draft or all that
-are pending. Each decision commits with its events (`email.approved` per approval, and the run's
-`review_finished` signal when no draft is left) through the campaign outbox."""
+"""The campaign service's review commands: list a campaign's emails, save an edit of a draft,
+decide one draft or all that are pending. Each decision commits with its events (`email.approved`
+per approval, and the run's `review_finished` signal when no draft is left) through the campaign
+outbox. Also: each campaign's review deadline, recorded from its run's progress events."""
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
 import asyncpg
@@ -16,23 +19,26 @@ from services.campaign.domain.links import UnsubscribeLinks
 from services.campaign.domain.steering import may_decide
 from services.campaign.repository import SCHEMA, campaigns, emails
 from shared import cursors, outbox
+from shared.consuming import Route
 from shared.contracts.campaign import (
     BULK_ITEMS,
     REVIEW_FINISHED,
     BulkDecisionView,
     DecideAllCommand,
     DecideDraftCommand,
+    EditDraftCommand,
     EmailApproved,
+    EmailDecisionView,
     EmailPage,
     EmailView,
     ListEmailsCommand,
 )
 from shared.contracts.common import Event
-from shared.contracts.workflow import WorkflowSignal
+from shared.contracts.workflow import WorkflowRunChanged, WorkflowSignal
 from shared.db import Connection
 from shared.service import CommandHandler, with_pool
 from shared.settings import Settings
-from shared.topics import EMAIL_APPROVED, WORKFLOW_SIGNALS
+from shared.topics import EMAIL_APPROVED, WORKFLOW_RUN_CHANGED, WORKFLOW_SIGNALS
 
 
 class ReviewCommands:
@@ -56,7 +62,9 @@ class ReviewCommands:
         cursor = cursors.encode(last.rank or 0, last.email_id) if last is not None else None
         return EmailPage(items=items, next_cursor=cursor)
 
-    async def decide_draft(self, pool: asyncpg.Pool, command: DecideDraftCommand) -> EmailView:
+    async def decide_draft(
+        self, pool: asyncpg.Pool, command: DecideDraftCommand
+    ) -> EmailDecisionView:
         edit = review.check_edit(command.decision, command.subject, command.body)
         async with pool.acquire() as conn, conn.transaction():
             may_decide((await campaigns.lock_campaign(conn, command.campaign_id)).status)
@@ -64,18 +72,38 @@ class ReviewCommands:
             current = Draft(stored.view.subject, stored.view.body)
             proposed = None
             if edit is not None:
-                link = self._links.url(command.email_id)
-                footer = FooterContext(self._sender, stored.job_title, stored.found_via, link)
-                proposed = review.edited_draft(current, edit, footer)
+                proposed = review.edited_draft(
+                    current, edit, self._footer(command.email_id, stored)
+                )
             outcome = review.decide(
                 command.email_id, stored.view.status, command.decision, current, proposed
             )
             if isinstance(outcome, review.AlreadyDecided):
-                return stored.view
-            view = await emails.store_decision(conn, command.email_id, outcome, command.reviewed_by)
-            events = _approvals([view], command.reviewed_by, command.correlation_id)
-            await _after_decisions(conn, command.campaign_id, events, command.correlation_id)
-        return view
+                view = stored.view
+            else:
+                view = await emails.store_decision(
+                    conn, command.email_id, outcome, command.reviewed_by
+                )
+                events = _approvals([view], command.reviewed_by, command.correlation_id)
+                await _after_decisions(conn, command.campaign_id, events, command.correlation_id)
+            counts = await emails.review_counts(conn, command.campaign_id)
+        return EmailDecisionView(**view.model_dump(), counts=counts)
+
+    async def edit_draft(self, pool: asyncpg.Pool, command: EditDraftCommand) -> EmailView:
+        """Save a draft's new subject and/or body, footer put back, without deciding it: nothing
+        is published, and the draft stays pending."""
+        edit = review.check_draft_edit(command.subject, command.body)
+        async with pool.acquire() as conn, conn.transaction():
+            may_decide((await campaigns.lock_campaign(conn, command.campaign_id)).status)
+            stored = await emails.get_email(conn, command.campaign_id, command.email_id)
+            review.check_editable(command.email_id, stored.view.status)
+            current = Draft(stored.view.subject, stored.view.body)
+            proposed = review.edited_draft(current, edit, self._footer(command.email_id, stored))
+            return await emails.store_edit(conn, command.email_id, proposed, proposed != current)
+
+    def _footer(self, email_id: uuid.UUID, stored: emails.StoredEmail) -> FooterContext:
+        link = self._links.url(email_id)
+        return FooterContext(self._sender, stored.job_title, stored.found_via, link)
 
     async def decide_all(self, pool: asyncpg.Pool, command: DecideAllCommand) -> BulkDecisionView:
         async with pool.acquire() as conn, conn.transaction():
@@ -143,6 +171,27 @@ def _correlation(correlation_id: str | None) -> dict[str, Any]:
     return {"correlation_id": correlation_id} if correlation_id else {}
 
 
+def review_deadline_routes(pool: Callable[[], asyncpg.Pool]) -> dict[str, Route[Any]]:
+    """The consumer route of `workflow.run.changed`: when an email campaign's run starts waiting
+    for review, the campaign records the run's deadline (`review_deadline_at` in its view), so
+    the campaign service knows it without asking the workflow service. `pool` gives the pool
+    once the service started."""
+
+    async def store(events: list[WorkflowRunChanged]) -> None:
+        latest: dict[uuid.UUID, datetime] = {}  # a run's last deadline in the batch wins
+        for event in events:
+            found = review.review_deadline(event)
+            if found is not None:
+                latest[found[0]] = found[1]
+        await campaigns.store_review_deadlines(pool(), list(latest.items()))
+
+    async def store_one(event: WorkflowRunChanged) -> None:
+        await store([event])
+
+    route = Route(WorkflowRunChanged, store_one, key=lambda e: e.run_id, handle_many=store)
+    return {WORKFLOW_RUN_CHANGED.name: route}
+
+
 def review_command_handlers(
     settings: Settings,
 ) -> dict[type[BaseModel], CommandHandler]:
@@ -155,4 +204,5 @@ def review_command_handlers(
         ListEmailsCommand: with_pool(commands.list_emails),
         DecideDraftCommand: with_pool(commands.decide_draft),
         DecideAllCommand: with_pool(commands.decide_all),
+        EditDraftCommand: with_pool(commands.edit_draft),
     }

@@ -130,10 +130,27 @@ async def count_recipients(conn: Connection, campaign_id: uuid.UUID) -> int:
     return count
 
 
+async def store_review_deadlines(
+    db: Database, deadlines: Sequence[tuple[uuid.UUID, datetime]]
+) -> None:
+    """Record when each campaign's review ends (one UPDATE for all of them; a campaign not
+    stored here is skipped, one with that deadline already is left alone)."""
+    if not deadlines:
+        return
+    await db.execute(
+        "UPDATE campaign.campaigns c SET review_deadline = d.deadline, updated_at = now()"
+        " FROM unnest($1::uuid[], $2::timestamptz[]) AS d(campaign_id, deadline)"
+        " WHERE c.campaign_id = d.campaign_id"
+        "  AND c.review_deadline IS DISTINCT FROM d.deadline",
+        [campaign_id for campaign_id, _ in deadlines],
+        [deadline for _, deadline in deadlines],
+    )
+
+
 _SUMMARY_COLUMNS = (
     "c.campaign_id, c.campaign_id AS run_id, c.name, c.status, c.paused_at IS NOT NULL AS paused,"
     " c.paused_at, c.paused_by, c.ended_by, c.generation_mode, c.created_by, c.created_at,"
-    " c.updated_at, c.completed_at, j.job_id, j.title"
+    " c.updated_at, c.completed_at, c.review_deadline AS review_deadline_at, j.job_id, j.title"
 )
 
 

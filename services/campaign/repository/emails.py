@@ -12,25 +12,54 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Literal
+from typing import Any, Literal
 
 import asyncpg
 
+from services.campaign.domain.composing import Draft
 from services.campaign.domain.review import DECIDED_STATUS, Decided, review_counts_from
 from services.campaign.domain.sending import SendDecision, SendingCounts, sending_counts_from
 from services.campaign.domain.status import OPEN_STATUSES, StatusCounts
-from shared.contracts.campaign import Decision, EmailStatus, EmailView, ReviewCounts
+from shared.contracts.campaign import (
+    CandidateProfile,
+    Decision,
+    EmailStatus,
+    EmailView,
+    ReviewCounts,
+)
 from shared.db import Connection, Database
 from shared.errors import Refused
 
+# An email as the review shows it: its row `e`, its recipient's rank and matched skills `r`, and
+# its candidate's profile `c` (prefixed `c_`), each joined by key, in the same query (no query
+# per email, however long the page).
 _VIEW_COLUMNS = (
     "e.email_id, e.campaign_id, e.candidate_id, r.rank, e.to_address, e.subject, e.body,"
-    " e.status, e.edited, e.reviewed_by, e.reviewed_at, e.created_at"
+    " e.status, e.edited, e.reviewed_by, e.reviewed_at, e.created_at,"
+    " c.full_name AS c_full_name, c.city AS c_city, c.country AS c_country,"
+    " c.seniority AS c_seniority, c.years_experience AS c_years_experience,"
+    " c.skills AS c_skills, coalesce(r.matched_skills, '{}') AS c_matched_skills,"
+    " c.headline AS c_headline, c.source AS c_source, c.found_via AS c_found_via"
 )
+_VIEW_JOINS = (
+    " LEFT JOIN campaign.recipients r"
+    "  ON r.campaign_id = e.campaign_id AND r.candidate_id = e.candidate_id"
+    " LEFT JOIN campaign.candidates c ON c.candidate_id = e.candidate_id"
+)
+_PROFILE_PREFIX = "c_"
 
 
 def email_view(row: asyncpg.Record) -> EmailView:
-    return EmailView.model_validate(dict(row))
+    fields: dict[str, Any] = {}
+    profile: dict[str, Any] = {}
+    for name, value in row.items():
+        if name.startswith(_PROFILE_PREFIX):
+            profile[name.removeprefix(_PROFILE_PREFIX)] = value
+        else:
+            fields[name] = value
+    if profile.get("full_name") is not None:
+        fields["candidate"] = CandidateProfile.model_validate(profile)
+    return EmailView.model_validate(fields)
 
 
 @dataclass(frozen=True)
@@ -43,32 +72,47 @@ class StoredEmail:
 async def get_email(conn: Connection, campaign_id: uuid.UUID, email_id: uuid.UUID) -> StoredEmail:
     """An email of this campaign with what its footer needs; not_found for one of another."""
     row = await conn.fetchrow(
-        f"SELECT {_VIEW_COLUMNS}, j.title AS job_title, c.found_via"  # noqa: S608 - constant
+        f"SELECT {_VIEW_COLUMNS}, j.title AS job_title"  # noqa: S608 - constant
         " FROM campaign.emails e"
-        " JOIN campaign.jobs j USING (job_id)"
-        " JOIN campaign.candidates c USING (candidate_id)"
-        " LEFT JOIN campaign.recipients r USING (campaign_id, candidate_id)"
+        " JOIN campaign.jobs j ON j.job_id = e.job_id"
+        f"{_VIEW_JOINS}"
         " WHERE e.email_id = $1 AND e.campaign_id = $2",
         email_id,
         campaign_id,
     )
     if row is None:
         raise Refused(f"campaign {campaign_id} has no email {email_id}", code="not_found")
-    return StoredEmail(email_view(row), row["job_title"], row["found_via"])
+    return StoredEmail(email_view(row), row["job_title"], row["c_found_via"])
 
 
 async def store_decision(
     conn: Connection, email_id: uuid.UUID, decided: Decided, reviewed_by: str
 ) -> EmailView:
-    """Write a decision about a draft (the caller holds the campaign's lock)."""
+    """Write a decision about a draft (the caller holds the campaign's lock). An email whose
+    edit was saved before stays `edited`."""
     row = await conn.fetchrow(
         "WITH e AS (UPDATE campaign.emails SET status = $2, subject = $3, body = $4,"  # noqa: S608
-        "  edited = $5, reviewed_by = $6, reviewed_at = now(), updated_at = now()"
+        "  edited = edited OR $5, reviewed_by = $6, reviewed_at = now(), updated_at = now()"
         "  WHERE email_id = $1 AND status = 'drafted' RETURNING *)"
-        f" SELECT {_VIEW_COLUMNS} FROM e"
-        " LEFT JOIN campaign.recipients r USING (campaign_id, candidate_id)",
+        f" SELECT {_VIEW_COLUMNS} FROM e{_VIEW_JOINS}",
         email_id, decided.status, decided.draft.subject, decided.draft.body, decided.edited,
         reviewed_by,
+    )  # fmt: skip
+    assert row is not None, "the campaign lock keeps the draft pending until now"
+    return email_view(row)
+
+
+async def store_edit(
+    conn: Connection, email_id: uuid.UUID, draft: Draft, changed: bool
+) -> EmailView:
+    """Save a draft's new subject and body without deciding it (the caller holds the campaign's
+    lock); `changed` marks it `edited`."""
+    row = await conn.fetchrow(
+        "WITH e AS (UPDATE campaign.emails SET subject = $2, body = $3,"  # noqa: S608
+        "  edited = edited OR $4, updated_at = now()"
+        "  WHERE email_id = $1 AND status = 'drafted' RETURNING *)"
+        f" SELECT {_VIEW_COLUMNS} FROM e{_VIEW_JOINS}",
+        email_id, draft.subject, draft.body, changed,
     )  # fmt: skip
     assert row is not None, "the campaign lock keeps the draft pending until now"
     return email_view(row)
@@ -82,8 +126,7 @@ async def decide_pending(
         "WITH e AS (UPDATE campaign.emails SET status = $2, reviewed_by = $3,"  # noqa: S608
         "  reviewed_at = now(), updated_at = now()"
         "  WHERE campaign_id = $1 AND status = 'drafted' RETURNING *)"
-        f" SELECT {_VIEW_COLUMNS} FROM e"
-        " LEFT JOIN campaign.recipients r USING (campaign_id, candidate_id)"
+        f" SELECT {_VIEW_COLUMNS} FROM e{_VIEW_JOINS}"
         " ORDER BY r.rank, e.email_id",
         campaign_id,
         DECIDED_STATUS[decision],
@@ -114,10 +157,10 @@ async def list_emails(
     after: tuple[int, uuid.UUID] | None,
     limit: int,
 ) -> list[EmailView]:
-    """Up to `limit` emails of the campaign, by recipient rank, after the cursor `after`."""
+    """Up to `limit` emails of the campaign, by recipient rank, after the cursor `after`, each
+    with its candidate's profile: one query, whatever the page's size."""
     rows = await conn.fetch(
-        f"SELECT {_VIEW_COLUMNS} FROM campaign.emails e"  # noqa: S608 - constant
-        " LEFT JOIN campaign.recipients r USING (campaign_id, candidate_id)"
+        f"SELECT {_VIEW_COLUMNS} FROM campaign.emails e{_VIEW_JOINS}"  # noqa: S608 - constant
         " WHERE e.campaign_id = $1 AND ($2::text IS NULL OR e.status = $2)"
         "  AND ($3::int IS NULL OR (coalesce(r.rank, 0), e.email_id) > ($3, $4::uuid))"
         " ORDER BY coalesce(r.rank, 0), e.email_id LIMIT $5",

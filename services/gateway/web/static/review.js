@@ -1,6 +1,7 @@
 // The review queue of one campaign: its emails 50 at a time (more as you go), the selected draft
-// beside its recipient, edit-then-approve, reject, approve/reject all remaining, the progress,
-// and keyboard shortcuts (j/k/↓/↑, a, r, e, Esc).
+// beside its recipient's profile, edits saved on the server (Save, Ctrl+Enter) or sent with the
+// approval, reject, approve/reject all remaining, the progress and the review deadline (from the
+// campaign), and keyboard shortcuts (j/k/↓/↑, a, r, e, Esc, Ctrl+Enter).
 import { api, attempt, h, notify } from "./app.js";
 
 const root = document.getElementById("review-page");
@@ -15,7 +16,7 @@ const badge = (status) => h("span", { class: `badge ${TONE[status] ?? ""}` }, st
 
 let items = []; // the emails loaded so far, best-ranked first
 const nodes = new Map(); // email_id → its <li> in the queue
-const edits = new Map(); // email_id → {subject, body} typed and not yet approved
+const edits = new Map(); // email_id → {subject, body} typed and not yet saved or approved
 let selected = -1;
 let cursor = null;
 let loading = false;
@@ -44,24 +45,24 @@ async function refreshCounts() {
   $("campaign-name").textContent = view.name;
   document.title = `Review ${view.name} · Recruiter assistant`;
   progress(view.counts);
+  showDeadline(view);
   return view;
 }
 
-async function showDeadline(view) {
-  const line = $("deadline");
-  if (root.dataset.canSeeRun !== "yes") {
-    line.textContent = "Review deadline: only keys with the workflows scope can see it.";
-    return;
-  }
-  try {
-    const run = await api("GET", `/api/workflows/${view.run_id}`);
-    const wait = run.waiting_for;
-    line.textContent = wait && wait.signal === "review_finished" && wait.deadline_at
-      ? `Review deadline: ${when(wait.deadline_at)} (undecided drafts then expire).`
+// The campaign records its review deadline once its run waits for the review.
+function showDeadline(view) {
+  const deadline = view.review_deadline_at;
+  let text;
+  if (view.status === "awaiting_review") {
+    text = deadline
+      ? `Review deadline: ${when(deadline)} (undecided drafts then expire).`
+      : "Review deadline: not known yet.";
+  } else {
+    text = deadline
+      ? `The review is over (its deadline was ${when(deadline)}).`
       : "No review deadline is running.";
-  } catch (error) {
-    line.textContent = `Review deadline unknown: ${error.message}`;
   }
+  $("deadline").textContent = text;
 }
 
 // ---- The queue ----
@@ -150,9 +151,36 @@ function show(email) {
   const by = email.reviewed_by ? `by ${email.reviewed_by} on ${when(email.reviewed_at)}` : "";
   $("draft-note").textContent = [email.edited ? "edited" : "", by].filter(Boolean).join(", ");
   const open = email.status === "drafted";
-  for (const name of ["approve", "reject", "edit"]) $(name).disabled = !open;
-  const facts = [["Address", email.to_address], ["Rank", email.rank ?? "—"],
-    ["Candidate id", email.candidate_id], ["Written", when(email.created_at)]];
+  for (const name of ["approve", "reject", "edit", "save"]) $(name).disabled = !open;
+  showProfile(email);
+}
+
+// ---- The recipient's profile (email.candidate) ----
+function skillList(candidate) {
+  const matched = new Set(candidate.matched_skills);
+  if (!candidate.skills.length) return "—";
+  return h("span", { class: "row" }, candidate.skills.map((skill) => matched.has(skill)
+    ? h("span", { class: "badge ok", title: "asked for by the campaign" }, skill)
+    : h("span", { class: "badge" }, skill)));
+}
+
+function showProfile(email) {
+  const c = email.candidate;
+  const facts = [];
+  if (c) {
+    const place = [c.city, c.country].filter(Boolean).join(", ");
+    const experience = c.years_experience == null ? "" : `${c.years_experience} years`;
+    facts.push(["Name", c.full_name]);
+    if (c.headline) facts.push(["Headline", c.headline]);
+    facts.push(["Location", place || "—"],
+      ["Seniority", [c.seniority, experience].filter(Boolean).join(", ") || "—"],
+      ["Skills", skillList(c)],
+      ["Matched", c.matched_skills.length ? c.matched_skills.join(", ") : "—"],
+      ["Found via", c.found_via ?? "—"], ["Source", c.source]);
+  }
+  facts.push(["Address", email.to_address], ["Rank", email.rank ?? "—"],
+    ["Written", when(email.created_at)]);
+  if (!c) facts.push(["Candidate id", email.candidate_id]);
   $("profile").replaceChildren(...facts.flatMap(([k, v]) => [h("dt", {}, k), h("dd", {}, v)]));
 }
 
@@ -177,18 +205,41 @@ function remember() {
   $("discard").hidden = false;
 }
 
+// The typed edit's parts that differ from the email as stored, or undefined when none does.
+function changeOf(email) {
+  const edit = edits.get(email.email_id);
+  if (!edit) return undefined;
+  const change = {};
+  if (edit.subject !== email.subject) change.subject = edit.subject;
+  if (edit.body !== email.body) change.body = edit.body;
+  return Object.keys(change).length ? change : undefined;
+}
+
+// Store the typed edit on the server without deciding: the draft stays pending.
+async function save() {
+  const email = items[selected];
+  if (!email || busy) return;
+  if (email.status !== "drafted") return announce("Only a pending draft can be edited.");
+  const change = changeOf(email);
+  if (!change) return announce("Nothing to save: the draft is as stored.");
+  const editing = !subject.readOnly;
+  busy = true;
+  const path = `/api/campaigns/${id}/emails/${email.email_id}/edit`;
+  const updated = await attempt(() => api("POST", path, change));
+  busy = false;
+  if (!updated) return;
+  edits.delete(email.email_id);
+  replace(updated); // shows the stored text, footer included
+  if (editing && items[selected]?.email_id === updated.email_id) edit(); // keep on editing
+  notify(`Saved: ${updated.to_address} (still to decide).`);
+  announce(`Saved the edit to ${updated.to_address}.`);
+}
+
 async function decide(decision) {
   const email = items[selected];
   if (!email || busy) return;
   if (email.status !== "drafted") return announce(`This email is ${email.status}: nothing to decide.`);
-  const edit = edits.get(email.email_id);
-  let change;
-  if (decision === "approve" && edit) {
-    change = {};
-    if (edit.subject !== email.subject) change.subject = edit.subject;
-    if (edit.body !== email.body) change.body = edit.body;
-    if (!Object.keys(change).length) change = undefined;
-  }
+  const change = decision === "approve" ? changeOf(email) : undefined;
   busy = true;
   const path = `/api/campaigns/${id}/emails/${email.email_id}/${decision}`;
   const updated = await attempt(() => api("POST", path, change));
@@ -197,7 +248,8 @@ async function decide(decision) {
   edits.delete(email.email_id);
   replace(updated);
   announce(`${decision === "approve" ? "Approved" : "Rejected"}: ${updated.to_address}.`);
-  refreshCounts();
+  progress(updated.counts); // the review's counts come with the decision
+  if (updated.counts.drafted === 0) refreshCounts(); // the review is over: status and deadline
   if (selected < items.length - 1) select(selected + 1, document.activeElement?.closest("#queue"));
 }
 
@@ -236,6 +288,7 @@ $("load-more").addEventListener("click", () => load(false));
 $("approve").addEventListener("click", () => decide("approve"));
 $("reject").addEventListener("click", () => decide("reject"));
 $("edit").addEventListener("click", edit);
+$("save").addEventListener("click", save);
 $("discard").addEventListener("click", () => {
   edits.delete(items[selected]?.email_id);
   show(items[selected]);
@@ -257,8 +310,14 @@ const KEYS = {
   a: () => decide("approve"), r: () => decide("reject"), e: edit,
 };
 document.addEventListener("keydown", (event) => {
-  if (event.defaultPrevented || event.ctrlKey || event.metaKey || event.altKey) return;
   const target = event.target;
+  if (event.key === "Enter" && (event.ctrlKey || event.metaKey) && !event.altKey
+      && (target === subject || target === body) && !subject.readOnly) {
+    event.preventDefault();
+    save();
+    return;
+  }
+  if (event.defaultPrevented || event.ctrlKey || event.metaKey || event.altKey) return;
   if (event.key === "Escape") {
     if (target === subject || target === body) {
       event.preventDefault();
@@ -274,5 +333,5 @@ document.addEventListener("keydown", (event) => {
   action();
 });
 
-refreshCounts().then((view) => view && showDeadline(view));
+refreshCounts();
 load(true);

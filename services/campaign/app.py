@@ -15,7 +15,7 @@ from pydantic import BaseModel
 
 from services.campaign.handlers import search, steering
 from services.campaign.handlers.actions import OWNER, make_worker
-from services.campaign.handlers.monitoring import monitoring_commands
+from services.campaign.handlers.monitoring import campaign_timeline, monitoring_commands
 from services.campaign.handlers.review import review_command_handlers, review_deadline_routes
 from services.campaign.repository import SCHEMA
 from services.campaign.sender import Sender, approved_routes
@@ -23,6 +23,7 @@ from shared.broker import ensure_topics
 from shared.consuming import subscribe_events
 from shared.contracts.campaign import (
     CampaignStatusCommand,
+    CampaignTimelineCommand,
     ListCampaignsCommand,
     SearchCandidatesCommand,
     SteerCampaignCommand,
@@ -93,6 +94,7 @@ def create_app(settings: Settings, build: Build = build_dependencies) -> tuple[F
             SearchCandidatesCommand: with_pool(
                 partial(search.search_candidates, settings=settings)
             ),
+            CampaignTimelineCommand: with_pool(campaign_timeline),
         },
         outbox_schema=SCHEMA,
         outbox_settle_seconds=0,

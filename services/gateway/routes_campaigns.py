@@ -9,7 +9,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Query
 from fastapi.responses import StreamingResponse
@@ -22,6 +22,8 @@ from services.gateway.sse import HEADERS, KEEP_ALIVE, sse_event
 from shared.contracts.campaign import (
     CampaignPage,
     CampaignStatus,
+    CampaignTimeline,
+    CampaignTimelineCommand,
     CampaignView,
     GetCampaignCommand,
     ListCampaignsCommand,
@@ -73,6 +75,21 @@ async def list_campaigns(
 )
 async def get_campaign(campaign_id: uuid.UUID, client: Client, _: Reader) -> CampaignView:
     return await _view(client, campaign_id)
+
+
+@router.get(
+    "/{campaign_id}/timeline",
+    summary="A campaign's funnel over time: emails sent, opened, replied, ... by hour or day",
+    responses={404: {"description": "No such campaign"}},
+)
+async def campaign_timeline(
+    campaign_id: uuid.UUID,
+    client: Client,
+    _: Reader,
+    bucket: Annotated[Literal["hour", "day"] | None, Query()] = None,
+) -> CampaignTimeline:
+    command = CampaignTimelineCommand(campaign_id=campaign_id, bucket=bucket)
+    return CampaignTimeline.model_validate(await ask(client, "campaign", command))
 
 
 @router.get(

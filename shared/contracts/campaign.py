@@ -36,6 +36,16 @@ class GetCampaignCommand(BaseModel):
     campaign_id: uuid.UUID
 
 
+class CampaignTimelineCommand(BaseModel):
+    """A campaign's funnel over time: emails sent, opened, replied, ... by each hour or day."""
+
+    type: Literal["campaign_timeline"] = "campaign_timeline"
+    campaign_id: uuid.UUID
+    bucket: Literal["hour", "day"] | None = Field(
+        None, description="Default: hours, or days when hours would be more than a month's."
+    )
+
+
 class TrackOpenCommand(BaseModel):
     """The tracking pixel was fetched: record the email's first open."""
 
@@ -672,3 +682,27 @@ class CandidateSearchAnswer(BaseModel):
                   "the top 3: Ada Lovelace, Grace Hopper (suppressed), Alan Turing."],
         description="The answer in one line, for a chat.",
     )  # fmt: skip
+
+
+class TimelinePoint(BaseModel):
+    """How many of the campaign's emails had each kind of delivery event by the end of `at`'s
+    hour or day (an email counts once per kind, at its first such event)."""
+
+    at: datetime = Field(..., description="The bucket's start (UTC).")
+    sent: int = 0
+    delivered: int = 0
+    opened: int = 0
+    clicked: int = 0
+    replied: int = 0
+    unsubscribed: int = 0
+    bounced: int = 0
+    complained: int = 0
+
+
+class CampaignTimeline(BaseModel):
+    campaign_id: uuid.UUID
+    bucket: Literal["hour", "day"]
+    points: list[TimelinePoint] = Field(
+        default_factory=list,
+        description="From the first event's bucket to now's; empty before the first email left.",
+    )

@@ -120,6 +120,9 @@ async def test_request_answer_review_and_watch_a_campaign(
     await expect(funnel.get_by_label(re.compile(r"^sent: 2 of", re.IGNORECASE))).to_be_visible(
         timeout=20_000
     )
+    await expect(page.locator("#timeline-chart svg")).to_have_attribute(
+        "aria-label", re.compile(r"now 2 sent")
+    )  # the funnel over time, once the timeline reloads after the counts moved
     await assert_accessible(page)
     await screenshot(page, "campaign")
 

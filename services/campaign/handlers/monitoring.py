@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
+import asyncpg
 from pydantic import BaseModel
 
 from services.campaign.domain.links import verify_tracking_token, verify_unsubscribe_token
@@ -20,14 +22,19 @@ from services.campaign.domain.monitoring import (
     suppression_for,
 )
 from services.campaign.domain.status import TRACKED_STATUSES
+from services.campaign.domain.timeline import choose_bucket, cumulative
+from services.campaign.repository import campaigns, delivery
 from services.campaign.repository.delivery import EmailRef, MonitoringRepository, MonitoringStore
 from shared.contracts.campaign import (
+    CampaignTimeline,
+    CampaignTimelineCommand,
     ClickTarget,
     GetCampaignCommand,
     InboundResult,
     PreviewUnsubscribeCommand,
     RecordEmailEventsCommand,
     RejectedEvent,
+    TimelinePoint,
     TrackClickCommand,
     TrackOpenCommand,
     UnsubscribeCommand,
@@ -212,3 +219,19 @@ def _adapt(kind: type[C], work: Work[C], *, transaction: bool) -> CommandHandler
         return Reply(ok=True, data=data)
 
     return handle
+
+
+async def campaign_timeline(
+    pool: asyncpg.Pool, command: CampaignTimelineCommand
+) -> CampaignTimeline:
+    """The campaign's funnel over time (`domain/timeline.py`); not_found for no campaign."""
+    async with pool.acquire() as conn:
+        await campaigns.require_campaign(conn, command.campaign_id)
+        firsts = await delivery.first_events(conn, command.campaign_id, "hour")
+    now = datetime.now(UTC)
+    bucket = choose_bucket(firsts[0][0] if firsts else now, now, command.bucket)
+    points = [
+        TimelinePoint(at=point.at, **point.counts)
+        for point in cumulative(firsts, bucket, until=now)
+    ]
+    return CampaignTimeline(campaign_id=command.campaign_id, bucket=bucket, points=points)

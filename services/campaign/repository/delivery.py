@@ -177,3 +177,18 @@ class MonitoringRepository:
             address.strip().lower(),
         )
         return count
+
+
+async def first_events(
+    conn: Connection, campaign_id: uuid.UUID, bucket: str
+) -> list[tuple[datetime, str, int]]:
+    """For the campaign's delivery events: per (bucket start, kind), how many emails had their
+    first such event then, oldest first."""
+    rows = await conn.fetch(
+        "SELECT date_trunc($2, first_at) AS at, kind, count(*) AS emails FROM ("
+        "  SELECT email_id, kind, min(occurred_at) AS first_at FROM campaign.delivery_events"
+        "  WHERE campaign_id = $1 GROUP BY email_id, kind) f"
+        " GROUP BY 1, 2 ORDER BY 1",
+        campaign_id, bucket,
+    )  # fmt: skip
+    return [(row["at"], row["kind"], row["emails"]) for row in rows]

@@ -79,9 +79,31 @@ function runProgress(run) {
       drafting = null;
     }
   };
-  follow(`/api/workflows/${run.run_id}/events`, ["snapshot", "change"], (_, detail) => show(detail),
-    () => attempt(async () => show(await api("GET", `/api/workflows/${run.run_id}`))));
+  // The run starts a moment after the answer (from the intent's event): until then it is a 404,
+  // and an event stream that answers 404 is not retried by the browser.
+  started(run.run_id).then((ok) => {
+    if (!ok) {
+      state.textContent = "not started yet: see the runs page";
+      return;
+    }
+    follow(`/api/workflows/${run.run_id}/events`, ["snapshot", "change"], (_, detail) => show(detail),
+      () => attempt(async () => show(await api("GET", `/api/workflows/${run.run_id}`))));
+  });
   return box;
+}
+
+/** Wait (up to 30 s) until the run exists; whether it does. */
+async function started(runId) {
+  for (let waited = 0; waited < 30000; waited += 250) {
+    try {
+      await api("GET", `/api/workflows/${runId}`);
+      return true;
+    } catch (error) {
+      if (!(error instanceof ApiError) || error.status !== 404) throw error;
+    }
+    await new Promise((resolve) => setTimeout(resolve, 250));
+  }
+  return false;
 }
 
 function addBubble(role, text) {

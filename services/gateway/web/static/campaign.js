@@ -89,9 +89,81 @@ async function steer(action) {
   notify(result.changed ? `Campaign: ${action} done${flight}.` : `Nothing to ${action}: it already was.`);
 }
 
+// ---- The funnel over time: GET /api/campaigns/{id}/timeline, as lines and as a table ----
+const LINES = [["sent", "#0b5cad"], ["delivered", "#116329"], ["opened", "#8250df"],
+  ["clicked", "#bf3989"], ["replied", "#7d4e00"], ["bounced", "#a40e26"]];
+const SVG = "http://www.w3.org/2000/svg";
+let timelineDue = null;
+
+function svg(tag, attributes, ...children) {
+  const element = document.createElementNS(SVG, tag);
+  for (const [name, value] of Object.entries(attributes)) element.setAttribute(name, value);
+  element.append(...children);
+  return element;
+}
+
+function chart(timeline) {
+  const points = timeline.points;
+  const width = 760, height = 220, left = 40, bottom = 24;
+  const top = Math.max(1, ...points.flatMap((p) => LINES.map(([kind]) => p[kind])));
+  const x = (i) => left + (points.length < 2 ? 0 : (i * (width - left - 10)) / (points.length - 1));
+  const y = (n) => height - bottom - (n * (height - bottom - 10)) / top;
+  const label = (iso) => {
+    const at = new Date(iso);
+    return timeline.bucket === "day" ? at.toLocaleDateString() : at.toLocaleString([], { hour: "2-digit", minute: "2-digit", day: "numeric", month: "short" });
+  };
+  const lines = LINES.map(([kind, colour]) => svg("polyline", {
+    points: points.map((p, i) => `${x(i)},${y(p[kind])}`).join(" "),
+    fill: "none", stroke: colour, "stroke-width": 2,
+  }));
+  // Dots too, so that a line of one point (the first hour) shows.
+  const dots = points.length > 48 ? [] : LINES.flatMap(([kind, colour]) =>
+    points.map((p, i) => svg("circle", { cx: x(i), cy: y(p[kind]), r: 3.5, fill: colour })));
+  const axis = [
+    svg("line", { x1: left, y1: height - bottom, x2: width, y2: height - bottom, stroke: "#8c959f" }),
+    svg("text", { x: 0, y: y(top) + 4, "font-size": 11 }, String(top)),
+    svg("text", { x: 0, y: height - bottom, "font-size": 11 }, "0"),
+    svg("text", { x: left, y: height - 6, "font-size": 11 }, label(points[0].at)),
+    svg("text", { x: width, y: height - 6, "font-size": 11, "text-anchor": "end" }, label(points.at(-1).at)),
+  ];
+  const last = points.at(-1);
+  const summary = LINES.map(([kind]) => `${last[kind]} ${kind}`).join(", ");
+  return [
+    svg("svg", { viewBox: `0 0 ${width} ${height}`, width: "100%", role: "img",
+      "aria-label": `Emails by ${timeline.bucket} since the first was sent; now ${summary}` },
+    ...axis, ...lines, ...dots),
+    h("p", { class: "row" }, LINES.map(([kind, colour]) =>
+      h("span", {}, h("span", { "aria-hidden": "true", style: `color:${colour}` }, "■ "), kind))),
+  ];
+}
+
+async function loadTimeline() {
+  const timeline = await attempt(() => api("GET", `/api/campaigns/${id}/timeline`));
+  if (!timeline) return;
+  const points = timeline.points;
+  $("timeline-state").textContent = points.length ? `By ${timeline.bucket}: ${points.length} ${timeline.bucket}${points.length === 1 ? "" : "s"} since the first email left.` : "Nothing has been sent yet.";
+  $("timeline-chart").replaceChildren(...(points.length ? chart(timeline) : []));
+  $("timeline-head").replaceChildren(h("tr", {}, h("th", { scope: "col" }, timeline.bucket),
+    LINES.map(([kind]) => h("th", { scope: "col" }, kind))));
+  $("timeline-rows").replaceChildren(...points.map((p) => h("tr", {},
+    h("td", {}, new Date(p.at).toLocaleString()), LINES.map(([kind]) => h("td", {}, p[kind])))));
+}
+
+/** Reload the timeline at most every few seconds while counts stream in. */
+function timelineSoon() {
+  if (timelineDue) return;
+  timelineDue = setTimeout(() => {
+    timelineDue = null;
+    loadTimeline();
+  }, 3000);
+}
+
 function live() {
   source = follow(`/api/campaigns/${id}/events`, ["counts", "end"], (name, data) => {
-    if (name === "counts") render(data);
+    if (name === "counts") {
+      render(data);
+      timelineSoon();
+    }
     if (name === "end") {
       source.close(); // the stream is over: do not reconnect
       $("live-state").textContent = "";
@@ -153,3 +225,4 @@ if ($("recipient-rows")) {
 
 reload().then((view) => view && !FINISHED.includes(view.status) && live());
 loadRecipients(true);
+loadTimeline();

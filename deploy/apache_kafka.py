@@ -354,7 +354,7 @@ class ApacheKafka:
         return path
 
     def _format(self, properties: Path) -> None:
-        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        cluster_id = new_cluster_id()
         scram = [
             arg
             for user in self._scram_users
@@ -364,6 +364,16 @@ class ApacheKafka:
         self.run_tool(
             "kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(properties), *scram
         )
+
+
+def new_cluster_id() -> str:
+    """A KRaft cluster id: a random UUID, base64url. Never one that starts with "-", which the
+    storage tool takes for an option (as Kafka's own `random-uuid` avoids; 1 id in 64 did, and
+    the broker failed to start with "--cluster-id expected one argument")."""
+    while True:
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not cluster_id.startswith("-"):
+            return cluster_id
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -16,7 +16,8 @@ from pydantic import BaseModel
 from services.campaign.handlers import search, steering
 from services.campaign.handlers.actions import OWNER, make_worker
 from services.campaign.handlers.monitoring import campaign_timeline, monitoring_commands
-from services.campaign.handlers.review import review_command_handlers, review_deadline_routes
+from services.campaign.handlers.review import review_command_handlers
+from services.campaign.handlers.runs import run_change_routes
 from services.campaign.repository import SCHEMA
 from services.campaign.sender import Sender, approved_routes
 from shared.broker import ensure_topics
@@ -31,7 +32,7 @@ from shared.contracts.campaign import (
 )
 from shared.service import CommandHandler, Runtime, Started, build_app, with_pool
 from shared.settings import Settings
-from shared.topics import WORKFLOW_RUN_CHANGED, step_request_topic
+from shared.topics import step_request_topic
 
 
 @dataclass(frozen=True)
@@ -58,8 +59,8 @@ def create_app(settings: Settings, build: Build = build_dependencies) -> tuple[F
     def register(broker: KafkaBroker, runtime: Runtime) -> None:
         provider = runtime.tracer_provider
         tracer = provider.get_tracer("campaign") if provider is not None else None
-        # One consumer for the step requests, the approvals and the runs' progress (for the
-        # review deadline): one consumer group to join.
+        # One consumer for the step requests, the approvals and the runs' changes (review
+        # deadlines, cancelled runs): one consumer group to join.
         subscribe_events(
             broker,
             settings,
@@ -67,14 +68,14 @@ def create_app(settings: Settings, build: Build = build_dependencies) -> tuple[F
             routes={
                 **worker.routes(lambda: runtime.db),
                 **approved_routes(lambda: started.get().sender),
-                **review_deadline_routes(lambda: runtime.db),
+                **run_change_routes(lambda: runtime.db, _wake(started)),
             },
             tracer=tracer,
         )
 
     async def startup(runtime: Runtime) -> None:
         # The engine creates the topic too, but this service may start first.
-        await ensure_topics(settings, [step_request_topic(OWNER), WORKFLOW_RUN_CHANGED])
+        await ensure_topics(settings, [step_request_topic(OWNER)])
         started.set(await build(settings, runtime))
 
     async def shutdown(runtime: Runtime) -> None:
@@ -105,10 +106,17 @@ def create_app(settings: Settings, build: Build = build_dependencies) -> tuple[F
     return app, runtime
 
 
-def _steering_commands(started: Started[Dependencies]) -> dict[type[BaseModel], CommandHandler]:
+def _wake(started: Started[Dependencies]) -> Callable[[uuid.UUID], None]:
+    """Tell the sender a campaign's approved emails may be due now (after a resume)."""
+
     def wake(campaign_id: uuid.UUID) -> None:
         started.get().sender.approved(campaign_id)
 
+    return wake
+
+
+def _steering_commands(started: Started[Dependencies]) -> dict[type[BaseModel], CommandHandler]:
+    wake = _wake(started)
     return {
         SteerCampaignCommand: with_pool(partial(steering.steer_campaign, wake=wake)),
         StopAllSendingCommand: with_pool(partial(steering.stop_all_sending, wake=wake)),

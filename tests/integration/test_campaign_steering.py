@@ -19,10 +19,14 @@ from typing import Any
 import asyncpg
 import httpx
 import pytest
+from aiokafka import AIOKafkaProducer
 
 from services.campaign.handlers import steering
 from shared.contracts.campaign import CampaignStatusCommand
 from shared.contracts.intent import Slots
+from shared.contracts.workflow import CancelWorkflowCommand
+from shared.settings import Settings
+from shared.topics import command_topic
 from tests.support.api import (
     MakeKey,
     get_run,
@@ -105,6 +109,44 @@ async def test_a_cancelled_campaign_refuses_decisions_and_sends_nothing(
     assert (await api.post(f"/api/campaigns/{run_id}/resume")).status_code == 409
     await asyncio.sleep(1)
     assert received(slow_smtp, audience) == []
+
+
+async def test_a_run_cancelled_by_another_system_cancels_its_campaign(
+    api: httpx.AsyncClient,
+    db: asyncpg.Pool,
+    tag: str,
+    slow_smtp: SmtpTestServer,
+    prepared: Settings,
+) -> None:
+    """Another system cancels the run with a command to the workflow service (no gateway, so
+    nobody steers the campaign first): the campaign hears it on workflow.run.changed."""
+    run_id, audience = await campaign_in_review(api, db, tag, 3)
+    producer = AIOKafkaProducer(bootstrap_servers=prepared.kafka_servers)
+    await producer.start()
+    try:
+        command = CancelWorkflowCommand(run_id=uuid.UUID(run_id), requested_by="ats-sync")
+        await producer.send_and_wait(
+            command_topic("workflow").name, command.model_dump_json().encode(), key=run_id.encode()
+        )
+    finally:
+        await producer.stop()
+
+    cancelled = await wait_for(
+        lambda: _status_of(api, run_id, "cancelled"), timeout=20, what="the campaign cancelled"
+    )
+    assert cancelled["ended_by"] == "ats-sync"
+    assert cancelled["counts"]["cancelled"] == 3
+    refused = await api.post(f"/api/campaigns/{run_id}/approve-all")
+    assert refused.status_code == 409, refused.text
+    await asyncio.sleep(1)
+    assert received(slow_smtp, audience) == []
+
+
+async def _status_of(
+    api: httpx.AsyncClient, campaign_id: str, status: str
+) -> dict[str, Any] | None:
+    view = await campaign(api, campaign_id)
+    return view if view["status"] == status else None
 
 
 async def test_no_email_leaves_after_a_cancel_has_answered(

@@ -126,7 +126,7 @@ ACLS: tuple[Acl, ...] = (
     _acl(
         "campaign",
         "Topic",
-        "campaign.commands workflow.step.requested.campaign email.approved",
+        "campaign.commands workflow.step.requested.campaign email.approved workflow.run.changed",
         "literal",
         "Read",
     ),

@@ -305,10 +305,15 @@ def test_sigkilled_parent_leaves_nothing_running_after_the_next_stop(
         [sys.executable, "-c", *script],
         cwd=REPO_ROOT,
         stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
     )
     assert parent.stdout is not None
-    broker_pid = json.loads(parent.stdout.readline())["broker"]
+    assert parent.stderr is not None
+    started = parent.stdout.readline()
+    if not started:  # the parent's infra did not start: say why
+        parent.wait()
+        raise AssertionError(parent.stderr.read().decode(errors="replace")[-3000:])
+    broker_pid = json.loads(started)["broker"]
     postmaster = _pid_in(tmp_path / "postgres" / "postmaster.pid")
     valkey = _pid_in(tmp_path / "valkey" / "valkey.pid")
     parent.kill()

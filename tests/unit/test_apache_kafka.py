@@ -72,3 +72,9 @@ def test_fetched_jars_are_not_fetched_again(tmp_path: Path) -> None:
     (lib / ".complete").touch()
     # No mvn on PATH: a second resolve must not need it.
     assert apache_kafka.resolve({"PATH": str(tmp_path / "empty")}, root=tmp_path / "lib") == lib
+
+
+def test_a_cluster_id_never_looks_like_an_option() -> None:
+    ids = [apache_kafka.new_cluster_id() for _ in range(2_000)]  # about 31 started with "-"
+    assert not [i for i in ids if i.startswith("-")]
+    assert all(len(i) == 22 for i in ids)

@@ -9,11 +9,13 @@ sent everything, before its window is over. Asking for what is already so change
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
 from typing import Literal
 
 from services.campaign.domain.status import ENDED, can_move
-from shared.contracts.campaign import CampaignStatus, SteeringAction
+from shared.contracts.campaign import EMAIL_CAMPAIGN, CampaignStatus, SteeringAction
+from shared.contracts.workflow import WorkflowRunChanged
 from shared.errors import Refused
 
 # A campaign in one of these may still send email: pausing it means something.
@@ -71,3 +73,17 @@ def may_decide(status: CampaignStatus) -> None:
         raise Refused(
             f"the campaign is {status}: its drafts can no longer be decided", code="conflict"
         )
+
+
+_CANCELLED_BY = "cancelled by "
+
+
+def cancelled_run(event: WorkflowRunChanged) -> tuple[uuid.UUID, str | None] | None:
+    """The campaign to cancel when `event` says an email campaign's run was cancelled, whoever
+    cancelled it (the gateway, or another system through the workflow API): the run's id, which
+    is the campaign's, and who cancelled, as the run records it. Else None."""
+    if event.workflow_type != EMAIL_CAMPAIGN or event.status != "cancelled":
+        return None
+    error = event.error or ""
+    by = error.removeprefix(_CANCELLED_BY) if error.startswith(_CANCELLED_BY) else None
+    return event.run_id, by

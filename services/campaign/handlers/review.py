@@ -6,7 +6,6 @@ outbox. Also: each campaign's review deadline, recorded from its run's progress 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -19,7 +18,6 @@ from services.campaign.domain.links import UnsubscribeLinks
 from services.campaign.domain.steering import may_decide
 from services.campaign.repository import SCHEMA, campaigns, emails
 from shared import cursors, outbox
-from shared.consuming import Route
 from shared.contracts.campaign import (
     BULK_ITEMS,
     REVIEW_FINISHED,
@@ -38,7 +36,7 @@ from shared.contracts.workflow import WorkflowRunChanged, WorkflowSignal
 from shared.db import Connection
 from shared.service import CommandHandler, with_pool
 from shared.settings import Settings
-from shared.topics import EMAIL_APPROVED, WORKFLOW_RUN_CHANGED, WORKFLOW_SIGNALS
+from shared.topics import EMAIL_APPROVED, WORKFLOW_SIGNALS
 
 
 class ReviewCommands:
@@ -171,25 +169,17 @@ def _correlation(correlation_id: str | None) -> dict[str, Any]:
     return {"correlation_id": correlation_id} if correlation_id else {}
 
 
-def review_deadline_routes(pool: Callable[[], asyncpg.Pool]) -> dict[str, Route[Any]]:
-    """The consumer route of `workflow.run.changed`: when an email campaign's run starts waiting
-    for review, the campaign records the run's deadline (`review_deadline_at` in its view), so
-    the campaign service knows it without asking the workflow service. `pool` gives the pool
-    once the service started."""
-
-    async def store(events: list[WorkflowRunChanged]) -> None:
-        latest: dict[uuid.UUID, datetime] = {}  # a run's last deadline in the batch wins
-        for event in events:
-            found = review.review_deadline(event)
-            if found is not None:
-                latest[found[0]] = found[1]
-        await campaigns.store_review_deadlines(pool(), list(latest.items()))
-
-    async def store_one(event: WorkflowRunChanged) -> None:
-        await store([event])
-
-    route = Route(WorkflowRunChanged, store_one, key=lambda e: e.run_id, handle_many=store)
-    return {WORKFLOW_RUN_CHANGED.name: route}
+async def store_review_deadlines(pool: asyncpg.Pool, events: list[WorkflowRunChanged]) -> None:
+    """When an email campaign's run starts waiting for review, the campaign records the run's
+    deadline (`review_deadline_at` in its view), so the campaign service knows it without asking
+    the workflow service (`handlers/runs.py` reads the runs' changes)."""
+    latest: dict[uuid.UUID, datetime] = {}  # a run's last deadline in the batch wins
+    for event in events:
+        found = review.review_deadline(event)
+        if found is not None:
+            latest[found[0]] = found[1]
+    if latest:
+        await campaigns.store_review_deadlines(pool, list(latest.items()))
 
 
 def review_command_handlers(

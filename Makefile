@@ -82,7 +82,8 @@ eval-intent: $(STAMP)
 		--named-slots tests/data/intent_holdout_v2.jsonl \
 		--named-slots tests/data/intent_holdout_v3.jsonl \
 		--named-slots tests/data/intent_holdout_v4.jsonl \
-		--named-slots tests/data/intent_tuning.jsonl
+		--named-slots tests/data/intent_tuning.jsonl \
+		--named-slots tests/data/intent_tuning_2.jsonl
 
 clean:
 	rm -rf $(VENV) .local .pytest_cache .mypy_cache .ruff_cache

@@ -327,3 +327,22 @@ def test_lists_replies_colons_and_tech_questions_go_to_their_intent(
     detector: IntentDetector, message: str, intent: str
 ) -> None:
     assert detector.detect(message).intent == intent
+
+
+@pytest.mark.parametrize(
+    ("message", "intent"),
+    [
+        # how an outreach is going, asked about its audience
+        ("läuft die mailaktion an die swift leute in bonn gut?", "campaign_status"),
+        ("va bien la campaña a los devs scala de cadiz?", "campaign_status"),
+        ("en que punto esta el outreach para el puesto de qa engineer", "campaign_status"),
+        # who in the pool knows a skill and has some years
+        ("wer von den kandidaten kann rust und hat ab 2 jahren erfahrung", "candidate_search"),
+        # "Ansprache" is contacting
+        ("ansprache der python leute in bonn wegen data engineer", "email_campaign"),
+    ],
+)
+def test_status_search_and_campaign_in_chat_shorthand(
+    detector: IntentDetector, message: str, intent: str
+) -> None:
+    assert detector.detect(message).intent == intent

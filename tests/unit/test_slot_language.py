@@ -490,3 +490,97 @@ def test_levels_counted_without_a_person_noun(
     extractor: SlotExtractor, message: str, level: str
 ) -> None:
     assert extractor.extract(message).seniority == level
+
+
+# -- recruiters' chat shorthand in German and Spanish, part three --------------------------
+
+
+@pytest.mark.parametrize(
+    ("message", "title", "skills"),
+    [
+        ("schick den php leuten in bonn eine mail wegen web developer", "web developer", ["php"]),
+        ("escribe a la gente de vue en cadiz por frontend engineer", "frontend engineer", ["vue"]),
+        ("kontaktiere rust leute für backend engineer", "backend engineer", ["rust"]),
+        # a skill in the title is the job's, not the audience's
+        ("schreib den kotlin leuten wegen android developer", "android developer", ["kotlin"]),
+        ("contacta devs swift para ios engineer, sin flutter", "ios engineer", ["swift"]),
+    ],
+)
+def test_a_title_after_a_bare_preposition_is_the_job(
+    extractor: SlotExtractor, message: str, title: str, skills: list[str]
+) -> None:
+    slots = extractor.extract(message)
+    assert slots.job_title == title
+    assert slots.skills == skills
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        "kampagne für senior python entwickler",  # people, not a job
+        "escribe a devs react por data engineers en madrid",  # plural: people
+        "por favor escribe a devs go",
+        "schreib den go leuten für 3 wochen",
+    ],
+)
+def test_a_bare_preposition_before_people_names_no_job(
+    extractor: SlotExtractor, message: str
+) -> None:
+    assert extractor.extract(message).job_title is None
+
+
+def test_a_role_word_after_del_names_the_campaigns_job(extractor: SlotExtractor) -> None:
+    reading = extractor.read("quien abrio los correos del puesto data analyst", CAMPAIGN_MARKERS)
+    assert reading.slots.job_title == "data analyst"
+
+
+@pytest.mark.parametrize(
+    ("message", "limit"),
+    [
+        ("dame devs go en bilbao, máximo 8", 8),
+        ("dame devs go en bilbao, maximo 8", 8),
+        ("zeig java leute in bonn, max. 12", 12),
+        ("lista 7 desarolladores php", 7),  # a misspelt person noun still counts people
+    ],
+)
+def test_a_maximum_and_a_misspelt_person_noun_give_the_limit(
+    extractor: SlotExtractor, message: str, limit: int
+) -> None:
+    assert extractor.extract(message).limit == limit
+
+
+@pytest.mark.parametrize(
+    ("message", "remote"),
+    [
+        ("zeig vor-ort leute in bonn", False),
+        ("devs react que no quieren trabajar en remoto", False),
+        ("gente php que no busca remoto", False),
+        ("people who don't want remote work", False),
+        ("devs react que quieren remoto", True),
+    ],
+)
+def test_on_site_written_with_a_hyphen_or_as_a_refused_wish(
+    extractor: SlotExtractor, message: str, remote: bool
+) -> None:
+    assert extractor.extract(message).remote is remote
+
+
+def test_pero_no_a_los_de_rules_the_skill_out(extractor: SlotExtractor) -> None:
+    slots = extractor.extract("contacta devs react en cadiz pero no a los de angular")
+    assert slots.skills == ["react"]
+    assert slots.exclude_skills == ["angular"]
+
+
+@pytest.mark.parametrize(
+    ("message", "level"),
+    [
+        ("busca devs php con experiencia en granada", "senior"),
+        ("hay gente go con experiencia?", "senior"),
+        ("devs con experiencia en kotlin", None),  # experience in a skill: no level
+        ("perfiles con experiencia con docker", None),
+    ],
+)
+def test_con_experiencia_is_senior_unless_it_names_a_skill(
+    extractor: SlotExtractor, message: str, level: str | None
+) -> None:
+    assert extractor.extract(message).seniority == level

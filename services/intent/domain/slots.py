@@ -169,7 +169,7 @@ _TITLE_IS = {"is", "ist", "es"}
 _GERMAN_ARTICLES = {"der", "die", "den", "dem"}
 # After these the title may follow the marker straight away: "wegen der Stelle Backend Engineer",
 # "por la vacante Frontend Developer", "el puesto Data Engineer".
-_DIRECT_ARTICLES = _GERMAN_ARTICLES | {"el", "la"}
+_DIRECT_ARTICLES = _GERMAN_ARTICLES | {"el", "la", "del", "al"}
 _ARTICLES = _GERMAN_ARTICLES | {"the", "el", "la", "los", "las", "my", "our", "meine", "meinen",
                                  "unsere", "unseren", "mis", "nuestros", "nuestras"}  # fmt: skip
 # A German past participle ends a title: "geantwortet", "geöffnet", "reagiert" (not in titles).
@@ -183,6 +183,10 @@ _TITLE_CUE = re.compile(
     r"(?:campaign|kampagne|campa[ñn]a) (?:for|für|para|de))(?![\w])"
 )
 # Role markers that are a search for people too: "Berlin, suche Java Entwickler" names no job.
+# A preposition straight before a title the vocabulary knows, the title ending its clause: "schreib
+# den Swift Leuten wegen iOS Developer", "por backend engineer", "para devops engineer".
+_BARE_CUE = re.compile(r"(?<![\w])(?:wegen|für|fuer|por|para)(?![\w])")
+_SAME_PLURAL = {"entwickler", "programmierer", "berater", "leiter", "wissenschaftler"}
 _SEARCH_WORDS = {"search", "suche", "búsqueda", "busqueda"}
 _CAMPAIGN_CUE = re.compile(r"campaign|kampagne|campa[ñn]a")
 # "of" belongs to these titles: "Head of Data", "Director of Engineering".
@@ -191,7 +195,7 @@ _PERSON_NOUNS = re.compile(
     r"^(candidates?|developers?|engineers?|devs?|programmers?|people|folks|profiles?|analysts?|"
     r"scientists?|designers?|testers?|managers?|leads?|architects?|experts?|specialists?|"
     r"consultants?|administrators?|admins?|experience|kandidat\w*|entwickler\w*|personen|"
-    r"ingenieur\w*|expert\w*|erfahrung|candidat[oa]s?|desarrollador\w*|ingenier[oa]s?|personas|"
+    r"ingenieur\w*|entwikler\w*|expert\w*|erfahrung|candidat[oa]s?|desarr?ollador\w*|ingenier[oa]s?|personas|"
     r"perfiles|programador\w*|experiencia|especialistas?|profesionales|leute|fachkräfte|ppl|peeps|"
     r"gente|leuten)$"
 )
@@ -229,7 +233,8 @@ _LIMIT_PATTERNS = [
         r"\b(?:the|die|den|los|las)\s+(\d{1,9})\s+(?:best|besten|mejores|top|strongest|most)"
     ),
     re.compile(
-        r"\b(?:up to|at most|max(?:imum)?|bis zu|höchstens|hasta|como m[aá]ximo)\s+(\d{1,9})\b"
+        r"\b(?:up to|at most|max(?:imum|imal|\.)?|m[aá]ximo|bis zu|höchstens|hasta|como m[aá]ximo)"
+        r"\s+(\d{1,9})\b"
     ),
 ]
 _COUNT = re.compile(r"\b\d{1,9}\b")
@@ -260,7 +265,7 @@ _NEGATION_FILLER = {"with", "any", "anyone", "one", "someone", "people", "who", 
                     "know", "knowing", "using", "experience", "the", "those", "them", "in", "mit",
                     "denen", "die", "der", "den", "leute", "kennen", "können", "erfahrung", "con",
                     "de", "del", "en", "los", "las", "que", "sepan", "saben", "sabe", "tengan",
-                    "tenga", "experiencia", "gente", "perfiles"}  # fmt: skip
+                    "tenga", "experiencia", "gente", "perfiles", "a", "al"}  # fmt: skip
 # Words after an excluded skill that still belong to it: "no php people", "ohne Java-Erfahrung".
 _SKILL_TAIL = {"experience", "erfahrung", "experiencia", "people", "folks", "leute", "gente",
                "perfiles", "skills", "kenntnisse", "stuff"}  # fmt: skip
@@ -268,8 +273,12 @@ _SKILL_TAIL = {"experience", "erfahrung", "experiencia", "people", "folks", "leu
 # "presencial", "no remote".
 _REMOTE_WORDS = r"(?:remote\w*|remot[oa]s?|teletrabajo|home[- ]?office)"
 _ONSITE = re.compile(
-    r"(?<![\w-])(?:on-?site|on site|in[- ]office|in the office|vor ort|präsenz\w*|presencial(?:es)?"
-    rf"|en (?:la )?oficina|(?:no|not|kein|keine|nicht|sin|nada de)\s+{_REMOTE_WORDS})"
+    r"(?<![\w-])(?:on-?site|on site|in[- ]office|in the office|vor[- ]ort|präsenz\w*"
+    r"|presencial(?:es)?|en (?:la )?oficina"
+    rf"|(?:no|not|kein|keine|nicht|sin|nada de)\s+{_REMOTE_WORDS}"
+    # "que no quieran remoto", "no quieren trabajar en remoto", "don't want remote"
+    r"|(?:no|not|don'?t|do not|nicht)\s+(?:quier\w*|busc\w*|acept\w*|want\w*|wollen|will)"
+    rf"(?:\s+(?:trabajar|work(?:ing)?|arbeiten|en|in))*\s+{_REMOTE_WORDS})"
     r"(?:-only)?(?![\w-])"
 )
 _REMOTE = re.compile(
@@ -293,6 +302,8 @@ _KNOWN_WORDS = common_words() | {"settle", "sparks", "string", "strings", "gener
 # when a person noun or title noun follows.
 # ...or when people are counted or described by a skill: "cuántos lead con go", "leads with go".
 _HOW_MANY = {"many", "viele", "cuántos", "cuantos", "cuántas", "cuantas", "any", "alle", "todos"}
+# People described as experienced with no seniority word: "devs vue con experiencia".
+_EXPERIENCED = re.compile(r"(?<![\w])con (?:mucha )?experiencia(?![\w])")
 _NEEDS_NOUN = {"staff", "lead", "principal", "head", "líder", "lider", "leitender", "leitende"}
 
 
@@ -473,6 +484,13 @@ class SlotExtractor:
             span = self._walk(tokens, after, 1, markers, written, free=False, low=low)
             if span is not None and not (_CAMPAIGN_CUE.match(cue.group()) and self._audience(span)):
                 return span.text, _blank(low, cue.start(), span.end)
+        for cue in _BARE_CUE.finditer(low):
+            after = next((k for k, t in enumerate(tokens) if t.start >= cue.end()), len(tokens))
+            span = self._walk(tokens, after, 1, markers, written, free=False, low=low)
+            if span is None or self._plural_audience(span):
+                continue
+            if low[span.end :].strip()[:1] in {"", ",", ".", ";", "!", "?", "("}:
+                return span.text, _blank(low, cue.start(), span.end)
         return None, low
 
     def _walk(
@@ -533,6 +551,19 @@ class SlotExtractor:
         last = words[-1]
         plural = _is_person(last) and last not in vocabulary.title_nouns
         return plural or any(w in vocabulary.skills or w in vocabulary.seniority for w in words)
+
+    def _plural_audience(self, span: _Span) -> bool:
+        """Whether words after a bare "wegen"/"por" name people in the plural ("für data
+        engineers", "für senior java entwickler"), not a job ("wegen iOS Developer")."""
+        words = span.text.split()
+        vocabulary = self.vocabulary
+        last = words[-1]
+        if _is_person(last) and last not in vocabulary.title_nouns:
+            return True
+        # German "Entwickler" is singular and plural: with a skill or a level, people
+        return last in _SAME_PLURAL and any(
+            w in vocabulary.skills or w in vocabulary.seniority for w in words
+        )
 
     def _free_title(self, words: list[str]) -> bool:
         """Two or more words that name a job the vocabulary does not know ("growth hacker",
@@ -788,4 +819,14 @@ class SlotExtractor:
                 if not counted and not any(_is_person(w) or w in nouns for w in nearby):
                     continue
             return self.vocabulary.seniority[word]
+        for match in _EXPERIENCED.finditer(low):
+            # "devs con experiencia" are senior; "con experiencia en python" names a skill
+            following = self._next_words(low, match.end(), 2)
+            if (
+                following[:1] in (["en"], ["con"], ["de"])
+                and len(following) > 1
+                and self._skill_at(low, low.find(following[1], match.end())) is not None
+            ):
+                continue
+            return "senior"
         return None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
@@ -35,6 +36,7 @@ from shared.contracts.workflow import (
 )
 from shared.rpc import ServiceClient
 
+RUN_START_WAIT_SECONDS = 3.0
 router = APIRouter(prefix="/api/workflows", tags=["workflows"], responses=API_ERRORS)
 KEEP_ALIVE_SECONDS = 15.0
 Reader = Annotated[Principal, Depends(require("workflows"))]
@@ -201,7 +203,8 @@ async def retry_workflow(run_id: uuid.UUID, client: Client, principal: Reader) -
     responses={200: {"content": {"text/event-stream": {}}, "description": (
         "First a `snapshot` event (the run, as GET /api/workflows/{id} returns it), then a "
         "`change` event per change (a WorkflowRunChanged; `id` is its sequence). The stream "
-        "ends after the run finishes."
+        "ends after the run finishes. A run that does not exist yet (an intent's `workflow_id` "
+        "followed at once) is waited for up to 3 s before the 404."
     )}},
 )  # fmt: skip
 async def follow_workflow(
@@ -210,7 +213,7 @@ async def follow_workflow(
     hub: RunEventHub = request.app.state.run_events
     queue = hub.listen(run_id)  # before the snapshot, so no change falls between the two
     try:
-        snapshot = await _detail(client, run_id)
+        snapshot = await _started_run(client, run_id)
     except BaseException:
         hub.stop_listening(run_id, queue)
         raise
@@ -235,6 +238,20 @@ async def follow_workflow(
             hub.stop_listening(run_id, queue)
 
     return StreamingResponse(events(), media_type="text/event-stream", headers=HEADERS)
+
+
+async def _started_run(client: ServiceClient, run_id: uuid.UUID) -> RunDetail:
+    """The run, waiting up to RUN_START_WAIT_SECONDS for one that does not exist yet: a run
+    announced by an intent (`workflow_id`) starts a moment later, and browsers never retry an
+    event stream that answered 404."""
+    deadline = time.monotonic() + RUN_START_WAIT_SECONDS
+    while True:
+        try:
+            return await _detail(client, run_id)
+        except HTTPException as exc:
+            if exc.status_code != status.HTTP_404_NOT_FOUND or time.monotonic() > deadline:
+                raise
+        await asyncio.sleep(0.1)
 
 
 async def _detail(client: ServiceClient, run_id: uuid.UUID) -> RunDetail:

@@ -15,9 +15,10 @@ import httpx
 import pytest
 from aiokafka import AIOKafkaProducer
 
+from shared.contracts.intent import IntentDetected, Slots
 from shared.contracts.workflow import WorkflowSignal, WorkflowStepCompleted
 from shared.settings import Settings
-from shared.topics import DEAD_LETTER, WORKFLOW_SIGNALS, WORKFLOW_STEP_COMPLETED
+from shared.topics import DEAD_LETTER, INTENT_DETECTED, WORKFLOW_SIGNALS, WORKFLOW_STEP_COMPLETED
 from tests.support.action_owner import ActionOwner
 from tests.support.api import FINISHED, wait_for_status
 from tests.support.stack import Stack
@@ -317,6 +318,36 @@ async def test_listing_filters_and_pages_with_a_cursor(api: httpx.AsyncClient) -
     bad = await api.get("/api/workflows", params={"cursor": "garbage"})
     assert bad.status_code == 422
     assert (await api.get("/api/workflows", params={"status": "sleeping"})).status_code == 422
+
+
+async def test_a_stream_opened_before_its_run_starts_waits_for_it(
+    api: httpx.AsyncClient, producer: AIOKafkaProducer
+) -> None:
+    """A client that follows the `workflow_id` of an intent at once asks before the run exists
+    (the run starts from the intent's event a moment later): the stream waits for it instead of
+    answering 404, which browsers never retry. An id that never starts is still a 404."""
+    intent = IntentDetected(
+        mode="workflow", intent="email_campaign", confidence=0.9, source="stream-test",
+        slots=Slots(skills=["python"], location="Berlin", job_title="Stream Test Engineer"),
+    )  # fmt: skip
+    run_id = intent.workflow_id
+
+    async def first_event() -> tuple[int, str]:
+        async with api.stream("GET", f"/api/workflows/{run_id}/events") as response:
+            async for line in response.aiter_lines():
+                if line.startswith("event: ") or response.status_code != 200:
+                    return response.status_code, line
+        return response.status_code, ""
+
+    following = asyncio.create_task(first_event())
+    await asyncio.sleep(1.0)  # the stream is waiting: the run does not exist yet
+    assert not following.done()
+    await producer.send_and_wait(
+        INTENT_DETECTED.name, intent.model_dump_json().encode(), key=str(intent.intent_id).encode()
+    )
+    assert await asyncio.wait_for(following, 10) == (200, "event: snapshot")
+    never = await api.get(f"/api/workflows/{uuid.uuid4()}/events")
+    assert never.status_code == 404
 
 
 async def test_the_event_stream_shows_progress_until_the_run_finishes(

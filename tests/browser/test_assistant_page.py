@@ -30,13 +30,7 @@ def fake_llm() -> Iterator[FakeLLM]:
 
 @pytest.fixture(scope="module")
 def stack(fake_llm: FakeLLM) -> Stack:
-    llm = {
-        "OPENAI_BASE_URL": fake_llm.base_url,
-        "OPENAI_API_KEY": "test-key",
-        "LLM_MODEL": MODEL,
-        "LLM_TIMEOUT_SECONDS": "5",
-        "LLM_MAX_RETRIES": "0",
-    }
+    llm = fake_llm.env(MODEL)
     return Stack(
         {"intent": {}, "inference": llm, "workflow": {}, "campaign": {}},
         gateway_env=llm,

@@ -45,13 +45,7 @@ ANSWER_DELAY = 0.6  # seconds per model answer: long enough to watch the drafts 
 def stack(fake_llm: FakeLLM) -> Stack:
     """The inference, workflow and campaign services, the model being `fake_llm`; the API as a
     recruiter."""
-    llm = {
-        "OPENAI_BASE_URL": fake_llm.base_url,
-        "OPENAI_API_KEY": "test-key",
-        "LLM_MODEL": MODEL,
-        "LLM_TIMEOUT_SECONDS": "5",
-        "LLM_MAX_RETRIES": "0",
-    }
+    llm = fake_llm.env(MODEL)
     services = {"inference": llm, "workflow": {}, "campaign": llm}
     return Stack(services, user="recruiter", scopes=("workflows",))
 

@@ -129,6 +129,17 @@ class FakeLLM:
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
+    def env(self, model: str) -> dict[str, str]:
+        """The settings that make a service (or the gateway) use this server as its only model:
+        one attempt, a 5 s timeout."""
+        return {
+            "OPENAI_BASE_URL": self.base_url,
+            "OPENAI_API_KEY": "test-key",
+            "LLM_MODEL": model,
+            "LLM_TIMEOUT_SECONDS": "5",
+            "LLM_MAX_RETRIES": "0",
+        }
+
     def script(self, *behaviours: Behaviour, model: str | None = None) -> None:
         with self._lock:
             self._queues.setdefault(model, deque()).extend(behaviours)

@@ -1,0 +1,1 @@
+"""Kubernetes manifests: a kustomize base with dev and prod overlays, and a renderer."""

@@ -73,7 +73,8 @@ def prepare_with_key_file(settings: Settings, key_file: Path, *, seed_data: bool
 
 
 def children(endpoints: Endpoints, port: int) -> list[ChildSpec]:
-    env = {**os.environ, **endpoints.service_env(), "PYTHONUNBUFFERED": "1"}
+    # Text logs for a developer's terminal (the services default to JSON), unless exported.
+    env = {"LOG_FORMAT": "text", **os.environ, **endpoints.service_env(), "PYTHONUNBUFFERED": "1"}
     python = sys.executable
     specs = [ChildSpec(s, [python, "-m", f"services.{s}"], env) for s in SERVICES]
     specs.append(

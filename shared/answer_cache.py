@@ -9,8 +9,11 @@ import secrets
 import redis.asyncio as redis
 
 from shared.contracts.inference import CachedAnswer
+from shared.metrics import ANSWER_CACHE_LOOKUPS
 
 _LOCK_SUFFIX = ":lock"
+_HITS = ANSWER_CACHE_LOOKUPS.labels("hit")
+_MISSES = ANSWER_CACHE_LOOKUPS.labels("miss")
 _UNLOCK = """
 if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end
 return 0
@@ -23,6 +26,12 @@ class AnswerCache:
         self._ttl = ttl_seconds
 
     async def get(self, key: str) -> CachedAnswer | None:
+        """The cached answer, counted as a hit or a miss (recruiter_answer_cache_lookups)."""
+        answer = await self._get(key)
+        (_MISSES if answer is None else _HITS).inc()
+        return answer
+
+    async def _get(self, key: str) -> CachedAnswer | None:
         raw = await self._redis.get(key)
         return None if raw is None else CachedAnswer.model_validate_json(raw)
 
@@ -43,11 +52,11 @@ class AnswerCache:
         or the timeout passes."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
-        while loop.time() < deadline:
-            answer = await self.get(key)
+        while loop.time() < deadline:  # polls are not lookups: uncounted
+            answer = await self._get(key)
             if answer is not None:
                 return answer
             if not await self._redis.exists(key + _LOCK_SUFFIX):
-                return await self.get(key)
+                return await self._get(key)
             await asyncio.sleep(poll)
         return None

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Hashable, Mapping
 from dataclasses import dataclass
@@ -25,6 +26,7 @@ from types import MethodType
 from typing import Any, Generic, TypeVar
 
 import asyncpg
+from aiokafka import TopicPartition
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
 from faststream.kafka.subscriber.usecase import BatchSubscriber
@@ -33,6 +35,13 @@ from opentelemetry.trace import Link, SpanKind, Tracer
 from pydantic import BaseModel, ValidationError
 
 from shared.broker import consumer_options, dead_letter, raw_body
+from shared.metrics import (
+    CONSUMER_LAG,
+    DEAD_LETTERS,
+    EVENT_HANDLER_DURATION,
+    EVENTS_CONSUMED,
+    Children,
+)
 from shared.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -63,13 +72,34 @@ def batch_subscriber(broker: KafkaBroker, *topics: str, **options: Any) -> Batch
     idle consumer (3 % of a core for each service with nothing to do)."""
     subscriber = broker.subscriber(*topics, batch=True, batch_timeout_ms=BATCH_POLL_MS, **options)
     assert isinstance(subscriber, BatchSubscriber)
-    subscriber.get_msg = MethodType(_poll_batch, subscriber)  # type: ignore[method-assign]
+    lags = Children(CONSUMER_LAG)
+    group = str(options.get("group_id") or "")
+
+    async def poll(self: BatchSubscriber, consumer: Any) -> tuple[Any, ...]:
+        records = await _poll_batch(self, consumer)
+        if records:
+            _record_lag(consumer, records, group, lags)
+        return records
+
+    subscriber.get_msg = MethodType(poll, subscriber)  # type: ignore[method-assign]
     return subscriber
 
 
 async def _poll_batch(self: BatchSubscriber, consumer: Any) -> tuple[Any, ...]:
     records = await consumer.getmany(timeout_ms=self.batch_timeout_ms, max_records=self.max_records)
     return tuple(chain(*records.values()))
+
+
+def _record_lag(consumer: Any, records: tuple[Any, ...], group: str, lags: Children[Any]) -> None:
+    """Each fetched partition's lag: its high watermark (from the fetch, no round trip) minus
+    the offset after the batch's last record of it."""
+    last: dict[tuple[str, int], int] = {}
+    for record in records:
+        last[(record.topic, record.partition)] = record.offset
+    for (topic, partition), offset in last.items():
+        highwater = consumer.highwater(TopicPartition(topic, partition))
+        if highwater is not None:
+            lags.get(group, topic, str(partition)).set(max(0, highwater - offset - 1))
 
 
 def _headers(record: Any) -> dict[str, str]:
@@ -101,6 +131,9 @@ def subscribe_events(
     """Subscribe one consumer in group `group_id` to every topic in `routes` (see the module
     docstring). One consumer for several topics means one group to join and one poller."""
     tracer = tracer or trace.get_tracer(__name__)
+    consumed = Children(EVENTS_CONSUMED)
+    durations = Children(EVENT_HANDLER_DURATION)
+    dead_letters = Children(DEAD_LETTERS)
 
     async def handle_one(record: Any, route: Route[Any], event: BaseModel) -> None:
         parent = propagate.extract(_headers(record))
@@ -115,25 +148,37 @@ def subscribe_events(
                 "messaging.kafka.offset": record.offset,
             },
         ):
-            for attempt in range(1, HANDLER_ATTEMPTS + 1):
-                try:
-                    await route.handle(event)
-                except TRANSIENT_ERRORS:
-                    raise
-                except Exception as exc:
-                    if attempt == HANDLER_ATTEMPTS:
-                        log.exception(
-                            "handling an event from %s failed; dead-lettering it", record.topic
-                        )
-                        await dead_letter(
-                            broker, record, consumer=group_id,
-                            reason=f"handler failed {attempt} times: {type(exc).__name__}: {exc}",
-                            body=record.value or b"",
-                        )  # fmt: skip
-                        return
-                    await asyncio.sleep(RETRY_PAUSE_SECONDS * attempt)
-                else:
-                    return
+            started = time.perf_counter()
+            outcome = "transient"  # unless the attempts end otherwise: the batch is failed
+            try:
+                outcome = await attempts(record, route, event)
+            finally:
+                durations.get(group_id, record.topic).observe(time.perf_counter() - started)
+                consumed.get(group_id, record.topic, outcome).inc()
+
+    async def attempts(record: Any, route: Route[Any], event: BaseModel) -> str:
+        """Handle one event, retrying; `ok`, or `dead_lettered` after the last attempt."""
+        for attempt in range(1, HANDLER_ATTEMPTS + 1):
+            try:
+                await route.handle(event)
+            except TRANSIENT_ERRORS:
+                raise
+            except Exception as exc:
+                if attempt == HANDLER_ATTEMPTS:
+                    log.exception(
+                        "handling an event from %s failed; dead-lettering it", record.topic
+                    )
+                    await dead_letter(
+                        broker, record, consumer=group_id,
+                        reason=f"handler failed {attempt} times: {type(exc).__name__}: {exc}",
+                        body=record.value or b"",
+                    )  # fmt: skip
+                    dead_letters.get(group_id, record.topic, "handler_failed").inc()
+                    return "dead_lettered"
+                await asyncio.sleep(RETRY_PAUSE_SECONDS * attempt)
+            else:
+                return "ok"
+        raise AssertionError("unreachable: the last attempt returns or raises")
 
     async def run_lane(items: list[tuple[Any, Route[Any], BaseModel]]) -> None:
         for record, route, event in items:
@@ -152,9 +197,12 @@ def subscribe_events(
             links=links,
             attributes={"messaging.batch.message_count": len(items)},
         ):
+            topic = items[0][0].topic
+            started = time.perf_counter()
             try:
                 await route.handle_many([event for _, _, event in items])
             except TRANSIENT_ERRORS:
+                consumed.get(group_id, topic, "transient").inc(len(items))
                 raise
             except Exception:
                 log.exception(
@@ -164,6 +212,10 @@ def subscribe_events(
                 for record, r, event in items:
                     lanes[r.key(event)].append((record, r, event))
                 await asyncio.gather(*(run_lane(lane) for lane in lanes.values()))
+            else:
+                consumed.get(group_id, topic, "ok").inc(len(items))
+            finally:
+                durations.get(group_id, topic).observe(time.perf_counter() - started)
 
     @batch_subscriber(
         broker,
@@ -187,6 +239,8 @@ def subscribe_events(
                     broker, record, consumer=group_id,
                     reason=f"not a valid {route.model.__name__}: {exc}", body=record.value or b"",
                 )  # fmt: skip
+                consumed.get(group_id, record.topic, "invalid").inc()
+                dead_letters.get(group_id, record.topic, "invalid").inc()
                 continue
             if route.handle_many is not None:
                 together[record.topic].append((record, route, event))

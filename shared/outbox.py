@@ -28,6 +28,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
 from contextvars import ContextVar
@@ -40,10 +41,16 @@ from opentelemetry import propagate
 
 from shared.contracts.common import Event
 from shared.db import Connection
+from shared.metrics import OUTBOX_BACKLOG, OUTBOX_OLDEST_AGE, OUTBOX_PUBLISHED
 
 log = logging.getLogger(__name__)
 
 RELAY_GRACE_SECONDS = 5.0  # how long a relay leaves a row to the process that committed it
+BACKLOG_SAMPLE_SECONDS = 5.0  # how often a relay counts unpublished rows for the metrics
+
+# Rows left to publish and the oldest one's age in seconds (the partial index on unpublished ids
+# finds them; the age reads one row).
+Backlog = Callable[[], Awaitable[tuple[int, float]]]
 
 
 @dataclass(frozen=True)
@@ -277,6 +284,18 @@ class PostgresOutboxTable:
         self._marking = (
             f"UPDATE {schema}.outbox SET published_at = now() WHERE id = ANY($1::bigint[])"  # noqa: S608
         )
+        self._backlog = (
+            f"WITH pending AS (SELECT count(*) AS n, min(id) AS first FROM {schema}.outbox"  # noqa: S608
+            " WHERE published_at IS NULL)"
+            " SELECT pending.n, coalesce(extract(epoch FROM now() - o.created_at), 0)::float8"
+            f" FROM pending LEFT JOIN {schema}.outbox o ON o.id = pending.first"
+        )
+
+    async def backlog(self) -> tuple[int, float]:
+        """Unpublished rows, and the oldest one's age in seconds (0 when none)."""
+        row = await self._pool.fetchrow(self._backlog)
+        assert row is not None
+        return int(row[0]), float(row[1])
 
     async def listen(self, wake: Callable[[], None]) -> None:
         self._listener = await asyncpg.connect(self._dsn)
@@ -331,6 +350,7 @@ class Relay:
         batch_size: int = 200,
         poll_seconds: float = 1.0,
         settle_seconds: float = 0.01,
+        backlog: Backlog | None = None,
     ) -> None:
         self._table = table
         self._producer = producer
@@ -347,6 +367,13 @@ class Relay:
         self._acknowledged: list[int] = []
         self._acknowledged_wake = asyncio.Event()
         self._direct_tasks: list[asyncio.Task[None]] = []
+        # metrics: rows the broker took (children looked up once), the backlog sampled now and then
+        self._published_direct = OUTBOX_PUBLISHED.labels(schema, "direct")
+        self._published_relayed = OUTBOX_PUBLISHED.labels(schema, "relay")
+        self._backlog = backlog
+        self._backlog_rows = OUTBOX_BACKLOG.labels(schema)
+        self._backlog_age = OUTBOX_OLDEST_AGE.labels(schema)
+        self._next_sample = 0.0
 
     async def start(self) -> None:
         await self._producer.start()
@@ -417,6 +444,7 @@ class Relay:
             return
         self._acknowledged += ids
         self._acknowledged_wake.set()
+        self._published_direct.inc(len(ids))
 
     async def _mark_acknowledged(self) -> None:
         """Mark published rows in batches: one statement for what was acknowledged meanwhile."""
@@ -448,6 +476,7 @@ class Relay:
                 log.exception("outbox relay for %s failed; retrying", self._schema)
                 published = 0
                 await asyncio.sleep(self._poll_seconds)
+            await self._sample_backlog()
             if published >= self._batch_size:
                 continue  # more may be waiting
             with contextlib.suppress(TimeoutError):
@@ -455,6 +484,20 @@ class Relay:
                 # Let the request that wrote the row answer its caller first, and let more rows
                 # arrive, so they go out in one batch; events are not on a caller's critical path.
                 await asyncio.sleep(self._settle_seconds)
+
+    async def _sample_backlog(self) -> None:
+        """Count the unpublished rows for the metrics, at most every BACKLOG_SAMPLE_SECONDS."""
+        now = time.monotonic()
+        if self._backlog is None or now < self._next_sample:
+            return
+        self._next_sample = now + BACKLOG_SAMPLE_SECONDS
+        try:
+            rows, age = await self._backlog()
+        except Exception:  # a metric is not worth a failed relay round
+            log.warning("counting the %s outbox backlog failed", self._schema, exc_info=True)
+            return
+        self._backlog_rows.set(rows)
+        self._backlog_age.set(age)
 
     async def publish_batch(self) -> int:
         """Publish up to one batch of pending rows; return how many were published."""
@@ -464,6 +507,7 @@ class Relay:
             pending = [await self._send(r.topic, r.key, r.payload, r.headers) for r in claim.rows]
             await asyncio.gather(*pending)
             await claim.mark_published()
+        self._published_relayed.inc(len(claim.rows))
         return len(claim.rows)
 
     async def _send(
@@ -497,11 +541,13 @@ class OutboxRelay(Relay):
     ) -> None:
         # Without FastStream's per-message middlewares: the rows already carry their headers
         # (the trace context of the transaction that wrote them).
+        table = PostgresOutboxTable(pool, schema, dsn=dsn)
         super().__init__(
-            PostgresOutboxTable(pool, schema, dsn=dsn),
+            table,
             AIOKafkaProducer(**kafka, client_id=f"{schema}-outbox"),
             schema,
             batch_size=batch_size,
             poll_seconds=poll_seconds,
             settle_seconds=settle_seconds,
+            backlog=table.backlog,
         )

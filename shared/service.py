@@ -7,6 +7,7 @@ import argparse
 import asyncio
 import logging
 import sys
+import time
 import uuid
 from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
@@ -19,7 +20,7 @@ from faststream.kafka import KafkaBroker
 from opentelemetry.sdk.trace import TracerProvider
 from pydantic import BaseModel, ValidationError
 
-from shared import migrations
+from shared import logs, migrations
 from shared.broker import (
     check_kafka,
     consumer_options,
@@ -34,6 +35,7 @@ from shared.db import create_pool
 from shared.errors import ConfigurationError, DependencyUnavailable, Refused
 from shared.heap import freeze_startup_objects
 from shared.kafka_security import AUTHORIZATION_ERRORS, authorization_refused
+from shared.metrics import COMMAND_DURATION, COMMANDS, Children, MetricsServer
 from shared.outbox import OutboxRelay
 from shared.rpc import ServiceClient, attach_client
 from shared.settings import Settings, get_settings
@@ -145,6 +147,9 @@ def build_app(
     )
     runtime.commands = table.kinds
     relay: OutboxRelay | None = None
+    metrics_server: MetricsServer | None = None
+    commands_handled = Children(COMMANDS)
+    command_durations = Children(COMMAND_DURATION)
 
     # Commands are synchronous requests whose caller waits a few seconds at most: a command lost
     # in a crash becomes the caller's 504, while one redelivered later would answer nobody. So they
@@ -157,10 +162,19 @@ def build_app(
         **consumer_options(settings),
     )
     async def on_command(body: dict[str, Any]) -> Reply:
+        started = time.perf_counter()
         decoded = table.decode(body)
-        if isinstance(decoded, Reply):
+        if isinstance(decoded, Reply):  # unsupported or invalid: no free text as a label
+            commands_handled.get(name, "invalid", _outcome(decoded)).inc()
             return decoded
         command, handler = decoded
+        kind: str = body["type"]  # decoded, so one of the table's command types
+        reply = await _answer(command, handler, body)
+        commands_handled.get(name, kind, _outcome(reply)).inc()
+        command_durations.get(name, kind).observe(time.perf_counter() - started)
+        return reply
+
+    async def _answer(command: BaseModel, handler: CommandHandler, body: dict[str, Any]) -> Reply:
         # Read from the context directly: an injected `KafkaMessage` parameter is resolved in a
         # worker thread on every message, which cost more than the rest of a ping.
         message = broker.context.get_local("message")
@@ -186,6 +200,10 @@ def build_app(
         )
 
     async def on_startup() -> None:
+        nonlocal metrics_server
+        if settings.metrics_port and metrics_server is None:
+            metrics_server = MetricsServer(settings.metrics_port)
+            metrics_server.start()
         await check_kafka(settings)
         if asks_services:
             await ensure_topics(settings, [replies])
@@ -219,6 +237,8 @@ def build_app(
             await runtime.pool.close()
         if runtime.tracer_provider is not None:
             shutdown_tracing(runtime.tracer_provider)
+        if metrics_server is not None:
+            metrics_server.stop()
 
     app = FastStream(
         broker,
@@ -228,6 +248,13 @@ def build_app(
         after_shutdown=[after_shutdown],
     )
     return app, runtime
+
+
+def _outcome(reply: Reply) -> str:
+    """A command's outcome as a metric label: `ok`, or the reply's error code."""
+    if reply.ok:
+        return "ok"
+    return reply.error.code if reply.error is not None else "error"
 
 
 def ok(view: BaseModel) -> Reply:
@@ -265,10 +292,8 @@ async def migrate_service(settings: Settings, *services: str) -> int:
 
 
 def configure_logging(settings: Settings) -> None:
-    logging.basicConfig(
-        level=settings.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    """LOG_LEVEL and LOG_FORMAT (JSON lines with trace ids, or text): `shared.logs`."""
+    logs.configure_logging(settings)
 
 
 @dataclass(frozen=True)

@@ -130,7 +130,20 @@ class Settings(BaseSettings):
     otel_exporter_otlp_endpoint: str | None = Field(
         None, description="OTEL_EXPORTER_OTLP_ENDPOINT: OTLP/HTTP collector; unset means no export."
     )
+    metrics_port: int = Field(
+        0,
+        ge=0,
+        le=65_535,
+        description="METRICS_PORT: a service (intent, inference, workflow, campaign) serves "
+        "Prometheus metrics on this port of every interface (0: no metrics server); the gateway "
+        "serves GET /metrics on its own port instead.",
+    )
     log_level: str = Field("INFO", description="LOG_LEVEL: Python logging level.")
+    log_format: Literal["json", "text"] = Field(
+        "json",
+        description="LOG_FORMAT: json (one object a line, with trace_id and span_id) or text; "
+        "`make run` sets text.",
+    )
     intent_confidence_threshold: float = Field(
         0.6,
         ge=0,

@@ -10,6 +10,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ALWAYS_ON, ParentBased
 
+from shared.logs import set_identity
 from shared.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -22,6 +23,7 @@ def setup_tracing(service_name: str, instance_id: str, settings: Settings) -> Tr
     exported. Without one, nothing would read them: they are not recorded, which saves the CPU,
     while trace context still propagates through HTTP and Kafka headers.
     """
+    set_identity(service_name, instance_id)  # every JSON log line names the process
     exporting = bool(settings.otel_exporter_otlp_endpoint)
     provider = TracerProvider(
         resource=Resource.create({SERVICE_NAME: service_name, SERVICE_INSTANCE_ID: instance_id}),

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 import uuid
 from collections.abc import Callable
 from typing import Any
@@ -44,11 +45,13 @@ from shared.contracts.campaign import SENDING_FINISHED, EmailApproved
 from shared.contracts.workflow import WorkflowSignal
 from shared.db import Connection
 from shared.errors import Refused
+from shared.metrics import EMAIL_SEND_DURATION, EMAIL_SENDS, Children
 from shared.outbox import enqueue
 from shared.settings import Settings
 from shared.topics import EMAIL_APPROVED, WORKFLOW_SIGNALS
 
 log = logging.getLogger(__name__)
+_sends = Children(EMAIL_SENDS)  # by outcome: sent, bounced, failed, retry, suppressed, unbuildable
 RECORD_ATTEMPTS = 5  # an accepted email whose outcome cannot be stored would be swept as unknown
 STOP_GRACE_SECONDS = 5.0
 
@@ -192,9 +195,13 @@ class Sender:
                 )
             except ValueError as exc:
                 decision = unbuildable(str(exc))
+                _sends.get("unbuildable").inc()
             else:
+                started = time.perf_counter()
                 outcome = await self._mailer.send(message)
+                EMAIL_SEND_DURATION.observe(time.perf_counter() - started)
                 decision = decide(outcome, row["attempts"], self._policy)
+                _sends.get("retry" if decision.status == "approved" else decision.status).inc()
             await self._record(_email_ref(row), decision)
         finally:
             self._in_flight.discard(email_id)
@@ -215,6 +222,7 @@ class Sender:
                         return {**dict(row), **dict(claimed)}
                     decision = suppressed(row["suppressed_reason"])
                     await emails.store_outcome(conn, row["email_id"], decision)
+                    _sends.get("suppressed").inc()
                 # Its own transaction: this one share-locked the campaign's row, and finishing
                 # locks it for update (two senders upgrading their share locks would deadlock).
                 async with conn.transaction():

@@ -36,6 +36,7 @@ from shared.cache import create_redis
 from shared.contracts.common import PingCommand, Pong
 from shared.db import create_pool
 from shared.heap import freeze_startup_objects
+from shared.metrics import CONTENT_TYPE, HttpMetricsMiddleware, exposition
 from shared.rpc import attach_client
 from shared.service import VERSION
 from shared.settings import Settings, get_settings
@@ -105,8 +106,9 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.instance_id = instance_id
     app.state.settings = settings
     FastAPIInstrumentor.instrument_app(
-        app, tracer_provider=tracer_provider, excluded_urls="healthz,readyz"
+        app, tracer_provider=tracer_provider, excluded_urls="healthz,readyz,metrics"
     )
+    app.add_middleware(HttpMetricsMiddleware)
 
     errors.install(app)
     app.include_router(routes_assistant.router)
@@ -122,6 +124,12 @@ def create_app(settings: Settings) -> FastAPI:
     @app.get("/", include_in_schema=False)
     async def root() -> RedirectResponse:
         return RedirectResponse("/app", status_code=status.HTTP_307_TEMPORARY_REDIRECT)
+
+    @app.get("/metrics", include_in_schema=False)
+    async def metrics() -> Response:
+        """Prometheus metrics (text exposition format), unauthenticated like /healthz: keep
+        the gateway's port off the internet or block /metrics at the edge."""
+        return Response(exposition(), media_type=CONTENT_TYPE)
 
     @app.get("/healthz", tags=["ops"], summary="The process is up")
     async def healthz() -> Health:

@@ -7,6 +7,7 @@ import asyncio
 import sys
 
 import uvicorn
+from fastapi import FastAPI
 from pydantic import ValidationError
 
 from services.gateway import api_keys
@@ -14,6 +15,7 @@ from shared.broker import check_kafka
 from shared.cache import create_redis
 from shared.db import create_pool
 from shared.errors import DependencyUnavailable
+from shared.logs import AccessLogMiddleware
 from shared.service import configure_logging, migrate_service
 from shared.settings import Settings, get_settings
 
@@ -78,6 +80,18 @@ async def preflight(settings: Settings) -> None:
     await redis.aclose()
 
 
+def create_served_app() -> FastAPI:
+    """The app uvicorn serves: the gateway with an access log (a line per request, in its span).
+    Logging is configured here too, for uvicorn's worker processes (`--workers`)."""
+    from services.gateway.app import create_app
+
+    settings = get_settings()
+    configure_logging(settings)
+    app = create_app(settings)
+    app.add_middleware(AccessLogMiddleware)
+    return app
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
@@ -92,13 +106,14 @@ def main(argv: list[str] | None = None) -> int:
         workers = getattr(args, "workers", 1)
         asyncio.run(preflight(settings))
         uvicorn.run(
-            "services.gateway.app:create_app_from_env",
+            "services.gateway.cli:create_served_app",
             factory=True,
             host=host,
             port=port,
             workers=workers,
             log_level="info",
-            access_log=False,
+            log_config=None,  # uvicorn's loggers go to ours (LOG_FORMAT)
+            access_log=False,  # AccessLogMiddleware logs each request, with duration and trace id
         )
     except ValidationError as exc:
         print(f"gateway: error: invalid settings: {exc}", file=sys.stderr)

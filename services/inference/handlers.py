@@ -12,7 +12,7 @@ from typing import Protocol
 
 from services.inference.domain.answers import Outcome, reads_cache, writes_cache
 from services.inference.domain.completions import Attempt, Completion, ModelFailure
-from services.inference.domain.cost import Prices
+from services.inference.domain.cost import Prices, cost_of
 from shared.contracts.inference import (
     NOT_CONFIGURED,
     CachedAnswer,
@@ -21,8 +21,13 @@ from shared.contracts.inference import (
     replay_pieces,
 )
 from shared.errors import Refused
+from shared.metrics import MODEL_CALLS, MODEL_COST, MODEL_LATENCY, MODEL_TOKENS, Children
 
 SendDelta = Callable[[str], Awaitable[None]]
+_calls = Children(MODEL_CALLS)
+_tokens = Children(MODEL_TOKENS)
+_cost = Children(MODEL_COST)
+_latency = Children(MODEL_LATENCY)
 
 
 class LanguageModel(Protocol):
@@ -128,8 +133,10 @@ class Answerer:
         try:
             completion = await self._completion(command, send)
         except ModelFailure as failure:
+            observe_attempts(failure.attempts, self._prices)
             await self._calls.record(command, failure.attempts)
             raise
+        observe_attempts(completion.attempts, self._prices)
         await self._calls.record(command, completion.attempts)
         return Outcome.from_model(completion, self._prices)
 
@@ -141,6 +148,22 @@ class Answerer:
                 return piece
             await send(piece)
         raise AssertionError("a model stream ends with its Completion")
+
+
+def observe_attempts(attempts: list[Attempt], prices: Prices) -> None:
+    """The metrics of the models tried for one request: calls, latency, tokens and cost."""
+    for attempt in attempts:
+        model, usage = attempt.model, attempt.usage
+        outcome = "ok" if attempt.error is None else "error"
+        _calls.get(model, outcome).inc()
+        _latency.get(model, outcome).observe(attempt.latency_ms / 1000)
+        if usage.prompt_tokens:
+            _tokens.get(model, "prompt").inc(usage.prompt_tokens)
+        if usage.completion_tokens:
+            _tokens.get(model, "completion").inc(usage.completion_tokens)
+        cost = cost_of(model, usage, prices)
+        if cost:
+            _cost.get(model).inc(cost)
 
 
 @dataclass(frozen=True)

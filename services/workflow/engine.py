@@ -20,7 +20,7 @@ import asyncpg
 from pydantic import ValidationError
 
 from services.workflow import repository
-from services.workflow.domain.definitions import Definition, DefinitionRegistry
+from services.workflow.domain.definitions import Definition, DefinitionRegistry, Task
 from services.workflow.domain.machine import (
     AwaitSignal,
     Finish,
@@ -43,6 +43,13 @@ from shared.contracts.workflow import (
     WorkflowStepRequested,
 )
 from shared.errors import Refused
+from shared.metrics import (
+    WORKFLOW_RUNS_FINISHED,
+    WORKFLOW_RUNS_STARTED,
+    WORKFLOW_STEP_DURATION,
+    WORKFLOW_STEP_RETRIES,
+    Children,
+)
 from shared.topics import WORKFLOW_QUESTIONS, WORKFLOW_RUN_CHANGED, step_request_topic
 
 log = logging.getLogger(__name__)
@@ -107,6 +114,12 @@ class Engine:
         self._random = random
         self._on_timer = on_timer  # tells the timer loop about an earlier wake-up
         self._machines: dict[tuple[str, int], Machine] = {}
+        # Metrics, counted in the transaction that makes the change (a transaction that rolls
+        # back and is redone, as after a redelivered event, may count a change twice).
+        self._runs_started = Children(WORKFLOW_RUNS_STARTED)
+        self._runs_finished = Children(WORKFLOW_RUNS_FINISHED)
+        self._step_durations = Children(WORKFLOW_STEP_DURATION)
+        self._step_retries = Children(WORKFLOW_STEP_RETRIES)
 
     # --- commands ------------------------------------------------------------------------------
 
@@ -139,6 +152,8 @@ class Engine:
     async def _enter_first_states(self, tx: RunTransaction, run_ids: list[uuid.UUID]) -> None:
         runs = await tx.lock_runs(run_ids)
         now = self._clock()
+        for stored in runs.values():
+            self._runs_started.get(stored.workflow_type).inc()
         await self._apply_many(
             tx,
             [(stored, self._machine(stored).start(stored.run, now)) for stored in runs.values()],
@@ -256,6 +271,7 @@ class Engine:
                 results.append((index, "late"))
             else:
                 machine = self._machine(stored)
+                self._observe_step(stored, event.action, "succeeded" if event.ok else "failed", now)
                 if event.ok:
                     transition = machine.step_succeeded(stored.run, event.output, now)
                 else:
@@ -307,6 +323,7 @@ class Engine:
                     run_id, stored.current_step_id, "timed_out", error="no completion in time"
                 )
                 await tx.finish_steps([timed_out])
+                self._observe_step(stored, self._action_of(stored), "timed_out", now)
                 timeout = StepError(code="timeout", message="the step did not complete in time")
                 transition = machine.step_failed(run, timeout, now, self._random)
                 outcome = "timed_out"
@@ -349,6 +366,7 @@ class Engine:
         )
         events: list[tuple[str, str, Event]] = []
         for stored, transition in settled:
+            self._count(stored, transition)
             step_id = step_ids.get(stored.run_id)
             events += self._events(stored, transition, step_id, versions[stored.run_id])
             if transition.wake_at is not None:
@@ -420,6 +438,30 @@ class Engine:
             )
             events.append((WORKFLOW_QUESTIONS.name, key, question))
         return events
+
+    def _count(self, stored: StoredRun, transition: Transition) -> None:
+        """The metrics of one transition: a run that finished, a step to be tried again."""
+        run = transition.run
+        if run.finished and not stored.run.finished:
+            self._runs_finished.get(stored.workflow_type, run.status).inc()
+        if isinstance(transition.effect, RetryLater):
+            self._step_retries.get(stored.workflow_type, stored.run.state or "").inc()
+
+    def _observe_step(self, stored: StoredRun, action: str, outcome: str, now: datetime) -> None:
+        """A step's duration: from the change that requested it (the run's `updated_at`, which
+        nothing else moves while the step runs) to `now`. Runs kept elsewhere than PostgreSQL
+        (fakes) have no such row."""
+        record = stored.record
+        requested = record["updated_at"] if record is not None else None
+        if isinstance(requested, datetime):
+            seconds = max(0.0, (now - requested).total_seconds())
+            self._step_durations.get(stored.workflow_type, action, outcome).observe(seconds)
+
+    def _action_of(self, stored: StoredRun) -> str:
+        """The action of the state a run is in (its state's name if that runs none)."""
+        definition = self._definitions.get(stored.workflow_type, stored.definition_version)
+        state = definition.states.get(stored.run.state or "")
+        return state.action if isinstance(state, Task) else stored.run.state or ""
 
     def _machine(self, stored: StoredRun) -> Machine:
         key = (stored.workflow_type, stored.definition_version)

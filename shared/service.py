@@ -11,6 +11,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Generic, TypeVar
 
 import asyncpg
@@ -34,6 +35,7 @@ from shared.contracts.common import PingCommand, Pong, Reply, ReplyError
 from shared.db import create_pool
 from shared.errors import ConfigurationError, DependencyUnavailable, Refused
 from shared.heap import freeze_startup_objects
+from shared.heartbeat import Heartbeat
 from shared.kafka_security import AUTHORIZATION_ERRORS, authorization_refused
 from shared.metrics import COMMAND_DURATION, COMMANDS, Children, MetricsServer
 from shared.outbox import OutboxRelay
@@ -199,8 +201,12 @@ def build_app(
             broker, settings, name, runtime.instance_id, settings.request_timeout_seconds
         )
 
+    heartbeat = Heartbeat(Path(settings.heartbeat_file)) if settings.heartbeat_file else None
+
     async def on_startup() -> None:
         nonlocal metrics_server
+        if heartbeat is not None:
+            heartbeat.start()
         if settings.metrics_port and metrics_server is None:
             metrics_server = MetricsServer(settings.metrics_port)
             metrics_server.start()
@@ -239,6 +245,8 @@ def build_app(
             shutdown_tracing(runtime.tracer_provider)
         if metrics_server is not None:
             metrics_server.stop()
+        if heartbeat is not None:
+            await heartbeat.stop()
 
     app = FastStream(
         broker,

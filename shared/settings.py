@@ -112,6 +112,11 @@ class Settings(BaseSettings):
         ge=0,
         description="API_KEY_CACHE_SECONDS: how long a verified key is trusted in memory.",
     )
+    heartbeat_file: str | None = Field(
+        None,
+        description="HEARTBEAT_FILE: a service touches this file every 10 s while its event loop "
+        "runs (a liveness probe checks its age); unset: no file.",
+    )
     web_session_seconds: int = Field(
         8 * 3600,
         ge=60,

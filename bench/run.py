@@ -19,6 +19,9 @@ The benchmarks share one stack (database, Redis; see their modules):
   bench/results/idle.json.
 - endurance (bench.endurance): 30,000 intent round trips in a row, one at a time; the p50 of the
   last 3,000 against the first 3,000 (issue 15); bench/results/endurance.json.
+- observability (bench.observability), without the stack: what metrics, tracing and the access
+  log add to one request in the gateway's stack when nothing is exported;
+  bench/results/observability.json.
 - search (bench.search), last and without the stack: the campaign's candidate extraction on
   1,000,000 demo candidates in a PostgreSQL of its own (seeded once, kept in .local/), p50/p95 per
   query against issue 16's target; bench/results/search.json.
@@ -54,6 +57,7 @@ from bench import (
     idle,
     inference,
     intent,
+    observability,
     request_reply,
     search,
     web,
@@ -189,7 +193,7 @@ def main(argv: list[str] | None = None) -> int:
         "--only",
         choices=(
             "request-reply", "intent", "inference", "workflow", "campaign", "chat", "web",
-            "idle", "endurance", "search",
+            "idle", "endurance", "search", "observability",
         ),
         help="run one benchmark (default: all)",
     )  # fmt: skip
@@ -237,6 +241,8 @@ def main(argv: list[str] | None = None) -> int:
     rows: list[Row] = []
     checked: list[dict[str, Any]] = []
     measured: inference.Measured | None = None
+    if args.only == "observability":  # in this process: no broker, services or wrk
+        return run_observability("-")
     if args.only == "search":  # needs no broker, services, gateway or wrk
         wrk_version = wrk.version() if shutil.which("wrk") else "-"
         return run_search(args.search_candidates, wrk_version)
@@ -317,7 +323,15 @@ def main(argv: list[str] | None = None) -> int:
         if errors or not all(r.extra["all_hits"] for r in measured.rows):
             print("bench: not every inference request was a 2xx cache hit", file=sys.stderr)
     if args.only is None:  # after the stack is down: its processes would share the 2 cores
+        run_observability(wrk_version)
         return run_search(args.search_candidates, wrk_version)
+    return 0
+
+
+def run_observability(wrk_version: str) -> int:
+    found = observability.measure()
+    observability.report(found)
+    print(f"results written to {observability.write_results(found, wrk_version)}")
     return 0
 
 

@@ -5,7 +5,8 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: help venv kafka chromium run test test-tansu lint format unit integration migrate seed keys bench eval-intent clean
+.PHONY: help venv kafka chromium run test test-tansu lint format unit integration migrate seed keys bench eval-intent clean \
+	container-tools wheelhouse debian-base image image-test
 
 help:
 	@echo "make run     - set up, migrate, seed, start the broker and all five services"
@@ -18,6 +19,8 @@ help:
 	@echo "make seed    - load the demo data set (10,000 candidates, open jobs) if empty"
 	@echo "make bench   - benchmarks against the running product's real parts"
 	@echo "make eval-intent - score intent detection on the labelled sets"
+	@echo "make image   - build the container image recruiter-assistant:dev (Podman; offline wheelhouse)"
+	@echo "make image-test - build the image, run the five services in containers, smoke-test them"
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is needed: set PYTHON=python3.11")'
@@ -84,6 +87,54 @@ eval-intent: $(STAMP)
 		--named-slots tests/data/intent_holdout_v4.jsonl \
 		--named-slots tests/data/intent_tuning.jsonl \
 		--named-slots tests/data/intent_tuning_2.jsonl
+
+# ---- Container image (deploy/Containerfile, deploy/compose.yaml; deploy/README.md "Containers") --
+# BASE_IMAGE: a local Debian made with debootstrap (no registry is reachable here); on a machine
+# that reaches Docker Hub: `make image BASE_IMAGE=docker.io/library/python:3.11-slim-bookworm`.
+BASE_IMAGE ?= localhost/debian:bookworm-min
+APP_IMAGE ?= localhost/recruiter-assistant:dev
+CONTAINER_DIR := .local/container
+image image-test debian-base: export CONTAINERS_CONF ?= $(CURDIR)/$(CONTAINER_DIR)/containers.conf
+
+# Podman, buildah, runc and debootstrap (Debian packages), and a containers.conf that this
+# machine's hybrid cgroups and lowered ulimits need (runc, cgroupfs, explicit ulimits).
+container-tools:
+	@command -v podman >/dev/null && command -v buildah >/dev/null && command -v runc >/dev/null \
+		&& command -v debootstrap >/dev/null \
+		|| (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq podman buildah runc debootstrap)
+	@mkdir -p $(CONTAINER_DIR)
+	@printf '%s\n' '[containers]' 'default_ulimits = ["nofile=20000:20000", "nproc=32768:32768"]' \
+		'[engine]' 'runtime = "runc"' 'cgroup_manager = "cgroupfs"' > $(CONTAINER_DIR)/containers.conf
+
+# The pinned dependencies as wheels, built on the host: the image installs from them with no index
+# (pip inside a build cannot reach the index here). Git ignores the folder (its own .gitignore).
+wheelhouse: $(STAMP)
+	@mkdir -p deploy/wheelhouse $(CONTAINER_DIR) && printf '*\n' > deploy/wheelhouse/.gitignore
+	$(PY) -c 'import tomllib; print("\n".join(tomllib.load(open("pyproject.toml", "rb"))["project"]["dependencies"]))' \
+		> $(CONTAINER_DIR)/requirements.txt
+	$(PY) -m pip wheel --quiet --only-binary=:all: -w deploy/wheelhouse -r $(CONTAINER_DIR)/requirements.txt
+
+# A Debian bookworm minbase from Debian's mirror, imported as localhost/debian:bookworm-min
+# (the tarball is cached in .local/container).
+debian-base: container-tools
+	@test -f $(CONTAINER_DIR)/debian-bookworm-min.tar || ( \
+		rm -rf $(CONTAINER_DIR)/rootfs && debootstrap --variant=minbase bookworm $(CONTAINER_DIR)/rootfs http://deb.debian.org/debian \
+		&& tar -C $(CONTAINER_DIR)/rootfs -cf $(CONTAINER_DIR)/debian-bookworm-min.tar.tmp . \
+		&& mv $(CONTAINER_DIR)/debian-bookworm-min.tar.tmp $(CONTAINER_DIR)/debian-bookworm-min.tar \
+		&& rm -rf $(CONTAINER_DIR)/rootfs)
+	@podman image exists localhost/debian:bookworm-min \
+		|| podman import $(CONTAINER_DIR)/debian-bookworm-min.tar localhost/debian:bookworm-min
+
+image: container-tools wheelhouse $(if $(filter localhost/debian:bookworm-min,$(BASE_IMAGE)),debian-base)
+	podman build -f deploy/Containerfile --build-arg BASE_IMAGE=$(BASE_IMAGE) -t $(APP_IMAGE) .
+
+# The image under podman-compose against the test's own Kafka, PostgreSQL and Redis
+# (tests/container, marked `container`: not part of `make test`'s pytest run).
+image-test: $(STAMP) kafka
+	@start=$$(date +%s); \
+	$(MAKE) --no-print-directory image && \
+	APP_IMAGE=$(APP_IMAGE) $(PY) -m pytest -m container tests/container -p no:cacheprovider; \
+	code=$$?; echo "image-test: $$(( $$(date +%s) - start )) s"; exit $$code
 
 clean:
 	rm -rf $(VENV) .local .pytest_cache .mypy_cache .ruff_cache

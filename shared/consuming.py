@@ -31,7 +31,8 @@ from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
 from faststream.kafka.subscriber.usecase import BatchSubscriber
 from opentelemetry import propagate, trace
-from opentelemetry.trace import Link, SpanKind, Tracer
+from opentelemetry.context import Context
+from opentelemetry.trace import Link, Span, SpanContext, SpanKind, Tracer
 from pydantic import BaseModel, ValidationError
 
 from shared.broker import consumer_options, dead_letter, raw_body
@@ -43,6 +44,7 @@ from shared.metrics import (
     Children,
 )
 from shared.settings import Settings
+from shared.telemetry import ORIGINS, causes
 
 log = logging.getLogger(__name__)
 
@@ -106,6 +108,18 @@ def _headers(record: Any) -> dict[str, str]:
     return {k: v.decode(errors="replace") for k, v in (record.headers or ())}
 
 
+def _span_context(context: Context) -> SpanContext:
+    return trace.get_current_span(context).get_span_context()
+
+
+def _remember_origin(event: BaseModel, span: SpanContext) -> None:
+    """The first trace this process sees an event about a run in is the run's (the first step
+    request or change of a campaign's run, for the campaign service): `ORIGINS`."""
+    run_id = getattr(event, "run_id", None)
+    if run_id is not None:
+        ORIGINS.remember(run_id, span)
+
+
 @dataclass(frozen=True)
 class Route(Generic[E]):
     """How to handle one topic's events: decode into `model`, order by `key`, call `handle`.
@@ -135,19 +149,26 @@ def subscribe_events(
     durations = Children(EVENT_HANDLER_DURATION)
     dead_letters = Children(DEAD_LETTERS)
 
+    def attributes(record: Any) -> dict[str, Any]:
+        return {
+            "messaging.system": "kafka",
+            "messaging.destination.name": record.topic,
+            "messaging.consumer.group.name": group_id,
+            "messaging.kafka.offset": record.offset,
+        }
+
     async def handle_one(record: Any, route: Route[Any], event: BaseModel) -> None:
         parent = propagate.extract(_headers(record))
-        with tracer.start_as_current_span(
-            f"{record.topic} process",
-            context=parent,
-            kind=SpanKind.CONSUMER,
-            attributes={
-                "messaging.system": "kafka",
-                "messaging.destination.name": record.topic,
-                "messaging.consumer.group.name": group_id,
-                "messaging.kafka.offset": record.offset,
-            },
+        with (
+            tracer.start_as_current_span(
+                f"{record.topic} process",
+                context=parent,
+                kind=SpanKind.CONSUMER,
+                attributes=attributes(record),
+            ) as span,
+            causes(by_correlation={}),  # events written here carry this span, not a batch's
         ):
+            _remember_origin(event, span.get_span_context())
             started = time.perf_counter()
             outcome = "transient"  # unless the attempts end otherwise: the batch is failed
             try:
@@ -187,20 +208,40 @@ def subscribe_events(
     async def run_together(items: list[tuple[Any, Route[Any], BaseModel]]) -> None:
         route = items[0][1]
         assert route.handle_many is not None
-        links = [
-            Link(trace.get_current_span(propagate.extract(_headers(record))).get_span_context())
-            for record, _, _ in items
-        ]
+        contexts = [propagate.extract(_headers(record)) for record, _, _ in items]
+        single = len(items) == 1
+        # One event: its batch span is simply its consumer span, in its trace. More (from as
+        # many traces, perhaps): the batch span links to each, and each event gets a span of its
+        # own in its trace, which the events its handling writes carry (by correlation id).
         with tracer.start_as_current_span(
             f"{items[0][0].topic} process batch",
+            context=contexts[0] if single else None,
             kind=SpanKind.CONSUMER,
-            links=links,
+            links=[] if single else [Link(_span_context(c)) for c in contexts],
             attributes={"messaging.batch.message_count": len(items)},
-        ):
+        ) as batch:
+            own: list[Span] = []
+            by_correlation: dict[str, Context] = {}
+            for (record, _, event), parent in zip(items, contexts, strict=True):
+                span = batch
+                if not single:
+                    span = tracer.start_span(
+                        f"{record.topic} process",
+                        context=parent,
+                        kind=SpanKind.CONSUMER,
+                        links=[Link(batch.get_span_context())],
+                        attributes=attributes(record),
+                    )
+                    own.append(span)
+                correlation_id = getattr(event, "correlation_id", None)
+                if isinstance(correlation_id, str):
+                    by_correlation.setdefault(correlation_id, trace.set_span_in_context(span))
+                _remember_origin(event, span.get_span_context())
             topic = items[0][0].topic
             started = time.perf_counter()
             try:
-                await route.handle_many([event for _, _, event in items])
+                with causes(by_correlation=by_correlation):
+                    await route.handle_many([event for _, _, event in items])
             except TRANSIENT_ERRORS:
                 consumed.get(group_id, topic, "transient").inc(len(items))
                 raise
@@ -216,6 +257,8 @@ def subscribe_events(
                 consumed.get(group_id, topic, "ok").inc(len(items))
             finally:
                 durations.get(group_id, topic).observe(time.perf_counter() - started)
+                for span in own:
+                    span.end()
 
     @batch_subscriber(
         broker,

@@ -42,6 +42,7 @@ from opentelemetry import propagate
 from shared.contracts.common import Event
 from shared.db import Connection
 from shared.metrics import OUTBOX_BACKLOG, OUTBOX_OLDEST_AGE, OUTBOX_PUBLISHED
+from shared.telemetry import cause_of
 
 log = logging.getLogger(__name__)
 
@@ -135,10 +136,12 @@ def _insert_statement(
 
 
 def _prepare(topic: str, key: str, event: Event) -> tuple[_Params, dict[str, str]]:
-    """An outbox insert's parameters, with the current trace context, and the Kafka headers its
-    message carries (the context is captured once for both)."""
+    """An outbox insert's parameters, with the trace context of what caused the event (the
+    current one, unless `shared.telemetry.causes` names another: an event handled in a batch,
+    a run's own trace), and the Kafka headers its message carries (captured once for both; the
+    relay publishes the stored headers as they are, so the consumer continues this context)."""
     carrier: dict[str, str] = {}
-    propagate.inject(carrier)
+    propagate.inject(carrier, context=cause_of(event.event_id, event.correlation_id))
     params = (event.event_id, topic, key, event.model_dump_json(), json.dumps(carrier))
     return params, _message_headers(carrier, event.correlation_id)
 

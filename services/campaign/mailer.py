@@ -13,10 +13,14 @@ from email.message import EmailMessage
 from types import TracebackType
 
 import aiosmtplib
+from opentelemetry import trace
+from opentelemetry.trace import SpanKind, StatusCode
 
 from services.campaign.domain.messages import envelope_of, wire_bytes
 from services.campaign.domain.sending import PermanentFailure, SendOutcome, Sent, TemporaryFailure
 from shared.settings import Settings
+
+_tracer = trace.get_tracer(__name__)
 
 # RFC 5321 4.5.3.1.10: 552 "mailbox full" at RCPT is to be treated as the temporary 452.
 _RCPT_TEMPORARY_DESPITE_5XX = {552}
@@ -39,6 +43,14 @@ def classify_failure(
 
 
 # ---- The connection pool ---------------------------------------------------------------------
+
+
+def _outcome_name(outcome: SendOutcome) -> str:
+    if isinstance(outcome, Sent):
+        return "sent"
+    if isinstance(outcome, PermanentFailure):
+        return "bounced" if outcome.hard_bounce else "failed"
+    return "temporary_failure"
 
 
 @dataclass(frozen=True)
@@ -107,7 +119,30 @@ class Mailer:
         await self.aclose()
 
     async def send(self, message: EmailMessage) -> SendOutcome:
-        """Send one message; never raises for SMTP or network trouble, it returns the outcome."""
+        """Send one message; never raises for SMTP or network trouble, it returns the outcome.
+        Traced: a client span per send with the server, the recipients' domains (never an
+        address) and the outcome."""
+        _, recipients = envelope_of(message)
+        domains = sorted({r.rpartition("@")[2].lower() for r in recipients})
+        with _tracer.start_as_current_span(
+            "smtp send",
+            kind=SpanKind.CLIENT,
+            attributes={
+                "server.address": self._config.host,
+                "server.port": self._config.port,
+                "email.recipient.domain": ",".join(domains),
+                "email.recipient.count": len(recipients),
+            },
+        ) as span:
+            outcome = await self._send(message)
+            span.set_attribute("email.outcome", _outcome_name(outcome))
+            if not isinstance(outcome, Sent):
+                if outcome.code is not None:
+                    span.set_attribute("smtp.response.code", outcome.code)
+                span.set_status(StatusCode.ERROR, _outcome_name(outcome))
+            return outcome
+
+    async def _send(self, message: EmailMessage) -> SendOutcome:
         sender, recipients = envelope_of(message)
         if not all(a.isascii() for a in (sender, *recipients)):
             return PermanentFailure(None, "an address needs SMTPUTF8", hard_bounce=False)

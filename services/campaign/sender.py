@@ -20,6 +20,9 @@ from collections.abc import Callable
 from typing import Any
 
 import asyncpg
+from opentelemetry import context as otel_context
+from opentelemetry import trace
+from opentelemetry.trace import Link
 
 from services.campaign.domain.composing import SenderIdentity
 from services.campaign.domain.links import TrackingLinks, UnsubscribeLinks
@@ -48,12 +51,14 @@ from shared.errors import Refused
 from shared.metrics import EMAIL_SEND_DURATION, EMAIL_SENDS, Children
 from shared.outbox import enqueue
 from shared.settings import Settings
+from shared.telemetry import ORIGINS
 from shared.topics import EMAIL_APPROVED, WORKFLOW_SIGNALS
 
 log = logging.getLogger(__name__)
 _sends = Children(EMAIL_SENDS)  # by outcome: sent, bounced, failed, retry, suppressed, unbuildable
 RECORD_ATTEMPTS = 5  # an accepted email whose outcome cannot be stored would be swept as unknown
 STOP_GRACE_SECONDS = 5.0
+_tracer = trace.get_tracer(__name__)
 
 
 class Sender:
@@ -85,6 +90,8 @@ class Sender:
         self._lanes: dict[uuid.UUID, asyncio.Task[None]] = {}
         self._again: set[uuid.UUID] = set()  # woken while its lane was running
         self._in_flight: set[uuid.UUID] = set()  # claimed here, outcome not yet recorded
+        # the trace of each campaign's latest approval, for the send spans' links
+        self._approvals: dict[uuid.UUID, trace.SpanContext] = {}
         self._wake = asyncio.Event()
         self._loop: asyncio.Task[None] | None = None
         self._stopping = False
@@ -116,6 +123,9 @@ class Sender:
 
     def approved(self, campaign_id: uuid.UUID) -> None:
         """An email of the campaign was approved: make sure its lane runs."""
+        approval = trace.get_current_span().get_span_context()
+        if approval.is_valid:
+            self._approvals[campaign_id] = approval
         if not self._stopping:
             self._ensure_lane(campaign_id)
 
@@ -160,6 +170,8 @@ class Sender:
         self._lanes[campaign_id] = task
 
     async def _lane(self, campaign_id: uuid.UUID) -> None:
+        # A lane outlives what woke it: each send is traced on its own (see `send_next`).
+        otel_context.attach(otel_context.Context())
         try:
             while not self._stopping:
                 self._again.discard(campaign_id)
@@ -170,6 +182,8 @@ class Sender:
             log.exception("sending campaign %s failed; the poll will resume it", campaign_id)
         finally:
             self._lanes.pop(campaign_id, None)
+            if campaign_id not in self._lanes:
+                self._approvals.pop(campaign_id, None)
 
     async def _worker(self, campaign_id: uuid.UUID) -> None:
         while not self._stopping:
@@ -182,10 +196,35 @@ class Sender:
     # ---- one email ----
 
     async def send_next(self, campaign_id: uuid.UUID) -> bool:
-        """Claim, send and record the campaign's next due email; False when none is due."""
+        """Claim, send and record the campaign's next due email; False when none is due.
+
+        Traced as a trace of its own (the loop sends when pacing allows, long after what caused
+        it), linked to the trace that started the campaign's run (`ORIGINS`, when this process
+        saw it) and to the latest approval's."""
+        links = [
+            Link(context, {"link.cause": cause})
+            for cause, context in (
+                ("campaign", ORIGINS.get(campaign_id)),
+                ("approval", self._approvals.get(campaign_id)),
+            )
+            if context is not None
+        ]
+        with _tracer.start_as_current_span(
+            "campaign send email",
+            context=otel_context.Context(),
+            links=links,
+            attributes={"campaign.id": str(campaign_id)},
+        ) as span:
+            sent = await self._send_next(campaign_id)
+            if not sent:
+                span.set_attribute("email.outcome", "none_due")
+            return sent
+
+    async def _send_next(self, campaign_id: uuid.UUID) -> bool:
         row = await self._claim(campaign_id)
         if row is None:
             return False
+        trace.get_current_span().set_attribute("email.id", str(row["email_id"]))
         email_id: uuid.UUID = row["email_id"]
         self._in_flight.add(email_id)
         try:
@@ -202,6 +241,7 @@ class Sender:
                 EMAIL_SEND_DURATION.observe(time.perf_counter() - started)
                 decision = decide(outcome, row["attempts"], self._policy)
                 _sends.get("retry" if decision.status == "approved" else decision.status).inc()
+            trace.get_current_span().set_attribute("email.outcome", decision.status)
             await self._record(_email_ref(row), decision)
         finally:
             self._in_flight.discard(email_id)

@@ -10,11 +10,44 @@ from typing import cast
 
 import openai
 from openai.types.chat import ChatCompletionMessageParam
+from opentelemetry import trace
+from opentelemetry.trace import Span, SpanKind, StatusCode
 
 from services.inference.domain.completions import Attempt, Completion, ModelFailure
 from services.inference.domain.prompt import chat_messages
 from shared.contracts.inference import ModelRequest, Usage
 from shared.settings import Settings
+
+_tracer = trace.get_tracer(__name__)
+GEN_AI_SYSTEM = "openai"  # the API the calls speak (any OpenAI-compatible endpoint)
+
+
+def _model_span(model: str) -> Span:
+    """A client span for one model call, with the OpenTelemetry GenAI conventions; not made
+    current (no instrumented call happens inside, and a stream yields across it)."""
+    return _tracer.start_span(
+        f"chat {model}",
+        kind=SpanKind.CLIENT,
+        attributes={
+            "gen_ai.operation.name": "chat",
+            "gen_ai.system": GEN_AI_SYSTEM,
+            "gen_ai.request.model": model,
+        },
+    )
+
+
+def _end_model_span(
+    span: Span, response_model: str | None, usage: Usage | None, error: Exception | None = None
+) -> None:
+    if response_model:
+        span.set_attribute("gen_ai.response.model", response_model)
+    if usage is not None:
+        span.set_attribute("gen_ai.usage.input_tokens", usage.prompt_tokens)
+        span.set_attribute("gen_ai.usage.output_tokens", usage.completion_tokens)
+    if error is not None:
+        span.set_attribute("error.type", type(error).__name__)
+        span.set_status(StatusCode.ERROR, _describe(error))
+    span.end()
 
 
 def _usage(raw: object) -> Usage:
@@ -54,6 +87,7 @@ class ModelClient:
         attempts: list[Attempt] = []
         for model in self._candidates(request):
             started = time.perf_counter()
+            span = _model_span(model)
             try:
                 response = await self._client.chat.completions.create(
                     model=model,
@@ -64,10 +98,15 @@ class ModelClient:
                 )
                 text = response.choices[0].message.content or ""
             except (openai.APIError, ValueError, IndexError) as exc:
+                _end_model_span(span, None, None, exc)
                 attempts.append(Attempt(model, _ms(started), error=_describe(exc)))
                 _raise_if_final(exc, attempts)
                 continue
+            except BaseException:
+                span.end()
+                raise
             usage = _usage(response.usage)
+            _end_model_span(span, getattr(response, "model", None) or model, usage)
             attempts.append(Attempt(model, _ms(started), usage))
             return Completion(text, model, usage, attempts)
         raise _exhausted(attempts)
@@ -80,6 +119,8 @@ class ModelClient:
             started = time.perf_counter()
             pieces: list[str] = []
             usage = Usage()
+            response_model: str | None = None
+            span = _model_span(model)
             try:
                 chunks = await self._client.chat.completions.create(
                     model=model,
@@ -90,12 +131,14 @@ class ModelClient:
                     stream_options={"include_usage": True},
                 )
                 async for chunk in chunks:
+                    response_model = response_model or getattr(chunk, "model", None)
                     if chunk.usage is not None:
                         usage = _usage(chunk.usage)
                     if chunk.choices and chunk.choices[0].delta.content:
                         pieces.append(chunk.choices[0].delta.content)
                         yield chunk.choices[0].delta.content
             except (openai.APIError, ValueError, IndexError) as exc:
+                _end_model_span(span, response_model, None, exc)
                 attempts.append(Attempt(model, _ms(started), error=_describe(exc)))
                 if pieces:
                     raise ModelFailure(
@@ -103,6 +146,10 @@ class ModelClient:
                     ) from exc
                 _raise_if_final(exc, attempts)
                 continue
+            except BaseException:  # cancelled, or the caller stopped reading
+                span.end()
+                raise
+            _end_model_span(span, response_model or model, usage)
             attempts.append(Attempt(model, _ms(started), usage))
             yield Completion("".join(pieces), model, usage, attempts)
             return

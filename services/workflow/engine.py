@@ -17,6 +17,9 @@ from datetime import datetime
 from typing import Any
 
 import asyncpg
+from opentelemetry import context as otel_context
+from opentelemetry import trace
+from opentelemetry.context import Context
 from pydantic import ValidationError
 
 from services.workflow import repository
@@ -50,9 +53,11 @@ from shared.metrics import (
     WORKFLOW_STEP_RETRIES,
     Children,
 )
+from shared.telemetry import ORIGINS, cause_of, causes
 from shared.topics import WORKFLOW_QUESTIONS, WORKFLOW_RUN_CHANGED, step_request_topic
 
 log = logging.getLogger(__name__)
+_tracer = trace.get_tracer(__name__)
 
 
 class WorkflowError(Refused):
@@ -365,13 +370,18 @@ class Engine:
             ]
         )
         events: list[tuple[str, str, Event]] = []
+        traced: dict[object, Context] = {}
         for stored, transition in settled:
             self._count(stored, transition)
             step_id = step_ids.get(stored.run_id)
-            events += self._events(stored, transition, step_id, versions[stored.run_id])
+            run_events = self._events(stored, transition, step_id, versions[stored.run_id])
+            context = _trace_transition(stored, transition)
+            traced.update((event.event_id, context) for _, _, event in run_events)
+            events += run_events
             if transition.wake_at is not None:
                 self._on_timer(transition.wake_at)
-        await tx.enqueue(events)
+        with causes(by_event=traced):
+            await tx.enqueue(events)
 
     async def _through_waits(
         self, tx: RunTransaction, stored: StoredRun, transition: Transition
@@ -492,6 +502,39 @@ class Engine:
                     )
                 return found.run_id
         return run_id
+
+
+def _trace_transition(stored: StoredRun, transition: Transition) -> Context:
+    """A span for one transition of a run, in the run's trace, whose context the events it
+    writes carry: so a run's step requests (extract, draft, send) and changes stay in the trace
+    of the request that started it. The run's trace is the first this process saw it in
+    (`ORIGINS`). When something else caused the transition (a reviewer's decision, the sender's
+    `sending_finished`, a timer), the span is a child of the run's trace with a link to the
+    cause. A run this process never saw start (a restart) continues its cause's trace."""
+    cause = cause_of(correlation_id=stored.correlation_id) or otel_context.get_current()
+    caused_by = trace.get_current_span(cause).get_span_context()
+    origin = ORIGINS.remember(stored.run_id, caused_by)
+    parent, links = cause, []
+    if origin.is_valid and origin.trace_id != caused_by.trace_id:
+        parent = trace.set_span_in_context(trace.NonRecordingSpan(origin))
+        links = [trace.Link(caused_by)] if caused_by.is_valid else []
+    run, effect = transition.run, transition.effect
+    attributes: dict[str, str] = {
+        "workflow.type": stored.workflow_type,
+        "workflow.run_id": str(stored.run_id),
+        "workflow.change": transition.change,
+        "workflow.status": run.status,
+        "workflow.state": run.state or "",
+    }
+    if isinstance(effect, RequestStep):
+        attributes["workflow.action"] = effect.action
+    elif isinstance(effect, AwaitSignal):
+        attributes["workflow.signal"] = effect.signal
+    span = _tracer.start_span(
+        f"workflow {transition.change}", context=parent, links=links, attributes=attributes
+    )
+    span.end()  # marks the moment; what it causes hangs under it
+    return trace.set_span_in_context(span, parent)
 
 
 def _new_run(request: StartRequest, definition: Definition, run_id: uuid.UUID) -> repository.NewRun:

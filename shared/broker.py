@@ -28,6 +28,7 @@ from shared.kafka_security import (
     kafka_security,
     sasl_user,
 )
+from shared.metrics import DEAD_LETTERS, Children
 from shared.settings import Settings
 from shared.topics import DEAD_LETTER, TopicSpec
 
@@ -105,6 +106,11 @@ async def dead_letter(
     await broker.publish(letter, DEAD_LETTER.name, key=letter.source_topic.encode())
 
 
+# The commands' dead letters (the event consumers count theirs in shared/consuming.py); the
+# `group` label is the handler here.
+_DEAD_LETTERS = Children(DEAD_LETTERS)
+
+
 class DeadLetterMiddleware(BaseMiddleware):
     """Sends a message whose body cannot be decoded into the handler's model to the dead-letter
     topic with the reason, then lets the subscriber commit and go on. Other errors propagate to
@@ -116,6 +122,9 @@ class DeadLetterMiddleware(BaseMiddleware):
         except (ValidationError, json.JSONDecodeError, UnicodeDecodeError) as exc:
             raw = msg.raw_message
             handler = self.context.get("handler_")
+            record = raw[0] if isinstance(raw, tuple) else raw
+            consumer = getattr(handler, "call_name", None) or "unknown"
+            _DEAD_LETTERS.get(consumer, getattr(record, "topic", "unknown"), "invalid").inc()
             await dead_letter(
                 self.context.get("broker"),
                 raw[0] if isinstance(raw, tuple) else raw,

@@ -25,7 +25,7 @@ from services.campaign.repository.candidates import extract_candidates
 from services.gateway.routes_tracking import PIXEL
 from shared.contracts.intent import Slots
 from shared.settings import Settings
-from tests.support.api import MakeKey
+from tests.support.api import MakeKey, sse_events
 from tests.support.campaign_rows import Campaign, Email, add_job, make_campaign
 from tests.support.stack import Gateway, Stack
 
@@ -314,7 +314,7 @@ async def test_counts_and_their_event_stream(
     async with api.stream("GET", f"{url}/events") as stream:
         assert stream.status_code == 200
         assert stream.headers["content-type"].startswith("text/event-stream")
-        events = sse_events(stream)
+        events = counts_events(stream)
         first = await asyncio.wait_for(anext(events), 10)
         assert first["counts"]["opened"] == 1
         await public.get(pixel_path(b))
@@ -333,12 +333,8 @@ async def test_counts_and_their_event_stream(
     assert (await api.get(f"/api/campaigns/{uuid.uuid4()}/events")).status_code == 404
 
 
-async def sse_events(stream: httpx.Response) -> AsyncIterator[dict[str, Any]]:
+async def counts_events(stream: httpx.Response) -> AsyncIterator[dict[str, Any]]:
     """The `counts` events' data, in order."""
-    event: str | None = None
-    async for line in stream.aiter_lines():
-        if line.startswith("event: "):
-            event = line.removeprefix("event: ")
-        elif line.startswith("data: ") and event == "counts":
-            data: dict[str, Any] = json.loads(line.removeprefix("data: "))
+    async for name, data in sse_events(stream):
+        if name == "counts":
             yield data

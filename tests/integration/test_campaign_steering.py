@@ -10,7 +10,6 @@ The database is shared: every test makes its own job and candidates, marked with
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 import uuid
 from collections.abc import Iterator
@@ -30,6 +29,7 @@ from shared.topics import command_topic
 from tests.support.api import (
     MakeKey,
     get_run,
+    sse_events,
     start_campaign,
     wait_for,
     wait_for_run,
@@ -231,14 +231,8 @@ async def test_a_campaign_completes_when_its_window_ends_and_its_stream_closes(
     run_id, audience = await campaign_in_review(api, db, tag, 2, monitor_hours=0.001)  # 3.6 s
     assert (await api.post(f"/api/campaigns/{run_id}/approve-all")).status_code == 200
 
-    events: list[tuple[str, dict[str, Any]]] = []
     async with api.stream("GET", f"/api/campaigns/{run_id}/events", timeout=60) as stream:
-        name = ""
-        async for line in stream.aiter_lines():
-            if line.startswith("event: "):
-                name = line.removeprefix("event: ")
-            elif line.startswith("data: "):
-                events.append((name, json.loads(line.removeprefix("data: "))))
+        events = [event async for event in sse_events(stream)]
     assert events[-1] == ("end", {"campaign_id": run_id, "status": "completed"})
     statuses = [data["status"] for name, data in events if name == "counts"]
     assert statuses[-1] == "completed"

@@ -11,7 +11,6 @@ Its candidates have more experience than anyone else's, so they rank first.
 
 from __future__ import annotations
 
-import json
 import uuid
 from typing import Any
 
@@ -19,7 +18,7 @@ import asyncpg
 import httpx
 import pytest
 
-from tests.support.api import MakeKey, wait_for_run, wait_for_state
+from tests.support.api import MakeKey, sse_events, wait_for_run, wait_for_state
 from tests.support.campaign_rows import add_candidate, add_job
 from tests.support.fake_llm import FakeLLM
 from tests.support.stack import Gateway, Stack
@@ -163,16 +162,10 @@ async def test_a_streamed_answer_arrives_in_pieces_and_is_kept(
 ) -> None:
     message = f"write a subject line for a data engineer outreach email, ref {tag}"
     body = {"message": message, "stream": True}
-    events: list[tuple[str, dict[str, Any]]] = []
     async with api.stream("POST", "/api/ai-assistant/chat", json=body) as response:
         assert response.status_code == 200
         assert response.headers["content-type"].startswith("text/event-stream")
-        name = ""
-        async for line in response.aiter_lines():
-            if line.startswith("event: "):
-                name = line.removeprefix("event: ")
-            elif line.startswith("data: "):
-                events.append((name, json.loads(line.removeprefix("data: "))))
+        events = [event async for event in sse_events(response)]
     names = [name for name, _ in events]
     assert names[0] == "intent"
     assert names[-1] == "done"
@@ -189,8 +182,8 @@ async def test_a_streamed_answer_arrives_in_pieces_and_is_kept(
     async with api.stream(
         "POST", "/api/ai-assistant/chat", json={**body, "message": "any go developers in Berlin?"}
     ) as response:
-        lines = [line async for line in response.aiter_lines() if line.startswith("event: ")]
-    assert lines == ["event: intent", "event: done"]
+        names = [name async for name, _ in sse_events(response)]
+    assert names == ["intent", "done"]
 
 
 async def test_a_question_back_and_the_answers_that_go_on(

@@ -20,7 +20,7 @@ from shared.contracts.workflow import WorkflowSignal, WorkflowStepCompleted
 from shared.settings import Settings
 from shared.topics import DEAD_LETTER, INTENT_DETECTED, WORKFLOW_SIGNALS, WORKFLOW_STEP_COMPLETED
 from tests.support.action_owner import ActionOwner
-from tests.support.api import FINISHED, wait_for_status
+from tests.support.api import FINISHED, sse_events, wait_for_status
 from tests.support.stack import Stack
 from tests.support.workflows import ENGINE_ENV
 
@@ -334,9 +334,10 @@ async def test_a_stream_opened_before_its_run_starts_waits_for_it(
 
     async def first_event() -> tuple[int, str]:
         async with api.stream("GET", f"/api/workflows/{run_id}/events") as response:
-            async for line in response.aiter_lines():
-                if line.startswith("event: ") or response.status_code != 200:
-                    return response.status_code, line
+            if response.status_code != 200:
+                return response.status_code, ""
+            async for name, _ in sse_events(response):
+                return response.status_code, name
         return response.status_code, ""
 
     following = asyncio.create_task(first_event())
@@ -345,7 +346,7 @@ async def test_a_stream_opened_before_its_run_starts_waits_for_it(
     await producer.send_and_wait(
         INTENT_DETECTED.name, intent.model_dump_json().encode(), key=str(intent.intent_id).encode()
     )
-    assert await asyncio.wait_for(following, 10) == (200, "event: snapshot")
+    assert await asyncio.wait_for(following, 10) == (200, "snapshot")
     never = await api.get(f"/api/workflows/{uuid.uuid4()}/events")
     assert never.status_code == 404
 
@@ -361,13 +362,9 @@ async def test_the_event_stream_shows_progress_until_the_run_finishes(
         async with api.stream("GET", f"/api/workflows/{run_id}/events") as response:
             assert response.status_code == 200
             assert response.headers["content-type"].startswith("text/event-stream")
-            name = ""
-            async for line in response.aiter_lines():
-                if line.startswith("event: "):
-                    name = line.removeprefix("event: ")
-                elif line.startswith("data: "):
-                    events.append((name, json.loads(line.removeprefix("data: "))))
-                    listening.set()
+            async for event in sse_events(response):
+                events.append(event)
+                listening.set()
 
     follower = asyncio.create_task(follow())
     await wait_for_status(api, run_id, {"waiting"})

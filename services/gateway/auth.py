@@ -11,7 +11,7 @@ from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from services.gateway.api_keys import InvalidKey, KeyStore, Principal, Scope
-from services.gateway.web_sessions import CSRF_HEADER, SESSION_COOKIE, SessionStore
+from services.gateway.web_sessions import CSRF_HEADER, SESSION_COOKIE, SessionEnded, SessionStore
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
@@ -48,19 +48,16 @@ async def _from_session(request: Request, store: KeyStore) -> Principal:
             "(create one with: python -m services.gateway keys create --user NAME --scopes ...)"
         )
     sessions: SessionStore = request.app.state.web_sessions
-    session = await sessions.get(session_id)
-    if session is None:
-        raise _unauthorized("your session has ended: sign in again")
+    try:
+        session, principal = await sessions.signed_in(session_id, store)
+    except SessionEnded as ended:
+        raise _unauthorized(str(ended)) from ended
     if request.method not in SAFE_METHODS and not session.csrf_ok(request.headers.get(CSRF_HEADER)):
         raise HTTPException(
             status.HTTP_403_FORBIDDEN,
             detail=f"missing or wrong CSRF token: send the page's token in {CSRF_HEADER}",
         )
-    try:
-        return await store.verify_digest(session.key_id, session.digest)
-    except InvalidKey as exc:
-        await sessions.end(session_id)
-        raise _unauthorized(f"your API key no longer works ({exc}): sign in again") from exc
+    return principal
 
 
 def require(scope: Scope, *others: Scope) -> Callable[[Principal], Awaitable[Principal]]:

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from redis.asyncio import Redis
 
-from services.gateway.api_keys import Principal, hash_secret, parse_token
+from services.gateway.api_keys import InvalidKey, KeyStore, Principal, hash_secret, parse_token
 
 SESSION_COOKIE = "rk_session"
 CSRF_HEADER = "X-CSRF-Token"
@@ -33,6 +33,11 @@ class Session:
 
     def csrf_ok(self, sent: str | None) -> bool:
         return sent is not None and hmac.compare_digest(sent, self.csrf_token)
+
+
+class SessionEnded(Exception):
+    """The session named by the cookie is over: expired, signed out, or its key no longer works.
+    The message says so, for the person."""
 
 
 class SessionStore:
@@ -64,6 +69,19 @@ class SessionStore:
         return Session(
             record["key_id"], bytes.fromhex(record["digest"]), record["user"], record["csrf"]
         )
+
+    async def signed_in(self, session_id: str, keys: KeyStore) -> tuple[Session, Principal]:
+        """The session and its key's principal, the key checked again (`KeyStore`); a key that
+        no longer works ends the session. SessionEnded when there is none to use."""
+        session = await self.get(session_id)
+        if session is None:
+            raise SessionEnded("your session has ended: sign in again")
+        try:
+            principal = await keys.verify_digest(session.key_id, session.digest)
+        except InvalidKey as exc:
+            await self.end(session_id)
+            raise SessionEnded(f"your API key no longer works ({exc}): sign in again") from exc
+        return session, principal
 
     async def end(self, session_id: str) -> None:
         await self._redis.delete(_name(session_id))

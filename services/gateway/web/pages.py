@@ -22,7 +22,7 @@ from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 
 from services.gateway.api_keys import InvalidKey, KeyStore, Principal
-from services.gateway.web_sessions import SESSION_COOKIE, Session, SessionStore
+from services.gateway.web_sessions import SESSION_COOKIE, Session, SessionEnded, SessionStore
 from shared.settings import Settings
 
 HERE = Path(__file__).resolve().parent
@@ -76,16 +76,10 @@ async def _signed_in(request: Request) -> tuple[Session, Principal] | None:
     if not session_id:
         return None
     sessions: SessionStore = request.app.state.web_sessions
-    session = await sessions.get(session_id)
-    if session is None:
-        return None
-    store: KeyStore = request.app.state.key_store
     try:
-        principal = await store.verify_digest(session.key_id, session.digest)
-    except InvalidKey:
-        await sessions.end(session_id)
+        return await sessions.signed_in(session_id, request.app.state.key_store)
+    except SessionEnded:
         return None
-    return session, principal
 
 
 def _to_sign_in(request: Request) -> RedirectResponse:

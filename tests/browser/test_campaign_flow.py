@@ -16,18 +16,11 @@ from playwright.async_api import Page, expect
 from tests.browser.support import assert_accessible, screenshot
 from tests.browser.test_assistant_page import sign_in
 from tests.support.api import MakeKey
-from tests.support.campaign_rows import add_candidate, add_job
+from tests.support.campaign_rows import QUICK_SENDING, add_candidate, add_job, letters
 from tests.support.smtp import SmtpTestServer
 from tests.support.stack import Gateway, Stack
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration]
-
-FAST = {
-    "SEND_RATE_PER_SECOND": "0",
-    "CAMPAIGN_SEND_RATE_PER_SECOND": "0",
-    "SEND_POLL_SECONDS": "0.2",
-    "WORKFLOW_TIMER_POLL_SECONDS": "0.2",
-}
 
 
 @pytest.fixture(scope="module")
@@ -39,14 +32,10 @@ def mailbox() -> Iterator[SmtpTestServer]:
 @pytest.fixture(scope="module")
 def stack(mailbox: SmtpTestServer) -> Stack:
     return Stack(
-        {"intent": {}, "workflow": FAST, "campaign": {**FAST, **mailbox.env}},
+        {"intent": {}, "workflow": QUICK_SENDING, "campaign": {**QUICK_SENDING, **mailbox.env}},
         user="browser-campaigner",
         scopes=("assistant", "workflows", "review"),
     )
-
-
-def letters(tag: str) -> str:
-    return tag.translate(str.maketrans("0123456789", "ghijklmnop"))
 
 
 async def test_request_answer_review_and_watch_a_campaign(

@@ -35,19 +35,19 @@ from tests.support.api import (
     wait_for_run,
     wait_for_state,
 )
-from tests.support.campaign_rows import Audience, add_audience, add_candidate, add_job
+from tests.support.campaign_rows import (
+    QUICK_SENDING,
+    Audience,
+    add_audience,
+    add_candidate,
+    add_job,
+)
 from tests.support.smtp import SmtpTestServer
 from tests.support.stack import Gateway, Stack
 
 pytestmark = pytest.mark.integration
 
 SMTP_SECONDS = 0.05  # each message's DATA: a slow relay, so sends are in flight for a while
-SENDER_ENV = {
-    "SEND_RATE_PER_SECOND": "0",
-    "CAMPAIGN_SEND_RATE_PER_SECOND": "0",
-    "SEND_POLL_SECONDS": "0.2",
-    "WORKFLOW_TIMER_POLL_SECONDS": "0.2",
-}
 
 
 @pytest.fixture(scope="module")
@@ -59,7 +59,7 @@ def slow_smtp() -> Iterator[SmtpTestServer]:
 @pytest.fixture(scope="module")
 def stack(slow_smtp: SmtpTestServer) -> Stack:
     return Stack(
-        {"intent": {}, "workflow": SENDER_ENV, "campaign": {**SENDER_ENV, **slow_smtp.env}},
+        {"intent": {}, "workflow": QUICK_SENDING, "campaign": {**QUICK_SENDING, **slow_smtp.env}},
         user="rita-recruiter",
         scopes=("workflows", "review", "assistant"),
     )

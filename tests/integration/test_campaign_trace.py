@@ -21,7 +21,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 
 from tests.support.api import wait_for_state
-from tests.support.campaign_rows import add_candidate, add_job
+from tests.support.campaign_rows import QUICK_SENDING, add_candidate, add_job, letters
 from tests.support.otlp import OtlpReceiver
 from tests.support.smtp import SmtpTestServer
 from tests.support.stack import Stack
@@ -31,12 +31,6 @@ pytestmark = pytest.mark.integration
 TRACE_ID = "5cf92f3577b34da6a3ce929d0e0e4736"
 TRACEPARENT = f"00-{TRACE_ID}-00f067aa0ba902b7-01"
 OTEL = {"OTEL_EXPORTER_OTLP_ENDPOINT": "", "OTEL_BSP_SCHEDULE_DELAY": "100"}
-FAST = {
-    "SEND_RATE_PER_SECOND": "0",
-    "CAMPAIGN_SEND_RATE_PER_SECOND": "0",
-    "SEND_POLL_SECONDS": "0.2",
-    "WORKFLOW_TIMER_POLL_SECONDS": "0.2",
-}
 ADDRESS = re.compile(r"[^@\s\"'<>]+@[^@\s\"'<>]+\.[a-z]{2,}", re.IGNORECASE)
 
 
@@ -111,17 +105,13 @@ def stack(receiver: Receiver, mail_server: SmtpTestServer) -> Stack:
     return Stack(
         {
             "intent": otel,
-            "workflow": {**otel, **FAST},
-            "campaign": {**otel, **FAST, **mail_server.env},
+            "workflow": {**otel, **QUICK_SENDING},
+            "campaign": {**otel, **QUICK_SENDING, **mail_server.env},
         },
         gateway_env=otel,
         user="tracy-recruiter",
         scopes=("workflows", "review", "assistant"),
     )
-
-
-def letters(tag: str) -> str:
-    return tag.translate(str.maketrans("0123456789", "ghijklmnop"))
 
 
 def wait_until_spans(receiver: Receiver, done: Any, timeout: float = 20) -> list[Span]:

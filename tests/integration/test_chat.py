@@ -19,7 +19,7 @@ import httpx
 import pytest
 
 from tests.support.api import MakeKey, sse_events, wait_for_run, wait_for_state
-from tests.support.campaign_rows import add_candidate, add_job
+from tests.support.campaign_rows import add_candidate, add_job, letters
 from tests.support.fake_llm import FakeLLM
 from tests.support.stack import Gateway, Stack
 
@@ -46,11 +46,6 @@ async def say(
     assert response.status_code == 200, response.text
     answer: dict[str, Any] = response.json()
     return answer
-
-
-def letters(tag: str) -> str:
-    """The tag in letters only (the job is deleted by its external_ref, which holds the tag)."""
-    return tag.translate(str.maketrans("0123456789", "ghijklmnop"))
 
 
 async def pythonistas(db: asyncpg.Pool, tag: str, city: str, count: int) -> list[uuid.UUID]:

@@ -239,3 +239,20 @@ async def make_campaign(
             )  # fmt: skip
             emails.append(Email(email_id, campaign_id, address, email_status, message_id, link))
     return Campaign(campaign_id, job_id, skill, emails)
+
+
+# --- Settings and names for tests that run whole campaigns -------------------------------------
+
+# A campaign service and workflow engine that send at once and look for due work often.
+QUICK_SENDING = {
+    "SEND_RATE_PER_SECOND": "0",
+    "CAMPAIGN_SEND_RATE_PER_SECOND": "0",
+    "SEND_POLL_SECONDS": "0.2",
+    "WORKFLOW_TIMER_POLL_SECONDS": "0.2",
+}
+
+
+def letters(tag: str) -> str:
+    """The tag in letters only, for a job title as people write them (the intent service ends a
+    title at a word with digits); such a job is found by its `external_ref`, which holds the tag."""
+    return tag.translate(str.maketrans("0123456789", "ghijklmnop"))

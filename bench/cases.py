@@ -162,9 +162,10 @@ def percentile(values: list[float], q: float) -> float:
 
 
 def summary(latencies_ms: list[float]) -> dict[str, float]:
-    """p50, p99, mean, min and max of a list of latencies, in ms."""
+    """p50, p95, p99, mean, min and max of a list of latencies, in ms."""
     return {
         "p50_ms": round(statistics.median(latencies_ms), 3),
+        "p95_ms": round(percentile(latencies_ms, 95), 3),
         "p99_ms": round(percentile(latencies_ms, 99), 3),
         "mean_ms": round(statistics.fmean(latencies_ms), 3),
         "min_ms": round(min(latencies_ms), 3),

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import statistics
 import time
 import uuid
 from pathlib import Path
@@ -25,7 +24,7 @@ from typing import Any
 import asyncpg
 import httpx
 
-from bench.cases import write_document
+from bench.cases import summary, write_document
 from bench.stack import BenchStack
 from services.campaign.seed import seed
 
@@ -89,7 +88,7 @@ async def _compare(
             await _post(api, f"/api/ai-assistant/{endpoint}", body)
             if n >= WARMUP:
                 timings[endpoint].append((time.perf_counter() - started) * 1000)
-    figures = {endpoint: _percentiles(values) for endpoint, values in timings.items()}
+    figures = {endpoint: summary(values) for endpoint, values in timings.items()}
     return {
         "message": message,
         "answer": first["text"],
@@ -105,15 +104,6 @@ async def _post(api: httpx.AsyncClient, path: str, body: dict[str, Any]) -> dict
         raise BenchmarkError(f"POST {path}: {response.status_code} {response.text}")
     answer: dict[str, Any] = response.json()
     return answer
-
-
-def _percentiles(values: list[float]) -> dict[str, float]:
-    cuts = statistics.quantiles(values, n=100, method="inclusive")
-    return {
-        "p50_ms": round(statistics.median(values), 2),
-        "p95_ms": round(cuts[94], 2),
-        "p99_ms": round(cuts[98], 2),
-    }
 
 
 async def _campaign_of_the_bench_user(conn: asyncpg.Connection) -> None:

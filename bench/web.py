@@ -16,7 +16,6 @@ import asyncio
 import logging
 import os
 import re
-import statistics
 import time
 import uuid
 from pathlib import Path
@@ -25,7 +24,7 @@ from typing import Any
 import asyncpg
 import httpx
 
-from bench.cases import write_document
+from bench.cases import summary, write_document
 from bench.stack import BenchStack
 from services.campaign.seed import seed
 
@@ -88,7 +87,7 @@ async def _measure(stack: BenchStack, url: str) -> dict[str, Any]:
         "runs": RUNS,
         "warmup_runs": WARMUP,
         "target_p95_ms": TARGET_P95_MS,
-        "review_page_rendered": _percentiles(rendered),
+        "review_page_rendered": summary(rendered),
         "page_html": html,
         "first_50_drafts_api": drafts,
     }
@@ -117,12 +116,7 @@ async def _timed(call: Any) -> dict[str, float]:
             raise BenchmarkError(f"{response.request.url}: {response.status_code}")
         if n >= WARMUP:
             values.append((time.perf_counter() - started) * 1000)
-    return _percentiles(values)
-
-
-def _percentiles(values: list[float]) -> dict[str, float]:
-    cuts = statistics.quantiles(values, n=100, method="inclusive")
-    return {"p50_ms": round(statistics.median(values), 1), "p95_ms": round(cuts[94], 1)}
+    return summary(values)
 
 
 async def _campaign_with_drafts(conn: asyncpg.Connection, drafts: int) -> uuid.UUID:

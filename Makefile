@@ -10,8 +10,8 @@ STAMP := $(VENV)/.installed
 
 help:
 	@echo "make run     - set up, migrate, seed, start the broker and all five services"
-	@echo "make test    - set up, lint, and run the whole test suite (then its Tansu subset)"
-	@echo "make test-tansu - the tests marked tansu, on the Tansu broker"
+	@echo "make test    - set up, lint, and run the whole test suite"
+	@echo "make test-tansu - the tests marked tansu again, on the Tansu broker (CI runs it too)"
 	@echo "make kafka   - fetch Apache Kafka's jars from Maven Central (once)"
 	@echo "make chromium - install Debian's chromium for the browser tests (once)"
 	@echo "make lint    - ruff and mypy"
@@ -44,12 +44,11 @@ chromium:
 run: $(STAMP) kafka
 	$(PY) -m deploy.run_local
 
-# The whole suite on Apache Kafka (or KAFKA_BOOTSTRAP_SERVERS), then the tests marked `tansu`
-# again on Tansu, so the Python-only path keeps working. The browser tests (tests/browser, marked
-# `browser`) run in the first pass, in a real Chromium.
+# The whole suite on Apache Kafka (or KAFKA_BOOTSTRAP_SERVERS). The browser tests (tests/browser,
+# marked `browser`) run in it, in a real Chromium. CI (.ci/run) then runs `make test-tansu`: the
+# tests marked `tansu` again on Tansu, so the Python-only path keeps working.
 test: $(STAMP) lint kafka chromium
 	$(PY) -m pytest
-	@$(MAKE) --no-print-directory test-tansu
 
 test-tansu: $(STAMP)
 	LOCAL_KAFKA=tansu KAFKA_BOOTSTRAP_SERVERS= $(PY) -m pytest -m tansu

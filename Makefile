@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: help venv kafka chromium run test test-tansu lint format unit integration migrate seed keys bench eval-intent clean \
+.PHONY: help venv kafka chromium dovecot run test test-tansu lint format unit integration migrate seed keys bench eval-intent clean \
 	container-tools wheelhouse debian-base image image-test
 
 help:
@@ -14,6 +14,7 @@ help:
 	@echo "make test-tansu - the tests marked tansu again, on the Tansu broker (CI runs it too)"
 	@echo "make kafka   - fetch Apache Kafka's jars from Maven Central (once)"
 	@echo "make chromium - install Debian's chromium for the browser tests (once)"
+	@echo "make dovecot - install Debian's dovecot-imapd for the mailbox tests (once)"
 	@echo "make lint    - ruff and mypy"
 	@echo "make migrate - apply every service's migrations"
 	@echo "make seed    - load the demo data set (10,000 candidates, open jobs) if empty"
@@ -41,13 +42,18 @@ kafka: $(STAMP)
 chromium:
 	@test -x /usr/bin/chromium || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium)
 
+# Debian's dovecot IMAP server for the mailbox tests (tests/support/dovecot.py starts its own with
+# its own config; the package's system service is not used). Installed once, as root.
+dovecot:
+	@test -x /usr/sbin/dovecot || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dovecot-imapd)
+
 run: $(STAMP) kafka
 	$(PY) -m deploy.run_local
 
 # The whole suite on Apache Kafka (or KAFKA_BOOTSTRAP_SERVERS). The browser tests (tests/browser,
 # marked `browser`) run in it, in a real Chromium. CI (.ci/run) then runs `make test-tansu`: the
 # tests marked `tansu` again on Tansu, so the Python-only path keeps working.
-test: $(STAMP) lint kafka chromium
+test: $(STAMP) lint kafka chromium dovecot
 	$(PY) -m pytest
 
 test-tansu: $(STAMP)

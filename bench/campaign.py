@@ -6,7 +6,12 @@ service: extract candidates, generate drafts (template mode: no model), await re
 are approved with the review API (`POST /api/campaigns/{id}/approve-all`: one transaction, 1,000
 `email.approved` events through the outbox), and the campaign service sends them over SMTP to an
 aiosmtpd sink in this process, rate limits off (SEND_RATE_PER_SECOND=0,
-CAMPAIGN_SEND_RATE_PER_SECOND=0), until the run hears `sending_finished` and starts monitoring.
+CAMPAIGN_SEND_RATE_PER_SECOND=0, no sending window, daily cap or spacing), until the run hears
+`sending_finished` and starts monitoring.
+
+Before the campaign, a bare aiosmtplib loop (bench/smtp_loop.py, its own process) sends as many
+messages of the same shape into the same sink over as many connections: the ceiling on this
+machine. The product's send rate is reported beside it, as a share (`share_of_bare_loop`).
 
 Reported: the time of each stage (extract and generate from the step history; approve-all as the
 HTTP call; send from the approval to the last email recorded sent), the send rate (emails per
@@ -17,7 +22,10 @@ bench/results/campaign.json.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
+import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -71,6 +79,7 @@ def measure(stack: BenchStack, recipients: int = RECIPIENTS) -> dict[str, Any]:
     controller = Controller(sink, hostname="127.0.0.1", port=port)
     controller.start()
     try:
+        bare = bare_loop(port, recipients, sink)
         stack.fresh_broker()
         stack.use_services(
             ("workflow", "campaign"),
@@ -80,14 +89,40 @@ def measure(stack: BenchStack, recipients: int = RECIPIENTS) -> dict[str, Any]:
                 "SMTP_POOL_SIZE": str(SMTP_CONNECTIONS),
                 "SEND_RATE_PER_SECOND": "0",
                 "CAMPAIGN_SEND_RATE_PER_SECOND": "0",
+                "SEND_WINDOW_DAYS": "always",
+                "SEND_DAILY_CAP": "0",
+                "SEND_SPACING_SECONDS": "0",
                 "CAMPAIGN_EXTRACTION_MAX_LIMIT": str(recipients),
             },
         )
         # approve-all answers after its one transaction over every draft: allow it more than 5 s
         url = stack.start_gateway(1, {"REQUEST_TIMEOUT_SECONDS": "120"}, label="campaign")
-        return asyncio.run(_measure(stack, url, sink, recipients))
+        result = asyncio.run(_measure(stack, url, sink, recipients))
     finally:
         controller.stop()
+    result["bare_loop"] = bare
+    result["share_of_bare_loop"] = round(result["emails_per_second"] / bare["emails_per_second"], 3)
+    return result
+
+
+def bare_loop(port: int, count: int, sink: _Sink) -> dict[str, Any]:
+    """The bare aiosmtplib loop (bench/smtp_loop.py) into the same sink, in its own process; the
+    sink's counters are then reset for the campaign."""
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.smtp_loop", str(port), str(count), str(SMTP_CONNECTIONS)],
+        capture_output=True, text=True, timeout=TIMEOUT, check=False,
+    )  # fmt: skip
+    if done.returncode != 0 or sink.messages != count:
+        raise BenchmarkError(
+            f"the bare SMTP loop failed ({sink.messages} of {count} received): "
+            f"{done.stderr[-2000:]}"
+        )
+    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    result["emails_per_second"] = round(result["emails_per_second"], 1)
+    with sink.lock:
+        sink.messages = 0
+        sink.recipients.clear()
+    return result
 
 
 async def _measure(stack: BenchStack, url: str, sink: _Sink, recipients: int) -> dict[str, Any]:
@@ -261,6 +296,9 @@ def report(result: dict[str, Any]) -> None:
         f"  send {stages['send']:.2f} s: {result['emails_per_second']:.0f} emails/s from the "
         f"approval ({result['emails_per_second_first_to_last_send']} first to last send); "
         f"{result['sent']} sent, {result['sink_messages']} received by the sink\n"
+        f"  a bare aiosmtplib loop into the same sink ({result['smtp_connections']} connections, "
+        f"bench/smtp_loop.py): {result['bare_loop']['emails_per_second']:.0f} emails/s; the "
+        f"product sends at {result['share_of_bare_loop']:.0%} of it\n"
         f"  sending_finished to monitoring {stages['sending_finished_to_monitoring']:.2f} s; "
         f"end to end {stages['end_to_end']:.1f} s; the run is at {result['final_state']}"
     )

@@ -33,6 +33,13 @@ from shared.topics import ALL_TOPICS
 log = logging.getLogger("deploy.run_local")
 LOCAL_DIR = REPO_ROOT / ".local"
 SERVICES = ("intent", "inference", "workflow", "campaign")
+# A demo sends promptly, at any hour, 5 s apart (the product's defaults: working hours in the
+# recipient's zone, 100 s apart; docs/email.md, "Pacing"). Exported values win.
+DEMO_PACING = {
+    "SEND_WINDOW_DAYS": "always",
+    "SEND_SPACING_SECONDS": "5",
+    "SEND_SPACING_JITTER_SECONDS": "1",
+}
 
 
 async def prepare(settings: Settings, known_key: str | None, *, seed_data: bool) -> str:
@@ -73,8 +80,15 @@ def prepare_with_key_file(settings: Settings, key_file: Path, *, seed_data: bool
 
 
 def children(endpoints: Endpoints, port: int) -> list[ChildSpec]:
-    # Text logs for a developer's terminal (the services default to JSON), unless exported.
-    env = {"LOG_FORMAT": "text", **os.environ, **endpoints.service_env(), "PYTHONUNBUFFERED": "1"}
+    # Text logs for a developer's terminal (the services default to JSON), and a demo's pacing
+    # (DEMO_PACING), unless exported.
+    env = {
+        "LOG_FORMAT": "text",
+        **DEMO_PACING,
+        **os.environ,
+        **endpoints.service_env(),
+        "PYTHONUNBUFFERED": "1",
+    }
     python = sys.executable
     specs = [ChildSpec(s, [python, "-m", f"services.{s}"], env) for s in SERVICES]
     specs.append(

@@ -5,6 +5,7 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -296,6 +297,43 @@ class Settings(BaseSettings):
         "1 Example Street, 10115 Berlin, Germany",
         description="SENDER_POSTAL_ADDRESS: shown in every email's footer, as the law asks.",
     )
+    # The GDPR Art. 14 notice in a campaign's first email (docs/privacy.md).
+    privacy_controller: str | None = Field(
+        None,
+        description="PRIVACY_CONTROLLER: who is responsible for candidates' data, as the notice "
+        "names them (unset: SENDER_COMPANY).",
+    )
+    privacy_contact_email: str | None = Field(
+        None,
+        pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$",
+        description="PRIVACY_CONTACT_EMAIL: where candidates reach the controller about their "
+        "data (unset: SENDER_EMAIL).",
+    )
+    privacy_dpo_email: str | None = Field(
+        None,
+        pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$",
+        description="PRIVACY_DPO_EMAIL: the data protection officer's address, named in the "
+        "notice when set.",
+    )
+    privacy_retention_months: int = Field(
+        24,
+        ge=1,
+        le=120,
+        description="PRIVACY_RETENTION_MONTHS: how long after the last contact a candidate's "
+        "data is kept, as the notice says.",
+    )
+    privacy_supervisory_authority: str | None = Field(
+        None,
+        max_length=200,
+        description="PRIVACY_SUPERVISORY_AUTHORITY: the data protection authority the notice "
+        "names for complaints (unset: 'a supervisory authority', unnamed).",
+    )
+    privacy_notice_url: str | None = Field(
+        None,
+        pattern=r"^https?://[^\s]+$",
+        description="PRIVACY_NOTICE_URL: the full privacy notice, linked from the short one "
+        "(optional).",
+    )
     public_base_url: str = Field(
         "http://127.0.0.1:8000",
         pattern=r"^https?://[^/\s]+(/[^\s]*)?$",
@@ -312,7 +350,10 @@ class Settings(BaseSettings):
         "(unset: the one-click URL only).",
     )
     send_rate_per_second: float = Field(
-        5.0, ge=0, description="SEND_RATE_PER_SECOND: emails a second, all campaigns (0: no limit)."
+        5.0,
+        ge=0,
+        description="SEND_RATE_PER_SECOND: emails a second, all campaigns and senders of every "
+        "campaign-service process together, kept in Redis (0: no limit).",
     )
     campaign_send_rate_per_second: float = Field(
         1.0,
@@ -387,6 +428,73 @@ class Settings(BaseSettings):
         "timeouts) was left by a stopped sender; it is failed as 'outcome unknown', not resent.",
     )
 
+    # Pacing shared by every campaign-service process (docs/email.md, "Pacing").
+    send_window_days: str = Field(
+        "mon-fri",
+        pattern=r"^\s*(always|((mon|tue|wed|thu|fri|sat|sun)(-(mon|tue|wed|thu|fri|sat|sun))?"
+        r"\s*,\s*)*(mon|tue|wed|thu|fri|sat|sun)(-(mon|tue|wed|thu|fri|sat|sun))?)?\s*$",
+        description="SEND_WINDOW_DAYS: the recipient's working days email may go on, e.g. "
+        "mon-fri or sun-thu or mon,wed,fri, in their time zone; always (or empty): no sending "
+        "window, any day and hour.",
+    )
+    send_window_start: str = Field(
+        "09:00",
+        pattern=r"^([01]\d|2[0-3]):[0-5]\d$",
+        description="SEND_WINDOW_START: when the sending window opens, recipient's local time.",
+    )
+    send_window_end: str = Field(
+        "17:00",
+        pattern=r"^([01]\d|2[0-3]):[0-5]\d$",
+        description="SEND_WINDOW_END: when it closes (exclusive), recipient's local time.",
+    )
+    sender_timezone: str = Field(
+        "UTC",
+        description="SENDER_TIMEZONE: the default sender identity's IANA zone: its day for the "
+        "daily cap, and the window's zone for a recipient with no zone and no known city.",
+    )
+    send_daily_cap: int = Field(
+        200,
+        ge=0,
+        description="SEND_DAILY_CAP: emails a sender identity sends a day (its own midnight), "
+        "all processes together (0: no cap). An identity may set its own.",
+    )
+    send_spacing_seconds: float = Field(
+        100.0,
+        ge=0,
+        description="SEND_SPACING_SECONDS: least time between two emails of one sender "
+        "identity, all processes together (0: none). An identity may set its own.",
+    )
+    send_spacing_jitter_seconds: float = Field(
+        20.0,
+        ge=0,
+        description="SEND_SPACING_JITTER_SECONDS: up to this much random time added to each "
+        "spacing.",
+    )
+    send_contact_frequency_days: int = Field(
+        30,
+        ge=0,
+        le=3_650,
+        description="SEND_CONTACT_FREQUENCY_DAYS: one outreach (a campaign's first email) per "
+        "candidate in this many days, whatever the job; a later one fails unsent and such "
+        "candidates are not extracted (0: no cap; follow-ups never count).",
+    )
+    sender_identities_file: str | None = Field(
+        None,
+        description="SENDER_IDENTITIES_FILE: a JSON file of sender identities, one per recruiter "
+        "mailbox (user, name, email, SMTP login with the password's environment variable, "
+        "daily cap, spacing, time zone, signature); a campaign sends from the identity whose "
+        "user created it, else from SENDER_NAME/SENDER_EMAIL over SMTP_*.",
+    )
+
+    @field_validator("sender_timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"SENDER_TIMEZONE {value!r} is not an IANA zone (e.g. UTC)") from exc
+        return value
+
     # Campaign monitoring: the inbound delivery-events webhook (services/campaign/monitoring.py).
     webhook_secret: SecretStr = Field(
         SecretStr("development-only-webhook-secret-do-not-use"),
@@ -404,6 +512,23 @@ class Settings(BaseSettings):
         True,
         description="TRACK_OPENS_AND_CLICKS: send campaign email with an HTML part whose links "
         "go through the click redirect and which loads the open pixel (false: plain text only).",
+    )
+
+    # Replies from the sender's mailbox (services/campaign/inbox.py): read over IMAP when set.
+    imap_host: str | None = Field(
+        None,
+        description="IMAP_HOST: the sender mailbox's IMAP server; the campaign service polls it "
+        "for replies, auto-replies and bounce reports (unset: no mailbox is read).",
+    )
+    imap_port: int = Field(993, ge=1, le=65_535, description="IMAP_PORT: the IMAP server's port.")
+    imap_username: str | None = Field(None, description="IMAP_USERNAME: the mailbox's login.")
+    imap_password: SecretStr | None = Field(None, description="IMAP_PASSWORD: its password.")
+    imap_tls: bool = Field(
+        True, description="IMAP_TLS: connect over TLS (IMAPS); false only for a local test server."
+    )
+    imap_folder: str = Field("INBOX", description="IMAP_FOLDER: the folder replies arrive in.")
+    imap_poll_seconds: float = Field(
+        60.0, gt=0, le=3_600, description="IMAP_POLL_SECONDS: how often the mailbox is read."
     )
 
     @model_validator(mode="after")

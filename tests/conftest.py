@@ -29,8 +29,16 @@ from shared.settings import Settings
 from shared.topics import ALL_TOPICS
 from tests.support.api import MakeKey, create_key
 from tests.support.campaign_rows import delete_tagged
+from tests.support.dovecot import dovecot  # noqa: F401 - the fixture: a real IMAP server
 from tests.support.smtp import SmtpTestServer
-from tests.support.stack import Gateway, Launcher, Stack, StartGateway, StartService
+from tests.support.stack import (
+    TEST_PACING,
+    Gateway,
+    Launcher,
+    Stack,
+    StartGateway,
+    StartService,
+)
 
 
 @pytest.fixture(scope="session")
@@ -50,7 +58,7 @@ def infra(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Endpoints]:
 
 @pytest.fixture(scope="session")
 def settings(infra: Endpoints) -> Settings:
-    return infra.settings(environment="test")
+    return infra.settings(environment="test", **{k.lower(): v for k, v in TEST_PACING.items()})
 
 
 @pytest.fixture(scope="session")

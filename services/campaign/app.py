@@ -9,27 +9,39 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from functools import partial
 
+import asyncpg
 from faststream import FastStream
 from faststream.kafka import KafkaBroker
 from pydantic import BaseModel
+from redis.asyncio import Redis
 
-from services.campaign.handlers import search, steering
+from services.campaign.handlers import privacy, search, steering
 from services.campaign.handlers.actions import OWNER, make_worker
 from services.campaign.handlers.monitoring import campaign_timeline, monitoring_commands
 from services.campaign.handlers.review import review_command_handlers
 from services.campaign.handlers.runs import run_change_routes
+from services.campaign.inbox import Inbox, ModelReplyClassifier
+from services.campaign.model import InferenceModel
 from services.campaign.repository import SCHEMA
+from services.campaign.repository.delivery import MonitoringRepository
 from services.campaign.sender import Sender, approved_routes
+from services.campaign.throttle import RedisThrottle
 from shared.broker import ensure_topics
+from shared.cache import create_redis
 from shared.consuming import subscribe_events
 from shared.contracts.campaign import (
     CampaignStatusCommand,
     CampaignTimelineCommand,
+    CampaignView,
+    EraseCandidateCommand,
+    ExportCandidateCommand,
+    GetCampaignCommand,
     ListCampaignsCommand,
     SearchCandidatesCommand,
     SteerCampaignCommand,
     StopAllSendingCommand,
 )
+from shared.errors import Refused
 from shared.service import CommandHandler, Runtime, Started, build_app, with_pool
 from shared.settings import Settings
 from shared.topics import step_request_topic
@@ -37,15 +49,30 @@ from shared.topics import step_request_topic
 
 @dataclass(frozen=True)
 class Dependencies:
-    """What startup builds: the sender needs the pool."""
+    """What startup builds: the sender needs the pool, and its shared limits Redis."""
 
     sender: Sender
+    redis: Redis | None = None
+    inbox: Inbox | None = None  # reads the sender mailbox when IMAP_HOST is set
 
 
 async def build_dependencies(settings: Settings, runtime: Runtime) -> Dependencies:
-    sender = Sender(runtime.db, settings)
+    client = await create_redis(settings)
+    throttle = RedisThrottle(client, rate_per_second=settings.send_rate_per_second)
+    sender = Sender(runtime.db, settings, throttle=throttle)
     await sender.start()
-    return Dependencies(sender=sender)
+    return Dependencies(sender=sender, redis=client, inbox=await _start_inbox(settings, runtime))
+
+
+async def _start_inbox(settings: Settings, runtime: Runtime) -> Inbox | None:
+    """The mailbox reader, polling, if IMAP_HOST is set; it asks a configured model too."""
+    if not settings.imap_host:
+        return None
+    model = InferenceModel(lambda: runtime.client, settings)
+    classifier = ModelReplyClassifier(model) if settings.llm_configured else None
+    inbox = Inbox(runtime.db, settings, classifier=classifier)
+    await inbox.start()
+    return inbox
 
 
 Build = Callable[[Settings, Runtime], Awaitable[Dependencies]]
@@ -80,7 +107,12 @@ def create_app(settings: Settings, build: Build = build_dependencies) -> tuple[F
 
     async def shutdown(runtime: Runtime) -> None:
         if started.ready:
-            await started.get().sender.stop()
+            deps = started.get()
+            if deps.inbox is not None:
+                await deps.inbox.stop()
+            await deps.sender.stop()
+            if deps.redis is not None:
+                await deps.redis.aclose()
 
     # A step's completion leaves the outbox at its commit's NOTIFY: no settle delay. Only a
     # configured model is asked anything, so only then is there a reply topic.
@@ -91,11 +123,14 @@ def create_app(settings: Settings, build: Build = build_dependencies) -> tuple[F
         commands={
             **review_command_handlers(settings),
             **monitoring_commands(settings),
+            GetCampaignCommand: with_pool(partial(_campaign_view, started)),
             **_steering_commands(started),
             SearchCandidatesCommand: with_pool(
                 partial(search.search_candidates, settings=settings)
             ),
             CampaignTimelineCommand: with_pool(campaign_timeline),
+            EraseCandidateCommand: with_pool(privacy.erase_candidate),
+            ExportCandidateCommand: with_pool(privacy.export_candidate),
         },
         outbox_schema=SCHEMA,
         outbox_settle_seconds=0,
@@ -104,6 +139,18 @@ def create_app(settings: Settings, build: Build = build_dependencies) -> tuple[F
         asks_services=settings.llm_configured,
     )
     return app, runtime
+
+
+async def _campaign_view(
+    started: Started[Dependencies], pool: asyncpg.Pool, command: GetCampaignCommand
+) -> CampaignView:
+    """GET /api/campaigns/{id}: the view, with when the next email goes and why it waits."""
+    next_send = started.get().sender.pacing.next_send if started.ready else None
+    async with pool.acquire() as conn:
+        view = await MonitoringRepository(conn, next_send).campaign(command.campaign_id)
+    if view is None:
+        raise Refused(f"campaign {command.campaign_id} does not exist", code="not_found")
+    return view
 
 
 def _wake(started: Started[Dependencies]) -> Callable[[uuid.UUID], None]:

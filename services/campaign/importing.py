@@ -36,13 +36,17 @@ async def import_csv(conn: Connection, path: Path, table: Table) -> ImportResult
 
 
 def format_report(result: ImportResult, max_errors: int = MAX_REPORTED_ERRORS) -> str:
-    """The summary line, then one line per row error (the first `max_errors` of them)."""
+    """The summary line, then one line per row error and per row skipped (the first `max_errors`
+    of each)."""
     lines = [f"imported {result.imported}, updated {result.updated}, rejected {result.rejected}"]
+    if result.skipped:
+        lines[0] += f", skipped {len(result.skipped)}"
     if result.ignored_columns:
         lines.append(f"ignored unknown column(s): {', '.join(result.ignored_columns)}")
-    lines += [str(error) for error in result.errors[:max_errors]]
-    if len(result.errors) > max_errors:
-        lines.append(f"... and {len(result.errors) - max_errors} more")
+    for rows in (result.errors, result.skipped):
+        lines += [str(row) for row in rows[:max_errors]]
+        if len(rows) > max_errors:
+            lines.append(f"... and {len(rows) - max_errors} more")
     return "\n".join(lines)
 
 

@@ -1,23 +1,32 @@
 """The SMTP adapter: turns one approved email into a compliant message (footer, one-click
 unsubscribe headers, a Message-ID that is the same on every retry, and optionally an HTML part
 with tracked links and an open pixel) and sends it over a small pool of reused connections,
-classifying the outcome as sent, permanent or temporary failure."""
+classifying the outcome as sent, permanent or temporary failure; and the sender identities (one
+per recruiter mailbox, each with its own SMTP login and pacing) read from SENDER_IDENTITIES_FILE."""
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import json
+import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from email.message import EmailMessage
+from pathlib import Path
 from types import TracebackType
 
 import aiosmtplib
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind, StatusCode
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from services.campaign.domain.composing import SenderIdentity
 from services.campaign.domain.messages import envelope_of, wire_bytes
+from services.campaign.domain.pacing import SenderPace
 from services.campaign.domain.sending import PermanentFailure, SendOutcome, Sent, TemporaryFailure
+from services.campaign.domain.windows import zone
 from shared.settings import Settings
 
 _tracer = trace.get_tracer(__name__)
@@ -218,3 +227,143 @@ class Mailer:
             raise
         self.connections_opened += 1
         return client
+
+
+# ---- Sender identities -----------------------------------------------------------------------
+
+
+class IdentityEntry(BaseModel):
+    """One recruiter mailbox in SENDER_IDENTITIES_FILE. Unset fields take the default
+    identity's settings (SENDER_*, SMTP_*, SEND_DAILY_CAP, SEND_SPACING_SECONDS)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    user: str = Field(..., min_length=1, description="The campaigns' `created_by` it sends for.")
+    name: str = Field(..., min_length=1, description="The From display name.")
+    email: str = Field(..., pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$", description="The From address.")
+    smtp_username: str | None = None
+    smtp_password_env: str | None = Field(
+        None, description="The environment variable holding the SMTP password (never the password)."
+    )
+    smtp_host: str | None = None
+    smtp_port: int | None = Field(None, ge=1, le=65_535)
+    daily_cap: int | None = Field(None, ge=0)
+    spacing_seconds: float | None = Field(None, ge=0)
+    timezone: str | None = None
+    signature: str = ""
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str | None) -> str | None:
+        if value is not None:
+            zone(value)
+        return value
+
+
+class IdentitiesFile(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    identities: list[IdentityEntry]
+
+    @field_validator("identities")
+    @classmethod
+    def _one_per_user(cls, value: list[IdentityEntry]) -> list[IdentityEntry]:
+        users = [entry.user for entry in value]
+        twice = sorted({user for user in users if users.count(user) > 1})
+        if twice:
+            raise ValueError(f"each user may have one identity; twice: {', '.join(twice)}")
+        return value
+
+
+class IdentitiesError(ValueError):
+    """SENDER_IDENTITIES_FILE cannot be used; the message says which file and why."""
+
+
+@dataclass(frozen=True)
+class Mailbox:
+    """A sender identity with its SMTP login and its pacing."""
+
+    identity: SenderIdentity
+    smtp: SmtpConfig
+    pace: SenderPace
+
+
+@dataclass(frozen=True)
+class Mailboxes:
+    """The default identity (SENDER_*, SMTP_*) and one per recruiter in the identities file."""
+
+    default: Mailbox
+    by_user: Mapping[str, Mailbox]
+
+    def for_user(self, user: str | None) -> Mailbox:
+        """The identity of the campaign's creator, else the default one."""
+        return self.by_user.get(user, self.default) if user else self.default
+
+    @classmethod
+    def from_settings(
+        cls, settings: Settings, environ: Mapping[str, str] | None = None
+    ) -> Mailboxes:
+        """Read at startup: a missing file, bad JSON, an unknown field or zone, or an unset
+        password variable fails with an IdentitiesError naming it."""
+        identity = SenderIdentity.from_settings(settings)
+        smtp = SmtpConfig.from_settings(settings)
+        default = Mailbox(identity, smtp, _pace(identity, settings, None, None))
+        path = settings.sender_identities_file
+        if not path:
+            return cls(default, {})
+        entries = _read_identities(Path(path))
+        env = os.environ if environ is None else environ
+        by_user = {entry.user: _mailbox(entry, default, settings, env, path) for entry in entries}
+        return cls(default, by_user)
+
+
+def _read_identities(path: Path) -> list[IdentityEntry]:
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise IdentitiesError(f"SENDER_IDENTITIES_FILE {path}: cannot read it ({exc})") from exc
+    except json.JSONDecodeError as exc:
+        raise IdentitiesError(f"SENDER_IDENTITIES_FILE {path}: not JSON ({exc})") from exc
+    try:
+        return IdentitiesFile.model_validate(raw).identities
+    except ValidationError as exc:
+        raise IdentitiesError(f"SENDER_IDENTITIES_FILE {path}: {exc}") from exc
+
+
+def _mailbox(
+    entry: IdentityEntry, default: Mailbox, settings: Settings, env: Mapping[str, str], path: str
+) -> Mailbox:
+    password = default.smtp.password if entry.smtp_username is None else None
+    if entry.smtp_password_env is not None:
+        password = env.get(entry.smtp_password_env)
+        if password is None:
+            raise IdentitiesError(
+                f"SENDER_IDENTITIES_FILE {path}: identity {entry.user!r} takes its SMTP password "
+                f"from ${entry.smtp_password_env}, which is not set"
+            )
+    identity = dataclasses.replace(
+        default.identity, name=entry.name, email=entry.email, user=entry.user,
+        timezone=entry.timezone or default.identity.timezone, signature=entry.signature,
+    )  # fmt: skip
+    smtp = dataclasses.replace(
+        default.smtp,
+        host=entry.smtp_host or default.smtp.host,
+        port=entry.smtp_port or default.smtp.port,
+        username=entry.smtp_username if entry.smtp_username is not None else default.smtp.username,
+        password=password,
+    )
+    return Mailbox(
+        identity, smtp, _pace(identity, settings, entry.daily_cap, entry.spacing_seconds)
+    )
+
+
+def _pace(
+    identity: SenderIdentity, settings: Settings, cap: int | None, spacing: float | None
+) -> SenderPace:
+    return SenderPace(
+        key=identity.email.lower(),
+        daily_cap=settings.send_daily_cap if cap is None else cap,
+        spacing_seconds=settings.send_spacing_seconds if spacing is None else spacing,
+        jitter_seconds=settings.send_spacing_jitter_seconds,
+        timezone=identity.timezone,
+    )

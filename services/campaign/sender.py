@@ -2,6 +2,12 @@
 send loop that claims due emails in PostgreSQL, paces them, sends them through the Mailer and
 records the outcome, plus the `sending_finished` signal to the campaign's workflow run.
 
+Pacing (docs/email.md, "Pacing"): before a claim a worker reserves a slot of its campaign's
+sender identity in Redis (daily cap, spacing, global rate: shared by every process) and waits
+for it; at the claim, an email whose recipient is outside their sending window is put off to the
+window's next opening, and a first email to someone another campaign wrote to within
+SEND_CONTACT_FREQUENCY_DAYS fails unsent. Time comes from an injectable clock and sleep.
+
 The database is the queue and the event is the doorbell: an `email.approved` event only wakes the
 campaign's sending lane, which takes the campaign's next due email itself. So pacing (one email
 every 100 seconds is a sensible setting) never holds a Kafka batch, a redelivered event finds
@@ -17,18 +23,26 @@ import logging
 import time
 import uuid
 from collections.abc import Callable
-from typing import Any
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
 
 import asyncpg
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.trace import Link
 
-from services.campaign.domain.composing import SenderIdentity
 from services.campaign.domain.links import TrackingLinks, UnsubscribeLinks
 from services.campaign.domain.messages import build_message, make_message_id
 from services.campaign.domain.monitoring import dedupe_id
-from services.campaign.domain.pacing import RetryPolicy, SendPacer
+from services.campaign.domain.pacing import (
+    RateLimiter,
+    Reservation,
+    RetryPolicy,
+    Sleep,
+    WallClock,
+    utc_now,
+    wait_seconds,
+)
 from services.campaign.domain.sending import (
     OUTCOME_UNKNOWN,
     SendDecision,
@@ -40,11 +54,12 @@ from services.campaign.domain.sending import (
     suppressed,
     unbuildable,
 )
-from services.campaign.mailer import Mailer, SmtpConfig
-from services.campaign.repository import SCHEMA, campaigns, emails
+from services.campaign.domain.windows import SendingWindow, recipient_zone
+from services.campaign.mailer import Mailbox, Mailboxes, Mailer
+from services.campaign.repository import SCHEMA, campaigns, emails, sequences
 from services.campaign.repository.delivery import EmailRef, MonitoringRepository
 from shared.consuming import TRANSIENT_ERRORS, Route
-from shared.contracts.campaign import SENDING_FINISHED, EmailApproved
+from shared.contracts.campaign import SENDING_FINISHED, EmailApproved, NextSend
 from shared.contracts.workflow import WorkflowSignal
 from shared.db import Connection
 from shared.errors import Refused
@@ -54,11 +69,90 @@ from shared.settings import Settings
 from shared.telemetry import ORIGINS
 from shared.topics import EMAIL_APPROVED, WORKFLOW_SIGNALS
 
+if TYPE_CHECKING:
+    from services.campaign.throttle import RedisThrottle
+
 log = logging.getLogger(__name__)
-_sends = Children(EMAIL_SENDS)  # by outcome: sent, bounced, failed, retry, suppressed, unbuildable
+# by outcome: sent, bounced, failed, retry, suppressed, unbuildable, deferred, contact_capped
+_sends = Children(EMAIL_SENDS)
 RECORD_ATTEMPTS = 5  # an accepted email whose outcome cannot be stored would be swept as unknown
 STOP_GRACE_SECONDS = 5.0
+# An email put off to its recipient's window carries this in last_error, which is how the
+# campaign view tells "waiting for the window" from "waiting to retry".
+WINDOW_WAIT = "waiting for the recipient's sending window"
 _tracer = trace.get_tracer(__name__)
+
+
+class Pacing:
+    """What decides when an email may go, shared by the Sender and the campaign view: the sender
+    identities, the limits they share in Redis (`throttle`; None: no shared limits), the sending
+    window, the contact-frequency cap and the clock."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        throttle: RedisThrottle | None,
+        *,
+        mailboxes: Mailboxes | None = None,
+        clock: WallClock = utc_now,
+    ) -> None:
+        self.mailboxes = mailboxes or Mailboxes.from_settings(settings)
+        self.throttle = throttle
+        self.window = SendingWindow.parse(
+            settings.send_window_days, settings.send_window_start, settings.send_window_end
+        )
+        self.frequency_days = settings.send_contact_frequency_days
+        self.clock = clock
+        if throttle is None and any(
+            m.pace.daily_cap > 0 or m.pace.spacing_seconds > 0
+            for m in [self.mailboxes.default, *self.mailboxes.by_user.values()]
+        ):
+            log.warning("no Redis client: the daily cap and spacing are not applied")
+
+    def limits(self, mailbox: Mailbox) -> bool:
+        """Whether a send from this identity needs a reservation."""
+        return self.throttle is not None and self.throttle.applies_to(mailbox.pace)
+
+    async def reserve(self, mailbox: Mailbox, now: datetime) -> Reservation:
+        if self.throttle is None:
+            return Reservation(at=now)
+        return await self.throttle.reserve(mailbox.pace, now)
+
+    async def release(self, slot: Reservation) -> None:
+        if self.throttle is not None:
+            await self.throttle.release(slot)
+
+    def window_closed(self, row: Any, mailbox: Mailbox, now: datetime) -> datetime | None:
+        """When the recipient's window next opens, if it is closed at `now`; else None."""
+        if self.window.always:
+            return None
+        where = recipient_zone(
+            row["recipient_timezone"], row["recipient_city"], mailbox.identity.timezone
+        )
+        if self.window.is_open(now, where):
+            return None
+        return self.window.next_open(now, where)
+
+    async def next_send(self, conn: Connection, campaign_id: uuid.UUID) -> NextSend:
+        """When the campaign's next email goes and what it waits for, from its first pending
+        email, that recipient's window, and the identity's limits (a look: nothing reserved)."""
+        row = await emails.first_pending(conn, campaign_id)
+        if row is None or row["campaign_status"] == "cancelled":
+            return NextSend()
+        if row["paused_at"] is not None:
+            return NextSend(waiting_for="paused")
+        now = self.clock()
+        if row["next_attempt_at"] is not None and row["next_attempt_at"] > now:
+            window = (row["last_error"] or "").startswith(WINDOW_WAIT)
+            return NextSend(at=row["next_attempt_at"], waiting_for="window" if window else "retry")
+        mailbox = self.mailboxes.for_user(row["created_by"])
+        opens = self.window_closed(row, mailbox, now)
+        if opens is not None:
+            return NextSend(at=opens, waiting_for="window")
+        if self.throttle is None:
+            return NextSend(at=now)
+        look = await self.throttle.peek(mailbox.pace, now)
+        return NextSend(at=look.at, waiting_for=look.waiting_for)
 
 
 class Sender:
@@ -70,19 +164,29 @@ class Sender:
         pool: asyncpg.Pool,
         settings: Settings,
         *,
-        pacer: SendPacer | None = None,
+        throttle: RedisThrottle | None = None,
+        pacing: Pacing | None = None,
         policy: RetryPolicy | None = None,
+        clock: WallClock = utc_now,
+        sleep: Sleep = asyncio.sleep,
     ) -> None:
         self._pool = pool
         self._settings = settings
-        self._pacer = pacer or SendPacer.from_settings(settings)
+        self._clock = clock
+        self._sleep = sleep
+        self.pacing = pacing or Pacing(settings, throttle, clock=clock)
+        # Per process, on the same clock; the limits shared by processes are in `pacing`.
+        self._campaign_limit = RateLimiter(
+            settings.campaign_send_rate_per_second,
+            clock=lambda: self._clock().timestamp(),
+            sleep=sleep,
+        )
         self._policy = policy or RetryPolicy.from_settings(settings)
-        self._identity = SenderIdentity.from_settings(settings)
         self._links = UnsubscribeLinks.from_settings(settings)
         self._tracking = (
             TrackingLinks.from_settings(settings) if settings.track_opens_and_clicks else None
         )
-        self._mailer = Mailer(SmtpConfig.from_settings(settings))
+        self._mailers: dict[str, Mailer] = {}  # by identity address: each its own SMTP login
         self._workers = settings.smtp_pool_size
         self._stuck_seconds = stuck_after(
             settings.smtp_timeout_seconds, settings.send_stuck_after_seconds
@@ -119,7 +223,8 @@ class Sender:
             for task in pending:
                 task.cancel()
             await asyncio.gather(*pending, return_exceptions=True)
-        await self._mailer.aclose()
+        for mailer in self._mailers.values():
+            await mailer.aclose()
 
     def approved(self, campaign_id: uuid.UUID) -> None:
         """An email of the campaign was approved: make sure its lane runs."""
@@ -144,7 +249,7 @@ class Sender:
     async def tick(self) -> None:
         await self.sweep_stuck()
         async with self._pool.acquire() as conn:
-            due = await emails.due_campaigns(conn)
+            due = await emails.due_campaigns(conn, self._clock())
             # A campaign can finish without a send to trigger it: the last decision was a
             # rejection after every approved email had gone, or a stuck send was swept.
             for finished in await emails.sent_out_campaigns(conn):
@@ -175,7 +280,7 @@ class Sender:
         try:
             while not self._stopping:
                 self._again.discard(campaign_id)
-                await asyncio.gather(*(self._worker(campaign_id) for _ in range(self._workers)))
+                await self.drain(campaign_id)
                 if campaign_id not in self._again:
                     return  # no await between this check and the removal below: no lost wake
         except Exception:
@@ -185,17 +290,65 @@ class Sender:
             if campaign_id not in self._lanes:
                 self._approvals.pop(campaign_id, None)
 
-    async def _worker(self, campaign_id: uuid.UUID) -> None:
+    async def drain(self, campaign_id: uuid.UUID) -> None:
+        """Send the campaign's due email, pacing included, until none is due now (what a lane
+        does each time it is woken; tests call it directly with a fake clock)."""
+        async with self._pool.acquire() as conn:
+            owner = await emails.campaign_owner(conn, campaign_id)
+        mailbox = self.pacing.mailboxes.for_user(owner)
+        await asyncio.gather(*(self._worker(campaign_id, mailbox) for _ in range(self._workers)))
+
+    async def _worker(self, campaign_id: uuid.UUID, mailbox: Mailbox) -> None:
         while not self._stopping:
             # Paced before the claim: an email waits its turn as 'approved', so a crash while
-            # waiting leaves nothing in doubt; 'sending' lasts only the SMTP exchange.
-            await self._pacer.acquire(campaign_id)
-            if self._stopping or not await self.send_next(campaign_id):
+            # waiting leaves nothing in doubt; 'sending' lasts only the SMTP exchange. No
+            # transaction is open while waiting.
+            await self._campaign_limit.acquire(campaign_id)
+            slot = None
+            if self.pacing.limits(mailbox):
+                if not await self._any_due(campaign_id):
+                    return  # no slot taken for nothing
+                slot = await self._reserve(mailbox)
+                if slot is None:
+                    return
+            if self._stopping or not await self.send_next(campaign_id, mailbox, slot):
+                if slot is not None:
+                    await self.pacing.release(slot)  # unused: the next email may have it
                 return
+
+    async def _any_due(self, campaign_id: uuid.UUID) -> bool:
+        async with self._pool.acquire() as conn:
+            return await emails.has_due(conn, campaign_id, self._clock())
+
+    async def _reserve(self, mailbox: Mailbox) -> Reservation | None:
+        """Wait for a slot of the identity's shared limits; None if the sender stops first."""
+        while not self._stopping:
+            now = self._clock()
+            slot = await self.pacing.reserve(mailbox, now)
+            if slot.granted:
+                return slot
+            # A day's cap is news (once a day per worker); spacing is every email's routine.
+            level = logging.INFO if slot.waiting_for == "daily_cap" else logging.DEBUG
+            log.log(level, "%s waits for %s until %s", mailbox.pace.key, slot.waiting_for, slot.at)
+            # The clock read again: time passed while Redis answered.
+            await self._sleep(max(0.001, wait_seconds(slot, self._clock())))
+        return None
+
+    def _mailer(self, mailbox: Mailbox) -> Mailer:
+        key = mailbox.identity.email.lower()
+        mailer = self._mailers.get(key)
+        if mailer is None:
+            mailer = self._mailers[key] = Mailer(mailbox.smtp)
+        return mailer
 
     # ---- one email ----
 
-    async def send_next(self, campaign_id: uuid.UUID) -> bool:
+    async def send_next(
+        self,
+        campaign_id: uuid.UUID,
+        mailbox: Mailbox | None = None,
+        slot: Reservation | None = None,
+    ) -> bool:
         """Claim, send and record the campaign's next due email; False when none is due.
 
         Traced as a trace of its own (the loop sends when pacing allows, long after what caused
@@ -215,29 +368,35 @@ class Sender:
             links=links,
             attributes={"campaign.id": str(campaign_id)},
         ) as span:
-            sent = await self._send_next(campaign_id)
+            box = mailbox or self.pacing.mailboxes.default
+            sent = await self._send_next(campaign_id, box, slot)
             if not sent:
                 span.set_attribute("email.outcome", "none_due")
             return sent
 
-    async def _send_next(self, campaign_id: uuid.UUID) -> bool:
-        row = await self._claim(campaign_id)
+    async def _send_next(
+        self, campaign_id: uuid.UUID, mailbox: Mailbox, slot: Reservation | None
+    ) -> bool:
+        row = await self._claim(campaign_id, mailbox)
         if row is None:
             return False
+        # Dated when its slot was granted: the day whose cap it counts against.
+        now = slot.at if slot is not None else self._clock()
         trace.get_current_span().set_attribute("email.id", str(row["email_id"]))
         email_id: uuid.UUID = row["email_id"]
         self._in_flight.add(email_id)
         try:
             try:
                 message = build_message(
-                    outgoing_email(row), self._identity, self._links, tracking=self._tracking
-                )
+                    outgoing_email(row), mailbox.identity, self._links, now=now,
+                    tracking=self._tracking,
+                )  # fmt: skip
             except ValueError as exc:
                 decision = unbuildable(str(exc))
                 _sends.get("unbuildable").inc()
             else:
                 started = time.perf_counter()
-                outcome = await self._mailer.send(message)
+                outcome = await self._mailer(mailbox).send(message)
                 EMAIL_SEND_DURATION.observe(time.perf_counter() - started)
                 decision = decide(outcome, row["attempts"], self._policy)
                 _sends.get("retry" if decision.status == "approved" else decision.status).inc()
@@ -247,22 +406,33 @@ class Sender:
             self._in_flight.discard(email_id)
         return True
 
-    async def _claim(self, campaign_id: uuid.UUID) -> dict[str, Any] | None:
+    async def _claim(self, campaign_id: uuid.UUID, mailbox: Mailbox) -> dict[str, Any] | None:
         """Step 1, one transaction: take the next due email and mark it 'sending' (a redelivered
-        event or another sender finds it taken); a suppressed address fails without a send."""
+        event or another sender finds it taken). A suppressed address, or a first email to a
+        candidate another campaign wrote to within the contact-frequency cap, fails without a
+        send; an email whose recipient's window is closed is put off to its opening."""
+        pacing = self.pacing
         async with self._pool.acquire() as conn:
             while True:
                 async with conn.transaction():
-                    row = await emails.next_due(conn, campaign_id)
+                    now = self._clock()
+                    row = await emails.next_due(conn, campaign_id, now, pacing.frequency_days)
                     if row is None:
                         return None
-                    if row["suppressed_reason"] is None:
-                        message_id = make_message_id(row["email_id"], self._identity.email)
+                    opens = pacing.window_closed(row, mailbox, now)
+                    if opens is not None:
+                        await emails.defer(conn, row["email_id"], opens, _window_wait(pacing))
+                        _sends.get("deferred").inc()
+                        continue
+                    refusal = _refusal(row, pacing.frequency_days)
+                    if refusal is None:
+                        message_id = make_message_id(row["email_id"], mailbox.identity.email)
                         claimed = await emails.claim(conn, row["email_id"], message_id)
                         return {**dict(row), **dict(claimed)}
-                    decision = suppressed(row["suppressed_reason"])
-                    await emails.store_outcome(conn, row["email_id"], decision)
-                    _sends.get("suppressed").inc()
+                    decision, outcome = refusal
+                    await emails.store_outcome(conn, row["email_id"], decision, now=now)
+                    await sequences.stop_sequence(conn, row["email_id"], decision.last_error or "")
+                    _sends.get(outcome).inc()
                 # Its own transaction: this one share-locked the campaign's row, and finishing
                 # locks it for update (two senders upgrading their share locks would deadlock).
                 async with conn.transaction():
@@ -271,14 +441,17 @@ class Sender:
     async def _record(self, email: EmailRef, decision: SendDecision) -> None:
         """Step 3, one transaction: the outcome, its delivery event and suppression, and the
         campaign's end of sending. Retried: a send accepted but not recorded is 'unknown'."""
+        now = self._clock()
         for attempt in range(1, RECORD_ATTEMPTS + 1):
             try:
                 async with self._pool.acquire() as conn, conn.transaction():
                     stored = await emails.store_outcome(
-                        conn, email.email_id, decision, from_sending=True, unknown=OUTCOME_UNKNOWN
-                    )
+                        conn, email.email_id, decision, from_sending=True,
+                        unknown=OUTCOME_UNKNOWN, now=now,
+                    )  # fmt: skip
                     if stored:
                         await _effects(MonitoringRepository(conn), email, decision)
+                        await _next_in_sequence(conn, email, decision, now)
                         # Not the last email: the campaign row need not be locked (concurrent
                         # senders would queue on that lock). Two last emails recorded at once
                         # may each see the other open; the loop's poll finishes the campaign.
@@ -291,6 +464,20 @@ class Sender:
                 await asyncio.sleep(attempt)
             else:
                 return
+
+
+def _refusal(row: Any, frequency_days: int) -> tuple[SendDecision, str] | None:
+    """Why the claimed email must not be sent at all (and its metric's outcome), or None."""
+    if row["suppressed_reason"] is not None:
+        return suppressed(row["suppressed_reason"]), "suppressed"
+    if row["contacted_by"] is not None:
+        error = f"contacted within {frequency_days} days by campaign {row['contacted_by']}"
+        return SendDecision(status="failed", last_error=error), "contact_capped"
+    return None
+
+
+def _window_wait(pacing: Pacing) -> str:
+    return f"{WINDOW_WAIT} ({pacing.window.describe()})"
 
 
 def _email_ref(row: dict[str, Any]) -> EmailRef:
@@ -309,6 +496,18 @@ async def _effects(repo: MonitoringRepository, email: EmailRef, decision: SendDe
         detail = dict(decision.detail or {})
         event_id = dedupe_id(email.email_id, decision.delivery_kind, detail, None)
         await repo.record(email, decision.delivery_kind, event_id, detail)
+
+
+async def _next_in_sequence(
+    conn: Connection, email: EmailRef, decision: SendDecision, now: datetime
+) -> None:
+    """A sent step releases the recipient's next one; a step that will never be sent stops the
+    rest of their sequence (a follow-up to an email that never arrived makes no sense)."""
+    if decision.status == "sent":
+        await sequences.release_next_step(conn, email.email_id, now)
+    elif decision.status in ("failed", "bounced"):
+        reason = f"an earlier step was {decision.status}"
+        await sequences.stop_sequence(conn, email.email_id, reason)
 
 
 async def finish_if_done(conn: Connection, campaign_id: uuid.UUID) -> bool:

@@ -18,6 +18,7 @@ from services.gateway import (
     errors,
     routes_assistant,
     routes_campaigns,
+    routes_candidates,
     routes_inference,
     routes_review,
     routes_tracking,
@@ -117,6 +118,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(routes_review.router)
     app.include_router(routes_campaigns.router)
     app.include_router(routes_campaigns.sending)
+    app.include_router(routes_candidates.router)
     app.include_router(routes_tracking.router)
     app.include_router(pages.router)
     pages.mount_static(app)

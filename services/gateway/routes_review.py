@@ -27,6 +27,8 @@ from shared.contracts.campaign import (
     EmailStatus,
     EmailView,
     ListEmailsCommand,
+    SequenceStopped,
+    StopSequenceCommand,
 )
 from shared.rpc import ServiceClient
 
@@ -159,6 +161,23 @@ async def edit_email(
         edited_by=principal.user,
     )
     return EmailView.model_validate(await ask(client, "campaign", command))
+
+
+@router.post(
+    "/{campaign_id}/emails/{email_id}/stop-sequence",
+    summary="Stop a recipient's follow-ups",
+    description="The recipient's follow-ups not sent yet are never sent (`stopped`); any of "
+    "their emails in the campaign names them. Again: nothing more is stopped (`stopped: 0`). "
+    "A reply, an unsubscribe, a hard bounce or a complaint stops them by itself.",
+    responses={404: _NOT_FOUND, 422: _INVALID},
+)
+async def stop_sequence(
+    campaign_id: uuid.UUID, email_id: uuid.UUID, client: Client, principal: Reviewer
+) -> SequenceStopped:
+    command = StopSequenceCommand(
+        campaign_id=campaign_id, email_id=email_id, stopped_by=principal.user
+    )
+    return SequenceStopped.model_validate(await ask(client, "campaign", command))
 
 
 @router.post(

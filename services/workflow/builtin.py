@@ -28,6 +28,10 @@ def _extraction_input(run: RunData) -> dict[str, object]:
         "campaign_id": run.run_id,  # the campaign is the run's, under the same id
         "slots": run.params["slots"],
         "requested_by": run.params.get("requested_by"),
+        # Given with the run, else asked for in the message ("... with 2 follow-ups").
+        "follow_up_days": run.params.get("follow_up_days")
+        or run.params["slots"].get("follow_up_days")
+        or [],
     }
 
 

@@ -8,7 +8,7 @@ import uuid
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from shared.actions import action
 from shared.contracts.common import Event
@@ -206,6 +206,26 @@ class DraftingProgress(BaseModel):
     total: int = Field(0, description="Recipients extracted for the campaign.")
 
 
+NextSendWait = Literal["window", "daily_cap", "spacing", "rate", "retry", "paused"]
+
+
+class NextSend(BaseModel):
+    """When the campaign's next email goes, and what it waits for (docs/email.md, "Pacing")."""
+
+    at: datetime | None = Field(
+        None,
+        description="When the next email may go (now, if it is not waiting); null when "
+        "nothing is left to send or sending is paused.",
+    )
+    waiting_for: NextSendWait | None = Field(
+        None,
+        description="window: the recipient's working hours; daily_cap: the sender identity's "
+        "daily cap; spacing: the gap between two of its emails; rate: the global rate; retry: a "
+        "temporary failure's retry; paused: the campaign is paused. Null when sending now or "
+        "when nothing is left to send.",
+    )
+
+
 class CampaignSummary(BaseModel):
     campaign_id: uuid.UUID
     run_id: uuid.UUID = Field(..., description="The workflow run that drives the campaign.")
@@ -236,6 +256,9 @@ class CampaignSummary(BaseModel):
 class CampaignView(CampaignSummary):
     counts: CampaignCounts
     drafting: DraftingProgress = Field(default_factory=DraftingProgress)
+    next_send: NextSend = Field(
+        default_factory=NextSend, description="When the next email goes and why it waits."
+    )
 
 
 class CampaignPage(BaseModel):
@@ -283,7 +306,7 @@ class InboundResult(BaseModel):
 
 EmailStatus = Literal[
     "drafted", "approved", "rejected", "expired", "sending", "sent", "failed", "bounced",
-    "cancelled",
+    "cancelled", "waiting", "stopped",
 ]  # fmt: skip
 
 
@@ -337,6 +360,23 @@ class DecideAllCommand(BaseModel):
     decision: Decision
     reviewed_by: str = Field(..., min_length=1, max_length=200)
     correlation_id: str | None = Field(None, max_length=128)
+
+
+class StopSequenceCommand(BaseModel):
+    """Stop one recipient's follow-ups (any of their emails in the campaign names them): those
+    not sent yet never will be."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    type: Literal["stop_sequence"] = "stop_sequence"
+    campaign_id: uuid.UUID
+    email_id: uuid.UUID
+    stopped_by: str = Field(..., min_length=1, max_length=200)
+
+
+class SequenceStopped(BaseModel):
+    email_id: uuid.UUID
+    stopped: int = Field(..., ge=0, description="Follow-ups stopped now (0: none was left).")
 
 
 class EditDraftCommand(BaseModel):
@@ -402,6 +442,34 @@ class EmailView(BaseModel):
     candidate: CandidateProfile | None = Field(
         None, description="The recipient's profile (null only if the candidate is unknown)."
     )
+    step: int = Field(
+        0, ge=0, description="0 for the first email, 1, 2, ... for the follow-ups of a sequence."
+    )
+    follow_ups: list[FollowUpView] = Field(
+        default_factory=list,
+        description="A first email's follow-ups, in order (empty for a follow-up itself, and "
+        "for a campaign without a sequence).",
+    )
+
+
+class FollowUpView(BaseModel):
+    """One follow-up of a recipient's sequence: its text, where it stands and when it goes."""
+
+    email_id: uuid.UUID
+    step: int = Field(..., ge=1)
+    wait_days: int = Field(..., description="Working days after the step before it.")
+    subject: str
+    body: str
+    status: EmailStatus = Field(
+        ...,
+        description="drafted (with its first email), waiting (for the step before it), "
+        "approved (due at `due_at`), sent, stopped (`stopped_because`), rejected (dropped by "
+        "a reviewer), ...",
+    )
+    edited: bool = False
+    due_at: datetime | None = Field(None, description="When it goes, once the step before is sent.")
+    sent_at: datetime | None = None
+    stopped_because: str | None = Field(None, description="Why the sequence stopped.")
 
 
 class EmailPage(BaseModel):
@@ -450,6 +518,8 @@ MAX_REVIEW_HOURS = 720.0  # 30 days: a review left longer than that is forgotten
 
 
 MAX_MONITOR_HOURS = 2_160.0  # 90 days
+MAX_FOLLOW_UPS = 3
+MAX_FOLLOW_UP_WAIT_DAYS = 30
 
 
 # Signals the campaign service sends a campaign's run (`workflow.signals`, run id = campaign id)
@@ -482,6 +552,20 @@ class EmailCampaignParams(BaseModel):
         le=MAX_MONITOR_HOURS,
         description="How long after sending the campaign keeps watching replies and bounces.",
     )
+    follow_up_days: list[int] = Field(
+        default_factory=list,
+        max_length=MAX_FOLLOW_UPS,
+        description="The follow-up sequence: each follow-up's wait in working days after the "
+        "step before it, e.g. [3, 5]; empty for a single email.",
+        examples=[[3, 5]],
+    )
+
+    @field_validator("follow_up_days")
+    @classmethod
+    def _waits(cls, days: list[int]) -> list[int]:
+        if any(not 1 <= wait <= MAX_FOLLOW_UP_WAIT_DAYS for wait in days):
+            raise ValueError(f"each wait is 1 to {MAX_FOLLOW_UP_WAIT_DAYS} working days")
+        return days
 
 
 class ExtractCandidatesInput(BaseModel):
@@ -490,6 +574,7 @@ class ExtractCandidatesInput(BaseModel):
     campaign_id: uuid.UUID = Field(..., description="The campaign's id: the workflow run's id.")
     slots: Slots
     requested_by: str | None = None
+    follow_up_days: list[int] = Field(default_factory=list, max_length=MAX_FOLLOW_UPS)
 
 
 class ExtractCandidatesOutput(BaseModel):
@@ -682,6 +767,92 @@ class CandidateSearchAnswer(BaseModel):
                   "the top 3: Ada Lovelace, Grace Hopper (suppressed), Alan Turing."],
         description="The answer in one line, for a chat.",
     )  # fmt: skip
+
+
+# --- Privacy: erasing and exporting one candidate's data (docs/privacy.md) --------------------
+
+
+class EraseCandidateCommand(BaseModel):
+    """Erase a candidate's personal data from every campaign table (names, addresses, emails'
+    text, profile), cancel their unsent emails, and keep only a hash of the address so they are
+    never contacted again. Erasing an erased candidate changes nothing."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    type: Literal["erase_candidate"] = "erase_candidate"
+    candidate_id: uuid.UUID
+    requested_by: str | None = Field(None, max_length=200, description="Who asked (for the log).")
+
+
+class CandidateErased(BaseModel):
+    candidate_id: uuid.UUID
+    erased_at: datetime
+    already_erased: bool = Field(False, description="An earlier request had erased them.")
+    emails_cancelled: int = Field(0, ge=0, description="Unsent emails to them now cancelled.")
+    emails_erased: int = Field(0, ge=0, description="Emails whose address and text were erased.")
+
+
+class ExportCandidateCommand(BaseModel):
+    """Everything the campaign service holds about one candidate (GDPR Art. 15)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    type: Literal["export_candidate"] = "export_candidate"
+    candidate_id: uuid.UUID
+
+
+class ExportedEmail(BaseModel):
+    email_id: uuid.UUID
+    campaign_id: uuid.UUID
+    to_address: str
+    subject: str
+    body: str
+    status: str = Field(..., examples=["sent"])
+    created_at: datetime
+    sent_at: datetime | None = None
+
+
+class ExportedDeliveryEvent(BaseModel):
+    email_id: uuid.UUID
+    kind: str = Field(..., examples=["opened"])
+    detail: dict[str, Any] = Field(default_factory=dict)
+    occurred_at: datetime
+
+
+class ExportedCampaign(BaseModel):
+    campaign_id: uuid.UUID
+    name: str
+    job_title: str
+    status: str
+    created_at: datetime
+    rank: int | None = Field(None, description="Their rank among the campaign's recipients.")
+    matched_skills: list[str] = Field(default_factory=list)
+
+
+class ExportedSuppression(BaseModel):
+    reason: str = Field(..., examples=["unsubscribed"])
+    detail: str | None = None
+    created_at: datetime
+
+
+class CandidateExport(BaseModel):
+    """What is held about one candidate, as `GET /api/candidates/{id}/export` returns it."""
+
+    candidate_id: uuid.UUID
+    exported_at: datetime
+    erased_at: datetime | None = Field(None, description="Set once their data was erased.")
+    profile: dict[str, Any] = Field(
+        ..., description="The candidate's row: every column, as stored."
+    )
+    address_erased: bool = Field(
+        False, description="Their address's hash is on the erased list: never contacted again."
+    )
+    suppression: ExportedSuppression | None = Field(
+        None, description="Why their address is never mailed, if it is on the suppression list."
+    )
+    campaigns: list[ExportedCampaign] = Field(default_factory=list)
+    emails: list[ExportedEmail] = Field(default_factory=list)
+    delivery_events: list[ExportedDeliveryEvent] = Field(default_factory=list)
 
 
 class TimelinePoint(BaseModel):

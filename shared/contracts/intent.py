@@ -58,6 +58,13 @@ class Slots(BaseModel):
         examples=[["php"]],
         description='Skills the message rules out ("not Java"); never also in `skills`.',
     )
+    follow_up_days: list[int] = Field(
+        default_factory=list,
+        max_length=3,
+        examples=[[3, 5]],
+        description='The follow-ups a campaign request asks for ("with 2 follow-ups", "follow '
+        "up after 3 and 5 days\"): each one's wait in working days after the step before it.",
+    )
 
 
 class IntentDetected(Event):
@@ -158,7 +165,7 @@ INTENTS: dict[str, IntentSpec] = {
         "candidate_search",
         "simple",
         "count and show the candidates in our talent pool that match",
-        slot_names=ALL_SLOTS,
+        slot_names=tuple(name for name in ALL_SLOTS if name != "follow_up_days"),
     ),
     "campaign_status": IntentSpec(
         "campaign_status",

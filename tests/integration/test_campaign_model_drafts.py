@@ -142,7 +142,7 @@ async def test_the_model_drafts_each_email_from_data_it_cannot_take_orders_from(
         assert (email["drafted_by"], email["subject"]) == ("model", SUBJECT)
         assert email["body"].startswith(BODY)
     for email in emails:  # the system's footer, once, whoever wrote the draft
-        assert email["body"].count("Unsubscribe with one click") == 1
+        assert email["body"].count("\n-- \n") == 1  # in the candidate's language
         assert "I quit" not in email["subject"] + email["body"]
 
 

@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import asyncpg
 import pytest
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer
 
 from services.campaign.domain.links import UnsubscribeLinks
 from services.campaign.domain.messages import make_message_id
@@ -26,7 +26,7 @@ from services.campaign.repository import campaigns, emails
 from shared.contracts.campaign import SENDING_FINISHED, EmailApproved
 from shared.contracts.workflow import WorkflowSignal
 from shared.settings import Settings
-from shared.topics import EMAIL_APPROVED, WORKFLOW_SIGNALS
+from shared.topics import WORKFLOW_SIGNALS
 from tests.support.api import wait_for
 from tests.support.campaign_rows import Campaign, Email, add_suppression, make_campaign
 from tests.support.smtp import SmtpTestServer
@@ -43,22 +43,6 @@ SENDER_ENV = {
     "SMTP_TIMEOUT_SECONDS": "0.5",
     "SEND_STUCK_AFTER_SECONDS": "2",
 }
-
-
-@pytest.fixture
-async def publish(prepared: Settings) -> AsyncIterator[Callable[[EmailApproved], Awaitable[None]]]:
-    producer = AIOKafkaProducer(bootstrap_servers=prepared.kafka_servers)
-    await producer.start()
-
-    async def send(event: EmailApproved) -> None:
-        await producer.send_and_wait(
-            EMAIL_APPROVED.name,
-            value=event.model_dump_json().encode(),
-            key=str(event.campaign_id).encode(),
-        )
-
-    yield send
-    await producer.stop()
 
 
 def start_sender(launcher: Launcher, smtp: SmtpTestServer, **env: str) -> Any:

@@ -38,7 +38,13 @@ async def test_drafts_one_personal_email_per_matching_candidate_then_awaits_revi
     title = f"Platform Engineer {tag}"
     job_id = await add_job(db, title, skills=[skill, "postgresql"])
     ada, bruno = f"ada-{tag}@example.com", f"bruno-{tag}@example.com"
-    await add_candidate(db, "Ada Lovelace", email=ada, first_name="Ada", skills=[skill], years=12)
+    ada_id = await add_candidate(
+        db, "Ada Lovelace", email=ada, first_name="Ada", skills=[skill], years=12
+    )
+    # Ada asked for English; Bruno, in Germany, gets German (docs/privacy.md).
+    await db.execute(
+        "UPDATE campaign.candidates SET language = 'en' WHERE candidate_id = $1", ada_id
+    )
     await add_candidate(
         db, "Bruno Keller", email=bruno, city="berlin", skills=[skill, "postgresql"], years=3,
         found_via=None,
@@ -95,15 +101,21 @@ async def test_drafts_one_personal_email_per_matching_candidate_then_awaits_revi
         (bruno, "drafted"),
     ]
     links = UnsubscribeLinks.from_settings(prepared)
-    for email, greeting in zip(emails, ["Hi Ada,", "Hi Bruno Keller,"], strict=True):
+    languages = [
+        ("Hi Ada,", "Unsubscribe with one click"),
+        ("Hallo Bruno Keller,", "Kein Interesse? Mit einem Klick abmelden"),
+    ]
+    for email, (greeting, unsubscribe) in zip(emails, languages, strict=True):
         body: str = email["body"]
         assert title in email["subject"]
         assert greeting in body
-        assert f"Unsubscribe with one click: {links.url(email['email_id'])}" in body
-        assert body.count("Unsubscribe with one click") == 1
+        assert f"{unsubscribe}: {links.url(email['email_id'])}" in body
+        assert body.count(links.url(email["email_id"])) == 1
         assert email["message_id"] == f"<{email['email_id']}@{prepared.sender_email.split('@')[1]}>"
     assert "We found your contact details via GitHub." in emails[0]["body"]
-    assert "tell you where we found your contact details" in emails[1]["body"]
+    assert "legitimate interest (GDPR Art. 6(1)(f))" in emails[0]["body"]
+    assert "wo wir Ihre Kontaktdaten gefunden haben" in emails[1]["body"]
+    assert "Art. 6 Abs. 1 lit. f DSGVO" in emails[1]["body"]
 
 
 async def test_a_title_that_names_no_open_job_waits_asking_which_job(

@@ -12,12 +12,18 @@ from deploy.servers import free_port
 from shared.settings import Settings
 from tests.support.processes import ServiceProcess, child_env, python_module
 
+# Tests send at any hour with no daily cap or spacing (a test that paces turns them back on):
+# the product's defaults would hold a test's emails for business hours and 100 s apart.
+TEST_PACING = {"SEND_WINDOW_DAYS": "always", "SEND_DAILY_CAP": "0", "SEND_SPACING_SECONDS": "0"}
+
 
 def stack_env(settings: Settings, **extra: str) -> dict[str, str]:
-    """A child process's environment: the test stack's addresses and broker tuning, plus `extra`."""
+    """A child process's environment: the test stack's addresses and broker tuning, test pacing
+    (`TEST_PACING`), plus `extra`."""
     return child_env(
         {
             "ENVIRONMENT": "test",
+            **TEST_PACING,
             "KAFKA_BOOTSTRAP_SERVERS": settings.kafka_bootstrap_servers,
             "DATABASE_URL": settings.database_url,
             "REDIS_URL": settings.redis_url,

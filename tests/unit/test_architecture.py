@@ -9,7 +9,9 @@ import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
-IO_LIBRARIES = ("asyncpg", "aiokafka", "faststream", "redis", "aiosmtplib", "httpx", "openai")
+IO_LIBRARIES = (
+    "asyncpg", "aiokafka", "faststream", "redis", "aiosmtplib", "aioimaplib", "httpx", "openai",
+)  # fmt: skip
 
 # In a fresh interpreter: import every module of every services/*/domain package, then list the
 # I/O libraries that came along.

@@ -208,6 +208,9 @@ def test_other_events_are_deduplicated_by_the_provider_s_event_id() -> None:
         ("bounced", {}, 1, None),
         ("bounced", {"permanent": False}, 2, "soft_bounce_limit"),
         ("replied", {}, 0, None),
+        ("replied", {"classification": "not_interested", "via": "imap"}, 0, None),
+        ("replied", {"classification": "unsubscribe", "via": "imap"}, 0, "unsubscribed"),
+        ("opened", {"classification": "unsubscribe"}, 0, None),  # only a reply says it
         ("opened", {}, 0, None),
         ("delivered", {}, 0, None),
     ],

@@ -1,14 +1,26 @@
-"""Token buckets, the global and per-campaign send rates, and retry backoff, on a fake clock."""
+"""Token buckets (the per-campaign send rate), a sender identity's day and spacing, the identities
+file, and retry backoff, on a fake clock. The limits shared in Redis are tested against a real
+Redis in tests/integration/test_campaign_pacing.py."""
 
 from __future__ import annotations
 
 import asyncio
+import json
 import random
-from itertools import pairwise
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 
-from services.campaign.domain.pacing import GLOBAL, RateLimiter, RetryPolicy, SendPacer, TokenBucket
+from services.campaign.domain.pacing import (
+    RateLimiter,
+    Reservation,
+    RetryPolicy,
+    SenderPace,
+    TokenBucket,
+    wait_seconds,
+)
+from services.campaign.mailer import IdentitiesError, Mailboxes
 from shared.settings import Settings
 
 
@@ -100,32 +112,33 @@ def test_idle_keys_are_forgotten_so_memory_stays_bounded() -> None:
     assert limiter.reserve("busy") == pytest.approx(1)  # a live bucket is kept
 
 
-async def test_the_pacer_holds_both_the_campaign_and_the_global_rate() -> None:
-    time = FakeTime()
-    pacer = SendPacer(
-        RateLimiter(5, clock=time.clock, sleep=time.sleep),
-        RateLimiter(1, clock=time.clock, sleep=time.sleep),
+def test_a_senders_day_is_its_own_and_ends_at_its_midnight() -> None:
+    pace = SenderPace("r@example.com", timezone="Asia/Tokyo")
+    late_friday_utc = datetime(2026, 12, 4, 23, 30, tzinfo=UTC)  # Saturday 08:30 in Tokyo
+    day, next_day = pace.day(late_friday_utc)
+    assert day == "2026-12-05"
+    assert next_day == datetime(2026, 12, 5, 15, 0, tzinfo=UTC)  # Sunday 00:00 in Tokyo
+    assert SenderPace("r@example.com").day(late_friday_utc) == (
+        "2026-12-04",
+        datetime(2026, 12, 5, tzinfo=UTC),
     )
-    sends: list[tuple[str, float]] = []
-    for _ in range(4):
-        for campaign in ("a", "b", "c", "d", "e", "f", "g"):
-            await pacer.acquire(campaign)
-            sends.append((campaign, time.now))
-    times = [t for _, t in sends]
-    assert all(later - earlier >= 0.2 - 1e-9 for earlier, later in pairwise(times))
-    for campaign in "abcdefg":
-        own = [t for c, t in sends if c == campaign]
-        assert all(later - earlier >= 1 - 1e-9 for earlier, later in pairwise(own))
-    # Seven campaigns at 1/s each want 7/s; the global 5/s is what binds.
-    assert times[-1] - times[0] == pytest.approx(27 * 0.2)
 
 
-def test_the_pacer_reads_its_rates_from_settings() -> None:
-    settings = Settings(send_rate_per_second=3, campaign_send_rate_per_second=0.01)
-    pacer = SendPacer.from_settings(settings)
-    assert pacer.global_limit.rate == 3
-    assert pacer.campaign_limit.rate == 0.01  # 100 s between a campaign's emails
-    assert pacer.global_limit.reserve(GLOBAL) == 0
+def test_spacing_adds_up_to_the_jitter() -> None:
+    pace = SenderPace("r@example.com", spacing_seconds=100, jitter_seconds=20)
+    rng = random.Random(3)
+    gaps = [pace.spacing(rng) for _ in range(200)]
+    assert all(100 <= gap <= 120 for gap in gaps)
+    assert len(set(gaps)) > 100
+    assert SenderPace("r@example.com", spacing_seconds=0, jitter_seconds=20).spacing(rng) == 0
+
+
+def test_a_wait_is_never_negative() -> None:
+    now = datetime(2026, 12, 4, 12, tzinfo=UTC)
+    reservation = Reservation(at=now + timedelta(seconds=90), waiting_for="spacing")
+    assert not reservation.granted
+    assert wait_seconds(reservation, now) == 90
+    assert wait_seconds(Reservation(at=now - timedelta(seconds=5)), now) == 0
 
 
 def test_retries_back_off_exponentially_with_jitter_within_bounds() -> None:
@@ -152,3 +165,99 @@ def test_attempts_count_tries_made() -> None:
 def test_the_retry_policy_reads_settings() -> None:
     settings = Settings(send_max_attempts=2, send_retry_base_seconds=1, send_retry_max_seconds=2)
     assert RetryPolicy.from_settings(settings) == RetryPolicy(2, 1, 2)
+
+
+# ---- Sender identities (SENDER_IDENTITIES_FILE) ----------------------------------------------
+
+BRUNO: dict[str, object] = {
+    "user": "bruno",
+    "name": "Bruno",
+    "email": "bruno@recruiting.example.com",
+}
+IDENTITIES = {
+    "identities": [
+        {
+            "user": "ada",
+            "name": "Ada Lovelace",
+            "email": "ada@recruiting.example.com",
+            "smtp_username": "ada",
+            "smtp_password_env": "ADA_SMTP_PASSWORD",
+            "daily_cap": 50,
+            "spacing_seconds": 60,
+            "timezone": "Europe/London",
+            "signature": "Ada, Talent Team",
+        },
+        BRUNO,
+    ]
+}
+
+
+def identities_settings(tmp_path: Path, content: object) -> Settings:
+    path = tmp_path / "identities.json"
+    path.write_text(content if isinstance(content, str) else json.dumps(content))
+    return Settings(
+        sender_identities_file=str(path),
+        smtp_host="relay.example.com",
+        smtp_port=2525,
+        smtp_username="shared",
+        smtp_password="shared-secret",
+        send_daily_cap=200,
+        send_spacing_seconds=100,
+        sender_timezone="Europe/Berlin",
+    )
+
+
+def test_a_campaign_sends_from_its_creators_identity(tmp_path: Path) -> None:
+    settings = identities_settings(tmp_path, IDENTITIES)
+    boxes = Mailboxes.from_settings(settings, environ={"ADA_SMTP_PASSWORD": "ada-secret"})
+    ada = boxes.for_user("ada")
+    assert (ada.identity.name, ada.identity.email, ada.identity.user) == (
+        "Ada Lovelace",
+        "ada@recruiting.example.com",
+        "ada",
+    )
+    assert ada.identity.signature == "Ada, Talent Team"
+    assert ada.identity.company == settings.sender_company  # shared fields from SENDER_*
+    assert (ada.smtp.host, ada.smtp.port) == ("relay.example.com", 2525)  # SMTP_HOST/PORT
+    assert (ada.smtp.username, ada.smtp.password) == ("ada", "ada-secret")
+    assert ada.pace == SenderPace("ada@recruiting.example.com", 50, 60, 20, "Europe/London")
+    bruno = boxes.for_user("bruno")  # nothing of its own: the defaults, and the shared login
+    assert bruno.pace == SenderPace("bruno@recruiting.example.com", 200, 100, 20, "Europe/Berlin")
+    assert (bruno.smtp.username, bruno.smtp.password) == ("shared", "shared-secret")
+    for nobody in (None, "carla"):
+        assert boxes.for_user(nobody) == boxes.default
+    assert boxes.default.identity.email == settings.sender_email
+    assert boxes.default.identity.user is None
+
+
+def test_no_identities_file_means_the_default_identity_only() -> None:
+    boxes = Mailboxes.from_settings(Settings())
+    assert boxes.by_user == {}
+    assert boxes.for_user("ada") == boxes.default
+    assert boxes.default.pace == SenderPace("recruiting@example.com", 200, 100.0, 20.0, "UTC")
+
+
+@pytest.mark.parametrize(
+    ("content", "error"),
+    [
+        ("{not json", "not JSON"),
+        ({"identities": [{"user": "x", "name": "X"}]}, "email"),
+        ({"identities": [{**BRUNO, "colour": "red"}]}, "colour"),
+        ({"identities": [{**BRUNO, "timezone": "Mars/Base"}]}, "Mars"),
+        ({"identities": [BRUNO] * 2}, "twice: bruno"),
+        (IDENTITIES, r"\$ADA_SMTP_PASSWORD, which is not set"),
+    ],
+)
+def test_a_bad_identities_file_fails_at_startup_saying_why(
+    tmp_path: Path, content: object, error: str
+) -> None:
+    settings = identities_settings(tmp_path, content)
+    with pytest.raises(IdentitiesError, match=error) as caught:
+        Mailboxes.from_settings(settings, environ={})
+    assert "identities.json" in str(caught.value)
+
+
+def test_a_missing_identities_file_is_named() -> None:
+    settings = Settings(sender_identities_file="/nowhere/identities.json")
+    with pytest.raises(IdentitiesError, match=r"/nowhere/identities\.json: cannot read it"):
+        Mailboxes.from_settings(settings)

@@ -232,8 +232,13 @@ def test_no_free_title_where_there_is_none(
 
 
 def test_the_new_slots_come_last_and_default_to_nothing() -> None:
-    assert list(Slots.model_fields)[-3:] == ["country", "remote", "exclude_skills"]
-    assert Slots() == Slots(country=None, remote=None, exclude_skills=[])
+    assert list(Slots.model_fields)[-4:] == [
+        "country",
+        "remote",
+        "exclude_skills",
+        "follow_up_days",
+    ]
+    assert Slots() == Slots(country=None, remote=None, exclude_skills=[], follow_up_days=[])
     with pytest.raises(pydantic.ValidationError):
         Slots(country="spain")
     with pytest.raises(pydantic.ValidationError):

@@ -1,13 +1,15 @@
-"""Outreach email drafts from a Jinja2 template, the candidate and job fields a draft may use,
-and the footer the system always adds: who we are, why we write, where we found the candidate,
-and the unsubscribe link. The model's drafts are in `prompts.py`, the signed links in `links.py`.
+"""Outreach email drafts from a Jinja2 template in the candidate's language, the candidate and
+job fields a draft may use, and the footer the system always adds: who we are, the GDPR Art. 14
+notice on a first email (why we write, where we found the candidate, their rights; see
+`privacy.py`), and the unsubscribe link. The model's drafts are in `prompts.py`, the signed links
+in `links.py`.
 """
 
 from __future__ import annotations
 
 import re
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +17,15 @@ import jinja2
 from jinja2.sandbox import SandboxedEnvironment
 from pydantic import BaseModel, ConfigDict, Field
 
+from services.campaign.domain.privacy import (
+    DEFAULT_LANGUAGE,
+    LANGUAGES,
+    Language,
+    PrivacyPolicy,
+    candidate_language,
+    notice_lines,
+    unsubscribe_line,
+)
 from shared.settings import Settings
 
 TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "templates"
@@ -47,12 +58,21 @@ class Draft:
 
 @dataclass(frozen=True)
 class SenderIdentity:
-    """Who the email is from: shown in From, the greeting's signature and the footer."""
+    """Who the email is from: shown in From, the greeting's signature and the footer; `privacy`
+    is who the footer's notice names as the data's controller (None: the sender's company, at
+    the sender's address)."""
 
     name: str
     email: str
     company: str
     postal_address: str
+    privacy: PrivacyPolicy | None = None
+    # One identity per recruiter mailbox (services/campaign/mailer.py, `Mailboxes`): the user
+    # whose campaigns it sends (None: the default identity), its zone (its day for the daily
+    # cap), and its signature.
+    user: str | None = None
+    timezone: str = "UTC"
+    signature: str = ""
 
     @classmethod
     def from_settings(cls, settings: Settings) -> SenderIdentity:
@@ -61,7 +81,13 @@ class SenderIdentity:
             email=settings.sender_email,
             company=settings.sender_company,
             postal_address=settings.sender_postal_address,
+            privacy=PrivacyPolicy.from_settings(settings),
+            timezone=settings.sender_timezone,
         )
+
+    @property
+    def privacy_policy(self) -> PrivacyPolicy:
+        return self.privacy or PrivacyPolicy(controller=self.company, contact_email=self.email)
 
 
 class CandidateProfile(BaseModel):
@@ -79,6 +105,12 @@ class CandidateProfile(BaseModel):
     headline: str | None = Field(None, description="Written by the candidate: untrusted.")
     summary: str | None = Field(None, description="Written by the candidate: untrusted.")
     found_via: str | None = Field(None, description="Where we found their details.")
+    language: Language | None = Field(None, description="None: the country's (see privacy.py).")
+
+    @property
+    def writing_language(self) -> Language:
+        """The language their email and its footer are written in."""
+        return candidate_language(self.language, self.country)
 
 
 class JobOpening(BaseModel):
@@ -118,14 +150,17 @@ def one_line(text: str) -> str:
 _SAFE_REF = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,100}$")
 
 
-def template_candidates(job: JobOpening) -> list[str]:
-    """Template names to try, most specific first. A reference that is not a plain file-name
+def template_candidates(job: JobOpening, language: Language = DEFAULT_LANGUAGE) -> list[str]:
+    """Template names to try, most specific first: in the candidate's language
+    (`job-<ref>.de.txt.j2`, ..., `default.de.txt.j2`) before English (the unmarked names), since
+    a candidate must be able to read the email. A reference that is not a plain file-name
     fragment is skipped, so an imported job's reference cannot point outside the folder."""
     refs = [job.external_ref, str(job.job_id)]
-    names = [
-        f"job-{ref}.txt.j2" for ref in refs if ref and _SAFE_REF.match(ref) and ".." not in ref
-    ]
-    return [*names, DEFAULT_TEMPLATE]
+    stems = [f"job-{ref}" for ref in refs if ref and _SAFE_REF.match(ref) and ".." not in ref]
+    english = [f"{stem}.txt.j2" for stem in stems] + [DEFAULT_TEMPLATE]
+    if language == DEFAULT_LANGUAGE:
+        return english
+    return [f"{stem}.{language}.txt.j2" for stem in [*stems, "default"]] + english
 
 
 def template_context(
@@ -172,7 +207,8 @@ class TemplateComposer:
     ) -> Draft:
         context = template_context(candidate, job, sender)
         try:
-            template = self._env.select_template(template_candidates(job))
+            names = template_candidates(job, candidate.writing_language)
+            template = self._env.select_template(names)
             rendered = template.render(context)
         except jinja2.TemplateError as exc:
             raise TemplateFailed(f"template for job {job.job_id}: {exc}") from exc
@@ -198,38 +234,59 @@ def split_rendered(rendered: str) -> Draft:
 
 @dataclass(frozen=True)
 class FooterContext:
+    """What the footer says. `notice` False leaves the Art. 14 notice out (a follow-up in a
+    thread whose first email carried it): the sender and the unsubscribe line remain."""
+
     sender: SenderIdentity
     job_title: str
     found_via: str | None
     unsubscribe_url: str
+    language: Language = DEFAULT_LANGUAGE
+    notice: bool = True
 
 
 def footer_text(context: FooterContext) -> str:
-    """Says who we are, why we write and where we found their details (GDPR Art. 14 asks for the
-    source when the data was not collected from the person) and how to opt out."""
+    """Who we are and how to opt out, in the candidate's language; on a first email also why we
+    write, where we found their details (GDPR Art. 14 asks for the source when the data was not
+    collected from the person), who holds which data for what and how long, and their rights."""
     sender = context.sender
-    if context.found_via:
-        source = f"We found your contact details via {one_line(context.found_via)}."
-    else:
-        source = "Reply to this email and we will tell you where we found your contact details."
-    return "\n".join(
-        [
-            "-- ",
-            f"{sender.name}, {sender.company}",
-            sender.postal_address,
-            "",
-            f"Why you are receiving this: we are recruiting for the {one_line(context.job_title)} "
-            f"role and think your experience may fit. {source} We use your details only to "
-            "contact you about roles like this one (legitimate interest, GDPR Art. 6(1)(f)).",
-            f"Not interested? Unsubscribe with one click: {context.unsubscribe_url}",
-        ]
-    )
+    lines = ["-- ", f"{sender.name}, {sender.company}", sender.postal_address, ""]
+    if context.notice:
+        found_via = one_line(context.found_via) if context.found_via else None
+        policy = sender.privacy_policy
+        lines += notice_lines(policy, context.language, one_line(context.job_title), found_via)
+    lines.append(unsubscribe_line(context.language, context.unsubscribe_url))
+    return "\n".join(lines)
+
+
+def footer_variants(context: FooterContext) -> list[FooterContext]:
+    """The context's footer in every language, with and without the notice, its own first."""
+    others = [
+        replace(context, language=language, notice=notice)
+        for notice in (context.notice, not context.notice)
+        for language in LANGUAGES
+    ]
+    return [context, *(other for other in others if other != context)]
+
+
+def footer_in(body: str, context: FooterContext) -> FooterContext | None:
+    """Which variant of the context's footer the body ends with, if any: a stored draft keeps
+    the language and notice it was drafted with, whoever finalises it later."""
+    text = body.rstrip()
+    return next((v for v in footer_variants(context) if text.endswith(footer_text(v))), None)
+
+
+def without_footer(body: str, context: FooterContext) -> str:
+    """The body with every variant of the context's footer removed, wherever it stands."""
+    for variant in footer_variants(context):
+        body = body.replace(footer_text(variant), "")
+    return body
 
 
 def finalise(draft: Draft, context: FooterContext) -> Draft:
-    """The draft with the footer appended; idempotent, so finalising twice adds one footer."""
-    footer = footer_text(context)
-    body = draft.body.rstrip()
-    if body.endswith(footer):
+    """The draft with the footer appended; idempotent, so finalising twice adds one footer. A
+    body that already ends with this footer in another language or without the notice is left
+    as it is: the sender and a review re-finalise drafts without knowing either."""
+    if footer_in(draft.body, context) is not None:
         return draft
-    return Draft(subject=draft.subject, body=f"{body}\n\n{footer}\n")
+    return Draft(subject=draft.subject, body=f"{draft.body.rstrip()}\n\n{footer_text(context)}\n")

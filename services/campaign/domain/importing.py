@@ -24,6 +24,7 @@ from pydantic import (
 )
 
 from services.campaign.domain.extraction import canonical_skills
+from services.campaign.domain.privacy import Language
 from shared.contracts.intent import Seniority
 
 _TRUE = {"true", "yes", "y", "1"}
@@ -100,6 +101,8 @@ class CandidateRow(ImportRow):
     headline: Text = None
     summary: Text = None
     found_via: Text = None
+    # The language to write to them in; empty: their country's (see domain/privacy.py).
+    language: Annotated[Language | None, BeforeValidator(lambda v: _lower(_text(v)))] = None
 
     @field_validator("email")
     @classmethod
@@ -188,11 +191,24 @@ class ParsedFile:
 
 
 @dataclass(frozen=True)
+class RowSkipped:
+    """A good row that was deliberately not stored: `reason` 'erased' is an address whose owner
+    had their data erased (only its hash is kept), so it must never be stored again."""
+
+    line: int
+    reason: Literal["erased"]
+
+    def __str__(self) -> str:
+        return f"line {self.line}: skipped ({self.reason})"
+
+
+@dataclass(frozen=True)
 class ImportResult:
     imported: int
     updated: int
     errors: list[RowError]
     ignored_columns: tuple[str, ...] = ()
+    skipped: list[RowSkipped] = field(default_factory=list)
 
     @property
     def rejected(self) -> int:

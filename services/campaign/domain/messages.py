@@ -19,6 +19,7 @@ from services.campaign.domain.composing import Draft, FooterContext, SenderIdent
 from services.campaign.domain.links import TrackingLinks, UnsubscribeLinks
 from services.campaign.domain.monitoring import links_in
 from services.campaign.domain.sending import OutgoingEmail
+from services.campaign.domain.sequences import thread_references
 
 
 def make_message_id(email_id: uuid.UUID, sender_email: str) -> str:
@@ -60,6 +61,8 @@ def build_message(
     message["Subject"] = draft.subject
     message["Date"] = format_datetime(now or datetime.now(UTC))
     message["Message-ID"] = email.message_id or make_message_id(email.email_id, sender.email)
+    for name, value in thread_references(email.in_reply_to).items():
+        message[name] = value  # a follow-up, in the first email's thread
     mailto = links.mailto_uri(email.email_id)
     # Stored raw and written unfolded (see WIRE_POLICY): the standard folding would turn a URL
     # longer than a line into RFC 2047 encoded words, which no unsubscribe button understands.

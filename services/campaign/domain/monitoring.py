@@ -72,9 +72,9 @@ def suppression_for(
     kind: str, detail: Mapping[str, Any], *, soft_bounces: int, soft_bounce_limit: int
 ) -> SuppressionReason | None:
     """Why an inbound event puts the address on the suppression list, if it does: an
-    unsubscribe, a complaint, a hard bounce at once; soft bounces once `soft_bounces` (this one
-    included) reach the limit."""
-    if kind == "unsubscribed":
+    unsubscribe (or a reply asking not to be contacted again), a complaint, a hard bounce at
+    once; soft bounces once `soft_bounces` (this one included) reach the limit."""
+    if kind == "unsubscribed" or (kind == "replied" and asks_to_unsubscribe(detail)):
         return "unsubscribed"
     if kind == "complained":
         return "complaint"
@@ -83,6 +83,11 @@ def suppression_for(
     if kind == "bounced" and soft_bounce_limit > 0 and soft_bounces >= soft_bounce_limit:
         return "soft_bounce_limit"
     return None
+
+
+def asks_to_unsubscribe(detail: Mapping[str, Any]) -> bool:
+    """A reply classified as a request not to be contacted again (`domain/replies.py`)."""
+    return detail.get("classification") == "unsubscribe"
 
 
 def normalise_message_id(message_id: str) -> str:

@@ -1,9 +1,10 @@
-"""How fast campaign email goes out: token buckets for a global and a per-campaign rate, and the
-backoff between tries after a temporary SMTP failure.
+"""How fast campaign email goes out: a token bucket for the per-campaign rate (per process), the
+limits of a sender identity that every process shares (a daily cap, spacing with jitter; their
+state lives in Redis, see `throttle.py`), and the backoff between tries after a temporary SMTP
+failure.
 
 Outreach is paced on purpose: mailbox providers judge a sender by its bursts, and a recruiter's
-emails read better spaced out. The limits hold within one process; several sending processes
-each get the full rate.
+emails read better spaced out. See docs/email.md, "Pacing".
 """
 
 from __future__ import annotations
@@ -13,6 +14,10 @@ import random
 import time
 from collections.abc import Awaitable, Callable, Hashable
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from datetime import time as time_of_day
+from typing import Literal
+from zoneinfo import ZoneInfo
 
 from shared.settings import Settings
 
@@ -107,29 +112,59 @@ class RateLimiter:
             del self._buckets[key]
 
 
-class SendPacer:
-    """The two limits an email passes: its campaign's, then the global one.
+WaitingFor = Literal["daily_cap", "spacing", "rate"]
+WallClock = Callable[[], datetime]  # an aware datetime: the sender's "now"
 
-    The campaign's slot is waited for first, so a campaign that must wait does not hold a global
-    slot meanwhile that another campaign could have used.
-    """
 
-    def __init__(self, global_limit: RateLimiter, campaign_limit: RateLimiter) -> None:
-        self.global_limit = global_limit
-        self.campaign_limit = campaign_limit
+def utc_now() -> datetime:
+    return datetime.now(UTC)
 
-    @classmethod
-    def from_settings(
-        cls, settings: Settings, *, clock: Clock = time.monotonic, sleep: Sleep = asyncio.sleep
-    ) -> SendPacer:
-        return cls(
-            RateLimiter(settings.send_rate_per_second, clock=clock, sleep=sleep),
-            RateLimiter(settings.campaign_send_rate_per_second, clock=clock, sleep=sleep),
-        )
 
-    async def acquire(self, campaign_id: Hashable) -> None:
-        await self.campaign_limit.acquire(campaign_id)
-        await self.global_limit.acquire(GLOBAL)
+@dataclass(frozen=True)
+class SenderPace:
+    """One sender identity's limits, which every sending process shares (`throttle.py` keeps
+    their state in Redis). 0 turns a limit off."""
+
+    key: str  # names the identity's Redis keys: its address, lower-case
+    daily_cap: int = 200
+    spacing_seconds: float = 100.0
+    jitter_seconds: float = 20.0
+    timezone: str = "UTC"  # whose midnight starts a new day for the cap
+
+    def spacing(self, rng: random.Random | None = None) -> float:
+        """The gap to keep after an email: the spacing plus up to `jitter_seconds`, so a day's
+        emails do not tick like a metronome (mailbox providers notice)."""
+        if self.spacing_seconds <= 0:
+            return 0.0
+        return self.spacing_seconds + (rng or _JITTER).uniform(0, max(0.0, self.jitter_seconds))
+
+    def day(self, now: datetime) -> tuple[str, datetime]:
+        """The sender's day at `now` (its key, YYYY-MM-DD) and when the next one starts (UTC)."""
+        local = now.astimezone(ZoneInfo(self.timezone))
+        tomorrow = datetime.combine(local.date() + timedelta(days=1), time_of_day(), local.tzinfo)
+        return local.date().isoformat(), tomorrow.astimezone(UTC)
+
+
+@dataclass(frozen=True)
+class Reservation:
+    """The answer to "may this sender send now?": yes (`waiting_for` None, `at` is now), or
+    not before `at`, because of `waiting_for`. A granted one remembers what it took, so an
+    unused slot can be given back (`throttle.RedisThrottle.release`)."""
+
+    at: datetime
+    waiting_for: WaitingFor | None = None
+    pace: SenderPace | None = None  # None: no shared limit applied
+    day: str = ""
+    spacing_until_ms: int = 0
+    rate_until_ms: int = 0
+
+    @property
+    def granted(self) -> bool:
+        return self.waiting_for is None
+
+
+def wait_seconds(reservation: Reservation, now: datetime) -> float:
+    return max(0.0, (reservation.at - now).total_seconds())
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
 
-from services.campaign.domain.composing import Draft, FooterContext, finalise, footer_text
+from services.campaign.domain.composing import (
+    Draft,
+    FooterContext,
+    finalise,
+    footer_in,
+    without_footer,
+)
 from services.campaign.domain.status import APPROVED_STATUSES, StatusCounts, count_of
 from shared.contracts.campaign import (
     EMAIL_CAMPAIGN,
@@ -70,9 +76,11 @@ def edited_draft(current: Draft, edit: Edit, footer: FooterContext) -> Draft:
     with the footer (as listed) has it removed first, and one without it gets it again, so a
     reviewer can neither remove nor duplicate it."""
     subject = current.subject if edit.subject is None else edit.subject
+    # The draft keeps the footer it was drafted with (its language, with or without the notice).
+    footer = footer_in(current.body, footer) or footer
     if edit.body is None:
         return finalise(Draft(subject, current.body), footer)
-    text = edit.body.replace("\r\n", "\n").replace(footer_text(footer), "").rstrip()
+    text = without_footer(edit.body.replace("\r\n", "\n"), footer).rstrip()
     if not text.strip():
         raise Refused("body: must not be empty apart from the footer", code="invalid_input")
     if len(text) > MAX_BODY_CHARS:
@@ -116,6 +124,17 @@ def decide(
         f"email {email_id} is {status}, so it can no longer be {DECIDED_STATUS[decision]}",
         code="conflict",
     )
+
+
+def check_follow_up_decision(step: int, decision: Decision) -> None:
+    """A follow-up is approved with its first email (approving a recipient approves their
+    sequence); on its own it can only be dropped (rejected) or edited."""
+    if step > 0 and decision == "approve":
+        raise Refused(
+            f"this is follow-up {step} of a sequence: it is approved with the recipient's first "
+            "email (approve that one); a follow-up alone can be edited or rejected",
+            code="conflict",
+        )
 
 
 def check_editable(email_id: uuid.UUID, status: EmailStatus) -> None:

@@ -99,6 +99,7 @@ def outgoing_email(row: Mapping[str, Any]) -> OutgoingEmail:
         job_title=row["job_title"],
         found_via=row["found_via"],
         message_id=row["message_id"],
+        in_reply_to=row.get("in_reply_to"),
     )
 
 
@@ -112,10 +113,13 @@ class SendingCounts:
     bounced: int
 
 
-def sending_counts_from(statuses: StatusCounts) -> SendingCounts:
-    """The sending counts from the campaign's emails per status."""
+def sending_counts_from(
+    statuses: StatusCounts, follow_ups: StatusCounts | None = None
+) -> SendingCounts:
+    """The sending counts from the campaign's first emails per status; follow-ups still to be
+    sent (`follow_ups`, per status) keep the campaign sending too."""
     return SendingCounts(
-        open=count_of(statuses, *OPEN_STATUSES),
+        open=count_of(statuses, *OPEN_STATUSES) + count_of(follow_ups or {}, *OPEN_STATUSES),
         sent=count_of(statuses, "sent"),
         failed=count_of(statuses, "failed"),
         bounced=count_of(statuses, "bounced"),
@@ -148,6 +152,7 @@ class OutgoingEmail:
     job_title: str
     found_via: str | None
     message_id: str | None = None  # the row's message_id; None: derived from email_id
+    in_reply_to: str | None = None  # a follow-up's thread: the first email's Message-ID
 
 
 @dataclass(frozen=True)

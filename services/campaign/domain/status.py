@@ -54,9 +54,12 @@ def count_of(statuses: StatusCounts, *names: str) -> int:
 
 
 # Statuses an email reaches only by being approved: approving it again changes nothing.
-APPROVED_STATUSES: frozenset[str] = frozenset({"approved", "sending", "sent", "failed", "bounced"})
-# Still to be sent: a campaign with none of these has finished sending.
-OPEN_STATUSES: tuple[str, ...] = ("approved", "sending")
+APPROVED_STATUSES: frozenset[str] = frozenset(
+    {"approved", "sending", "sent", "failed", "bounced", "waiting"}
+)
+# Still to be sent: a campaign with none of these has finished sending ('waiting': a follow-up
+# whose step before it has not gone yet).
+OPEN_STATUSES: tuple[str, ...] = ("approved", "sending", "waiting")
 # The candidate heard (or is about to hear) about the job. 'rejected', 'expired' and 'failed'
 # drafts never reached them, so they do not count as contact.
 CONTACTED_STATUSES: tuple[str, ...] = ("drafted", "approved", "sending", "sent", "bounced")

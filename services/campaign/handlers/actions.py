@@ -102,6 +102,7 @@ async def extract_recipients(
     job_id = await campaigns.create_campaign(
         conn, given.campaign_id, resolved.job_id, f"{resolved.title} outreach", given.slots,
         created_by=given.requested_by, correlation_id=correlation_id,
+        follow_up_days=given.follow_up_days,
     )  # fmt: skip
     # A campaign made by an earlier visit keeps its job: its recipients were chosen for it.
     if job_id != resolved.job_id:
@@ -118,18 +119,24 @@ async def extract_recipients(
     matches = await candidates.extract_candidates(
         conn, given.slots, resolved.job_id, given.campaign_id,
         window_days=settings.campaign_contact_window_days, limit=limit,
+        frequency_days=settings.send_contact_frequency_days,
     )  # fmt: skip
     recipients = await campaigns.add_recipients(conn, given.campaign_id, matches)
     if recipients == 0:
         raise ActionFailed(
             "no_candidates",
             f"no candidate matches {describe_slots(given.slots)} who was not contacted about "
-            f"{resolved.title} in the last {settings.campaign_contact_window_days} days",
+            f"{resolved.title} in the last {settings.campaign_contact_window_days} days"
+            + _frequency_note(settings.send_contact_frequency_days),
             retryable=False,
         )
     return ExtractCandidatesOutput(
         job_id=resolved.job_id, job_title=resolved.title, recipients=recipients
     )
+
+
+def _frequency_note(days: int) -> str:
+    return f", nor about any job in the last {days} days" if days > 0 else ""
 
 
 async def expire_drafts(conn: Connection, campaign_id: uuid.UUID) -> int:

@@ -34,6 +34,7 @@ from services.campaign.domain.composing import (
 from services.campaign.domain.links import UnsubscribeLinks
 from services.campaign.domain.messages import make_message_id
 from services.campaign.domain.prompts import model_messages, parse_model_answer
+from services.campaign.domain.sequences import follow_up_draft, step_email_id
 from services.campaign.model import DraftModel, ModelUnavailable
 from services.campaign.repository import campaigns, candidates, emails
 from shared.action_worker import ActionFailed
@@ -79,10 +80,19 @@ class Drafter:
             return self.from_template(candidate, job), "template"
 
     def finish(
-        self, draft: Draft, candidate: CandidateProfile, job: JobOpening, email_id: uuid.UUID
+        self,
+        draft: Draft,
+        candidate: CandidateProfile,
+        job: JobOpening,
+        email_id: uuid.UUID,
+        *,
+        notice: bool = True,
     ) -> Draft:
+        """The footer, in the candidate's language; with the Art. 14 notice on a first email."""
         link = self.links.url(email_id)
-        return finalise(draft, FooterContext(self.sender, job.title, candidate.found_via, link))
+        language = candidate.writing_language
+        context = FooterContext(self.sender, job.title, candidate.found_via, link, language, notice)
+        return finalise(draft, context)
 
 
 async def generate_drafts(
@@ -97,29 +107,49 @@ async def generate_drafts(
             "unknown_campaign", f"campaign {campaign_id} does not exist", retryable=False
         )
     job = JobOpening.model_validate(dict(job_row))
+    waits = await campaigns.follow_up_days(db, campaign_id)
     pending = await candidates.undrafted_recipients(db, campaign_id)
 
-    async def draft_row(candidate_row: asyncpg.Record) -> emails.DraftRow:
+    async def draft_rows(candidate_row: asyncpg.Record) -> list[emails.DraftRow]:
+        """The recipient's first email, then its follow-ups (template-written, in its thread)."""
         candidate = CandidateProfile.model_validate(dict(candidate_row))
         candidate_id: uuid.UUID = candidate_row["candidate_id"]
-        # Derived, not random: a regenerated draft keeps its id, unsubscribe link and Message-ID.
-        email_id = uuid.uuid5(campaign_id, str(candidate_id))
-        draft, mode = await drafter.compose(candidate, job, correlation_id)
-        draft = drafter.finish(draft, candidate, job, email_id)
-        return (
-            email_id, campaign_id, job.job_id, candidate_id, candidate_row["email"],
-            draft.subject, draft.body, make_message_id(email_id, drafter.sender.email), mode,
-        )  # fmt: skip
+        first, mode = await drafter.compose(candidate, job, correlation_id)
+        rows: list[emails.DraftRow] = []
+        for step, wait in enumerate([None, *waits]):
+            # Derived, not random: a regenerated draft keeps its id, unsubscribe link and
+            # Message-ID.
+            email_id = step_email_id(campaign_id, candidate_id, step)
+            draft = (
+                first
+                if step == 0
+                else follow_up_draft(
+                    step,
+                    len(waits),
+                    first.subject,
+                    candidate,
+                    job.title,
+                    drafter.sender,
+                    candidate.writing_language,
+                )
+            )
+            draft = drafter.finish(draft, candidate, job, email_id, notice=step == 0)
+            rows.append((
+                email_id, campaign_id, job.job_id, candidate_id, candidate_row["email"],
+                draft.subject, draft.body, make_message_id(email_id, drafter.sender.email),
+                mode if step == 0 else "template", step, wait,
+            ))  # fmt: skip
+        return rows
 
     if drafter.model is None:
-        await emails.insert_drafts(db, [await draft_row(row) for row in pending])
+        await emails.insert_drafts(db, [r for row in pending for r in await draft_rows(row)])
     else:
         limit = asyncio.Semaphore(drafter.concurrency)
 
         async def one(candidate_row: asyncpg.Record) -> None:
             async with limit:
-                row = await draft_row(candidate_row)
-            await emails.insert_drafts(db, [row])  # committed at once: progress is visible
+                rows = await draft_rows(candidate_row)
+            await emails.insert_drafts(db, rows)  # committed at once: progress is visible
 
         await _all(one(row) for row in pending)
     # Ready for review. The mode is 'model' if the model wrote any draft, counting drafts

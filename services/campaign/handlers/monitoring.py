@@ -145,7 +145,8 @@ async def record_email_events(
             event.kind, event.detail, soft_bounces=soft, soft_bounce_limit=soft_bounce_limit
         )
         if reason is not None:
-            await repo.suppress(email, reason, f"{event.kind} reported by webhook")
+            source = event.detail.get("via", "webhook")
+            await repo.suppress(email, reason, f"{event.kind} reported by {source}")
     return InboundResult(accepted=accepted, duplicates=duplicates, rejected=rejected).model_dump()
 
 

@@ -16,7 +16,7 @@ from services.campaign.domain import review
 from services.campaign.domain.composing import Draft, FooterContext, SenderIdentity
 from services.campaign.domain.links import UnsubscribeLinks
 from services.campaign.domain.steering import may_decide
-from services.campaign.repository import SCHEMA, campaigns, emails
+from services.campaign.repository import SCHEMA, campaigns, emails, sequences
 from shared import cursors, outbox
 from shared.contracts.campaign import (
     BULK_ITEMS,
@@ -30,10 +30,13 @@ from shared.contracts.campaign import (
     EmailPage,
     EmailView,
     ListEmailsCommand,
+    SequenceStopped,
+    StopSequenceCommand,
 )
 from shared.contracts.common import Event
 from shared.contracts.workflow import WorkflowRunChanged, WorkflowSignal
 from shared.db import Connection
+from shared.errors import Refused
 from shared.service import CommandHandler, with_pool
 from shared.settings import Settings
 from shared.topics import EMAIL_APPROVED, WORKFLOW_SIGNALS
@@ -67,6 +70,7 @@ class ReviewCommands:
         async with pool.acquire() as conn, conn.transaction():
             may_decide((await campaigns.lock_campaign(conn, command.campaign_id)).status)
             stored = await emails.get_email(conn, command.campaign_id, command.email_id)
+            review.check_follow_up_decision(stored.view.step, command.decision)
             current = Draft(stored.view.subject, stored.view.body)
             proposed = None
             if edit is not None:
@@ -98,6 +102,21 @@ class ReviewCommands:
             current = Draft(stored.view.subject, stored.view.body)
             proposed = review.edited_draft(current, edit, self._footer(command.email_id, stored))
             return await emails.store_edit(conn, command.email_id, proposed, proposed != current)
+
+    async def stop_sequence(
+        self, pool: asyncpg.Pool, command: StopSequenceCommand
+    ) -> SequenceStopped:
+        """Stop one recipient's follow-ups not sent yet; stopping again stops none."""
+        async with pool.acquire() as conn, conn.transaction():
+            await campaigns.lock_campaign(conn, command.campaign_id)
+            stopped = await sequences.stop_recipient(
+                conn, command.campaign_id, command.email_id, f"stopped by {command.stopped_by}"
+            )
+        if stopped is None:
+            raise Refused(
+                f"campaign {command.campaign_id} has no email {command.email_id}", code="not_found"
+            )
+        return SequenceStopped(email_id=command.email_id, stopped=stopped)
 
     def _footer(self, email_id: uuid.UUID, stored: emails.StoredEmail) -> FooterContext:
         link = self._links.url(email_id)
@@ -195,4 +214,5 @@ def review_command_handlers(
         DecideDraftCommand: with_pool(commands.decide_draft),
         DecideAllCommand: with_pool(commands.decide_all),
         EditDraftCommand: with_pool(commands.edit_draft),
+        StopSequenceCommand: with_pool(commands.stop_sequence),
     }

@@ -46,7 +46,9 @@ async def steer_campaign(
             if steering.changed:
                 await campaigns.apply_steering(conn, campaign_id, steering, command.requested_by)
             if steering.changed and steering.status == "cancelled":
-                await emails.end_unsent(conn, campaign_id, "cancelled", ["drafted", "approved"])
+                await emails.end_unsent(
+                    conn, campaign_id, "cancelled", ["drafted", "approved", "waiting"]
+                )
             if steering.changed and steering.status == "completed":
                 # The run waits in `monitoring` for this signal; it then ends too.
                 signal = WorkflowSignal(

@@ -40,20 +40,30 @@ async def create_campaign(
     *,
     created_by: str | None,
     correlation_id: str | None,
+    follow_up_days: Sequence[int] = (),
 ) -> uuid.UUID:
     """Create the campaign (status 'generating') unless it exists; returns the job it is for,
     which for a campaign made earlier is the job it was made for then."""
     await conn.execute(
         "INSERT INTO campaign.campaigns"
-        " (campaign_id, job_id, name, status, slots, created_by, correlation_id)"
-        " VALUES ($1, $2, $3, 'generating', $4::jsonb, $5, $6)"
+        " (campaign_id, job_id, name, status, slots, created_by, correlation_id, follow_up_days)"
+        " VALUES ($1, $2, $3, 'generating', $4::jsonb, $5, $6, $7)"
         " ON CONFLICT (campaign_id) DO NOTHING",
         campaign_id, job_id, name, slots.model_dump_json(), created_by, correlation_id,
+        list(follow_up_days),
     )  # fmt: skip
     existing: uuid.UUID = await conn.fetchval(
         "SELECT job_id FROM campaign.campaigns WHERE campaign_id = $1", campaign_id
     )
     return existing
+
+
+async def follow_up_days(db: Database, campaign_id: uuid.UUID) -> list[int]:
+    """The campaign's follow-up waits in working days (empty: one email per recipient)."""
+    days: list[int] | None = await db.fetchval(
+        "SELECT follow_up_days FROM campaign.campaigns WHERE campaign_id = $1", campaign_id
+    )
+    return list(days or [])
 
 
 @dataclass(frozen=True)

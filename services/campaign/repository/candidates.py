@@ -21,6 +21,7 @@ from services.campaign.domain.extraction import (
     city_spellings,
     match_job_title,
 )
+from services.campaign.domain.privacy import ERASED_DOMAIN
 from services.campaign.domain.searching import Counted, Reach
 from services.campaign.domain.status import CONTACTED_STATUSES
 from shared.contracts.intent import Slots
@@ -58,11 +59,14 @@ _COLUMNS = (
 @dataclass(frozen=True)
 class Contact:
     """Earlier contact: an email to the candidate in one of the `CONTACTED_STATUSES` within
-    `window_days`, about `job_id` (None: about any job), other than `campaign_id`'s own."""
+    `window_days`, about `job_id` (None: about any job), other than `campaign_id`'s own; and,
+    with `outreach_days`, another campaign's first email (step 0, any job) within that many days
+    (the contact-frequency cap, SEND_CONTACT_FREQUENCY_DAYS; follow-ups do not count)."""
 
     job_id: uuid.UUID | None
     window_days: int
     campaign_id: uuid.UUID | None = None
+    outreach_days: int = 0
 
 
 def build_extraction_query(
@@ -72,10 +76,13 @@ def build_extraction_query(
     *,
     window_days: int,
     limit: int,
+    frequency_days: int = 0,
 ) -> Query:
-    """The campaign's candidates: those `build_search_query` finds, minus suppressed addresses
-    and candidates contacted about the job within `window_days` by another campaign."""
-    return _ranked_query(slots, limit, exclude=Contact(job_id, window_days, campaign_id))
+    """The campaign's candidates: those `build_search_query` finds, minus suppressed addresses,
+    candidates contacted about the job within `window_days` by another campaign, and those
+    another campaign wrote a first email to within `frequency_days` (0: no such check)."""
+    contact = Contact(job_id, window_days, campaign_id, frequency_days)
+    return _ranked_query(slots, limit, exclude=contact)
 
 
 def build_search_query(slots: Slots, *, limit: int) -> Query:
@@ -229,8 +236,8 @@ def _conditions(
 ) -> tuple[list[str], str | None, list[str]]:
     """The WHERE conditions on `campaign.candidates c` (never none), the placeholder of the
     wanted skills (None when the slots name none), and the conditions on city, country,
-    seniority and years alone. With `exclude`, suppressed addresses and that earlier contact are
-    left out.
+    seniority and years alone. Erased candidates and addresses are always left out; with
+    `exclude`, suppressed addresses and that earlier contact too.
 
     A candidate has one of the skills and none of `exclude_skills` (both canonical), lives in
     the city (any spelling) and in the country, when named (both apply when both are), and has
@@ -264,6 +271,13 @@ def _conditions(
         where.append(f"NOT {_SUPPRESSED}")
         contacted = _contacted(p, exclude)
         where.append(f"NOT EXISTS (SELECT 1 FROM campaign.emails e WHERE {contacted})")  # noqa: S608
+        if exclude.outreach_days > 0:
+            outreach = _contacted(p, Contact(None, exclude.outreach_days, exclude.campaign_id))
+            where.append(
+                f"NOT EXISTS (SELECT 1 FROM campaign.emails e WHERE e.step = 0 AND {outreach})"  # noqa: S608
+            )
+    else:
+        where.append(f"NOT {_ERASED}")
     return where or ["true"], wanted, profile
 
 
@@ -272,7 +286,17 @@ def _country(slots: Slots) -> str | None:
     return slots.country.strip().upper() or None if slots.country else None
 
 
-_SUPPRESSED = "EXISTS (SELECT 1 FROM campaign.suppressions sup WHERE sup.email = lower(c.email))"
+# An erased candidate's own row (its pseudonym address), or anyone at an address once erased
+# (migration 0009; the hash is `domain.privacy.address_hash`): never selected, not even shown.
+_ERASED = (
+    f"(split_part(c.email, '@', 2) = '{ERASED_DOMAIN}'"  # noqa: S608 - a constant
+    " OR EXISTS (SELECT 1 FROM campaign.erased_addresses era"
+    " WHERE era.address_hash = campaign.address_hash(c.email)))"
+)
+_SUPPRESSED = (
+    "(EXISTS (SELECT 1 FROM campaign.suppressions sup WHERE sup.email = lower(c.email))"  # noqa: S608
+    f" OR {_ERASED})"
+)
 
 
 def _contacted(p: _Params, contact: Contact) -> str:
@@ -307,9 +331,13 @@ async def extract_candidates(
     *,
     window_days: int,
     limit: int,
+    frequency_days: int = 0,
 ) -> list[CandidateMatch]:
     """The campaign's candidates, best first (see `build_extraction_query`)."""
-    query = build_extraction_query(slots, job_id, campaign_id, window_days=window_days, limit=limit)
+    query = build_extraction_query(
+        slots, job_id, campaign_id, window_days=window_days, limit=limit,
+        frequency_days=frequency_days,
+    )  # fmt: skip
     rows = await _fetch_custom(conn, query)
     return [CandidateMatch.model_validate(dict(row)) for row in rows]
 

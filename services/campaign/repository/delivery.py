@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
@@ -15,8 +15,9 @@ from typing import Any, Protocol
 import asyncpg
 
 from services.campaign.domain.monitoring import SuppressionReason
-from services.campaign.repository import SCHEMA, campaigns
-from shared.contracts.campaign import CampaignView, DeliveryKind, EmailDeliveryEvent
+from services.campaign.domain.sequences import stops_sequence
+from services.campaign.repository import SCHEMA, campaigns, sequences
+from shared.contracts.campaign import CampaignView, DeliveryKind, EmailDeliveryEvent, NextSend
 from shared.db import Connection
 from shared.outbox import enqueue
 from shared.topics import EMAIL_DELIVERY
@@ -47,6 +48,8 @@ class EmailRef:
 
 
 _EMAIL_COLUMNS = "email_id, campaign_id, to_address, message_id, status, body"
+# When a campaign's next email goes and why it waits (`sender.Pacing.next_send`).
+NextSendOf = Callable[[Connection, uuid.UUID], Awaitable[NextSend]]
 
 
 class MonitoringStore(Protocol):
@@ -82,11 +85,17 @@ class MonitoringRepository:
     """Monitoring's reads and writes on the campaign schema; writes take the caller's connection,
     so a delivery event, its effects and its outbox event commit together."""
 
-    def __init__(self, conn: Connection) -> None:
+    def __init__(self, conn: Connection, next_send: NextSendOf | None = None) -> None:
         self.conn = conn
+        self._next_send = next_send
 
     async def campaign(self, campaign_id: uuid.UUID) -> CampaignView | None:
-        return await campaigns.campaign_view(self.conn, campaign_id)
+        """The campaign's view, with when its next email goes and why it waits when this
+        repository was given `next_send` (the sender's `Pacing.next_send`)."""
+        view = await campaigns.campaign_view(self.conn, campaign_id)
+        if view is None or self._next_send is None:
+            return view
+        return view.model_copy(update={"next_send": await self._next_send(self.conn, campaign_id)})
 
     async def email(self, email_id: uuid.UUID) -> EmailRef | None:
         row = await self.conn.fetchrow(
@@ -139,6 +148,8 @@ class MonitoringRepository:
         )  # fmt: skip
         if not inserted:
             return False
+        if stops_sequence(kind, event.detail):
+            await sequences.stop_sequence(self.conn, email.email_id, f"the recipient {kind}")
         await enqueue(self.conn, SCHEMA, EMAIL_DELIVERY.name, str(email.campaign_id), event)
         return True
 
@@ -168,6 +179,17 @@ class MonitoringRepository:
             email.email_id, reason,
         )  # fmt: skip
 
+    async def latest_sent_to(self, address: str, before: datetime) -> EmailRef | None:
+        """The latest email sent to `address` (any case) no later than `before`, over every
+        campaign: whom a reply from that address answers when it names none of our Message-IDs."""
+        row = await self.conn.fetchrow(
+            f"SELECT {_EMAIL_COLUMNS} FROM campaign.emails"  # noqa: S608
+            " WHERE lower(to_address) = $1 AND sent_at IS NOT NULL AND sent_at <= $2"
+            " ORDER BY sent_at DESC LIMIT 1",
+            address.strip().lower(), before,
+        )  # fmt: skip
+        return EmailRef.from_row(row) if row is not None else None
+
     async def soft_bounces(self, address: str) -> int:
         """Soft bounces recorded for an address, over every campaign."""
         count: int = await self.conn.fetchval(
@@ -192,3 +214,29 @@ async def first_events(
         campaign_id, bucket,
     )  # fmt: skip
     return [(row["at"], row["kind"], row["emails"]) for row in rows]
+
+
+async def inbox_cursor(conn: Connection, mailbox: str, folder: str, uidvalidity: int) -> int:
+    """The highest IMAP UID the mailbox reader processed in the folder under this UIDVALIDITY
+    (0: none, or the folder was renumbered since)."""
+    last: int | None = await conn.fetchval(
+        "SELECT last_uid FROM campaign.inbox_cursors"
+        " WHERE mailbox = $1 AND folder = $2 AND uidvalidity = $3",
+        mailbox, folder, uidvalidity,
+    )  # fmt: skip
+    return last or 0
+
+
+async def advance_inbox_cursor(
+    conn: Connection, mailbox: str, folder: str, uidvalidity: int, uid: int
+) -> None:
+    """Remember that the reader processed `uid`; never moves back within one UIDVALIDITY (two
+    service instances may read the same folder)."""
+    await conn.execute(
+        "INSERT INTO campaign.inbox_cursors (mailbox, folder, uidvalidity, last_uid)"
+        " VALUES ($1, $2, $3, $4) ON CONFLICT (mailbox, folder) DO UPDATE SET"
+        " last_uid = CASE WHEN inbox_cursors.uidvalidity = EXCLUDED.uidvalidity"
+        "   THEN greatest(inbox_cursors.last_uid, EXCLUDED.last_uid) ELSE EXCLUDED.last_uid END,"
+        " uidvalidity = EXCLUDED.uidvalidity, updated_at = now()",
+        mailbox, folder, uidvalidity, uid,
+    )  # fmt: skip

@@ -25,6 +25,7 @@ from shared.contracts.campaign import (
     Decision,
     EmailStatus,
     EmailView,
+    FollowUpView,
     ReviewCounts,
 )
 from shared.db import Connection, Database
@@ -39,7 +40,7 @@ _VIEW_COLUMNS = (
     " c.full_name AS c_full_name, c.city AS c_city, c.country AS c_country,"
     " c.seniority AS c_seniority, c.years_experience AS c_years_experience,"
     " c.skills AS c_skills, coalesce(r.matched_skills, '{}') AS c_matched_skills,"
-    " c.headline AS c_headline, c.source AS c_source, c.found_via AS c_found_via"
+    " c.headline AS c_headline, c.source AS c_source, c.found_via AS c_found_via, e.step"
 )
 _VIEW_JOINS = (
     " LEFT JOIN campaign.recipients r"
@@ -47,6 +48,9 @@ _VIEW_JOINS = (
     " LEFT JOIN campaign.candidates c ON c.candidate_id = e.candidate_id"
 )
 _PROFILE_PREFIX = "c_"
+# The status a decision gives an email ($2: 'approved' or 'rejected'): an approved follow-up waits
+# for the step before it to be sent (`repository/sequences.py` releases it).
+_DECIDED = "CASE WHEN step > 0 AND $2 = 'approved' THEN 'waiting' ELSE $2 END"
 
 
 def email_view(row: asyncpg.Record) -> EmailView:
@@ -89,9 +93,12 @@ async def store_decision(
     conn: Connection, email_id: uuid.UUID, decided: Decided, reviewed_by: str
 ) -> EmailView:
     """Write a decision about a draft (the caller holds the campaign's lock). An email whose
-    edit was saved before stays `edited`."""
+    edit was saved before stays `edited`. Deciding a first email decides its follow-ups still
+    pending the same way (approving a recipient approves their sequence); an approved follow-up
+    is 'waiting' until the step before it is sent."""
     row = await conn.fetchrow(
-        "WITH e AS (UPDATE campaign.emails SET status = $2, subject = $3, body = $4,"  # noqa: S608
+        "WITH e AS (UPDATE campaign.emails SET status = " + _DECIDED + ","  # noqa: S608
+        "  subject = $3, body = $4,"
         "  edited = edited OR $5, reviewed_by = $6, reviewed_at = now(), updated_at = now()"
         "  WHERE email_id = $1 AND status = 'drafted' RETURNING *)"
         f" SELECT {_VIEW_COLUMNS} FROM e{_VIEW_JOINS}",
@@ -99,7 +106,14 @@ async def store_decision(
         reviewed_by,
     )  # fmt: skip
     assert row is not None, "the campaign lock keeps the draft pending until now"
-    return email_view(row)
+    if row["step"] == 0:
+        await conn.execute(
+            "UPDATE campaign.emails SET status = " + _DECIDED + ","  # noqa: S608
+            " reviewed_by = $3, reviewed_at = now(), updated_at = now()"
+            " WHERE campaign_id = $4 AND candidate_id = $1 AND step > 0 AND status = 'drafted'",
+            row["candidate_id"], decided.status, reviewed_by, row["campaign_id"],
+        )  # fmt: skip
+    return (await _with_follow_ups(conn, email_view(row)))[0]
 
 
 async def store_edit(
@@ -121,13 +135,14 @@ async def store_edit(
 async def decide_pending(
     conn: Connection, campaign_id: uuid.UUID, decision: Decision, reviewed_by: str
 ) -> list[EmailView]:
-    """Decide every draft of the campaign still pending, as they are; the ones decided, by rank."""
+    """Decide every draft of the campaign still pending, as they are, follow-ups included; the
+    first emails decided, by rank."""
     rows = await conn.fetch(
-        "WITH e AS (UPDATE campaign.emails SET status = $2, reviewed_by = $3,"  # noqa: S608
-        "  reviewed_at = now(), updated_at = now()"
+        "WITH e AS (UPDATE campaign.emails SET status = " + _DECIDED + ","  # noqa: S608
+        "  reviewed_by = $3, reviewed_at = now(), updated_at = now()"
         "  WHERE campaign_id = $1 AND status = 'drafted' RETURNING *)"
         f" SELECT {_VIEW_COLUMNS} FROM e{_VIEW_JOINS}"
-        " ORDER BY r.rank, e.email_id",
+        " WHERE e.step = 0 ORDER BY r.rank, e.email_id",
         campaign_id,
         DECIDED_STATUS[decision],
         reviewed_by,
@@ -135,13 +150,17 @@ async def decide_pending(
     return [email_view(row) for row in rows]
 
 
-async def emails_by_status(conn: Connection, campaign_id: uuid.UUID) -> StatusCounts:
-    """How many of the campaign's emails are in each status, and how many of those have a
-    `sent_at` (a bounced email was sent first)."""
+async def emails_by_status(
+    conn: Connection, campaign_id: uuid.UUID, *, follow_ups: bool = False
+) -> StatusCounts:
+    """How many of the campaign's first emails (one per recipient; with `follow_ups`, its
+    follow-ups instead) are in each status, and how many of those have a `sent_at` (a bounced
+    email was sent first)."""
     rows = await conn.fetch(
         "SELECT status, count(*) AS total, count(sent_at) AS stamped FROM campaign.emails"
-        " WHERE campaign_id = $1 GROUP BY status",
+        " WHERE campaign_id = $1 AND (step > 0) = $2 GROUP BY status",
         campaign_id,
+        follow_ups,
     )
     return {row["status"]: (row["total"], row["stamped"]) for row in rows}
 
@@ -161,7 +180,7 @@ async def list_emails(
     with its candidate's profile: one query, whatever the page's size."""
     rows = await conn.fetch(
         f"SELECT {_VIEW_COLUMNS} FROM campaign.emails e{_VIEW_JOINS}"  # noqa: S608 - constant
-        " WHERE e.campaign_id = $1 AND ($2::text IS NULL OR e.status = $2)"
+        " WHERE e.campaign_id = $1 AND e.step = 0 AND ($2::text IS NULL OR e.status = $2)"
         "  AND ($3::int IS NULL OR (coalesce(r.rank, 0), e.email_id) > ($3, $4::uuid))"
         " ORDER BY coalesce(r.rank, 0), e.email_id LIMIT $5",
         campaign_id,
@@ -170,7 +189,37 @@ async def list_emails(
         after[1] if after else None,
         limit,
     )
-    return [email_view(row) for row in rows]
+    return await _with_follow_ups(conn, *(email_view(row) for row in rows))
+
+
+_FOLLOW_UP_COLUMNS = (
+    "email_id, candidate_id, step, wait_days, subject, body, status, edited,"
+    " next_attempt_at AS due_at, sent_at,"
+    " CASE WHEN status = 'stopped' THEN last_error END AS stopped_because"
+)
+
+
+async def _with_follow_ups(conn: Connection, *views: EmailView) -> list[EmailView]:
+    """The first emails `views`, each with its recipient's follow-ups (one query for all)."""
+    firsts = [view for view in views if view.step == 0]
+    if not firsts:
+        return list(views)
+    rows = await conn.fetch(
+        f"SELECT {_FOLLOW_UP_COLUMNS} FROM campaign.emails"  # noqa: S608 - constant
+        " WHERE campaign_id = $1 AND candidate_id = ANY($2::uuid[]) AND step > 0"
+        " ORDER BY candidate_id, step",
+        firsts[0].campaign_id,
+        [view.candidate_id for view in firsts],
+    )
+    steps: dict[uuid.UUID, list[FollowUpView]] = {}
+    for row in rows:
+        steps.setdefault(row["candidate_id"], []).append(FollowUpView.model_validate(dict(row)))
+    return [
+        view.model_copy(update={"follow_ups": steps.get(view.candidate_id, [])})
+        if view.step == 0
+        else view
+        for view in views
+    ]
 
 
 async def end_unsent(
@@ -194,18 +243,21 @@ async def end_unsent(
 
 # ---- Drafts ----------------------------------------------------------------------------------
 
-DraftRow = tuple[uuid.UUID, uuid.UUID, uuid.UUID, uuid.UUID, str, str, str, str, str]
+# email id, campaign, job, candidate, address, subject, body, Message-ID, drafted by, step, and
+# the working days it waits after the step before (None for a first email)
+DraftRow = tuple[
+    uuid.UUID, uuid.UUID, uuid.UUID, uuid.UUID, str, str, str, str, str, int, int | None
+]
 _INSERT_DRAFT = (
     "INSERT INTO campaign.emails (email_id, campaign_id, job_id, candidate_id, to_address,"
-    " subject, body, status, message_id, drafted_by)"
-    " VALUES ($1, $2, $3, $4, $5, $6, $7, 'drafted', $8, $9)"
-    " ON CONFLICT (campaign_id, candidate_id) DO NOTHING"
+    " subject, body, status, message_id, drafted_by, step, wait_days)"
+    " VALUES ($1, $2, $3, $4, $5, $6, $7, 'drafted', $8, $9, $10, $11)"
+    " ON CONFLICT (campaign_id, candidate_id, step) DO NOTHING"
 )
 
 
 async def insert_drafts(db: Database, rows: Sequence[DraftRow]) -> None:
-    """Store drafts (email id, campaign, job, candidate, address, subject, body, Message-ID,
-    drafted by); a recipient who has one already keeps it."""
+    """Store drafts (see `DraftRow`); a recipient's step that has one already keeps it."""
     if len(rows) == 1:
         await db.execute(_INSERT_DRAFT, *rows[0])
     elif rows:
@@ -216,7 +268,7 @@ async def drafting_summary(db: Database, campaign_id: uuid.UUID) -> tuple[int, b
     """How many drafts the campaign has, and whether the model wrote any of them."""
     row = await db.fetchrow(
         "SELECT count(*) AS drafted, coalesce(bool_or(drafted_by = 'model'), false) AS by_model"
-        " FROM campaign.emails WHERE campaign_id = $1",
+        " FROM campaign.emails WHERE campaign_id = $1 AND step = 0",
         campaign_id,
     )
     assert row is not None
@@ -233,25 +285,49 @@ SELECT 1 FROM campaign.campaigns
 WHERE campaign_id = $1 AND status <> 'cancelled' AND paused_at IS NULL
 FOR SHARE
 """
-# The campaign's next email due to be sent, locked so that two senders never take the same one.
+# The campaign's next email due to be sent at $2 (the sender's clock), locked so that two senders
+# never take the same one, with what pacing needs: the recipient's zone and city, and for a first
+# email (step 0) the latest other campaign's first email to the same candidate within $3 days
+# (0: none looked for), sent or being sent (the contact-frequency cap; follow-ups never count).
 _NEXT_DUE = """
 SELECT e.email_id, e.campaign_id, e.to_address, e.subject, e.body, e.message_id, e.attempts,
-       j.title AS job_title, c.found_via, s.reason AS suppressed_reason
+       e.step, e.in_reply_to,
+       j.title AS job_title, c.found_via, s.reason AS suppressed_reason,
+       c.timezone AS recipient_timezone, c.city AS recipient_city,
+       (SELECT coalesce(oc.name, oc.campaign_id::text) FROM campaign.emails o
+        JOIN campaign.campaigns oc ON oc.campaign_id = o.campaign_id
+        WHERE $3::int > 0 AND e.step = 0 AND o.step = 0 AND o.candidate_id = e.candidate_id
+          AND o.campaign_id <> e.campaign_id
+          AND (o.status = 'sending' OR o.sent_at > $2::timestamptz - make_interval(days => $3))
+        ORDER BY o.sent_at DESC NULLS FIRST LIMIT 1) AS contacted_by
 FROM campaign.emails e
 JOIN campaign.jobs j ON j.job_id = e.job_id
 JOIN campaign.candidates c ON c.candidate_id = e.candidate_id
 LEFT JOIN campaign.suppressions s ON s.email = lower(e.to_address)
 WHERE e.campaign_id = $1 AND e.status = 'approved'
-  AND (e.next_attempt_at IS NULL OR e.next_attempt_at <= now())
+  AND (e.next_attempt_at IS NULL OR e.next_attempt_at <= $2)
 ORDER BY coalesce(e.next_attempt_at, e.reviewed_at, e.created_at), e.email_id
 LIMIT 1
 FOR UPDATE OF e SKIP LOCKED
 """
 _DUE_CAMPAIGNS = """
 SELECT DISTINCT e.campaign_id FROM campaign.emails e JOIN campaign.campaigns cp USING (campaign_id)
-WHERE e.status = 'approved' AND (e.next_attempt_at IS NULL OR e.next_attempt_at <= now())
+WHERE e.status = 'approved' AND (e.next_attempt_at IS NULL OR e.next_attempt_at <= $1)
   AND cp.status <> 'cancelled' AND cp.paused_at IS NULL
 LIMIT 500
+"""
+# The campaign's approved email that is due first, for "when does the next one go, and why not
+# now" (the campaign view): no lock, nothing changed.
+_FIRST_PENDING = """
+SELECT e.email_id, e.next_attempt_at, e.last_error, e.attempts,
+       c.timezone AS recipient_timezone, c.city AS recipient_city,
+       cp.paused_at, cp.status AS campaign_status, cp.created_by
+FROM campaign.emails e
+JOIN campaign.campaigns cp ON cp.campaign_id = e.campaign_id
+JOIN campaign.candidates c ON c.candidate_id = e.candidate_id
+WHERE e.campaign_id = $1 AND e.status = 'approved'
+ORDER BY coalesce(e.next_attempt_at, e.reviewed_at, e.created_at), e.email_id
+LIMIT 1
 """
 _SENT_OUT_CAMPAIGNS = """
 SELECT cp.campaign_id FROM campaign.campaigns cp
@@ -269,14 +345,60 @@ RETURNING email_id
 """
 
 
-async def next_due(conn: Connection, campaign_id: uuid.UUID) -> asyncpg.Record | None:
-    """The campaign's next approved email due to be sent, locked (SKIP LOCKED: another sender's
-    email is passed over), with its job title, source and suppression, if any. None while the
-    campaign is paused or cancelled: the campaign's row is share-locked, so a pause or cancel
-    waits for claims under way and every later claim sees it (`handlers/steering.py`)."""
+async def next_due(
+    conn: Connection,
+    campaign_id: uuid.UUID,
+    now: datetime | None = None,
+    frequency_days: int = 0,
+) -> asyncpg.Record | None:
+    """The campaign's next approved email due at `now`, locked (SKIP LOCKED: another sender's
+    email is passed over), with its job title, source, suppression, recipient's zone and city,
+    and `contacted_by` (another campaign that sent the candidate its first email within
+    `frequency_days`, for a first email). None while the campaign is paused or cancelled: the
+    campaign's row is share-locked, so a pause or cancel waits for claims under way and every
+    later claim sees it (`handlers/steering.py`)."""
     if await conn.fetchval(_SHARE_SENDING_CAMPAIGN, campaign_id) is None:
         return None
-    row: asyncpg.Record | None = await conn.fetchrow(_NEXT_DUE, campaign_id)
+    row: asyncpg.Record | None = await conn.fetchrow(
+        _NEXT_DUE, campaign_id, now or datetime.now(UTC), frequency_days
+    )
+    return row
+
+
+async def has_due(conn: Connection, campaign_id: uuid.UUID, now: datetime) -> bool:
+    """Whether the campaign (not paused or cancelled) has an approved email due at `now`."""
+    due: bool = await conn.fetchval(
+        "SELECT EXISTS (SELECT 1 FROM campaign.emails e JOIN campaign.campaigns cp"
+        "  USING (campaign_id) WHERE e.campaign_id = $1 AND e.status = 'approved'"
+        "  AND (e.next_attempt_at IS NULL OR e.next_attempt_at <= $2)"
+        "  AND cp.status <> 'cancelled' AND cp.paused_at IS NULL)",
+        campaign_id, now,
+    )  # fmt: skip
+    return due
+
+
+async def defer(conn: Connection, email_id: uuid.UUID, until: datetime, reason: str) -> None:
+    """Put a locked approved email off until `until` without counting an attempt (its
+    recipient's sending window is closed); `reason` is kept as its last_error."""
+    await conn.execute(
+        "UPDATE campaign.emails SET next_attempt_at = $2, last_error = $3, updated_at = now()"
+        " WHERE email_id = $1 AND status = 'approved'",
+        email_id, until, reason,
+    )  # fmt: skip
+
+
+async def campaign_owner(conn: Connection, campaign_id: uuid.UUID) -> str | None:
+    """Who created the campaign (`created_by`): its emails go from their sender identity."""
+    owner: str | None = await conn.fetchval(
+        "SELECT created_by FROM campaign.campaigns WHERE campaign_id = $1", campaign_id
+    )
+    return owner
+
+
+async def first_pending(conn: Connection, campaign_id: uuid.UUID) -> asyncpg.Record | None:
+    """The campaign's approved email due first (due or not), with its recipient's zone and city
+    and the campaign's pause, status and creator; None when none is left to send."""
+    row: asyncpg.Record | None = await conn.fetchrow(_FIRST_PENDING, campaign_id)
     return row
 
 
@@ -294,9 +416,11 @@ async def claim(conn: Connection, email_id: uuid.UUID, message_id: str) -> async
     return claimed
 
 
-async def due_campaigns(conn: Connection) -> list[uuid.UUID]:
-    """Campaigns with an approved email due now (not cancelled ones)."""
-    return [row["campaign_id"] for row in await conn.fetch(_DUE_CAMPAIGNS)]
+async def due_campaigns(conn: Connection, now: datetime | None = None) -> list[uuid.UUID]:
+    """Campaigns with an approved email due at `now` (the sender's clock; not cancelled or
+    paused ones)."""
+    rows = await conn.fetch(_DUE_CAMPAIGNS, now or datetime.now(UTC))
+    return [row["campaign_id"] for row in rows]
 
 
 async def sent_out_campaigns(conn: Connection) -> list[uuid.UUID]:
@@ -321,11 +445,13 @@ async def store_outcome(
     *,
     from_sending: bool = False,
     unknown: str = "",
+    now: datetime | None = None,
 ) -> bool:
     """Write a send decision on the email row. After a send (`from_sending`), only a 'sending'
     row, or one a sweep has just failed with `unknown` (the real outcome is better), is changed;
-    otherwise only an 'approved' one. False if none was."""
-    now = datetime.now(UTC)
+    otherwise only an 'approved' one. False if none was. `now` is the sender's clock (sent_at,
+    and the retry time counts from it)."""
+    now = now or datetime.now(UTC)
     result: str = await conn.execute(
         "UPDATE campaign.emails SET status = $2, last_error = $3, next_attempt_at = $4,"
         " sent_at = CASE WHEN $2 = 'sent' THEN $5 ELSE sent_at END, updated_at = now()"
@@ -349,7 +475,9 @@ async def others_open(conn: Connection, campaign_id: uuid.UUID, email_id: uuid.U
 
 
 async def sending_counts(conn: Connection, campaign_id: uuid.UUID) -> SendingCounts:
-    return sending_counts_from(await emails_by_status(conn, campaign_id))
+    """The first emails' counts; `open` counts follow-ups still to be sent too."""
+    follow_ups = await emails_by_status(conn, campaign_id, follow_ups=True)
+    return sending_counts_from(await emails_by_status(conn, campaign_id), follow_ups)
 
 
 # ---- Steering --------------------------------------------------------------------------------

@@ -12,6 +12,7 @@ from services.campaign.domain.importing import (
     ImportResult,
     ParsedFile,
     RowError,
+    RowSkipped,
     Table,
 )
 from shared.db import Connection
@@ -21,10 +22,12 @@ _LOCK_KEY = 0x1A2B_CA3F  # one import at a time, so matching rows to existing on
 
 async def store(conn: Connection, parsed: ParsedFile, table: Table) -> ImportResult:
     """Insert new rows and update matched ones in one transaction; rows that clash with an
-    existing one (an email owned by another candidate) are reported, not stored."""
+    existing one (an email owned by another candidate) are reported, not stored, and rows with
+    an erased address are skipped (reported as such)."""
     async with conn.transaction():
         await conn.execute("SELECT pg_advisory_xact_lock($1)", _LOCK_KEY)
         await _stage(conn, parsed, table)
+        skipped = await _skip_erased(conn) if table is CANDIDATES else []
         await _match_existing(conn, table)
         clashes = await conn.fetch(
             "SELECT line, conflict_on, conflict FROM _import WHERE conflict IS NOT NULL"
@@ -33,7 +36,17 @@ async def store(conn: Connection, parsed: ParsedFile, table: Table) -> ImportRes
         imported = await _insert(conn, table)
     errors = parsed.errors + [RowError(r["line"], r["conflict_on"], r["conflict"]) for r in clashes]
     errors.sort(key=lambda e: e.line)
-    return ImportResult(imported, updated, errors, parsed.ignored_columns)
+    return ImportResult(imported, updated, errors, parsed.ignored_columns, skipped)
+
+
+async def _skip_erased(conn: Connection) -> list[RowSkipped]:
+    """Drop the staged rows whose address was erased (its hash is kept, migration 0009): those
+    people are never stored, so never contacted, again."""
+    rows = await conn.fetch(
+        "DELETE FROM _import s USING campaign.erased_addresses x"
+        " WHERE x.address_hash = campaign.address_hash(s.email) RETURNING s.line"
+    )
+    return [RowSkipped(row["line"], "erased") for row in sorted(rows, key=lambda r: r["line"])]
 
 
 async def _stage(conn: Connection, parsed: ParsedFile, table: Table) -> None:

@@ -1,12 +1,13 @@
 """Slot extraction: skills, location, seniority, years of experience, job title, limit, country,
-remote and the skills a message rules out, from a message in English, German or Spanish, backed
-by the vocabularies."""
+remote, the skills a message rules out and the follow-ups it asks for, from a message in English,
+German or Spanish, backed by the vocabularies."""
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
 
+from services.intent.domain.follow_up_slot import follow_up_request
 from services.intent.domain.language import common_words
 from services.intent.domain.typos import TypoIndex
 from services.intent.domain.vocabulary import Vocabulary
@@ -388,6 +389,7 @@ class SlotExtractor:
         does (CAMPAIGN_MARKERS, for a question about a campaign)."""
         low = text.lower()
         title, low = self._job_title(text, low, self._markers | markers)
+        follow_up_days, low = follow_up_request(low)
         years, low = self._years(low)
         limit, low = self._limit(low)
         too_large = None
@@ -409,6 +411,7 @@ class SlotExtractor:
             country=None if location else self._country(low),
             remote=remote,
             exclude_skills=excluded,
+            follow_up_days=follow_up_days,
         )
         return Reading(slots, too_large)
 

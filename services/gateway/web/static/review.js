@@ -10,7 +10,7 @@ const $ = (elementId) => document.getElementById(elementId);
 const subject = $("draft-subject");
 const body = $("draft-body");
 const TONE = { drafted: "warn", approved: "ok", sent: "ok", rejected: "bad", expired: "bad",
-  failed: "bad", bounced: "bad", cancelled: "bad" };
+  failed: "bad", bounced: "bad", cancelled: "bad", waiting: "ok", stopped: "bad" };
 const when = (iso) => (iso ? new Date(iso).toLocaleString() : "—");
 const badge = (status) => h("span", { class: `badge ${TONE[status] ?? ""}` }, status);
 
@@ -152,7 +152,24 @@ function show(email) {
   $("draft-note").textContent = [email.edited ? "edited" : "", by].filter(Boolean).join(", ");
   const open = email.status === "drafted";
   for (const name of ["approve", "reject", "edit", "save"]) $(name).disabled = !open;
+  showFollowUps(email);
   showProfile(email);
+}
+
+// ---- The recipient's follow-ups (email.follow_ups), read-only ----
+function showFollowUps(email) {
+  const steps = email.follow_ups ?? [];
+  $("follow-ups").hidden = !steps.length;
+  $("follow-up-list").replaceChildren(...steps.map((step) => {
+    const wait = `${step.wait_days} working day${step.wait_days === 1 ? "" : "s"} later`;
+    const due = step.due_at ? `, due ${when(step.due_at)}` : "";
+    const why = step.stopped_because ? ` (${step.stopped_because})` : "";
+    return h("li", {}, [
+      h("p", { class: "row" }, [badge(step.status), h("span", { class: "muted" }, `${wait}${due}${why}`)]),
+      h("p", {}, h("strong", {}, step.subject)),
+      h("pre", { class: "follow-up-body" }, step.body),
+    ]);
+  }));
 }
 
 // ---- The recipient's profile (email.candidate) ----

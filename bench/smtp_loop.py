@@ -1,11 +1,15 @@
-"""The bare SMTP loop the campaign benchmark compares the product with: the same number of emails
-as the campaign, each a message of the product's shape (built before the clock starts), sent with
-aiosmtplib over the same number of persistent connections into the same sink, and nothing else:
-no database, no claim, no record, no pacing. Its rate is the ceiling for the product's sending on
-this machine, and the benchmark reports the product's rate as a share of it.
+"""The bare SMTP loop the campaign benchmark compares the product with: the campaign's own emails,
+read back from the database once the product has sent them, each built with the product's message
+builder (the same headers, footer, tracked links and open pixel) and sent with aiosmtplib over the
+same number of persistent connections into the same sink, and nothing else: no claim, no record,
+no outbox, no pacing. That is what sending these emails costs on this machine at least; the
+benchmark reports the product's rate as a share of it.
 
-Run in a process of its own (`python -m bench.smtp_loop PORT COUNT CONNECTIONS`, printing one JSON
-line), as the product's sender is, so that it does not share an interpreter with the sink.
+Also timed: the same messages built beforehand, so the loop is the SMTP transport alone.
+
+Run in a process of its own, as the product's sender is, so that it does not share an interpreter
+with the sink: `python -m bench.smtp_loop PORT CONNECTIONS DATABASE_URL CAMPAIGN_ID` prints one
+JSON line.
 """
 
 from __future__ import annotations
@@ -15,63 +19,91 @@ import json
 import sys
 import time
 import uuid
+from collections.abc import Callable
+from typing import Any
 
 import aiosmtplib
+import asyncpg
 
 from services.campaign.domain.composing import SenderIdentity
-from services.campaign.domain.links import UnsubscribeLinks
+from services.campaign.domain.links import TrackingLinks, UnsubscribeLinks
 from services.campaign.domain.messages import build_message, envelope_of, wire_bytes
 from services.campaign.domain.sending import OutgoingEmail
+from shared.settings import Settings
 
-SENDER = SenderIdentity("Bench Sender", "bench@bench.example", "Bench Ltd", "1 Bench Street")
-LINKS = UnsubscribeLinks("http://127.0.0.1:8000", "bench-unsubscribe-secret-" + "x" * 16)
-BODY = (
-    "Hi Cand,\n\nI came across your profile on the bench and thought of our Bench Backend "
-    "Engineer role: benchlang and postgresql, in Berlin, with a team that ships every day.\n\n"
-    "Would you be open to a short call this week?\n\nBest regards,\nBench Sender\n"
-)
+Wire = tuple[str, list[str], bytes]
 
 
-def messages(count: int) -> list[tuple[str, list[str], bytes]]:
-    """`count` messages as the sender builds them (headers, footer, one-click unsubscribe)."""
-    built = []
-    for i in range(count):
-        email = OutgoingEmail(
-            email_id=uuid.uuid4(),
-            to_address=f"loop{i}@bench.example",
-            subject="Bench Backend Engineer at Bench Ltd",
-            body=BODY,
-            job_title="Bench Backend Engineer",
-            found_via="the bench",
+async def load(database_url: str, campaign_id: uuid.UUID) -> list[OutgoingEmail]:
+    conn = await asyncpg.connect(database_url)
+    try:
+        rows = await conn.fetch(
+            "SELECT e.email_id, e.to_address, e.subject, e.body, e.message_id,"
+            " j.title AS job_title, c.found_via FROM campaign.emails e"
+            " JOIN campaign.jobs j USING (job_id) JOIN campaign.candidates c USING (candidate_id)"
+            " WHERE e.campaign_id = $1 AND e.step = 0 ORDER BY e.email_id",
+            campaign_id,
         )
-        message = build_message(email, SENDER, LINKS)
-        sender, recipients = envelope_of(message)
-        built.append((sender, recipients, wire_bytes(message)))
-    return built
+    finally:
+        await conn.close()
+    return [OutgoingEmail(**dict(row)) for row in rows]
 
 
-async def send_all(port: int, count: int, connections: int) -> dict[str, float]:
-    queue = messages(count)
-    per_connection = [queue[i::connections] for i in range(connections)]
+def builder(settings: Settings) -> Callable[[OutgoingEmail], Wire]:
+    """The message as the product's sender builds it, with its settings' links and tracking."""
+    sender = SenderIdentity.from_settings(settings)
+    links = UnsubscribeLinks.from_settings(settings)
+    tracking = TrackingLinks.from_settings(settings) if settings.track_opens_and_clicks else None
 
-    async def one_connection(share: list[tuple[str, list[str], bytes]]) -> None:
+    def build(email: OutgoingEmail) -> Wire:
+        message = build_message(email, sender, links, tracking=tracking)
+        mail_from, recipients = envelope_of(message)
+        return mail_from, recipients, wire_bytes(message)
+
+    return build
+
+
+async def send_all(
+    port: int, connections: int, emails: list[OutgoingEmail], build: Callable[[OutgoingEmail], Wire]
+) -> float:
+    """Seconds to build and send every email, `connections` at a time."""
+    shares = [emails[i::connections] for i in range(connections)]
+
+    async def one_connection(share: list[OutgoingEmail]) -> None:
         smtp = aiosmtplib.SMTP(hostname="127.0.0.1", port=port, timeout=30)
         await smtp.connect()
         try:
-            for sender, recipients, data in share:
-                await smtp.sendmail(sender, recipients, data)
+            for email in share:
+                mail_from, recipients, data = build(email)
+                await smtp.sendmail(mail_from, recipients, data)
         finally:
             await smtp.quit()
 
     started = time.perf_counter()
-    await asyncio.gather(*(one_connection(share) for share in per_connection))
-    seconds = time.perf_counter() - started
-    return {"emails": count, "seconds": round(seconds, 3), "emails_per_second": count / seconds}
+    await asyncio.gather(*(one_connection(share) for share in shares))
+    return time.perf_counter() - started
+
+
+async def measure(
+    port: int, connections: int, database_url: str, campaign_id: str
+) -> dict[str, Any]:
+    emails = await load(database_url, uuid.UUID(campaign_id))
+    build = builder(Settings())
+    built_and_sent = await send_all(port, connections, emails, build)
+    wires = {email.email_id: build(email) for email in emails}
+    transport = await send_all(port, connections, emails, lambda email: wires[email.email_id])
+    count = len(emails)
+    return {
+        "emails": count,
+        "seconds": round(built_and_sent, 3),
+        "emails_per_second": round(count / built_and_sent, 1),
+        "transport_only_emails_per_second": round(count / transport, 1),
+    }
 
 
 def main(argv: list[str]) -> int:
-    port, count, connections = (int(value) for value in argv[1:4])
-    result = asyncio.run(send_all(port, count, connections))
+    port, connections, database_url, campaign_id = argv[1:5]
+    result = asyncio.run(measure(int(port), int(connections), database_url, campaign_id))
     print(json.dumps(result))
     return 0
 

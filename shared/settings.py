@@ -286,6 +286,15 @@ class Settings(BaseSettings):
     smtp_pool_size: int = Field(
         2, ge=1, le=50, description="SMTP_POOL_SIZE: SMTP connections kept open and reused."
     )
+    send_batch_size: int = Field(
+        10,
+        ge=1,
+        le=100,
+        description="SEND_BATCH_SIZE: emails a sending worker claims, and then records, in one "
+        "transaction each, when no per-email pacing applies (no daily cap, spacing, global or "
+        "campaign rate). A process killed mid-batch leaves up to this many per worker as "
+        "'outcome unknown' (failed, never resent). 1: one email at a time.",
+    )
     sender_name: str = Field("Recruiting Team", description="SENDER_NAME: the From display name.")
     sender_email: str = Field(
         "recruiting@example.com",

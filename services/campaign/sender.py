@@ -188,6 +188,7 @@ class Sender:
         )
         self._mailers: dict[str, Mailer] = {}  # by identity address: each its own SMTP login
         self._workers = settings.smtp_pool_size
+        self._batch = settings.send_batch_size
         self._stuck_seconds = stuck_after(
             settings.smtp_timeout_seconds, settings.send_stuck_after_seconds
         )
@@ -299,6 +300,9 @@ class Sender:
         await asyncio.gather(*(self._worker(campaign_id, mailbox) for _ in range(self._workers)))
 
     async def _worker(self, campaign_id: uuid.UUID, mailbox: Mailbox) -> None:
+        # Paced email goes one at a time; unpaced, a batch saves two transactions per email.
+        paced = self.pacing.limits(mailbox) or self._campaign_limit.enabled
+        batch = 1 if paced else self._batch
         while not self._stopping:
             # Paced before the claim: an email waits its turn as 'approved', so a crash while
             # waiting leaves nothing in doubt; 'sending' lasts only the SMTP exchange. No
@@ -311,7 +315,7 @@ class Sender:
                 slot = await self._reserve(mailbox)
                 if slot is None:
                     return
-            if self._stopping or not await self.send_next(campaign_id, mailbox, slot):
+            if self._stopping or not await self.send_next(campaign_id, mailbox, slot, batch):
                 if slot is not None:
                     await self.pacing.release(slot)  # unused: the next email may have it
                 return
@@ -341,19 +345,48 @@ class Sender:
             mailer = self._mailers[key] = Mailer(mailbox.smtp)
         return mailer
 
-    # ---- one email ----
+    # ---- a batch of emails ----
 
     async def send_next(
         self,
         campaign_id: uuid.UUID,
         mailbox: Mailbox | None = None,
         slot: Reservation | None = None,
+        batch: int = 1,
     ) -> bool:
-        """Claim, send and record the campaign's next due email; False when none is due.
+        """Claim up to `batch` of the campaign's due emails (one transaction), send them one after
+        the other over this worker's SMTP connection, and record their outcomes (one
+        transaction); False when none is due.
+
+        A batch saves two transactions per email; its price is what a killed process leaves: up
+        to `batch` claimed emails whose outcome is unknown, failed and never resent (no second
+        copy). A stopping sender gives back what it has not handed to the SMTP server yet."""
+        box = mailbox or self.pacing.mailboxes.default
+        rows = await self._claim(campaign_id, box, batch)
+        if not rows:
+            return False
+        # Dated when its slot was granted: the day whose cap it counts against.
+        now = slot.at if slot is not None else self._clock()
+        claimed = [row["email_id"] for row in rows]
+        self._in_flight.update(claimed)
+        try:
+            outcomes: list[tuple[EmailRef, SendDecision]] = []
+            for row in rows:
+                if self._stopping and outcomes:
+                    break
+                outcomes.append((_email_ref(row), await self._send_one(box, row, now)))
+            await self._record(outcomes, unsent=claimed[len(outcomes) :])
+        finally:
+            self._in_flight.difference_update(claimed)
+        return True
+
+    async def _send_one(self, mailbox: Mailbox, row: dict[str, Any], now: datetime) -> SendDecision:
+        """Build and send one claimed email; what its outcome means.
 
         Traced as a trace of its own (the loop sends when pacing allows, long after what caused
         it), linked to the trace that started the campaign's run (`ORIGINS`, when this process
         saw it) and to the latest approval's."""
+        campaign_id: uuid.UUID = row["campaign_id"]
         links = [
             Link(context, {"link.cause": cause})
             for cause, context in (
@@ -366,26 +399,8 @@ class Sender:
             "campaign send email",
             context=otel_context.Context(),
             links=links,
-            attributes={"campaign.id": str(campaign_id)},
+            attributes={"campaign.id": str(campaign_id), "email.id": str(row["email_id"])},
         ) as span:
-            box = mailbox or self.pacing.mailboxes.default
-            sent = await self._send_next(campaign_id, box, slot)
-            if not sent:
-                span.set_attribute("email.outcome", "none_due")
-            return sent
-
-    async def _send_next(
-        self, campaign_id: uuid.UUID, mailbox: Mailbox, slot: Reservation | None
-    ) -> bool:
-        row = await self._claim(campaign_id, mailbox)
-        if row is None:
-            return False
-        # Dated when its slot was granted: the day whose cap it counts against.
-        now = slot.at if slot is not None else self._clock()
-        trace.get_current_span().set_attribute("email.id", str(row["email_id"]))
-        email_id: uuid.UUID = row["email_id"]
-        self._in_flight.add(email_id)
-        try:
             try:
                 message = build_message(
                     outgoing_email(row), mailbox.identity, self._links, now=now,
@@ -400,66 +415,96 @@ class Sender:
                 EMAIL_SEND_DURATION.observe(time.perf_counter() - started)
                 decision = decide(outcome, row["attempts"], self._policy)
                 _sends.get("retry" if decision.status == "approved" else decision.status).inc()
-            trace.get_current_span().set_attribute("email.outcome", decision.status)
-            await self._record(_email_ref(row), decision)
-        finally:
-            self._in_flight.discard(email_id)
-        return True
+            span.set_attribute("email.outcome", decision.status)
+            return decision
 
-    async def _claim(self, campaign_id: uuid.UUID, mailbox: Mailbox) -> dict[str, Any] | None:
-        """Step 1, one transaction: take the next due email and mark it 'sending' (a redelivered
-        event or another sender finds it taken). A suppressed address, or a first email to a
-        candidate another campaign wrote to within the contact-frequency cap, fails without a
-        send; an email whose recipient's window is closed is put off to its opening."""
+    async def _claim(
+        self, campaign_id: uuid.UUID, mailbox: Mailbox, batch: int
+    ) -> list[dict[str, Any]]:
+        """Step 1, one transaction: take up to `batch` due emails and mark them 'sending' (a
+        redelivered event or another sender finds them taken). A suppressed address, or a first
+        email to a candidate another campaign wrote to within the contact-frequency cap, fails
+        without a send; an email whose recipient's window is closed is put off to its opening."""
         pacing = self.pacing
         async with self._pool.acquire() as conn:
             while True:
+                refused = False
+                claims: list[dict[str, Any]] = []
                 async with conn.transaction():
                     now = self._clock()
-                    row = await emails.next_due(conn, campaign_id, now, pacing.frequency_days)
-                    if row is None:
-                        return None
-                    opens = pacing.window_closed(row, mailbox, now)
-                    if opens is not None:
-                        await emails.defer(conn, row["email_id"], opens, _window_wait(pacing))
-                        _sends.get("deferred").inc()
-                        continue
-                    refusal = _refusal(row, pacing.frequency_days)
-                    if refusal is None:
-                        message_id = make_message_id(row["email_id"], mailbox.identity.email)
-                        claimed = await emails.claim(conn, row["email_id"], message_id)
-                        return {**dict(row), **dict(claimed)}
-                    decision, outcome = refusal
-                    await emails.store_outcome(conn, row["email_id"], decision, now=now)
-                    await sequences.stop_sequence(conn, row["email_id"], decision.last_error or "")
-                    _sends.get(outcome).inc()
-                # Its own transaction: this one share-locked the campaign's row, and finishing
-                # locks it for update (two senders upgrading their share locks would deadlock).
-                async with conn.transaction():
-                    await finish_if_done(conn, campaign_id)
+                    rows = await emails.due_batch(
+                        conn, campaign_id, now, pacing.frequency_days, batch
+                    )
+                    if not rows:
+                        return []
+                    for row in rows:
+                        opens = pacing.window_closed(row, mailbox, now)
+                        if opens is not None:
+                            await emails.defer(conn, row["email_id"], opens, _window_wait(pacing))
+                            _sends.get("deferred").inc()
+                            continue
+                        refusal = _refusal(row, pacing.frequency_days)
+                        if refusal is None:
+                            claims.append(dict(row))
+                            continue
+                        decision, outcome = refusal
+                        await emails.store_outcome(conn, row["email_id"], decision, now=now)
+                        reason = decision.last_error or ""
+                        await sequences.stop_sequence(conn, row["email_id"], reason)
+                        _sends.get(outcome).inc()
+                        refused = True
+                    if claims:
+                        taken = await emails.claim(
+                            conn,
+                            [
+                                (
+                                    row["email_id"],
+                                    make_message_id(row["email_id"], mailbox.identity.email),
+                                )
+                                for row in claims
+                            ],
+                        )
+                        claims = [{**row, **dict(taken[row["email_id"]])} for row in claims]
+                if refused:
+                    # Its own transaction: this one share-locked the campaign's row, and finishing
+                    # locks it for update (two senders upgrading share locks would deadlock).
+                    async with conn.transaction():
+                        await finish_if_done(conn, campaign_id)
+                if claims:
+                    return claims
 
-    async def _record(self, email: EmailRef, decision: SendDecision) -> None:
-        """Step 3, one transaction: the outcome, its delivery event and suppression, and the
-        campaign's end of sending. Retried: a send accepted but not recorded is 'unknown'."""
+    async def _record(
+        self, outcomes: list[tuple[EmailRef, SendDecision]], unsent: list[uuid.UUID]
+    ) -> None:
+        """Step 3, one transaction: the outcomes, their delivery events and suppressions, each
+        recipient's next step, the claims given back, and the campaign's end of sending.
+        Retried: a send accepted but not recorded is 'unknown'."""
+        if not outcomes and not unsent:
+            return
         now = self._clock()
         for attempt in range(1, RECORD_ATTEMPTS + 1):
             try:
                 async with self._pool.acquire() as conn, conn.transaction():
-                    stored = await emails.store_outcome(
-                        conn, email.email_id, decision, from_sending=True,
-                        unknown=OUTCOME_UNKNOWN, now=now,
-                    )  # fmt: skip
-                    if stored:
-                        await _effects(MonitoringRepository(conn), email, decision)
-                        await _next_in_sequence(conn, email, decision, now)
-                        # Not the last email: the campaign row need not be locked (concurrent
-                        # senders would queue on that lock). Two last emails recorded at once
-                        # may each see the other open; the loop's poll finishes the campaign.
-                        if not await emails.others_open(conn, email.campaign_id, email.email_id):
-                            await finish_if_done(conn, email.campaign_id)
+                    campaign_ids: set[uuid.UUID] = set()
+                    for email, decision in outcomes:
+                        stored = await emails.store_outcome(
+                            conn, email.email_id, decision, from_sending=True,
+                            unknown=OUTCOME_UNKNOWN, now=now,
+                        )  # fmt: skip
+                        if stored:
+                            await _effects(MonitoringRepository(conn), email, decision)
+                            await _next_in_sequence(conn, email, decision, now)
+                            campaign_ids.add(email.campaign_id)
+                    await emails.unclaim(conn, unsent)
+                    # Not the last email: the campaign row need not be locked (concurrent
+                    # senders would queue on that lock). Two last emails recorded at once
+                    # may each see the other open; the loop's poll finishes the campaign.
+                    for campaign_id in campaign_ids:
+                        if not await emails.others_open(conn, campaign_id, None):
+                            await finish_if_done(conn, campaign_id)
             except TRANSIENT_ERRORS:
                 if attempt == RECORD_ATTEMPTS:
-                    log.exception("could not record the outcome of email %s", email.email_id)
+                    log.exception("could not record the outcome of %d email(s)", len(outcomes))
                     raise
                 await asyncio.sleep(attempt)
             else:

@@ -311,3 +311,49 @@ async def test_a_claim_waits_for_a_cancel_under_way_and_holds_no_email_meanwhile
         assert ended == 2
         assert await asyncio.wait_for(claim_task, 10) is None  # it sees the cancel
     assert {row["status"] for row in (await statuses(db, campaign)).values()} == {"cancelled"}
+
+
+@pytest.mark.parametrize("ending", ["SIGKILL", "SIGTERM"])
+async def test_a_sender_stopped_mid_batch_sends_no_second_copy(
+    launcher: Launcher,
+    db: asyncpg.Pool,
+    prepared: Settings,
+    tag: str,
+    publish: Callable[[EmailApproved], Awaitable[None]],
+    ending: str,
+) -> None:
+    """Unpaced, each worker claims and records emails in batches (SEND_BATCH_SIZE). Killed, it
+    leaves at most a batch per worker whose outcome is unknown: failed, never sent twice. Stopped,
+    it gives back what it has not sent, and nothing is unknown."""
+    batch, workers = 5, 2
+    with SmtpTestServer(data_delay_seconds=0.02) as slow:
+        env = {"SEND_BATCH_SIZE": str(batch), "SMTP_POOL_SIZE": str(workers)}
+        first = start_sender(launcher, slow, **env)
+        campaign = await make_campaign(
+            db, tag, {f"b{i:02d}": "approved" for i in range(40)}, settings=prepared
+        )
+        for email in campaign.emails:
+            await publish(approved(email))
+        await slow.wait_for_messages(8, timeout=20)
+        if ending == "SIGKILL":
+            first.kill()
+        else:
+            first.stop()
+        stopped_after = len(slow.messages)
+        assert stopped_after < 40, "the stop came too late to test anything"
+
+        start_sender(launcher, slow, **env)
+        rows = await wait_for(
+            lambda: _all(statuses(db, campaign), {"sent", "failed"}),
+            timeout=40,
+            what="every email to be sent or failed",
+        )
+        unknown = [a for a, row in rows.items() if row["status"] == "failed"]
+        assert all(rows[a]["last_error"] == OUTCOME_UNKNOWN for a in unknown), unknown
+        assert len(unknown) <= (batch * workers if ending == "SIGKILL" else 0), unknown
+        for address, row in rows.items():
+            copies = len(slow.messages_to(address))
+            assert copies <= 1, f"{address} received {copies} copies"
+            if row["status"] == "sent":
+                assert copies == 1, address
+                assert row["attempts"] == 1, address  # a claim given back is no attempt

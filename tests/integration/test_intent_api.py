@@ -76,6 +76,7 @@ async def test_a_campaign_request_with_slots_starts_its_workflow(
         "country": None,
         "remote": None,
         "exclude_skills": [],
+        "follow_up_days": [],
     }
     workflow_id = uuid.UUID(body["workflow_id"])
     # The workflow starts asynchronously: intent log -> outbox -> intent.detected -> workflow.

@@ -307,7 +307,7 @@ LEFT JOIN campaign.suppressions s ON s.email = lower(e.to_address)
 WHERE e.campaign_id = $1 AND e.status = 'approved'
   AND (e.next_attempt_at IS NULL OR e.next_attempt_at <= $2)
 ORDER BY coalesce(e.next_attempt_at, e.reviewed_at, e.created_at), e.email_id
-LIMIT 1
+LIMIT $4
 FOR UPDATE OF e SKIP LOCKED
 """
 _DUE_CAMPAIGNS = """
@@ -357,12 +357,21 @@ async def next_due(
     `frequency_days`, for a first email). None while the campaign is paused or cancelled: the
     campaign's row is share-locked, so a pause or cancel waits for claims under way and every
     later claim sees it (`handlers/steering.py`)."""
+    rows = await due_batch(conn, campaign_id, now or datetime.now(UTC), frequency_days, 1)
+    return rows[0] if rows else None
+
+
+async def due_batch(
+    conn: Connection, campaign_id: uuid.UUID, now: datetime, frequency_days: int, limit: int
+) -> list[asyncpg.Record]:
+    """Up to `limit` of the campaign's emails due at `now`, each as `next_due` gives it, locked;
+    none while the campaign is paused or cancelled."""
     if await conn.fetchval(_SHARE_SENDING_CAMPAIGN, campaign_id) is None:
-        return None
-    row: asyncpg.Record | None = await conn.fetchrow(
-        _NEXT_DUE, campaign_id, now or datetime.now(UTC), frequency_days
+        return []
+    rows: list[asyncpg.Record] = await conn.fetch(
+        _NEXT_DUE, campaign_id, now, frequency_days, limit
     )
-    return row
+    return rows
 
 
 async def has_due(conn: Connection, campaign_id: uuid.UUID, now: datetime) -> bool:
@@ -402,18 +411,34 @@ async def first_pending(conn: Connection, campaign_id: uuid.UUID) -> asyncpg.Rec
     return row
 
 
-async def claim(conn: Connection, email_id: uuid.UUID, message_id: str) -> asyncpg.Record:
-    """Mark a locked email 'sending' and count the attempt; its attempts and Message-ID."""
-    claimed = await conn.fetchrow(
-        "UPDATE campaign.emails SET status = 'sending', attempts = attempts + 1,"
-        " message_id = coalesce(message_id, $2), last_error = NULL,"
-        " updated_at = now() WHERE email_id = $1"
-        " RETURNING attempts, message_id",
-        email_id,
-        message_id,
+async def claim(
+    conn: Connection, claims: Sequence[tuple[uuid.UUID, str]]
+) -> dict[uuid.UUID, asyncpg.Record]:
+    """Mark locked emails 'sending' and count the attempt, in one statement: (email id, the
+    Message-ID it gets unless it has one); each one's attempts and Message-ID, by id."""
+    rows = await conn.fetch(
+        "UPDATE campaign.emails e SET status = 'sending', attempts = attempts + 1,"
+        " message_id = coalesce(e.message_id, c.message_id), last_error = NULL,"
+        " updated_at = now() FROM unnest($1::uuid[], $2::text[]) AS c(email_id, message_id)"
+        " WHERE e.email_id = c.email_id RETURNING e.email_id, e.attempts, e.message_id",
+        [email_id for email_id, _ in claims],
+        [message_id for _, message_id in claims],
     )
-    assert claimed is not None, "the row is locked by this transaction"
-    return claimed
+    assert len(rows) == len(claims), "the rows are locked by this transaction"
+    return {row["email_id"]: row for row in rows}
+
+
+async def unclaim(conn: Connection, email_ids: Sequence[uuid.UUID]) -> int:
+    """Give back claimed emails that were never handed to the SMTP server (the sender is
+    stopping): approved again, the attempt not counted; how many were."""
+    if not email_ids:
+        return 0
+    result: str = await conn.execute(
+        "UPDATE campaign.emails SET status = 'approved', attempts = attempts - 1,"
+        " updated_at = now() WHERE email_id = ANY($1::uuid[]) AND status = 'sending'",
+        list(email_ids),
+    )
+    return int(result.rsplit(" ", 1)[-1])
 
 
 async def due_campaigns(conn: Connection, now: datetime | None = None) -> list[uuid.UUID]:
@@ -464,11 +489,11 @@ async def store_outcome(
     return result.endswith(" 1")
 
 
-async def others_open(conn: Connection, campaign_id: uuid.UUID, email_id: uuid.UUID) -> bool:
-    """Whether another email of the campaign is still to be sent."""
+async def others_open(conn: Connection, campaign_id: uuid.UUID, email_id: uuid.UUID | None) -> bool:
+    """Whether an email of the campaign (other than `email_id`) is still to be sent."""
     found: bool = await conn.fetchval(
         "SELECT EXISTS (SELECT 1 FROM campaign.emails WHERE campaign_id = $1"
-        " AND status = ANY($2::text[]) AND email_id <> $3)",
+        " AND status = ANY($2::text[]) AND email_id IS DISTINCT FROM $3)",
         campaign_id, list(OPEN_STATUSES), email_id,
     )  # fmt: skip
     return found

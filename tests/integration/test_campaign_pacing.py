@@ -32,7 +32,7 @@ from services.campaign.throttle import RedisThrottle
 from shared.contracts.campaign import NextSend
 from shared.contracts.intent import Slots
 from shared.settings import Settings
-from tests.support.api import MakeKey
+from tests.support.api import MakeKey, wait_for
 from tests.support.campaign_rows import (
     Campaign,
     add_campaign,
@@ -399,8 +399,13 @@ async def test_two_campaign_service_processes_never_together_pass_the_cap(
     for process in processes:  # each has tried for a fourth slot and been told to wait
         await asyncio.to_thread(process.wait_for, f"{sender_email} waits for daily_cap", 30)
 
-    rows = await email_rows(db, campaign)
-    assert Counter(row["status"] for row in rows.values()) == {"sent": 3, "approved": 5}
+    async def three_recorded() -> Counter[str] | None:
+        # The SMTP server has them before the senders record them (a moment later).
+        counts = Counter(row["status"] for row in (await email_rows(db, campaign)).values())
+        return counts if counts["sent"] == 3 else None
+
+    counts = await wait_for(three_recorded, timeout=10, what="three emails recorded as sent")
+    assert counts == {"sent": 3, "approved": 5}
     today = datetime.now(UTC).date().isoformat()
     counted = await shared_redis.get(f"campaign:pace:sender:{sender_email}:day:{today}")
     assert counted == b"3"

@@ -17,6 +17,20 @@ const TONE = {
 const when = (iso) => (iso ? new Date(iso).toLocaleString() : "");
 let source = null;
 
+// Why the next email is not going now (docs/email.md, "Pacing").
+const WAITS = {
+  window: "the recipient's working hours",
+  daily_cap: "the sender's daily cap",
+  spacing: "the spacing between two emails",
+  rate: "the overall sending rate",
+  retry: "a retry after a temporary failure",
+};
+
+function nextSend(next) {
+  if (!next || !next.waiting_for || !WAITS[next.waiting_for]) return "";
+  return ` The next email goes ${next.at ? `at ${when(next.at)}` : "later"}: it waits for ${WAITS[next.waiting_for]}.`;
+}
+
 /** What the campaign waits for, in a sentence (as the campaign service's `waiting_for`). */
 function waitingFor(view) {
   const c = view.counts;
@@ -30,7 +44,7 @@ function waitingFor(view) {
     case "awaiting_review":
       return `Waiting for review: ${c.drafted} drafts to decide, ${c.queued} to send.`;
     case "sending":
-      return `Sending: ${c.sent} sent, ${c.queued} still to go.`;
+      return `Sending: ${c.sent} sent, ${c.queued} still to go.${nextSend(view.next_send)}`;
     case "monitoring":
       return `Watching for replies: ${c.sent} sent, ${c.opened} opened, ${c.replied} replied, ${c.bounced} bounced.`;
     default:

@@ -11,10 +11,12 @@ calendar would, and the sender's poll finds it.
 from __future__ import annotations
 
 import asyncio
+import json
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
+from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -37,10 +39,27 @@ def module_smtp() -> Iterator[SmtpTestServer]:
         yield server
 
 
+SAM = {
+    "user": "sam-sourcer",
+    "name": "Sam Sourcer",
+    "email": "sam@recruiting.example.com",
+    "signature": "Sam Sourcer\nTalent Partner, Example Recruiting",
+}
+
+
 @pytest.fixture(scope="module")
-def stack(module_smtp: SmtpTestServer) -> Stack:
+def identities(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The sender identities file: the API key's user writes and sends as Sam."""
+    path = tmp_path_factory.mktemp("identities") / "identities.json"
+    path.write_text(json.dumps({"identities": [SAM]}))
+    return path
+
+
+@pytest.fixture(scope="module")
+def stack(module_smtp: SmtpTestServer, identities: Path) -> Stack:
+    campaign = {**QUICK_SENDING, **module_smtp.env, "SENDER_IDENTITIES_FILE": str(identities)}
     return Stack(
-        {"workflow": QUICK_SENDING, "campaign": {**QUICK_SENDING, **module_smtp.env}},
+        {"workflow": QUICK_SENDING, "campaign": campaign},
         gateway_env={"WEBHOOK_SECRET": WEBHOOK_SECRET},
         user="sam-sourcer",
         scopes=("workflows", "review"),
@@ -128,6 +147,12 @@ async def test_a_sequence_is_reviewed_with_its_first_email_and_sent_in_its_threa
         lambda: _released(db, run_id, 2), what="the first follow-ups to be scheduled"
     )
     first_message = messages_to(module_smtp, ada)[0]
+    # Written and sent as the campaign creator's identity: signed by them, one footer.
+    assert first_message["From"].addresses[0].addr_spec == SAM["email"]
+    text = first_message.get_body(("plain",)).get_content().replace("\r\n", "\n")
+    assert SAM["signature"] in text
+    assert text.count("\n-- \n") == 1  # the footer, once: drafted and sent as the same sender
+    assert "Sam Sourcer, Example Recruiting Ltd" in text  # the footer's sender line
     for address in (ada, bob):
         one, two = steps[address]
         assert one["status"] == "approved"

@@ -182,6 +182,7 @@ def template_context(
         "found_via": found_via,
         "sender_name": sender.name,
         "sender_company": sender.company,
+        "sender_signature": sender.signature.strip() or f"{sender.name}\n{sender.company}",
     }
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable
 
-from services.campaign.domain.composing import SenderIdentity, TemplateComposer
+from services.campaign.domain.composing import TemplateComposer
 from services.campaign.domain.extraction import (
     JobClarification,
     describe_slots,
@@ -18,6 +18,7 @@ from services.campaign.domain.extraction import (
 )
 from services.campaign.domain.links import UnsubscribeLinks
 from services.campaign.handlers.drafting import Drafter, generate_drafts
+from services.campaign.mailer import Mailboxes
 from services.campaign.model import InferenceModel
 from services.campaign.repository import SCHEMA, campaigns, candidates, emails
 from shared.action_worker import ActionCall, ActionFailed, ActionWorker, needs_input
@@ -49,11 +50,13 @@ def make_worker(
     """The campaign actions, configured from `settings`; `subscribe` it to run them. `client`
     gives the service's request/reply client once started: drafts ask the inference service."""
     worker = ActionWorker(OWNER, SCHEMA)
+    mailboxes = Mailboxes.from_settings(settings)
     drafter = Drafter(
         TemplateComposer(),
-        SenderIdentity.from_settings(settings),
+        mailboxes.default.identity,
         UnsubscribeLinks.from_settings(settings),
         model=InferenceModel(client, settings) if settings.llm_configured else None,
+        identities=lambda owner: mailboxes.for_user(owner).identity,
     )
 
     @worker.implements(EXTRACT_CANDIDATES.name)

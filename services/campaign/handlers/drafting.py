@@ -14,8 +14,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from collections.abc import Coroutine, Iterable
-from dataclasses import dataclass
+from collections.abc import Callable, Coroutine, Iterable
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 import asyncpg
@@ -49,15 +49,27 @@ DraftMode = Literal["model", "template"]
 MODEL_CONCURRENCY = 4
 
 
+Identities = Callable[[str | None], SenderIdentity]
+
+
 @dataclass(frozen=True)
 class Drafter:
-    """Writes one recipient's draft, footer included; `model` None means template mode."""
+    """Writes one recipient's draft, footer included; `model` None means template mode. A
+    campaign's drafts are written as its creator's sender identity (`identities`, given the
+    campaign's `created_by`; see SENDER_IDENTITIES_FILE), the one its emails are sent from."""
 
     composer: TemplateComposer
     sender: SenderIdentity
     links: UnsubscribeLinks
     model: DraftModel | None = None
     concurrency: int = MODEL_CONCURRENCY
+    identities: Identities | None = None
+
+    def as_sender_of(self, owner: str | None) -> Drafter:
+        """This drafter writing as the identity of the campaign's creator."""
+        if self.identities is None:
+            return self
+        return replace(self, sender=self.identities(owner))
 
     def from_template(self, candidate: CandidateProfile, job: JobOpening) -> Draft:
         try:
@@ -107,6 +119,7 @@ async def generate_drafts(
             "unknown_campaign", f"campaign {campaign_id} does not exist", retryable=False
         )
     job = JobOpening.model_validate(dict(job_row))
+    drafter = drafter.as_sender_of(await emails.campaign_owner(db, campaign_id))
     waits = await campaigns.follow_up_days(db, campaign_id)
     pending = await candidates.undrafted_recipients(db, campaign_id)
 

@@ -13,9 +13,11 @@ import asyncpg
 from pydantic import BaseModel
 
 from services.campaign.domain import review
-from services.campaign.domain.composing import Draft, FooterContext, SenderIdentity
+from services.campaign.domain.composing import Draft, FooterContext
 from services.campaign.domain.links import UnsubscribeLinks
 from services.campaign.domain.steering import may_decide
+from services.campaign.handlers.drafting import Identities
+from services.campaign.mailer import Mailboxes
 from services.campaign.repository import SCHEMA, campaigns, emails, sequences
 from shared import cursors, outbox
 from shared.contracts.campaign import (
@@ -43,11 +45,12 @@ from shared.topics import EMAIL_APPROVED, WORKFLOW_SIGNALS
 
 
 class ReviewCommands:
-    """The handlers, given what an edited draft's footer needs; each call is given the pool. A
-    refusal (no such campaign, a conflicting decision) is raised as `Refused`."""
+    """The handlers, given what an edited draft's footer needs (the sender identity of a
+    campaign's creator, and the unsubscribe links); each call is given the pool. A refusal (no
+    such campaign, a conflicting decision) is raised as `Refused`."""
 
-    def __init__(self, sender: SenderIdentity, links: UnsubscribeLinks) -> None:
-        self._sender = sender
+    def __init__(self, identities: Identities, links: UnsubscribeLinks) -> None:
+        self._identities = identities
         self._links = links
 
     async def list_emails(self, pool: asyncpg.Pool, command: ListEmailsCommand) -> EmailPage:
@@ -68,15 +71,15 @@ class ReviewCommands:
     ) -> EmailDecisionView:
         edit = review.check_edit(command.decision, command.subject, command.body)
         async with pool.acquire() as conn, conn.transaction():
-            may_decide((await campaigns.lock_campaign(conn, command.campaign_id)).status)
+            locked = await campaigns.lock_campaign(conn, command.campaign_id)
+            may_decide(locked.status)
             stored = await emails.get_email(conn, command.campaign_id, command.email_id)
             review.check_follow_up_decision(stored.view.step, command.decision)
             current = Draft(stored.view.subject, stored.view.body)
             proposed = None
             if edit is not None:
-                proposed = review.edited_draft(
-                    current, edit, self._footer(command.email_id, stored)
-                )
+                footer = self._footer(command.email_id, stored, locked.created_by)
+                proposed = review.edited_draft(current, edit, footer)
             outcome = review.decide(
                 command.email_id, stored.view.status, command.decision, current, proposed
             )
@@ -96,11 +99,13 @@ class ReviewCommands:
         is published, and the draft stays pending."""
         edit = review.check_draft_edit(command.subject, command.body)
         async with pool.acquire() as conn, conn.transaction():
-            may_decide((await campaigns.lock_campaign(conn, command.campaign_id)).status)
+            locked = await campaigns.lock_campaign(conn, command.campaign_id)
+            may_decide(locked.status)
             stored = await emails.get_email(conn, command.campaign_id, command.email_id)
             review.check_editable(command.email_id, stored.view.status)
             current = Draft(stored.view.subject, stored.view.body)
-            proposed = review.edited_draft(current, edit, self._footer(command.email_id, stored))
+            footer = self._footer(command.email_id, stored, locked.created_by)
+            proposed = review.edited_draft(current, edit, footer)
             return await emails.store_edit(conn, command.email_id, proposed, proposed != current)
 
     async def stop_sequence(
@@ -118,9 +123,12 @@ class ReviewCommands:
             )
         return SequenceStopped(email_id=command.email_id, stopped=stopped)
 
-    def _footer(self, email_id: uuid.UUID, stored: emails.StoredEmail) -> FooterContext:
+    def _footer(
+        self, email_id: uuid.UUID, stored: emails.StoredEmail, owner: str | None
+    ) -> FooterContext:
         link = self._links.url(email_id)
-        return FooterContext(self._sender, stored.job_title, stored.found_via, link)
+        sender = self._identities(owner)
+        return FooterContext(sender, stored.job_title, stored.found_via, link)
 
     async def decide_all(self, pool: asyncpg.Pool, command: DecideAllCommand) -> BulkDecisionView:
         async with pool.acquire() as conn, conn.transaction():
@@ -205,8 +213,9 @@ def review_command_handlers(
     settings: Settings,
 ) -> dict[type[BaseModel], CommandHandler]:
     """The review commands for `build_app(commands=...)`."""
+    mailboxes = Mailboxes.from_settings(settings)
     commands = ReviewCommands(
-        SenderIdentity.from_settings(settings), UnsubscribeLinks.from_settings(settings)
+        lambda owner: mailboxes.for_user(owner).identity, UnsubscribeLinks.from_settings(settings)
     )
 
     return {

@@ -73,19 +73,20 @@ class LockedCampaign:
     status: CampaignStatus
     paused: bool
     correlation_id: str | None
+    created_by: str | None = None  # its emails go from this user's sender identity
 
 
 async def lock_campaign(conn: Connection, campaign_id: uuid.UUID) -> LockedCampaign:
     """Lock the campaign's row for this transaction (waiting for sends being claimed, which
     share-lock it) and return what deciding about it needs; not_found if there is none."""
     row = await conn.fetchrow(
-        "SELECT status, paused_at IS NOT NULL AS paused, correlation_id"
+        "SELECT status, paused_at IS NOT NULL AS paused, correlation_id, created_by"
         " FROM campaign.campaigns WHERE campaign_id = $1 FOR UPDATE",
         campaign_id,
     )
     if row is None:
         raise Refused(f"no campaign {campaign_id}", code="not_found")
-    return LockedCampaign(row["status"], row["paused"], row["correlation_id"])
+    return LockedCampaign(row["status"], row["paused"], row["correlation_id"], row["created_by"])
 
 
 async def require_campaign(conn: Connection, campaign_id: uuid.UUID) -> None:

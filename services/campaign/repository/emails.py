@@ -396,7 +396,7 @@ async def defer(conn: Connection, email_id: uuid.UUID, until: datetime, reason: 
     )  # fmt: skip
 
 
-async def campaign_owner(conn: Connection, campaign_id: uuid.UUID) -> str | None:
+async def campaign_owner(conn: Database, campaign_id: uuid.UUID) -> str | None:
     """Who created the campaign (`created_by`): its emails go from their sender identity."""
     owner: str | None = await conn.fetchval(
         "SELECT created_by FROM campaign.campaigns WHERE campaign_id = $1", campaign_id

@@ -238,6 +238,11 @@ class BenchStack:
             self.endpoints.service_env(),
             LOG_LEVEL="WARNING",
             PYTHONUNBUFFERED="1",
+            # one key drives thousands of requests a second: no rate or stream limits
+            RATE_LIMIT_PER_KEY_PER_MINUTE="0",
+            RATE_LIMIT_ANONYMOUS_PER_MINUTE="0",
+            RATE_LIMIT_PUBLIC_PER_MINUTE="0",
+            MAX_STREAMS_PER_KEY="0",
         )
         return env
 

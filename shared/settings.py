@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -108,10 +109,66 @@ class Settings(BaseSettings):
         gt=0,
         description="REQUEST_TIMEOUT_SECONDS: gateway wait for a service reply (504 after).",
     )
+    http_request_timeout_seconds: float = Field(
+        30.0,
+        ge=0,
+        description="HTTP_REQUEST_TIMEOUT_SECONDS: the longest the gateway works on a request "
+        "before its response starts, whatever it waits on (a service, PostgreSQL, Redis): 504 "
+        "after. The model routes (inference, chat) get INFERENCE_TIMEOUT_SECONDS more; a "
+        "stream, once started, is not cut (0: no limit).",
+    )
+    rate_limit_per_key_per_minute: int = Field(
+        600,
+        ge=0,
+        description="RATE_LIMIT_PER_KEY_PER_MINUTE: requests an API key (or a web session, as "
+        "its key) may make to the /api routes in any 60 s, every gateway worker and replica "
+        "together (0: no limit).",
+    )
+    rate_limit_anonymous_per_minute: int = Field(
+        120,
+        ge=0,
+        description="RATE_LIMIT_ANONYMOUS_PER_MINUTE: requests a client address may make in any "
+        "60 s without a valid key: no key, a wrong or revoked one, web pages (0: no limit).",
+    )
+    rate_limit_public_per_minute: int = Field(
+        60,
+        ge=0,
+        description="RATE_LIMIT_PUBLIC_PER_MINUTE: requests a client address may make in any "
+        "60 s to each public route (open pixel, click redirect, unsubscribe page and POST, "
+        "delivery-events webhook), which each cost a Kafka round trip (0: no limit).",
+    )
+    max_streams_per_key: int = Field(
+        5,
+        ge=0,
+        description="MAX_STREAMS_PER_KEY: event streams (run events, campaign events, streamed "
+        "chat and inference answers) one API key may hold open at once, every gateway worker "
+        "together (0: no limit).",
+    )
+    trusted_proxies: str = Field(
+        "",
+        description="TRUSTED_PROXIES: comma-separated addresses or CIDR networks of the reverse "
+        "proxies in front of the gateway; only from them is the first X-Forwarded-For hop taken "
+        "as the client's address (empty: the peer's address, always).",
+    )
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _proxy_networks(cls, value: str) -> str:
+        for item in (i.strip() for i in value.split(",") if i.strip()):
+            try:
+                ipaddress.ip_network(item, strict=False)
+            except ValueError as exc:
+                raise ValueError(
+                    f"TRUSTED_PROXIES: {item!r} is not an address or network (e.g. 10.0.0.0/8)"
+                ) from exc
+        return value
+
     api_key_cache_seconds: float = Field(
         30.0,
         ge=0,
-        description="API_KEY_CACHE_SECONDS: how long a verified key is trusted in memory.",
+        description="API_KEY_CACHE_SECONDS: how long a verified key is trusted in memory "
+        "(revocations and rotations reach every gateway worker at once over Redis pub/sub; "
+        "while that channel is down, keys are not cached).",
     )
     heartbeat_file: str | None = Field(
         None,
@@ -507,8 +564,16 @@ class Settings(BaseSettings):
     # Campaign monitoring: the inbound delivery-events webhook (services/campaign/monitoring.py).
     webhook_secret: SecretStr = Field(
         SecretStr("development-only-webhook-secret-do-not-use"),
-        description="WEBHOOK_SECRET: the X-Webhook-Secret that POST /api/webhooks/email-events "
-        "must carry (32+ characters; production must set it).",
+        description="WEBHOOK_SECRET: the key of the X-Webhook-Signature HMAC that POST "
+        "/api/webhooks/email-events checks, or the X-Webhook-Secret it must carry from providers "
+        "that cannot sign (32+ characters; production must set it).",
+    )
+    webhook_tolerance_seconds: int = Field(
+        300,
+        ge=1,
+        le=3_600,
+        description="WEBHOOK_TOLERANCE_SECONDS: a signed webhook request whose timestamp is "
+        "further than this from the gateway's clock (old or in the future) is refused (401).",
     )
     soft_bounce_limit: int = Field(
         2,

@@ -32,6 +32,7 @@ from tests.support.campaign_rows import delete_tagged
 from tests.support.dovecot import dovecot  # noqa: F401 - the fixture: a real IMAP server
 from tests.support.smtp import SmtpTestServer
 from tests.support.stack import (
+    TEST_LIMITS,
     TEST_PACING,
     Gateway,
     Launcher,
@@ -58,7 +59,8 @@ def infra(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Endpoints]:
 
 @pytest.fixture(scope="session")
 def settings(infra: Endpoints) -> Settings:
-    return infra.settings(environment="test", **{k.lower(): v for k, v in TEST_PACING.items()})
+    test_env = {**TEST_PACING, **TEST_LIMITS}
+    return infra.settings(environment="test", **{k.lower(): v for k, v in test_env.items()})
 
 
 @pytest.fixture(scope="session")

@@ -20,15 +20,18 @@ from services.gateway import (
     routes_campaigns,
     routes_candidates,
     routes_inference,
+    routes_keys,
     routes_review,
     routes_tracking,
     routes_workflows,
 )
-from services.gateway.api_keys import KeyStore, Principal
+from services.gateway.api_keys import KeyChanges, KeyStore, Principal
 from services.gateway.auth import authenticate, require
+from services.gateway.rate_limits import RateLimiter, RateLimitMiddleware, RequestDeadline
 from services.gateway.readiness import Readiness, check_all
 from services.gateway.run_events import RunEventHub
 from services.gateway.services import Client
+from services.gateway.sse import StreamSlots
 from services.gateway.web import pages
 from services.gateway.web_sessions import SessionStore
 from shared.answer_cache import AnswerCache
@@ -53,6 +56,7 @@ class Health(BaseModel):
 
 class WhoAmI(BaseModel):
     user: str
+    team: str
     key_id: str
     scopes: list[str]
 
@@ -83,14 +87,20 @@ def create_app(settings: Settings) -> FastAPI:
         await broker.start()
         app.state.pool, app.state.redis, app.state.broker = pool, redis, broker
         app.state.key_store = KeyStore(pool, settings.api_key_cache_seconds)
+        key_changes = KeyChanges(redis, app.state.key_store)  # revocations reach us at once
+        await key_changes.start(settings.startup_timeout_seconds)
         app.state.answer_cache = AnswerCache(redis, settings.llm_cache_ttl_seconds)
         app.state.web_sessions = SessionStore(redis, settings.web_session_seconds)
+        app.state.rate_limiter = RateLimiter(redis)
+        app.state.stream_slots = StreamSlots(redis, settings.max_streams_per_key)
         app.state.client = client
         app.state.run_events = run_events
         freeze_startup_objects()
         try:
             yield
         finally:
+            await key_changes.stop()
+            await app.state.key_store.close()
             await broker.stop()
             await delete_topic(settings, replies.name)
             await redis.aclose()
@@ -109,6 +119,8 @@ def create_app(settings: Settings) -> FastAPI:
     FastAPIInstrumentor.instrument_app(
         app, tracer_provider=tracer_provider, excluded_urls="healthz,readyz,metrics"
     )
+    app.add_middleware(RateLimitMiddleware)  # inside the metrics: they count its 429s
+    app.add_middleware(RequestDeadline)
     app.add_middleware(HttpMetricsMiddleware)
 
     errors.install(app)
@@ -120,6 +132,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(routes_campaigns.sending)
     app.include_router(routes_candidates.router)
     app.include_router(routes_tracking.router)
+    app.include_router(routes_keys.router)
     app.include_router(pages.router)
     pages.mount_static(app)
 
@@ -159,11 +172,16 @@ def create_app(settings: Settings) -> FastAPI:
     @app.get(
         "/api/whoami",
         tags=["auth"],
-        summary="The user and scopes of the calling API key",
+        summary="The user, team and scopes of the calling API key",
         responses=errors.error_responses(401),
     )
     async def whoami(principal: Annotated[Principal, Depends(authenticate)]) -> WhoAmI:
-        return WhoAmI(user=principal.user, key_id=principal.key_id, scopes=sorted(principal.scopes))
+        return WhoAmI(
+            user=principal.user,
+            team=principal.team,
+            key_id=principal.key_id,
+            scopes=sorted(principal.scopes),
+        )
 
     @app.get(
         "/api/services/{service}/ping",

@@ -10,6 +10,7 @@ from typing import Annotated
 from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from services.gateway import rate_limits
 from services.gateway.api_keys import InvalidKey, KeyStore, Principal, Scope
 from services.gateway.web_sessions import CSRF_HEADER, SESSION_COOKIE, SessionEnded, SessionStore
 
@@ -45,7 +46,8 @@ async def _from_session(request: Request, store: KeyStore) -> Principal:
     if not session_id:
         raise _unauthorized(
             "missing API key: send 'Authorization: Bearer <key>' "
-            "(create one with: python -m services.gateway keys create --user NAME --scopes ...)"
+            "(create one with: python -m services.gateway keys create --user NAME --team TEAM "
+            "--scopes ...)"
         )
     sessions: SessionStore = request.app.state.web_sessions
     try:
@@ -60,12 +62,15 @@ async def _from_session(request: Request, store: KeyStore) -> Principal:
     return principal
 
 
-def require(scope: Scope, *others: Scope) -> Callable[[Principal], Awaitable[Principal]]:
+def require(scope: Scope, *others: Scope) -> Callable[..., Awaitable[Principal]]:
     """A dependency that admits keys carrying any of the scopes given (or `admin`)."""
     scopes = (scope, *others)
     named = " or ".join(repr(s) for s in scopes)
 
-    async def check(principal: Annotated[Principal, Depends(authenticate)]) -> Principal:
+    async def check(
+        request: Request, principal: Annotated[Principal, Depends(authenticate)]
+    ) -> Principal:
+        await rate_limits.charge_key(request, principal)  # 429 when the key is over its limit
         if not any(principal.allows(s) for s in scopes):
             raise HTTPException(
                 status.HTTP_403_FORBIDDEN,

@@ -46,7 +46,8 @@ _DESCRIPTIONS = {
     403: "The API key lacks the route's scope",
     413: f"The body is over {MAX_BODY_BYTES} bytes",
     422: "A field is missing or not valid, or text holds a NUL character",
-    504: "A service did not answer in time",
+    429: "Over a rate limit or the open-stream limit (see `Retry-After` and `RateLimit-*`)",
+    504: "A service (or the gateway, HTTP_REQUEST_TIMEOUT_SECONDS) did not answer in time",
 }
 
 
@@ -56,7 +57,7 @@ def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
 
 
 # What every route behind an API key may answer besides its own errors.
-API_ERRORS = error_responses(400, 401, 403, 413, 422, 504)
+API_ERRORS = error_responses(400, 401, 403, 413, 422, 429, 504)
 
 
 def http_error(reply: Reply, service: str) -> HTTPException:

@@ -15,7 +15,7 @@ from services.gateway.auth import require
 from services.gateway.chat import Chat, ChatAnswer
 from services.gateway.errors import API_ERRORS
 from services.gateway.services import Client, ask
-from services.gateway.sse import Events, sse_response
+from services.gateway.sse import Events, reserved, sse_response
 from shared.contracts.intent import DetectIntentCommand, IntentResult
 
 router = APIRouter(prefix="/api/ai-assistant", tags=["assistant"], responses=API_ERRORS)
@@ -163,16 +163,17 @@ async def chat(body: ChatRequest, request: Request, client: Client, principal: A
     Backend role") refers to the conversation's last request; a message may answer a question
     the assistant or a run asked."""
     chat = Chat(request, client, principal.user)
-    try:
-        conversation_id = await chat.conversation_for(body.conversation_id, body.message)
-    except conversations.NoConversation:
-        raise _no_conversation(body.conversation_id) from None
-    intent = await chat.detect(conversation_id, body.message)
-    answered = await chat.reply(conversation_id, body.message, intent, body.stream)
+    async with reserved(request, principal, wanted=body.stream) as slot:  # a stream's place
+        try:
+            conversation_id = await chat.conversation_for(body.conversation_id, body.message)
+        except conversations.NoConversation:
+            raise _no_conversation(body.conversation_id) from None
+        intent = await chat.detect(conversation_id, body.message)
+        answered = await chat.reply(conversation_id, body.message, intent, body.stream)
     if not body.stream:
         assert isinstance(answered, ChatAnswer)
         return answered
-    return sse_response(_with_intent(intent, answered))
+    return sse_response(_with_intent(intent, answered), slot)
 
 
 async def _with_intent(intent: IntentResult, answered: ChatAnswer | Events) -> Events:

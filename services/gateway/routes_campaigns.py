@@ -11,14 +11,14 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, HTTPException, Query
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.responses import StreamingResponse
 
 from services.gateway.api_keys import Principal
 from services.gateway.auth import require
 from services.gateway.errors import API_ERRORS
 from services.gateway.services import Client, ask
-from services.gateway.sse import HEADERS, KEEP_ALIVE, sse_event
+from services.gateway.sse import KEEP_ALIVE, held_stream, open_slot, sse_event
 from shared.contracts.campaign import (
     CampaignPage,
     CampaignStatus,
@@ -109,8 +109,11 @@ async def campaign_timeline(
         404: {"description": "No such campaign"},
     },
 )
-async def follow_campaign(campaign_id: uuid.UUID, client: Client, _: Reader) -> StreamingResponse:
+async def follow_campaign(
+    campaign_id: uuid.UUID, request: Request, client: Client, principal: Reader
+) -> StreamingResponse:
     first = await _view(client, campaign_id)  # a 404 before the stream starts
+    slot = await open_slot(request, principal)  # 429 over MAX_STREAMS_PER_KEY
 
     async def events() -> AsyncIterator[str]:
         view, sequence = first, 1
@@ -137,7 +140,7 @@ async def follow_campaign(campaign_id: uuid.UUID, client: Client, _: Reader) -> 
             "end", {"campaign_id": str(campaign_id), "status": view.status}, sequence + 1
         )
 
-    return StreamingResponse(events(), media_type="text/event-stream", headers=HEADERS)
+    return held_stream(events(), slot)
 
 
 def _progress(view: CampaignView) -> tuple[str, bool, datetime | None, dict[str, Any]]:

@@ -24,7 +24,7 @@ from services.gateway.api_keys import Principal
 from services.gateway.auth import require
 from services.gateway.errors import API_ERRORS, http_error
 from services.gateway.services import Client, ask
-from services.gateway.sse import Events, sse_response
+from services.gateway.sse import Events, reserved, sse_response
 from shared.answer_cache import AnswerCache
 from shared.contracts.common import Reply
 from shared.contracts.inference import (
@@ -139,10 +139,11 @@ async def infer(
     client: Client,
     principal: Annotated[Principal, Depends(require("assistant"))],
 ) -> Any:
-    answered = await answer(body, request, client, principal.user)
+    async with reserved(request, principal, wanted=body.stream) as slot:  # a stream's place
+        answered = await answer(body, request, client, principal.user)
     if isinstance(answered, InferenceResult):
         return answered
-    return sse_response(answered)
+    return sse_response(answered, slot)
 
 
 async def answer(

@@ -1,7 +1,8 @@
 """The public endpoints recipients and mail providers reach without an API key: the open-tracking
 pixel, the click redirect, the unsubscribe page and RFC 8058 one-click POST, and the inbound
-delivery-events webhook (authenticated by a shared secret). The campaign service checks the signed
-tokens and records what happened; the gateway only speaks HTTP."""
+delivery-events webhook (authenticated by an HMAC signature with a timestamp, or a shared secret).
+The campaign service checks the signed tokens and records what happened; the gateway only speaks
+HTTP."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import base64
 import hmac
 import html
 import logging
+import time
 from typing import Annotated
 from urllib.parse import parse_qsl
 
@@ -16,7 +18,9 @@ from fastapi import APIRouter, Depends, Header, HTTPException, Query, Request, R
 from fastapi.responses import HTMLResponse, RedirectResponse
 from pydantic import BaseModel, ConfigDict, Field
 
+from services.gateway import signatures
 from services.gateway.errors import error_responses, http_error
+from services.gateway.rate_limits import public_limit
 from services.gateway.services import Client
 from shared.contracts.campaign import (
     MAX_INBOUND_EVENTS,
@@ -34,7 +38,12 @@ from shared.contracts.common import Reply
 from shared.settings import Settings
 
 log = logging.getLogger(__name__)
-router = APIRouter(tags=["tracking"], responses=error_responses(400, 413, 422, 504))
+# Each public route costs a Kafka round trip: limited per client address (RATE_LIMIT_PUBLIC_...).
+router = APIRouter(
+    tags=["tracking"],
+    responses=error_responses(400, 413, 422, 429, 504),
+    dependencies=[Depends(public_limit)],
+)
 
 # A 1x1 transparent GIF (43 bytes).
 PIXEL = base64.b64decode("R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAIBRAA7")
@@ -138,16 +147,33 @@ class EmailEventsWebhook(BaseModel):
 async def _webhook_secret(
     request: Request,
     secret: Annotated[str | None, Header(alias="X-Webhook-Secret")] = None,
+    signature: Annotated[
+        str | None,
+        Header(
+            alias=signatures.HEADER,
+            description=f"{signatures.FORMAT}, with WEBHOOK_SECRET; checked instead of "
+            "X-Webhook-Secret when present",
+        ),
+    ] = None,
 ) -> None:
-    """Checked before the body is read, so a caller without the secret learns nothing."""
+    """A signed request (its raw body, as received: the body-size limit applies) or, for
+    providers that cannot sign, the shared secret. Checked before the body is validated, so a
+    caller without either learns nothing about it."""
     settings: Settings = request.app.state.settings
-    expected = settings.webhook_secret.get_secret_value().encode()
-    if secret is None or not hmac.compare_digest(secret.encode(), expected):
+    key = settings.webhook_secret.get_secret_value()
+    if signature is not None:
+        body = await request.body()
+        try:
+            signatures.verify(signature, body, key, time.time(), settings.webhook_tolerance_seconds)
+        except signatures.BadSignature as exc:
+            raise HTTPException(status.HTTP_401_UNAUTHORIZED, detail=str(exc)) from exc
+        return
+    if secret is None or not hmac.compare_digest(secret.encode(), key.encode()):
         raise HTTPException(
             status.HTTP_401_UNAUTHORIZED,
             detail="missing or wrong X-Webhook-Secret header"
             if secret
-            else "missing X-Webhook-Secret header",
+            else f"missing {signatures.HEADER} (or X-Webhook-Secret) header",
         )
 
 
@@ -157,7 +183,12 @@ async def _webhook_secret(
     status_code=status.HTTP_202_ACCEPTED,
     dependencies=[Depends(_webhook_secret)],
     tags=["webhooks"],
-    responses={401: {"description": "Missing or wrong X-Webhook-Secret; nothing recorded"}},
+    responses={
+        401: {
+            "description": "Missing, wrong, stale or malformed X-Webhook-Signature (or a "
+            "missing or wrong X-Webhook-Secret); nothing recorded"
+        }
+    },
 )
 async def email_events(body: EmailEventsWebhook, client: Client) -> InboundResult:
     reply = await client.request("campaign", RecordEmailEventsCommand(events=body.events))

@@ -18,7 +18,7 @@ from services.gateway.errors import API_ERRORS
 from services.gateway.routes_campaigns import stop_campaign
 from services.gateway.run_events import RunEventHub
 from services.gateway.services import Client, ask
-from services.gateway.sse import HEADERS, KEEP_ALIVE, sse_event
+from services.gateway.sse import KEEP_ALIVE, held_stream, open_slot, sse_event
 from shared.contracts.campaign import EMAIL_CAMPAIGN
 from shared.contracts.workflow import (
     FINISHED_STATUSES,
@@ -208,12 +208,13 @@ async def retry_workflow(run_id: uuid.UUID, client: Client, principal: Reader) -
     )}},
 )  # fmt: skip
 async def follow_workflow(
-    run_id: uuid.UUID, request: Request, client: Client, _: Reader
+    run_id: uuid.UUID, request: Request, client: Client, principal: Reader
 ) -> StreamingResponse:
     hub: RunEventHub = request.app.state.run_events
     queue = hub.listen(run_id)  # before the snapshot, so no change falls between the two
     try:
         snapshot = await _started_run(client, run_id)
+        slot = await open_slot(request, principal)  # 429 over MAX_STREAMS_PER_KEY
     except BaseException:
         hub.stop_listening(run_id, queue)
         raise
@@ -237,7 +238,7 @@ async def follow_workflow(
         finally:
             hub.stop_listening(run_id, queue)
 
-    return StreamingResponse(events(), media_type="text/event-stream", headers=HEADERS)
+    return held_stream(events(), slot)
 
 
 async def _started_run(client: ServiceClient, run_id: uuid.UUID) -> RunDetail:

@@ -3,7 +3,8 @@ HttpOnly, SameSite=Strict cookie, with a CSRF token the pages send on every stat
 
 Redis holds, under a hash of the session id (a dump of Redis does not hold working cookies), the
 key's id and the digest of its secret: every request checks the key again (`KeyStore`), so a
-revoked key ends its sessions as it ends its API use. A session expires after
+revoked or expired key, or a rotated key's old secret after its grace, ends its sessions as it ends
+its API use (a revocation within a second on every gateway worker). A session expires after
 WEB_SESSION_SECONDS without use; signing out deletes it at once.
 """
 

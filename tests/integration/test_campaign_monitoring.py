@@ -338,3 +338,71 @@ async def counts_events(stream: httpx.Response) -> AsyncIterator[dict[str, Any]]
     async for name, data in sse_events(stream):
         if name == "counts":
             yield data
+
+
+async def test_the_webhook_takes_a_signature_with_a_timestamp(
+    public: httpx.AsyncClient, db: asyncpg.Pool, prepared: Settings, tag: str
+) -> None:
+    # Imported here: this test was added to the module at its end, with what it alone uses.
+    import time
+
+    from services.gateway.errors import MAX_BODY_BYTES
+    from services.gateway.signatures import header_value
+
+    campaign = await monitored(db, prepared, tag, sent=2)
+    first, second = campaign.emails
+    url = "/api/webhooks/email-events"
+
+    def signed(events: list[dict[str, Any]], secrets: list[str], age: int = 0) -> dict[str, Any]:
+        body = json.dumps({"events": events}).encode()
+        header = header_value(secrets, int(time.time()) - age, body)
+        headers = {"X-Webhook-Signature": header, "Content-Type": "application/json"}
+        return {"content": body, "headers": headers}
+
+    bounce = [{"email_id": str(first.email_id), "kind": "bounced", "detail": {"permanent": True}}]
+    refusals = {
+        "wrong secret": signed(bounce, ["not-the-secret"]),
+        "stale": signed(bounce, [WEBHOOK_SECRET], age=301),
+        "future": signed(bounce, [WEBHOOK_SECRET], age=-301),
+        "malformed": {"json": {"events": bounce}, "headers": {"X-Webhook-Signature": "v1=abc"}},
+    }
+    altered = signed(bounce, [WEBHOOK_SECRET])
+    altered["content"] = altered["content"].replace(b"bounced", b"replied")
+    refusals["altered body"] = altered
+    # A bad signature is refused even beside the right shared secret.
+    beside = signed(bounce, ["not-the-secret"])
+    beside["headers"]["X-Webhook-Secret"] = WEBHOOK_SECRET
+    refusals["bad signature, right secret"] = beside
+    reasons = {}
+    for case, request in refusals.items():
+        response = await public.post(url, **request)
+        assert response.status_code == 401, (case, response.text)
+        reasons[case] = response.json()["detail"]
+    assert "wrong secret" in reasons["wrong secret"]
+    assert "s old, more than the 300 s allowed" in reasons["stale"]
+    assert "in the future" in reasons["future"]
+    assert "malformed X-Webhook-Signature" in reasons["malformed"]
+    assert await events_of(db, first) == []
+
+    # Signed with the old and the new secret (a provider rotating its secret): accepted.
+    response = await public.post(url, **signed(bounce, ["old-secret", WEBHOOK_SECRET]))
+    assert response.status_code == 202, response.text
+    assert response.json()["accepted"] == 1
+    assert [kind for kind, _ in await events_of(db, first)] == ["bounced"]
+    reply = [{"email_id": str(second.email_id), "kind": "replied"}]
+    assert (await public.post(url, **signed(reply, [WEBHOOK_SECRET], age=60))).status_code == 202
+    assert [kind for kind, _ in await events_of(db, second)] == ["replied"]
+
+    # The body-size limit still holds for a signed body (read raw for the HMAC).
+    big = signed([{**reply[0], "detail": {"pad": "x" * MAX_BODY_BYTES}}], [WEBHOOK_SECRET])
+    assert (await public.post(url, **big)).status_code == 413
+
+    async def chunks() -> AsyncIterator[bytes]:  # no Content-Length: counted while read
+        yield big["content"][:1000]
+        yield big["content"][1000:]
+
+    chunked = await public.post(url, content=chunks(), headers=big["headers"])
+    assert chunked.status_code == 413
+    unsigned = await public.post(url, json={"events": reply})
+    assert unsigned.status_code == 401
+    assert "missing X-Webhook-Signature (or X-Webhook-Secret)" in unsigned.json()["detail"]

@@ -22,11 +22,14 @@ FINISHED = {"succeeded", "failed", "cancelled", "expired"}  # a run's final stat
 MakeKey = Callable[..., Awaitable[str]]
 
 
-async def create_key(settings: Settings, *scopes: str, user: str = "test-user") -> str:
-    """A new API key for `user` with `scopes`, in the test stack's database: its token."""
+async def create_key(
+    settings: Settings, *scopes: str, user: str = "test-user", team: str = api_keys.DEFAULT_TEAM
+) -> str:
+    """A new API key for `user` of `team` with `scopes`, in the test stack's database: its
+    token."""
     conn = await asyncpg.connect(settings.database_url)
     try:
-        key = await api_keys.create_key(conn, user, frozenset(scopes))
+        key = await api_keys.create_key(conn, user, frozenset(scopes), team=team)
     finally:
         await conn.close()
     return key.token

@@ -3,6 +3,7 @@ or a gateway at a time (`Launcher`), or the set a test module runs (`Stack`)."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
@@ -10,20 +11,29 @@ import httpx
 
 from deploy.servers import free_port
 from shared.settings import Settings
-from tests.support.processes import ServiceProcess, child_env, python_module
+from tests.support.processes import ProcessFailed, ServiceProcess, child_env, python_module
 
 # Tests send at any hour with no daily cap or spacing (a test that paces turns them back on):
 # the product's defaults would hold a test's emails for business hours and 100 s apart.
 TEST_PACING = {"SEND_WINDOW_DAYS": "always", "SEND_DAILY_CAP": "0", "SEND_SPACING_SECONDS": "0"}
+# Tests make many requests with one key a module (and fuzz every route): no rate or stream limits
+# (tests/integration/test_rate_limits.py turns them back on).
+TEST_LIMITS = {
+    "RATE_LIMIT_PER_KEY_PER_MINUTE": "0",
+    "RATE_LIMIT_ANONYMOUS_PER_MINUTE": "0",
+    "RATE_LIMIT_PUBLIC_PER_MINUTE": "0",
+    "MAX_STREAMS_PER_KEY": "0",
+}
 
 
 def stack_env(settings: Settings, **extra: str) -> dict[str, str]:
     """A child process's environment: the test stack's addresses and broker tuning, test pacing
-    (`TEST_PACING`), plus `extra`."""
+    (`TEST_PACING`) and no limits (`TEST_LIMITS`), plus `extra`."""
     return child_env(
         {
             "ENVIRONMENT": "test",
             **TEST_PACING,
+            **TEST_LIMITS,
             "KAFKA_BOOTSTRAP_SERVERS": settings.kafka_bootstrap_servers,
             "DATABASE_URL": settings.database_url,
             "REDIS_URL": settings.redis_url,
@@ -92,6 +102,22 @@ class Launcher:
         proc = ServiceProcess("gateway", argv, stack_env(self.settings, **env)).start()
         self.started.append(proc)
         proc.wait_for("Application startup complete", timeout=30)
+        return Gateway(proc, f"http://127.0.0.1:{port}")
+
+    def gateway_workers(self, workers: int, **env: str) -> Gateway:
+        """The gateway as `serve --workers N` runs it (N processes on one port), once every
+        worker serves. A connection stays with one worker: `/healthz` names it (`instance_id`)."""
+        port = free_port()
+        argv = python_module(
+            "services.gateway", "serve", "--port", str(port), "--workers", str(workers)
+        )
+        proc = ServiceProcess("gateway", argv, stack_env(self.settings, **env)).start()
+        self.started.append(proc)
+        deadline = time.monotonic() + 30 * workers
+        while sum("Application startup complete" in line for line in list(proc.lines)) < workers:
+            if time.monotonic() > deadline or (proc.proc is not None and proc.proc.poll()):
+                raise ProcessFailed(f"{workers} gateway workers did not start:\n{proc.output()}")
+            time.sleep(0.1)
         return Gateway(proc, f"http://127.0.0.1:{port}")
 
     def stack(self, stack: Stack) -> Gateway:

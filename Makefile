@@ -5,12 +5,13 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: help venv kafka chromium dovecot run test test-tansu lint format unit integration migrate seed keys bench eval-intent clean \
+.PHONY: help venv kafka chromium dovecot run test test-e2e test-tansu lint format unit integration migrate seed keys bench eval-intent clean \
 	container-tools wheelhouse debian-base image image-test
 
 help:
 	@echo "make run     - set up, migrate, seed, start the broker and all five services"
-	@echo "make test    - set up, lint, and run the whole test suite"
+	@echo "make test    - set up, lint, and run the unit and integration tests"
+	@echo "make test-e2e - the browser and end-to-end tests (CI runs them too)"
 	@echo "make test-tansu - the tests marked tansu again, on the Tansu broker (CI runs it too)"
 	@echo "make kafka   - fetch Apache Kafka's jars from Maven Central (once)"
 	@echo "make chromium - install Debian's chromium for the browser tests (once)"
@@ -50,11 +51,18 @@ dovecot:
 run: $(STAMP) kafka
 	$(PY) -m deploy.run_local
 
-# The whole suite on Apache Kafka (or KAFKA_BOOTSTRAP_SERVERS). The browser tests (tests/browser,
-# marked `browser`) run in it, in a real Chromium. CI (.ci/run) then runs `make test-tansu`: the
-# tests marked `tansu` again on Tansu, so the Python-only path keeps working.
-test: $(STAMP) lint kafka chromium dovecot
-	$(PY) -m pytest
+# The unit and integration tests on Apache Kafka (or KAFKA_BOOTSTRAP_SERVERS), against a real IMAP
+# server (dovecot) and SMTP server; it prints the slowest tests (the budget is 10 minutes). CI
+# (.ci/run) then runs the slower checks, each a target of its own: `make test-e2e` (the browser
+# and end-to-end tests), `make test-tansu` (the tests marked `tansu` again on Tansu, so the
+# Python-only path keeps working) and `make image-test`.
+test: $(STAMP) lint kafka dovecot
+	$(PY) -m pytest -m "not container and not browser and not e2e" --durations=12
+
+# The web app in a real Chromium (tests/browser, marked `browser`) and the product end to end
+# (tests/e2e: `make run` and the README's examples, a chat message to inboxes, the OpenAPI fuzz).
+test-e2e: $(STAMP) kafka chromium
+	$(PY) -m pytest -m "browser or e2e" --durations=8
 
 test-tansu: $(STAMP)
 	LOCAL_KAFKA=tansu KAFKA_BOOTSTRAP_SERVERS= $(PY) -m pytest -m tansu

@@ -17,14 +17,11 @@ import re
 import secrets
 import time
 from collections.abc import Callable
-from contextlib import suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal, get_args
 
 import asyncpg
-from redis.asyncio import Redis
-from redis.exceptions import RedisError
 
 from shared.db import Connection
 
@@ -39,8 +36,6 @@ UNKNOWN = "unknown or revoked API key"
 # A key's last use is written at most this often (per key and worker; the UPDATE also skips a
 # row another worker wrote within the interval), not once per request.
 LAST_USED_EVERY_SECONDS = 60.0
-# Every gateway worker subscribes; a key id published here is dropped from its cache at once.
-CHANGES_CHANNEL = "gateway:api-keys:changed"
 
 
 class InvalidKey(Exception):
@@ -402,74 +397,3 @@ async def verify_token(conn: Connection, token: str) -> Principal | None:
     except InvalidKey:
         return None
     return await lookup(conn, key_id, hash_secret(secret))
-
-
-async def announce_change(redis: Redis, key_id: str) -> int:
-    """Tell every gateway worker that key `key_id` was revoked or rotated; how many heard it."""
-    return int(await redis.publish(CHANGES_CHANNEL, key_id_of(key_id)))
-
-
-class KeyChanges:
-    """Follows CHANGES_CHANNEL for a KeyStore in a background task: each key id heard is
-    forgotten at once. The store caches only while subscribed; a lost connection is retried
-    with backoff, and the cache starts afresh once subscribed again (a change published in
-    between is not missed)."""
-
-    def __init__(self, redis: Redis, store: KeyStore, retry_seconds: float = 0.5) -> None:
-        self._redis = redis
-        self._store = store
-        self._retry_seconds = retry_seconds
-        self._subscribed = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
-
-    async def start(self, timeout: float) -> None:
-        """Start following, waiting up to `timeout` s for the subscription (the store does not
-        cache until then, so starting without it is safe, only slower)."""
-        self._store.distrust()
-        self._task = asyncio.create_task(self._follow(), name="api-key-changes")
-        try:
-            await asyncio.wait_for(self._subscribed.wait(), timeout)
-        except TimeoutError:
-            log.warning(
-                "not subscribed to %s yet: keys are checked in the database", CHANGES_CHANNEL
-            )
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
-
-    async def _follow(self) -> None:
-        delay = self._retry_seconds
-        while True:
-            pubsub = self._redis.pubsub()
-            try:
-                await pubsub.subscribe(CHANGES_CHANNEL)
-                while True:
-                    message = await pubsub.get_message(timeout=1.0)
-                    if message is None:
-                        continue
-                    if message["type"] == "subscribe":
-                        self._store.trust()
-                        self._subscribed.set()
-                        delay = self._retry_seconds
-                    elif message["type"] == "message":
-                        data = message["data"]
-                        self._store.forget(data.decode() if isinstance(data, bytes) else str(data))
-            except Exception as exc:  # Redis down, or a bug: never cache without hearing changes
-                self._store.distrust()
-                self._subscribed.clear()
-                log.warning(
-                    "lost %s (%s: %s); keys are checked in the database until it is back",
-                    CHANGES_CHANNEL,
-                    type(exc).__name__,
-                    exc,
-                    exc_info=not isinstance(exc, RedisError | OSError),
-                )
-            finally:
-                with suppress(RedisError, OSError):
-                    await pubsub.aclose()  # type: ignore[no-untyped-call]  # untyped in redis-py
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 10.0)

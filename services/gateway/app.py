@@ -25,8 +25,9 @@ from services.gateway import (
     routes_tracking,
     routes_workflows,
 )
-from services.gateway.api_keys import KeyChanges, KeyStore, Principal
+from services.gateway.api_keys import KeyStore, Principal
 from services.gateway.auth import authenticate, require
+from services.gateway.key_changes import KeyChanges
 from services.gateway.rate_limits import RateLimiter, RateLimitMiddleware, RequestDeadline
 from services.gateway.readiness import Readiness, check_all
 from services.gateway.run_events import RunEventHub

@@ -12,7 +12,7 @@ from fastapi import FastAPI
 from pydantic import ValidationError
 from redis.exceptions import RedisError
 
-from services.gateway import api_keys
+from services.gateway import api_keys, key_changes
 from shared.broker import check_kafka
 from shared.cache import create_redis
 from shared.db import Connection, create_pool
@@ -116,7 +116,7 @@ async def _announce(settings: Settings, key_id: str) -> None:
     try:
         redis = await create_redis(settings)
         try:
-            await api_keys.announce_change(redis, key_id)
+            await key_changes.announce_change(redis, key_id)
         finally:
             await redis.aclose()
     except (DependencyUnavailable, RedisError, OSError) as exc:

@@ -12,7 +12,7 @@ from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, sta
 from pydantic import BaseModel, ConfigDict, Field
 from redis.exceptions import RedisError
 
-from services.gateway import api_keys
+from services.gateway import api_keys, key_changes
 from services.gateway.api_keys import KeyInfo, Principal, Scope
 from services.gateway.auth import require
 from services.gateway.errors import error_responses
@@ -175,6 +175,6 @@ async def _announce(request: Request, key_id: str) -> None:
     a worker still subscribed trusts its cache for up to API_KEY_CACHE_SECONDS (logged)."""
     request.app.state.key_store.forget(key_id)
     try:
-        await api_keys.announce_change(request.app.state.redis, key_id)
+        await key_changes.announce_change(request.app.state.redis, key_id)
     except (RedisError, OSError):
         log.warning("could not announce the change of key %s", key_id, exc_info=True)

@@ -27,7 +27,8 @@ import redis.asyncio as redis
 from services.campaign.domain.windows import SendingWindow
 from services.campaign.repository import candidates
 from services.campaign.repository.delivery import MonitoringRepository
-from services.campaign.sender import WINDOW_WAIT, Sender
+from services.campaign.send_policy import WINDOW_WAIT
+from services.campaign.sender import Sender
 from services.campaign.throttle import RedisThrottle
 from shared.contracts.campaign import NextSend
 from shared.contracts.intent import Slots

@@ -18,7 +18,8 @@ import httpx
 import pytest
 import redis.asyncio as aioredis
 
-from services.gateway.api_keys import CHANGES_CHANNEL, parse_token
+from services.gateway.api_keys import parse_token
+from services.gateway.key_changes import CHANGES_CHANNEL
 from shared.settings import Settings
 from tests.support.api import MakeKey, wait_for
 from tests.support.stack import Gateway, Launcher, stack_env

@@ -48,7 +48,7 @@ class EmailRef:
 
 
 _EMAIL_COLUMNS = "email_id, campaign_id, to_address, message_id, status, body"
-# When a campaign's next email goes and why it waits (`sender.Pacing.next_send`).
+# When a campaign's next email goes and why it waits (`send_policy.Pacing.next_send`).
 NextSendOf = Callable[[Connection, uuid.UUID], Awaitable[NextSend]]
 
 
@@ -91,7 +91,7 @@ class MonitoringRepository:
 
     async def campaign(self, campaign_id: uuid.UUID) -> CampaignView | None:
         """The campaign's view, with when its next email goes and why it waits when this
-        repository was given `next_send` (the sender's `Pacing.next_send`)."""
+        repository was given `next_send` (`send_policy.Pacing.next_send`)."""
         view = await campaigns.campaign_view(self.conn, campaign_id)
         if view is None or self._next_send is None:
             return view

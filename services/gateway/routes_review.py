@@ -27,6 +27,8 @@ from shared.contracts.campaign import (
     EmailStatus,
     EmailView,
     ListEmailsCommand,
+    ListRevisionsCommand,
+    RevisionList,
     SequenceStopped,
     StopSequenceCommand,
 )
@@ -161,6 +163,21 @@ async def edit_email(
         edited_by=principal.user,
     )
     return EmailView.model_validate(await ask(client, "campaign", command))
+
+
+@router.get(
+    "/{campaign_id}/emails/{email_id}/revisions",
+    summary="Every version of an email's text: as drafted, then each saved edit",
+    description="Revision 0 is the text as the model or the template wrote it; each edit (saved "
+    "alone, or on approving) adds one, with who made it and when. Empty for an email never "
+    "edited.",
+    responses={404: _NOT_FOUND},
+)
+async def list_revisions(
+    campaign_id: uuid.UUID, email_id: uuid.UUID, client: Client, principal: Reviewer
+) -> RevisionList:
+    command = ListRevisionsCommand(campaign_id=campaign_id, email_id=email_id)
+    return RevisionList.model_validate(await ask(client, "campaign", command))
 
 
 @router.post(

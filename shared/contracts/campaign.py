@@ -362,6 +362,31 @@ class DecideAllCommand(BaseModel):
     correlation_id: str | None = Field(None, max_length=128)
 
 
+class ListRevisionsCommand(BaseModel):
+    """Every saved version of one email's text: as drafted (revision 0), then each edit."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    type: Literal["list_revisions"] = "list_revisions"
+    campaign_id: uuid.UUID
+    email_id: uuid.UUID
+
+
+class RevisionView(BaseModel):
+    revision: int = Field(..., ge=0, description="0: as drafted; then one per saved edit.")
+    subject: str
+    body: str
+    edited_by: str = Field(..., description="The reviewer; for revision 0, model or template.")
+    edited_at: datetime
+
+
+class RevisionList(BaseModel):
+    email_id: uuid.UUID
+    items: list[RevisionView] = Field(
+        ..., description="Oldest first; empty for an email never edited (its text is as drafted)."
+    )
+
+
 class StopSequenceCommand(BaseModel):
     """Stop one recipient's follow-ups (any of their emails in the campaign names them): those
     not sent yet never will be."""
@@ -810,6 +835,9 @@ class ExportedEmail(BaseModel):
     status: str = Field(..., examples=["sent"])
     created_at: datetime
     sent_at: datetime | None = None
+    revisions: list[RevisionView] = Field(
+        default_factory=list, description="Its text as drafted and after each edit, if edited."
+    )
 
 
 class ExportedDeliveryEvent(BaseModel):

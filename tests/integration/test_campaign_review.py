@@ -553,3 +553,33 @@ async def test_the_campaign_knows_its_review_deadline(
     after = (await api.get(f"/api/campaigns/{run_id}")).json()
     assert after["status"] == "monitoring"
     assert datetime.fromisoformat(after["review_deadline_at"]) == expected
+
+
+async def test_every_edit_is_kept_as_a_revision(
+    api: httpx.AsyncClient, db: asyncpg.Pool, tag: str
+) -> None:
+    run_id, (first, second) = await campaign_at_review(api, db, tag, 2)
+    revisions_url = f"/api/campaigns/{run_id}/emails/{first['email_id']}/revisions"
+    assert (await api.get(revisions_url)).json() == {"email_id": first["email_id"], "items": []}
+
+    edit_url = f"/api/campaigns/{run_id}/emails/{first['email_id']}/edit"
+    assert (await api.post(edit_url, json={"subject": "Coffee?"})).status_code == 200
+    assert (await api.post(edit_url, json={"subject": "Coffee?"})).status_code == 200  # no change
+    edited = await approve(api, run_id, first["email_id"], subject="Coffee this week?")
+    assert edited.status_code == 200, edited.text
+
+    response = await api.get(revisions_url)
+    assert response.status_code == 200, response.text
+    items = response.json()["items"]
+    assert [(r["revision"], r["subject"], r["edited_by"]) for r in items] == [
+        (0, first["subject"], "template"),
+        (1, "Coffee?", REVIEWER),
+        (2, "Coffee this week?", REVIEWER),
+    ]
+    assert items[0]["body"] == first["body"]  # the text as drafted, kept
+    assert items[2]["body"] == edited.json()["body"]
+
+    untouched = await api.get(f"/api/campaigns/{run_id}/emails/{second['email_id']}/revisions")
+    assert untouched.json()["items"] == []
+    unknown = await api.get(f"/api/campaigns/{run_id}/emails/{uuid.uuid4()}/revisions")
+    assert unknown.status_code == 404, unknown.text

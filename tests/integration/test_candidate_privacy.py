@@ -112,6 +112,12 @@ async def test_an_emailed_candidate_is_exported_then_erased_and_never_comes_back
         db, second, job_id, candidate_id, to_address=address, subject=f"Hi {name}",
         body=f"Hi {name.title()}, a data role?",
     )  # fmt: skip
+    # A reviewer edited that draft: its revisions hold her name too.
+    await db.execute(
+        "INSERT INTO campaign.email_revisions (email_id, revision, subject, body, edited_by)"
+        " VALUES ($1, 0, $2, $3, 'template'), ($1, 1, $2, $4, 'reviewer')",
+        pending, f"Hi {name}", f"Hi {name.title()}, a data role?", f"Dear {name.title()}",
+    )  # fmt: skip
     counts_before = await counts_of(api, campaign.campaign_id)
 
     exported = await api.get(f"/api/candidates/{candidate_id}/export")
@@ -125,6 +131,7 @@ async def test_an_emailed_candidate_is_exported_then_erased_and_never_comes_back
         (str(pending), "drafted"),
     ]
     assert name.title() in held["emails"][0]["body"]
+    assert [r["revision"] for r in held["emails"][1]["revisions"]] == [0, 1]
     assert held["emails"][0]["sent_at"] is not None
     assert [e["kind"] for e in held["delivery_events"]] == ["opened", "clicked", "bounced"]
     assert held["suppression"]["reason"] == "unsubscribed"

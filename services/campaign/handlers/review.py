@@ -32,6 +32,9 @@ from shared.contracts.campaign import (
     EmailPage,
     EmailView,
     ListEmailsCommand,
+    ListRevisionsCommand,
+    RevisionList,
+    RevisionView,
     SequenceStopped,
     StopSequenceCommand,
 )
@@ -86,6 +89,10 @@ class ReviewCommands:
             if isinstance(outcome, review.AlreadyDecided):
                 view = stored.view
             else:
+                if outcome.draft != current:
+                    await emails.keep_revision(
+                        conn, command.email_id, current, outcome.draft, command.reviewed_by
+                    )
                 view = await emails.store_decision(
                     conn, command.email_id, outcome, command.reviewed_by
                 )
@@ -106,7 +113,20 @@ class ReviewCommands:
             current = Draft(stored.view.subject, stored.view.body)
             footer = self._footer(command.email_id, stored, locked.created_by)
             proposed = review.edited_draft(current, edit, footer)
+            if proposed != current:
+                await emails.keep_revision(
+                    conn, command.email_id, current, proposed, command.edited_by
+                )
             return await emails.store_edit(conn, command.email_id, proposed, proposed != current)
+
+    async def list_revisions(
+        self, pool: asyncpg.Pool, command: ListRevisionsCommand
+    ) -> RevisionList:
+        async with pool.acquire() as conn:
+            await emails.get_email(conn, command.campaign_id, command.email_id)  # or not_found
+            rows = await emails.revisions(conn, command.campaign_id, command.email_id)
+        items = [RevisionView.model_validate(dict(row)) for row in rows]
+        return RevisionList(email_id=command.email_id, items=items)
 
     async def stop_sequence(
         self, pool: asyncpg.Pool, command: StopSequenceCommand
@@ -224,4 +244,5 @@ def review_command_handlers(
         DecideAllCommand: with_pool(commands.decide_all),
         EditDraftCommand: with_pool(commands.edit_draft),
         StopSequenceCommand: with_pool(commands.stop_sequence),
+        ListRevisionsCommand: with_pool(commands.list_revisions),
     }

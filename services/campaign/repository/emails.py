@@ -116,6 +116,38 @@ async def store_decision(
     return (await _with_follow_ups(conn, email_view(row)))[0]
 
 
+async def keep_revision(
+    conn: Connection, email_id: uuid.UUID, before: Draft, after: Draft, edited_by: str
+) -> int:
+    """Record an edit of the email (the caller holds the campaign's lock): its text as drafted
+    becomes revision 0 on the first edit, then `after` the next revision; the revision's number."""
+    await conn.execute(
+        "INSERT INTO campaign.email_revisions (email_id, revision, subject, body, edited_by)"
+        " SELECT email_id, 0, $2, $3, coalesce(drafted_by, 'drafted') FROM campaign.emails"
+        " WHERE email_id = $1 ON CONFLICT (email_id, revision) DO NOTHING",
+        email_id, before.subject, before.body,
+    )  # fmt: skip
+    revision: int = await conn.fetchval(
+        "INSERT INTO campaign.email_revisions (email_id, revision, subject, body, edited_by)"
+        " SELECT $1, max(revision) + 1, $2, $3, $4 FROM campaign.email_revisions"
+        " WHERE email_id = $1 RETURNING revision",
+        email_id, after.subject, after.body, edited_by,
+    )  # fmt: skip
+    return revision
+
+
+async def revisions(conn: Connection, campaign_id: uuid.UUID, email_id: uuid.UUID) -> list[Any]:
+    """The email's revisions, oldest first (none if it was never edited)."""
+    rows: list[Any] = await conn.fetch(
+        "SELECT r.revision, r.subject, r.body, r.edited_by, r.edited_at"
+        " FROM campaign.email_revisions r JOIN campaign.emails e USING (email_id)"
+        " WHERE r.email_id = $1 AND e.campaign_id = $2 ORDER BY r.revision",
+        email_id,
+        campaign_id,
+    )
+    return rows
+
+
 async def store_edit(
     conn: Connection, email_id: uuid.UUID, draft: Draft, changed: bool
 ) -> EmailView:

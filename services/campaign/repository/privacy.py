@@ -96,6 +96,12 @@ async def _erase_emails(conn: Connection, candidate_id: uuid.UUID) -> int:
     """Every email to them loses its address, subject, body and error text (an SMTP error often
     quotes the address); their delivery events keep only the detail that says what happened,
     and so do the events still waiting in the outbox."""
+    await conn.execute(
+        "UPDATE campaign.email_revisions SET subject = $2, body = $2 WHERE email_id IN"
+        " (SELECT email_id FROM campaign.emails WHERE candidate_id = $1)",
+        candidate_id,
+        ERASED_TEXT,
+    )
     status = await conn.execute(
         "UPDATE campaign.emails SET to_address = $2, subject = $3, body = $3,"
         " last_error = CASE WHEN last_error IS NULL OR last_error = $4 THEN last_error"
@@ -188,6 +194,12 @@ async def held_about(conn: Connection, candidate_id: uuid.UUID) -> Held | None:
             " ORDER BY created_at, email_id",
             candidate_id,
         )
+        revisions = await conn.fetch(
+            "SELECT r.email_id, r.revision, r.subject, r.body, r.edited_by, r.edited_at"
+            " FROM campaign.email_revisions r JOIN campaign.emails e USING (email_id)"
+            " WHERE e.candidate_id = $1 ORDER BY r.email_id, r.revision",
+            candidate_id,
+        )
         events = await conn.fetch(
             "SELECT d.email_id, d.kind, d.detail, d.occurred_at FROM campaign.delivery_events d"
             " JOIN campaign.emails e USING (email_id) WHERE e.candidate_id = $1"
@@ -199,7 +211,10 @@ async def held_about(conn: Connection, candidate_id: uuid.UUID) -> Held | None:
         address_erased=bool(erased),
         suppression=dict(suppression) if suppression else None,
         campaigns=[dict(r) for r in campaigns],
-        emails=[dict(r) for r in emails],
+        emails=[
+            {**dict(r), "revisions": [dict(v) for v in revisions if v["email_id"] == r["email_id"]]}
+            for r in emails
+        ],
         delivery_events=[_with_detail(r) for r in events],
     )
 

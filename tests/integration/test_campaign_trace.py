@@ -86,8 +86,11 @@ class Receiver(OtlpReceiver):
             return list(self.full)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def receiver() -> Iterator[Receiver]:
+    """Session-scoped so that it outlives the module's processes (the launcher stops them at the
+    module's end): a service stopping with its collector gone retries its last export until
+    killed."""
     receiver = Receiver()
     with receiver:
         yield receiver

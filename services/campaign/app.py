@@ -21,9 +21,11 @@ from services.campaign.handlers.monitoring import campaign_timeline, monitoring_
 from services.campaign.handlers.review import review_command_handlers
 from services.campaign.handlers.runs import run_change_routes
 from services.campaign.inbox import Inbox, ModelReplyClassifier
+from services.campaign.mailer import Mailboxes
 from services.campaign.model import InferenceModel
 from services.campaign.repository import SCHEMA
 from services.campaign.repository.delivery import MonitoringRepository
+from services.campaign.send_policy import Pacing
 from services.campaign.sender import Sender, approved_routes
 from services.campaign.throttle import RedisThrottle
 from shared.broker import ensure_topics
@@ -56,10 +58,13 @@ class Dependencies:
     inbox: Inbox | None = None  # reads the sender mailbox when IMAP_HOST is set
 
 
-async def build_dependencies(settings: Settings, runtime: Runtime) -> Dependencies:
+async def build_dependencies(
+    settings: Settings, runtime: Runtime, mailboxes: Mailboxes
+) -> Dependencies:
     client = await create_redis(settings)
     throttle = RedisThrottle(client, rate_per_second=settings.send_rate_per_second)
-    sender = Sender(runtime.db, settings, throttle=throttle)
+    pacing = Pacing(settings, throttle, mailboxes=mailboxes)
+    sender = Sender(runtime.db, settings, pacing=pacing)
     await sender.start()
     return Dependencies(sender=sender, redis=client, inbox=await _start_inbox(settings, runtime))
 
@@ -75,13 +80,15 @@ async def _start_inbox(settings: Settings, runtime: Runtime) -> Inbox | None:
     return inbox
 
 
-Build = Callable[[Settings, Runtime], Awaitable[Dependencies]]
+Build = Callable[[Settings, Runtime, Mailboxes], Awaitable[Dependencies]]
 
 
 def create_app(settings: Settings, build: Build = build_dependencies) -> tuple[FastStream, Runtime]:
     started: Started[Dependencies] = Started()
+    # The sender identities, read once: drafts, review edits and sends each use a campaign's.
+    mailboxes = Mailboxes.from_settings(settings)
     # Drafts ask the inference service through this service's client, made by build_app below.
-    worker = make_worker(settings, lambda: runtime.client)
+    worker = make_worker(settings, lambda: runtime.client, mailboxes)
 
     def register(broker: KafkaBroker, runtime: Runtime) -> None:
         provider = runtime.tracer_provider
@@ -103,7 +110,7 @@ def create_app(settings: Settings, build: Build = build_dependencies) -> tuple[F
     async def startup(runtime: Runtime) -> None:
         # The engine creates the topic too, but this service may start first.
         await ensure_topics(settings, [step_request_topic(OWNER)])
-        started.set(await build(settings, runtime))
+        started.set(await build(settings, runtime, mailboxes))
 
     async def shutdown(runtime: Runtime) -> None:
         if started.ready:
@@ -121,7 +128,7 @@ def create_app(settings: Settings, build: Build = build_dependencies) -> tuple[F
         settings,
         register,
         commands={
-            **review_command_handlers(settings),
+            **review_command_handlers(settings, mailboxes),
             **monitoring_commands(settings),
             GetCampaignCommand: with_pool(partial(_campaign_view, started)),
             **_steering_commands(started),

@@ -411,6 +411,7 @@ class Sender:
             try:
                 async with self._pool.acquire() as conn, conn.transaction():
                     campaign_ids: set[uuid.UUID] = set()
+                    sent: list[uuid.UUID] = []
                     for email, decision in outcomes:
                         stored = await emails.store_outcome(
                             conn, email.email_id, decision, from_sending=True,
@@ -418,8 +419,12 @@ class Sender:
                         )  # fmt: skip
                         if stored:
                             await _effects(MonitoringRepository(conn), email, decision)
-                            await _next_in_sequence(conn, email, decision, now)
+                            await _stop_after_failure(conn, email, decision)
                             campaign_ids.add(email.campaign_id)
+                            if decision.status == "sent":
+                                sent.append(email.email_id)
+                    # A sent step releases each recipient's next one, if they have a sequence.
+                    await sequences.release_next_steps(conn, sent, now)
                     await emails.unclaim(conn, unsent)
                     # Not the last email: the campaign row need not be locked (concurrent
                     # senders would queue on that lock). Two last emails recorded at once
@@ -464,14 +469,10 @@ async def _effects(repo: MonitoringRepository, email: EmailRef, decision: SendDe
         await repo.record(email, decision.delivery_kind, event_id, detail)
 
 
-async def _next_in_sequence(
-    conn: Connection, email: EmailRef, decision: SendDecision, now: datetime
-) -> None:
-    """A sent step releases the recipient's next one; a step that will never be sent stops the
-    rest of their sequence (a follow-up to an email that never arrived makes no sense)."""
-    if decision.status == "sent":
-        await sequences.release_next_step(conn, email.email_id, now)
-    elif decision.status in ("failed", "bounced"):
+async def _stop_after_failure(conn: Connection, email: EmailRef, decision: SendDecision) -> None:
+    """A step that will never be sent stops the rest of the recipient's sequence (a follow-up to
+    an email that never arrived makes no sense)."""
+    if decision.status in ("failed", "bounced"):
         reason = f"an earlier step was {decision.status}"
         await sequences.stop_sequence(conn, email.email_id, reason)
 

@@ -45,12 +45,15 @@ OWNER = "campaign"
 
 
 def make_worker(
-    settings: Settings, client: Callable[[], ServiceClient | None] = lambda: None
+    settings: Settings,
+    client: Callable[[], ServiceClient | None] = lambda: None,
+    mailboxes: Mailboxes | None = None,
 ) -> ActionWorker:
     """The campaign actions, configured from `settings`; `subscribe` it to run them. `client`
-    gives the service's request/reply client once started: drafts ask the inference service."""
+    gives the service's request/reply client once started: drafts ask the inference service.
+    `mailboxes`: the sender identities drafts are written as (read from `settings` if None)."""
     worker = ActionWorker(OWNER, SCHEMA)
-    mailboxes = Mailboxes.from_settings(settings)
+    mailboxes = mailboxes or Mailboxes.from_settings(settings)
     drafter = Drafter(
         TemplateComposer(),
         mailboxes.default.identity,

@@ -230,10 +230,10 @@ async def store_review_deadlines(pool: asyncpg.Pool, events: list[WorkflowRunCha
 
 
 def review_command_handlers(
-    settings: Settings,
+    settings: Settings, mailboxes: Mailboxes
 ) -> dict[type[BaseModel], CommandHandler]:
-    """The review commands for `build_app(commands=...)`."""
-    mailboxes = Mailboxes.from_settings(settings)
+    """The review commands for `build_app(commands=...)`; an edit's footer names the sender
+    identity (of `mailboxes`) of the campaign's creator."""
     commands = ReviewCommands(
         lambda owner: mailboxes.for_user(owner).identity, UnsubscribeLinks.from_settings(settings)
     )

@@ -7,6 +7,7 @@ Each function runs in its caller's transaction (the send's recording, a delivery
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from datetime import datetime
 
 from services.campaign.domain.sequences import STOPPABLE_STATUSES, add_working_days
@@ -19,27 +20,33 @@ _SAME_RECIPIENT = (
 )
 
 
-async def release_next_step(conn: Connection, email_id: uuid.UUID, sent_at: datetime) -> bool:
-    """The recipient's next waiting step after the one just sent (a step a reviewer dropped is
-    skipped) becomes due, `wait_days` working days later, replying to the thread's first
-    Message-ID; False when none is waiting (no sequence, or it stopped)."""
-    row = await conn.fetchrow(
-        "SELECT n.email_id, n.wait_days, coalesce(e.in_reply_to, e.message_id) AS thread"
+async def release_next_steps(conn: Connection, sent: Sequence[uuid.UUID], sent_at: datetime) -> int:
+    """For each email just sent, the recipient's next waiting step (a step a reviewer dropped
+    is skipped) becomes due, `wait_days` working days later, replying to the thread's first
+    Message-ID; how many were released (none without a sequence, or once it stopped). One
+    query finds them for the whole batch, so emails without follow-ups cost no more."""
+    if not sent:
+        return 0
+    rows = await conn.fetch(
+        "SELECT DISTINCT ON (e.email_id) n.email_id, n.wait_days,"
+        " coalesce(e.in_reply_to, e.message_id) AS thread"
         " FROM campaign.emails e JOIN campaign.emails n"
         "  ON n.campaign_id = e.campaign_id AND n.candidate_id = e.candidate_id"
         "  AND n.step > e.step"
-        " WHERE e.email_id = $1 AND n.status = 'waiting' ORDER BY n.step LIMIT 1",
-        email_id,
+        " WHERE e.email_id = ANY($1::uuid[]) AND n.status = 'waiting'"
+        " ORDER BY e.email_id, n.step",
+        list(sent),
     )
-    if row is None:
-        return False
-    due = add_working_days(sent_at, row["wait_days"] or 1)
-    result: str = await conn.execute(
-        "UPDATE campaign.emails SET status = 'approved', next_attempt_at = $2, in_reply_to = $3,"
-        " updated_at = now() WHERE email_id = $1 AND status = 'waiting'",
-        row["email_id"], due, row["thread"],
-    )  # fmt: skip
-    return result.endswith(" 1")
+    released = 0
+    for row in rows:
+        due = add_working_days(sent_at, row["wait_days"] or 1)
+        result: str = await conn.execute(
+            "UPDATE campaign.emails SET status = 'approved', next_attempt_at = $2,"
+            " in_reply_to = $3, updated_at = now() WHERE email_id = $1 AND status = 'waiting'",
+            row["email_id"], due, row["thread"],
+        )  # fmt: skip
+        released += result.endswith(" 1")
+    return released
 
 
 async def stop_sequence(conn: Connection, email_id: uuid.UUID, reason: str) -> int:

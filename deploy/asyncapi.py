@@ -14,6 +14,7 @@ from typing import Annotated, Any, Union
 from faststream.specification import AsyncAPI
 from pydantic import BaseModel, Field, TypeAdapter
 
+from shared.contracts.audit import AuditRecorded
 from shared.contracts.campaign import EmailApproved, EmailDeliveryEvent
 from shared.contracts.common import DeadLetter, Event
 from shared.contracts.intent import IntentDetected
@@ -27,6 +28,7 @@ from shared.contracts.workflow import (
 from shared.service import VERSION
 from shared.settings import Settings
 from shared.topics import (
+    AUDIT_RECORDED,
     DEAD_LETTER,
     EMAIL_APPROVED,
     EMAIL_DELIVERY,
@@ -51,12 +53,14 @@ EVENTS: dict[str, type[Event]] = {
     WORKFLOW_QUESTIONS.name: RunQuestion,
     EMAIL_APPROVED.name: EmailApproved,
     EMAIL_DELIVERY.name: EmailDeliveryEvent,
+    AUDIT_RECORDED.name: AuditRecorded,
     DEAD_LETTER.name: DeadLetter,
 }
 STEP_REQUESTS = "workflow.step.requested."  # + the owner: WorkflowStepRequested
 # Event topics no service of this project consumes (other systems and operators do): documented
 # as what the project sends.
-PUBLISHED_ONLY: tuple[TopicSpec, ...] = (EMAIL_DELIVERY, DEAD_LETTER)
+# (`audit.recorded`'s consumer is the gateway, which is not a FastStream service.)
+PUBLISHED_ONLY: tuple[TopicSpec, ...] = (EMAIL_DELIVERY, AUDIT_RECORDED, DEAD_LETTER)
 
 
 def build() -> dict[str, Any]:

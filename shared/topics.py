@@ -57,6 +57,12 @@ EMAIL_DELIVERY = TopicSpec(
     "campaign_id",
     "Delivery events: sent, bounced, opened, clicked, replied, ...",
 )
+AUDIT_RECORDED = TopicSpec(
+    "audit.recorded",
+    None,
+    "object_id",
+    "A decision or change a person made, for the gateway's audit log.",
+)
 DEAD_LETTER = TopicSpec(
     "events.deadletter",
     1,
@@ -101,6 +107,7 @@ ALL_TOPICS: tuple[TopicSpec, ...] = (
     WORKFLOW_STEP_COMPLETED,
     EMAIL_APPROVED,
     EMAIL_DELIVERY,
+    AUDIT_RECORDED,
     DEAD_LETTER,
     *(command_topic(s) for s in SERVICES),
     step_request_topic("campaign"),  # the engine creates other owners' topics when it starts

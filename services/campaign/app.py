@@ -18,6 +18,7 @@ from redis.asyncio import Redis
 from services.campaign.handlers import privacy, search, steering
 from services.campaign.handlers.actions import OWNER, make_worker
 from services.campaign.handlers.monitoring import campaign_timeline, monitoring_commands
+from services.campaign.handlers.ownership import team_scoped
 from services.campaign.handlers.review import review_command_handlers
 from services.campaign.handlers.runs import run_change_routes
 from services.campaign.inbox import Inbox, ModelReplyClassifier
@@ -127,18 +128,20 @@ def create_app(settings: Settings, build: Build = build_dependencies) -> tuple[F
         "campaign",
         settings,
         register,
-        commands={
-            **review_command_handlers(settings, mailboxes),
-            **monitoring_commands(settings),
-            GetCampaignCommand: with_pool(partial(_campaign_view, started)),
-            **_steering_commands(started),
-            SearchCandidatesCommand: with_pool(
-                partial(search.search_candidates, settings=settings)
-            ),
-            CampaignTimelineCommand: with_pool(campaign_timeline),
-            EraseCandidateCommand: with_pool(privacy.erase_candidate),
-            ExportCandidateCommand: with_pool(privacy.export_candidate),
-        },
+        commands=team_scoped(
+            {
+                **review_command_handlers(settings, mailboxes),
+                **monitoring_commands(settings),
+                GetCampaignCommand: with_pool(partial(_campaign_view, started)),
+                **_steering_commands(started),
+                SearchCandidatesCommand: with_pool(
+                    partial(search.search_candidates, settings=settings)
+                ),
+                CampaignTimelineCommand: with_pool(campaign_timeline),
+                EraseCandidateCommand: with_pool(privacy.erase_candidate),
+                ExportCandidateCommand: with_pool(privacy.export_candidate),
+            }
+        ),
         outbox_schema=SCHEMA,
         outbox_settle_seconds=0,
         startup=startup,

@@ -23,13 +23,14 @@ from typing import Any, Literal, get_args
 
 import asyncpg
 
+from services.gateway import audit
+from shared.contracts.common import DEFAULT_TEAM
 from shared.db import Connection
 
 log = logging.getLogger(__name__)
 
 Scope = Literal["assistant", "workflows", "review", "admin"]
 SCOPES: tuple[str, ...] = get_args(Scope)
-DEFAULT_TEAM = "default"
 _PREFIX = "rk_"
 _TEAM = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 UNKNOWN = "unknown or revoked API key"
@@ -53,6 +54,11 @@ class Principal:
 
     def allows(self, scope: str) -> bool:
         return scope in self.scopes or "admin" in self.scopes
+
+    @property
+    def team_filter(self) -> str | None:
+        """Whose objects this key finds: its team's, or every team's for an admin key."""
+        return None if "admin" in self.scopes else self.team
 
 
 @dataclass(frozen=True)
@@ -292,29 +298,43 @@ async def create_key(
     *,
     team: str = DEFAULT_TEAM,
     expires_in: timedelta | None = None,
+    by: str | None = None,
 ) -> NewKey:
+    """A new key; its creation is in the audit log (`by`: who made it), in one transaction."""
     if not user.strip():
         raise ValueError("a key belongs to a named user: --user must not be empty")
     if expires_in is not None and expires_in <= timedelta(0):
         raise ValueError("a key's lifetime must be positive")
     key = generate_key()
-    await conn.execute(
-        "INSERT INTO gateway.api_keys"
-        " (key_id, user_name, scopes, secret_hash, description, team, expires_at)"
-        " VALUES ($1, $2, $3, $4, $5, $6, now() + $7::interval)",
-        key.key_id,
-        user.strip(),
-        sorted(scopes),
-        hash_secret(key.secret),
-        description,
-        check_team(team.strip()),
-        expires_in,
-    )
+    team = check_team(team.strip())
+    async with conn.transaction():
+        await conn.execute(
+            "INSERT INTO gateway.api_keys"
+            " (key_id, user_name, scopes, secret_hash, description, team, expires_at)"
+            " VALUES ($1, $2, $3, $4, $5, $6, now() + $7::interval)",
+            key.key_id,
+            user.strip(),
+            sorted(scopes),
+            hash_secret(key.secret),
+            description,
+            team,
+            expires_in,
+        )
+        detail: dict[str, Any] = {
+            "user": user.strip(),
+            "scopes": sorted(scopes),
+            "description": description,
+        }
+        if expires_in is not None:
+            detail["expires_in_seconds"] = expires_in.total_seconds()
+        await audit.record_key_change(
+            conn, "key.created", key.key_id, actor=by, team=team, detail=detail
+        )
     return key
 
 
 async def rotate_key(
-    conn: Connection, key_id: str, grace: timedelta
+    conn: Connection, key_id: str, grace: timedelta, *, by: str | None = None
 ) -> tuple[NewKey, datetime] | None:
     """A new secret for an active key, the current one still accepted for `grace` (a previous
     rotation's secret stops at once): the new key and when the old secret stops working. None
@@ -322,25 +342,42 @@ async def rotate_key(
     if grace < timedelta(0):
         raise ValueError("a rotation's grace period cannot be negative")
     key = NewKey(key_id_of(key_id), secrets.token_urlsafe(32))
-    until: datetime | None = await conn.fetchval(
-        "UPDATE gateway.api_keys SET previous_secret_hash = secret_hash,"
-        " previous_valid_until = now() + $2::interval, secret_hash = $3, rotated_at = now()"
-        " WHERE key_id = $1 AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > now())"
-        " RETURNING previous_valid_until",
-        key.key_id,
-        grace,
-        hash_secret(key.secret),
-    )
-    return None if until is None else (key, until)
+    async with conn.transaction():
+        row = await conn.fetchrow(
+            "UPDATE gateway.api_keys SET previous_secret_hash = secret_hash,"
+            " previous_valid_until = now() + $2::interval, secret_hash = $3, rotated_at = now()"
+            " WHERE key_id = $1 AND revoked_at IS NULL"
+            " AND (expires_at IS NULL OR expires_at > now())"
+            " RETURNING previous_valid_until, team",
+            key.key_id,
+            grace,
+            hash_secret(key.secret),
+        )
+        if row is None:
+            return None
+        until: datetime = row["previous_valid_until"]
+        await audit.record_key_change(
+            conn, "key.rotated", key.key_id, actor=by, team=row["team"],
+            detail={"old_secret_valid_until": until.isoformat()},
+        )  # fmt: skip
+    return key, until
 
 
-async def revoke_key(conn: Connection, key_id: str) -> bool:
-    """Revoke a key by id (or by the whole token); False if no active key has that id."""
-    status = await conn.execute(
-        "UPDATE gateway.api_keys SET revoked_at = now() WHERE key_id = $1 AND revoked_at IS NULL",
-        key_id_of(key_id),
-    )
-    return bool(status == "UPDATE 1")
+async def revoke_key(conn: Connection, key_id: str, *, by: str | None = None) -> bool:
+    """Revoke a key by id (or by the whole token); False if no active key has that id. A
+    revocation is in the audit log (`by`: who revoked it), in one transaction."""
+    async with conn.transaction():
+        team: str | None = await conn.fetchval(
+            "UPDATE gateway.api_keys SET revoked_at = now()"
+            " WHERE key_id = $1 AND revoked_at IS NULL RETURNING team",
+            key_id_of(key_id),
+        )
+        if team is None:
+            return False
+        await audit.record_key_change(
+            conn, "key.revoked", key_id_of(key_id), actor=by, team=team, detail={}
+        )
+    return True
 
 
 async def list_keys(db: asyncpg.Pool | Connection, team: str | None = None) -> list[KeyInfo]:

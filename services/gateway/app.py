@@ -17,6 +17,7 @@ from pydantic import BaseModel, Field
 from services.gateway import (
     errors,
     routes_assistant,
+    routes_audit,
     routes_campaigns,
     routes_candidates,
     routes_inference,
@@ -26,6 +27,7 @@ from services.gateway import (
     routes_workflows,
 )
 from services.gateway.api_keys import KeyStore, Principal
+from services.gateway.audit import AuditConsumer
 from services.gateway.auth import authenticate, require
 from services.gateway.key_changes import KeyChanges
 from services.gateway.rate_limits import RateLimiter, RateLimitMiddleware, RequestDeadline
@@ -78,11 +80,14 @@ def create_app(settings: Settings) -> FastAPI:
     )
     run_events = RunEventHub()
     run_events.attach(broker, settings)
+    audit_log = AuditConsumer()  # every worker joins its group: each entry is stored by one
+    audit_log.attach(broker, settings, tracer_provider.get_tracer("gateway"))
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await check_kafka(settings)
         pool = await create_pool(settings)
+        audit_log.use(pool)
         redis = await create_redis(settings)
         await ensure_topics(settings, [replies])
         await broker.start()
@@ -134,6 +139,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(routes_candidates.router)
     app.include_router(routes_tracking.router)
     app.include_router(routes_keys.router)
+    app.include_router(routes_audit.router)
     app.include_router(pages.router)
     pages.mount_static(app)
 

@@ -21,6 +21,7 @@ from fastapi import Request
 from pydantic import BaseModel, Field
 
 from services.gateway import conversations
+from services.gateway.api_keys import Principal
 from services.gateway.routes_inference import InferenceRequest, answer
 from services.gateway.services import ask
 from services.gateway.sse import Events
@@ -73,22 +74,28 @@ class ChatAnswer(BaseModel):
 class Chat:
     """One message's way through the services, for the user of the calling key."""
 
-    def __init__(self, request: Request, client: ServiceClient, user: str) -> None:
+    def __init__(self, request: Request, client: ServiceClient, principal: Principal) -> None:
         self.request = request
         self.client = client
-        self.user = user
+        self.user = principal.user
+        self.team = principal.team
+        self.team_filter = principal.team_filter  # whose campaigns a status question finds
+        self.owner = conversations.Owner(principal.user, principal.team)
         self.pool: asyncpg.Pool = request.app.state.pool
 
     async def conversation_for(self, conversation_id: str | None, message: str) -> str:
         """The caller's conversation (NoConversation for another's or none), or a new one."""
         if conversation_id is None:
-            return await conversations.start(self.pool, self.user, message)
-        await conversations.require_owned(self.pool, conversation_id, self.user)
+            return await conversations.start(self.pool, self.owner, message)
+        await conversations.require_owned(self.pool, conversation_id, self.owner)
         return conversation_id
 
     async def detect(self, conversation_id: str, message: str) -> IntentResult:
         command = DetectIntentCommand(
-            message=message, conversation_id=conversation_id, requested_by=self.user
+            message=message,
+            conversation_id=conversation_id,
+            requested_by=self.user,
+            team=self.team,
         )
         return IntentResult.model_validate(await ask(self.client, "intent", command))
 
@@ -125,7 +132,10 @@ class Chat:
             return "search", found.summary, {"search": found}
         if intent.intent == "campaign_status":
             status_command = CampaignStatusCommand(
-                requested_by=self.user, slots=intent.slots, message=message
+                requested_by=self.user,
+                slots=intent.slots,
+                message=message,
+                team=self.team_filter,
             )
             status = CampaignStatusAnswer.model_validate(
                 await ask(self.client, "campaign", status_command)

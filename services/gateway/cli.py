@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import getpass
+import os
 import sys
 from datetime import UTC, datetime, timedelta
 
@@ -15,6 +17,7 @@ from redis.exceptions import RedisError
 from services.gateway import api_keys, key_changes
 from shared.broker import check_kafka
 from shared.cache import create_redis
+from shared.contracts.common import DEFAULT_TEAM
 from shared.db import Connection, create_pool
 from shared.errors import DependencyUnavailable
 from shared.logs import AccessLogMiddleware
@@ -36,7 +39,7 @@ def _parser() -> argparse.ArgumentParser:
     create = keys.add_parser("create", help="create a key and print it (shown once)")
     create.add_argument("--user", required=True, help="the user the key acts as")
     create.add_argument(
-        "--team", default=api_keys.DEFAULT_TEAM, help="the team the key acts for (default: default)"
+        "--team", default=DEFAULT_TEAM, help="the team the key acts for (default: default)"
     )
     create.add_argument(
         "--scopes", required=True, help=f"comma-separated: {', '.join(api_keys.SCOPES)}"
@@ -83,14 +86,23 @@ async def _create(conn: Connection, args: argparse.Namespace) -> int:
         raise ValueError("--expires-in-days must be positive")
     expires_in = None if days is None else timedelta(days=days)
     key = await api_keys.create_key(
-        conn, args.user, scopes, args.description, team=args.team, expires_in=expires_in
-    )
+        conn, args.user, scopes, args.description, team=args.team, expires_in=expires_in,
+        by=_operator(),
+    )  # fmt: skip
     print(key.token)
     return 0
 
 
+def _operator() -> str:
+    """Who made a change from the command line, for the audit log: `cli:<the OS user>`."""
+    try:
+        return f"cli:{getpass.getuser()}"
+    except OSError:  # no user name for this uid (a container's)
+        return f"cli:uid-{os.getuid()}"
+
+
 async def _rotate(settings: Settings, conn: Connection, key_id: str, grace_hours: float) -> int:
-    rotated = await api_keys.rotate_key(conn, key_id, timedelta(hours=grace_hours))
+    rotated = await api_keys.rotate_key(conn, key_id, timedelta(hours=grace_hours), by=_operator())
     if rotated is None:
         print(f"no active, unexpired key with id {key_id!r}", file=sys.stderr)
         return 1
@@ -102,7 +114,7 @@ async def _rotate(settings: Settings, conn: Connection, key_id: str, grace_hours
 
 
 async def _revoke(settings: Settings, conn: Connection, key_id: str) -> int:
-    if not await api_keys.revoke_key(conn, key_id):
+    if not await api_keys.revoke_key(conn, key_id, by=_operator()):
         print(f"no active key with id {key_id!r}", file=sys.stderr)
         return 1
     await _announce(settings, key_id)

@@ -1,5 +1,6 @@
-"""The assistant's conversations in PostgreSQL: who owns one, and its turns (each message with the
-answer the client got). Another user's conversation is, to the caller, no conversation at all."""
+"""The assistant's conversations in PostgreSQL: who owns one (a user of a team), and its turns
+(each message with the answer the client got). Another user's or team's conversation is, to the
+caller, no conversation at all; an admin may read any."""
 
 from __future__ import annotations
 
@@ -42,21 +43,30 @@ def new_conversation_id() -> str:
     return f"conv_{secrets.token_hex(12)}"
 
 
-async def start(pool: asyncpg.Pool, owner: str, first_message: str) -> str:
+@dataclass(frozen=True)
+class Owner:
+    """Whose conversations: a user of a team."""
+
+    user: str
+    team: str
+
+
+async def start(pool: asyncpg.Pool, owner: Owner, first_message: str) -> str:
     conversation_id = new_conversation_id()
     title = " ".join(first_message.split())[:TITLE_CHARS]
     await pool.execute(
-        "INSERT INTO gateway.conversations (conversation_id, owner, title) VALUES ($1, $2, $3)",
-        conversation_id, owner, title,
+        "INSERT INTO gateway.conversations (conversation_id, owner, team, title)"
+        " VALUES ($1, $2, $3, $4)",
+        conversation_id, owner.user, owner.team, title,
     )  # fmt: skip
     return conversation_id
 
 
-async def require_owned(pool: asyncpg.Pool, conversation_id: str, owner: str) -> None:
+async def require_owned(pool: asyncpg.Pool, conversation_id: str, owner: Owner) -> None:
     if not await pool.fetchval(
         "SELECT EXISTS (SELECT 1 FROM gateway.conversations"
-        " WHERE conversation_id = $1 AND owner = $2)",
-        conversation_id, owner,
+        " WHERE conversation_id = $1 AND owner = $2 AND team = $3)",
+        conversation_id, owner.user, owner.team,
     ):  # fmt: skip
         raise NoConversation(conversation_id)
 
@@ -79,11 +89,14 @@ async def add_turn(
     return number
 
 
-async def conversation(pool: asyncpg.Pool, conversation_id: str, owner: str) -> Conversation:
+async def conversation(
+    pool: asyncpg.Pool, conversation_id: str, owner: Owner | None
+) -> Conversation:
+    """The conversation, if it is `owner`'s (anyone's for None: an admin reading it)."""
     row = await pool.fetchrow(
         "SELECT conversation_id, title, turns, created_at, updated_at FROM gateway.conversations"
-        " WHERE conversation_id = $1 AND owner = $2",
-        conversation_id, owner,
+        " WHERE conversation_id = $1 AND ($2::text IS NULL OR (owner = $2 AND team = $3))",
+        conversation_id, owner.user if owner else None, owner.team if owner else None,
     )  # fmt: skip
     if row is None:
         raise NoConversation(conversation_id)
@@ -104,11 +117,11 @@ async def turns(pool: asyncpg.Pool, conversation_id: str, last: int | None = Non
     ]
 
 
-async def owned(pool: asyncpg.Pool, owner: str, limit: int) -> list[Conversation]:
+async def owned(pool: asyncpg.Pool, owner: Owner, limit: int) -> list[Conversation]:
     """The user's conversations, the latest active first."""
     rows = await pool.fetch(
         "SELECT conversation_id, title, turns, created_at, updated_at FROM gateway.conversations"
-        " WHERE owner = $1 ORDER BY updated_at DESC, conversation_id LIMIT $2",
-        owner, limit,
+        " WHERE team = $1 AND owner = $2 ORDER BY updated_at DESC, conversation_id LIMIT $3",
+        owner.team, owner.user, limit,
     )  # fmt: skip
     return [Conversation(**dict(r)) for r in rows]

@@ -81,8 +81,9 @@ async def detect_intent(
     """A workflow-mode intent with everything it needs starts its workflow asynchronously; the
     answer's `workflow_id` lets the client follow it at once."""
     command = DetectIntentCommand(
-        message=body.message, conversation_id=body.conversation_id, requested_by=principal.user
-    )
+        message=body.message, conversation_id=body.conversation_id, requested_by=principal.user,
+        team=principal.team,
+    )  # fmt: skip
     return IntentResult.model_validate(await ask(client, "intent", command))
 
 
@@ -162,7 +163,7 @@ async def chat(body: ChatRequest, request: Request, client: Client, principal: A
     links to its progress); a follow-up ("same but in Munich", "email them about the Staff
     Backend role") refers to the conversation's last request; a message may answer a question
     the assistant or a run asked."""
-    chat = Chat(request, client, principal.user)
+    chat = Chat(request, client, principal)
     async with reserved(request, principal, wanted=body.stream) as slot:  # a stream's place
         try:
             conversation_id = await chat.conversation_for(body.conversation_id, body.message)
@@ -191,7 +192,8 @@ async def list_conversations(
     principal: Assistant,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
 ) -> list[ConversationSummary]:
-    found = await conversations.owned(request.app.state.pool, principal.user, limit)
+    owner = conversations.Owner(principal.user, principal.team)
+    found = await conversations.owned(request.app.state.pool, owner, limit)
     return [ConversationSummary.model_validate(c, from_attributes=True) for c in found]
 
 
@@ -205,7 +207,12 @@ async def get_conversation(
 ) -> ConversationView:
     pool = request.app.state.pool
     try:
-        found = await conversations.conversation(pool, conversation_id, principal.user)
+        owner = (
+            None
+            if principal.allows("admin")
+            else conversations.Owner(principal.user, principal.team)
+        )
+        found = await conversations.conversation(pool, conversation_id, owner)
     except conversations.NoConversation:
         raise _no_conversation(conversation_id) from None
     turns = await conversations.turns(pool, conversation_id)

@@ -50,7 +50,7 @@ Admin = Annotated[Principal, Depends(require("admin"))]
 @router.get("", summary="List campaigns, newest first, with filters and a cursor")
 async def list_campaigns(
     client: Client,
-    _: Reader,
+    principal: Reader,
     status: CampaignStatus | None = None,
     created_by: Annotated[str | None, Query(max_length=200)] = None,
     job_id: uuid.UUID | None = None,
@@ -61,7 +61,7 @@ async def list_campaigns(
 ) -> CampaignPage:
     command = ListCampaignsCommand(
         status=status, created_by=created_by, job_id=job_id, created_after=created_after,
-        created_before=created_before, cursor=cursor, limit=limit,
+        created_before=created_before, cursor=cursor, limit=limit, team=principal.team_filter,
     )  # fmt: skip
     return CampaignPage.model_validate(await ask(client, "campaign", command))
 
@@ -73,8 +73,8 @@ async def list_campaigns(
     "its run waits for the review).",
     responses={404: {"description": "No such campaign"}},
 )
-async def get_campaign(campaign_id: uuid.UUID, client: Client, _: Reader) -> CampaignView:
-    return await _view(client, campaign_id)
+async def get_campaign(campaign_id: uuid.UUID, client: Client, principal: Reader) -> CampaignView:
+    return await _view(client, campaign_id, principal.team_filter)
 
 
 @router.get(
@@ -85,10 +85,12 @@ async def get_campaign(campaign_id: uuid.UUID, client: Client, _: Reader) -> Cam
 async def campaign_timeline(
     campaign_id: uuid.UUID,
     client: Client,
-    _: Reader,
+    principal: Reader,
     bucket: Annotated[Literal["hour", "day"] | None, Query()] = None,
 ) -> CampaignTimeline:
-    command = CampaignTimelineCommand(campaign_id=campaign_id, bucket=bucket)
+    command = CampaignTimelineCommand(
+        campaign_id=campaign_id, bucket=bucket, team=principal.team_filter
+    )
     return CampaignTimeline.model_validate(await ask(client, "campaign", command))
 
 
@@ -112,7 +114,8 @@ async def campaign_timeline(
 async def follow_campaign(
     campaign_id: uuid.UUID, request: Request, client: Client, principal: Reader
 ) -> StreamingResponse:
-    first = await _view(client, campaign_id)  # a 404 before the stream starts
+    team = principal.team_filter
+    first = await _view(client, campaign_id, team)  # a 404 before the stream starts
     slot = await open_slot(request, principal)  # 429 over MAX_STREAMS_PER_KEY
 
     async def events() -> AsyncIterator[str]:
@@ -123,7 +126,7 @@ async def follow_campaign(
         while not view.finished:
             await asyncio.sleep(POLL_SECONDS)
             try:
-                view = await _view(client, campaign_id)
+                view = await _view(client, campaign_id, team)
             except ServiceTimeout:
                 continue  # the campaign service is busy or restarting: ask again next time
             except HTTPException:
@@ -147,8 +150,8 @@ def _progress(view: CampaignView) -> tuple[str, bool, datetime | None, dict[str,
     return view.status, view.paused, view.review_deadline_at, view.counts.model_dump()
 
 
-async def _view(client: ServiceClient, campaign_id: uuid.UUID) -> CampaignView:
-    command = GetCampaignCommand(campaign_id=campaign_id)
+async def _view(client: ServiceClient, campaign_id: uuid.UUID, team: str | None) -> CampaignView:
+    command = GetCampaignCommand(campaign_id=campaign_id, team=team)
     return CampaignView.model_validate(await ask(client, "campaign", command))
 
 
@@ -168,7 +171,7 @@ _STEERING: dict[SteeringAction, str] = {
 
 def _steering_route(action: SteeringAction) -> Callable[..., Awaitable[SteeringResult]]:
     async def steer(campaign_id: uuid.UUID, client: Client, principal: Steerer) -> SteeringResult:
-        return await steer_campaign(client, campaign_id, action, principal.user)
+        return await steer_campaign(client, campaign_id, action, principal)
 
     steer.__name__ = f"{action}_campaign"  # the OpenAPI operation id
     return steer
@@ -197,22 +200,26 @@ async def resume_all_sending(client: Client, principal: Admin) -> SendingStop:
 
 
 async def steer_campaign(
-    client: ServiceClient, campaign_id: uuid.UUID, action: SteeringAction, user: str
+    client: ServiceClient, campaign_id: uuid.UUID, action: SteeringAction, by: Principal
 ) -> SteeringResult:
     """Steer the campaign; a cancel then cancels its workflow run too. The campaign goes first:
     once it has answered, no further email leaves."""
-    command = SteerCampaignCommand(campaign_id=campaign_id, action=action, requested_by=user)
+    command = SteerCampaignCommand(
+        campaign_id=campaign_id, action=action, requested_by=by.user, team=by.team_filter
+    )
     result = SteeringResult.model_validate(await ask(client, "campaign", command))
     if action == "cancel":
-        await _cancel_run(client, campaign_id, user)
+        await _cancel_run(client, campaign_id, by)
     return result
 
 
-async def stop_campaign(client: ServiceClient, campaign_id: uuid.UUID, user: str) -> None:
+async def stop_campaign(client: ServiceClient, campaign_id: uuid.UUID, by: Principal) -> None:
     """Before a campaign's run is cancelled through the workflow API: cancel the campaign, or
     close it if it has sent everything; one not created yet, or ended already, is left as it is."""
     for action in ("cancel", "close"):
-        command = SteerCampaignCommand(campaign_id=campaign_id, action=action, requested_by=user)
+        command = SteerCampaignCommand(
+            campaign_id=campaign_id, action=action, requested_by=by.user, team=by.team_filter
+        )
         try:
             await ask(client, "campaign", command)
         except HTTPException as exc:
@@ -224,9 +231,10 @@ async def stop_campaign(client: ServiceClient, campaign_id: uuid.UUID, user: str
             return
 
 
-async def _cancel_run(client: ServiceClient, run_id: uuid.UUID, user: str) -> None:
+async def _cancel_run(client: ServiceClient, run_id: uuid.UUID, by: Principal) -> None:
+    command = CancelWorkflowCommand(run_id=run_id, requested_by=by.user, team=by.team_filter)
     try:
-        await ask(client, "workflow", CancelWorkflowCommand(run_id=run_id, requested_by=user))
+        await ask(client, "workflow", command)
     except HTTPException as exc:
         if exc.status_code not in (404, 409):  # no run, or it has finished already
             raise

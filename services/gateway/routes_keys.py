@@ -16,6 +16,7 @@ from services.gateway import api_keys, key_changes
 from services.gateway.api_keys import KeyInfo, Principal, Scope
 from services.gateway.auth import require
 from services.gateway.errors import error_responses
+from shared.contracts.common import DEFAULT_TEAM
 
 log = logging.getLogger(__name__)
 router = APIRouter(
@@ -66,7 +67,7 @@ class CreateKey(BaseModel):
 
     user: str = Field(..., min_length=1, max_length=200, examples=["ada"])
     team: str = Field(
-        api_keys.DEFAULT_TEAM,
+        DEFAULT_TEAM,
         pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$",
         description="The team the key acts for",
         examples=["berlin-recruiting"],
@@ -116,13 +117,13 @@ async def list_keys(
     summary="Create an API key; the answer holds its token, shown once",
     status_code=status.HTTP_201_CREATED,
 )
-async def create_key(body: CreateKey, request: Request, _: Admin) -> IssuedKey:
+async def create_key(body: CreateKey, request: Request, principal: Admin) -> IssuedKey:
     expires_in = None if body.expires_in_days is None else timedelta(days=body.expires_in_days)
     async with request.app.state.pool.acquire() as conn:
         try:
             key = await api_keys.create_key(
                 conn, body.user, frozenset(body.scopes), body.description,
-                team=body.team, expires_in=expires_in,
+                team=body.team, expires_in=expires_in, by=principal.user,
             )  # fmt: skip
         except ValueError as exc:
             raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail=str(exc)) from exc
@@ -137,11 +138,11 @@ async def create_key(body: CreateKey, request: Request, _: Admin) -> IssuedKey:
     responses=NOT_FOUND,
 )
 async def rotate_key(
-    key_id: KeyId, request: Request, _: Admin, body: RotateKey | None = None
+    key_id: KeyId, request: Request, principal: Admin, body: RotateKey | None = None
 ) -> IssuedKey:
     grace = timedelta(hours=(body or RotateKey()).grace_hours)
     async with request.app.state.pool.acquire() as conn:
-        rotated = await api_keys.rotate_key(conn, key_id, grace)
+        rotated = await api_keys.rotate_key(conn, key_id, grace, by=principal.user)
         if rotated is None:
             raise HTTPException(
                 status.HTTP_404_NOT_FOUND, detail=f"no active, unexpired key with id {key_id!r}"
@@ -160,9 +161,9 @@ async def rotate_key(
     summary="Revoke a key: every gateway refuses it within a second (again: no change)",
     responses=NOT_FOUND,
 )
-async def revoke_key(key_id: KeyId, request: Request, _: Admin) -> KeyView:
+async def revoke_key(key_id: KeyId, request: Request, principal: Admin) -> KeyView:
     async with request.app.state.pool.acquire() as conn:
-        await api_keys.revoke_key(conn, key_id)
+        await api_keys.revoke_key(conn, key_id, by=principal.user)
         info = await api_keys.get_key(conn, key_id)
     if info is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"no key with id {key_id!r}")

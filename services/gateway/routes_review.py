@@ -98,7 +98,7 @@ class DraftEdit(BaseModel):
 async def list_emails(
     campaign_id: uuid.UUID,
     client: Client,
-    _: Reviewer,
+    principal: Reviewer,
     status: Annotated[
         EmailStatus | None, Query(description="Only this status, e.g. `drafted` for pending.")
     ] = None,
@@ -107,7 +107,10 @@ async def list_emails(
     ] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
 ) -> EmailPage:
-    command = ListEmailsCommand(campaign_id=campaign_id, status=status, cursor=cursor, limit=limit)
+    command = ListEmailsCommand(
+        campaign_id=campaign_id, status=status, cursor=cursor, limit=limit,
+        team=principal.team_filter,
+    )  # fmt: skip
     return EmailPage.model_validate(await ask(client, "campaign", command))
 
 
@@ -161,6 +164,7 @@ async def edit_email(
         subject=edit.subject,
         body=edit.body,
         edited_by=principal.user,
+        team=principal.team_filter,
     )
     return EmailView.model_validate(await ask(client, "campaign", command))
 
@@ -176,7 +180,9 @@ async def edit_email(
 async def list_revisions(
     campaign_id: uuid.UUID, email_id: uuid.UUID, client: Client, principal: Reviewer
 ) -> RevisionList:
-    command = ListRevisionsCommand(campaign_id=campaign_id, email_id=email_id)
+    command = ListRevisionsCommand(
+        campaign_id=campaign_id, email_id=email_id, team=principal.team_filter
+    )
     return RevisionList.model_validate(await ask(client, "campaign", command))
 
 
@@ -192,8 +198,9 @@ async def stop_sequence(
     campaign_id: uuid.UUID, email_id: uuid.UUID, client: Client, principal: Reviewer
 ) -> SequenceStopped:
     command = StopSequenceCommand(
-        campaign_id=campaign_id, email_id=email_id, stopped_by=principal.user
-    )
+        campaign_id=campaign_id, email_id=email_id, stopped_by=principal.user,
+        team=principal.team_filter,
+    )  # fmt: skip
     return SequenceStopped.model_validate(await ask(client, "campaign", command))
 
 
@@ -234,6 +241,7 @@ async def _decide(
         subject=edit.subject if edit else None,
         body=edit.body if edit else None,
         reviewed_by=principal.user,
+        team=principal.team_filter,
     )
     return EmailDecisionView.model_validate(await ask(client, "campaign", command))
 
@@ -242,6 +250,7 @@ async def _decide_all(
     client: ServiceClient, principal: Principal, campaign_id: uuid.UUID, decision: Decision
 ) -> BulkDecisionView:
     command = DecideAllCommand(
-        campaign_id=campaign_id, decision=decision, reviewed_by=principal.user
-    )
+        campaign_id=campaign_id, decision=decision, reviewed_by=principal.user,
+        team=principal.team_filter,
+    )  # fmt: skip
     return BulkDecisionView.model_validate(await ask(client, "campaign", command))

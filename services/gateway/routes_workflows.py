@@ -101,7 +101,7 @@ async def start_workflow(
         )
     command = StartWorkflowCommand(
         workflow_type=body.type, params=body.params, idempotency_key=key,
-        requested_by=principal.user,
+        requested_by=principal.user, team=principal.team,
     )  # fmt: skip
     started = StartedView.model_validate(await ask(client, "workflow", command))
     if not started.created:
@@ -112,7 +112,7 @@ async def start_workflow(
 @router.get("", summary="List workflow runs, newest first")
 async def list_workflows(
     client: Client,
-    _: Reader,
+    principal: Reader,
     type: Annotated[
         str | None, Query(max_length=64, description="Only this workflow type.")
     ] = None,
@@ -122,7 +122,10 @@ async def list_workflows(
     ] = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
 ) -> RunPage:
-    command = ListWorkflowsCommand(workflow_type=type, status=status_, cursor=cursor, limit=limit)
+    command = ListWorkflowsCommand(
+        workflow_type=type, status=status_, cursor=cursor, limit=limit,
+        team=principal.team_filter,
+    )  # fmt: skip
     return RunPage.model_validate(await ask(client, "workflow", command))
 
 
@@ -131,8 +134,8 @@ async def list_workflows(
     summary="A run: state, current step and full step history",
     responses={404: {"description": "No such run"}},
 )
-async def get_workflow(run_id: uuid.UUID, client: Client, _: Reader) -> RunDetail:
-    return await _detail(client, run_id)
+async def get_workflow(run_id: uuid.UUID, client: Client, principal: Reader) -> RunDetail:
+    return await _detail(client, run_id, principal.team_filter)
 
 
 @router.post(
@@ -144,11 +147,13 @@ async def get_workflow(run_id: uuid.UUID, client: Client, _: Reader) -> RunDetai
     },
 )
 async def cancel_workflow(run_id: uuid.UUID, client: Client, principal: Reader) -> RunDetail:
-    run = RunDetail.model_validate(await ask(client, "workflow", GetWorkflowCommand(run_id=run_id)))
+    run = await _detail(client, run_id, principal.team_filter)
     if run.workflow_type == EMAIL_CAMPAIGN and run.status not in FINISHED_STATUSES:
         # The campaign first: once it has answered, no further email leaves.
-        await stop_campaign(client, run_id, principal.user)
-    command = CancelWorkflowCommand(run_id=run_id, requested_by=principal.user)
+        await stop_campaign(client, run_id, principal)
+    command = CancelWorkflowCommand(
+        run_id=run_id, requested_by=principal.user, team=principal.team_filter
+    )
     return RunDetail.model_validate(await ask(client, "workflow", command))
 
 
@@ -179,7 +184,10 @@ class RunInput(BaseModel):
 async def provide_input(
     run_id: uuid.UUID, body: RunInput, client: Client, principal: Reader
 ) -> RunDetail:
-    command = ProvideInputCommand(run_id=run_id, answer=body.answer, requested_by=principal.user)
+    command = ProvideInputCommand(
+        run_id=run_id, answer=body.answer, requested_by=principal.user,
+        team=principal.team_filter,
+    )  # fmt: skip
     return RunDetail.model_validate(await ask(client, "workflow", command))
 
 
@@ -192,7 +200,9 @@ async def provide_input(
     },
 )
 async def retry_workflow(run_id: uuid.UUID, client: Client, principal: Reader) -> RunDetail:
-    command = RetryWorkflowCommand(run_id=run_id, requested_by=principal.user)
+    command = RetryWorkflowCommand(
+        run_id=run_id, requested_by=principal.user, team=principal.team_filter
+    )
     return RunDetail.model_validate(await ask(client, "workflow", command))
 
 
@@ -213,7 +223,7 @@ async def follow_workflow(
     hub: RunEventHub = request.app.state.run_events
     queue = hub.listen(run_id)  # before the snapshot, so no change falls between the two
     try:
-        snapshot = await _started_run(client, run_id)
+        snapshot = await _started_run(client, run_id, principal.team_filter)
         slot = await open_slot(request, principal)  # 429 over MAX_STREAMS_PER_KEY
     except BaseException:
         hub.stop_listening(run_id, queue)
@@ -241,20 +251,21 @@ async def follow_workflow(
     return held_stream(events(), slot)
 
 
-async def _started_run(client: ServiceClient, run_id: uuid.UUID) -> RunDetail:
+async def _started_run(client: ServiceClient, run_id: uuid.UUID, team: str | None) -> RunDetail:
     """The run, waiting up to RUN_START_WAIT_SECONDS for one that does not exist yet: a run
     announced by an intent (`workflow_id`) starts a moment later, and browsers never retry an
     event stream that answered 404."""
     deadline = time.monotonic() + RUN_START_WAIT_SECONDS
     while True:
         try:
-            return await _detail(client, run_id)
+            return await _detail(client, run_id, team)
         except HTTPException as exc:
             if exc.status_code != status.HTTP_404_NOT_FOUND or time.monotonic() > deadline:
                 raise
         await asyncio.sleep(0.1)
 
 
-async def _detail(client: ServiceClient, run_id: uuid.UUID) -> RunDetail:
-    command = GetWorkflowCommand(run_id=run_id)
+async def _detail(client: ServiceClient, run_id: uuid.UUID, team: str | None) -> RunDetail:
+    """The run, if it is `team`'s (any team's for None); another team's is a 404."""
+    command = GetWorkflowCommand(run_id=run_id, team=team)
     return RunDetail.model_validate(await ask(client, "workflow", command))

@@ -46,12 +46,12 @@ async def detect_intent(
                 pool, event, detection, INTENT_DETECTED.name
             ):
                 return _result(event, detection)
-        question = await repository.pending_question(pool, command.conversation_id)
+        question = await repository.pending_question(pool, command.conversation_id, command.team)
         if question is not None and answers(command.message, question.question, detection):
             answered = await _answer(command, question, pool)
             if answered is not None:
                 return answered
-        previous = await repository.previous_turn(pool, command.conversation_id)
+        previous = await repository.previous_turn(pool, command.conversation_id, command.team)
         detection = detector.decide(command.message, intent, confidence, previous)
     if detection.unsure and model is not None:
         extraction = await model.extract(command.message, command.correlation_id)
@@ -88,6 +88,7 @@ def _event(command: DetectIntentCommand, detection: Detection) -> IntentDetected
         conversation_id=command.conversation_id,
         message=command.message,
         requested_by=command.requested_by,
+        team=command.team,
         mode=detection.mode,
         intent=detection.intent,
         confidence=detection.confidence,

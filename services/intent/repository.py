@@ -18,12 +18,13 @@ from shared.topics import WORKFLOW_SIGNALS
 
 
 async def previous_turn(
-    conn: asyncpg.Pool | Connection, conversation_id: str
+    conn: asyncpg.Pool | Connection, conversation_id: str, team: str
 ) -> PreviousTurn | None:
     row = await conn.fetchrow(
         "SELECT mode, intent, slots, needs_clarification FROM intent.intent_log"
-        " WHERE conversation_id = $1 ORDER BY created_at DESC LIMIT 1",
+        " WHERE conversation_id = $1 AND team = $2 ORDER BY created_at DESC LIMIT 1",
         conversation_id,
+        team,
     )
     if row is None:
         return None
@@ -37,21 +38,23 @@ async def previous_turn(
 
 _COLUMNS = """
     intent_id, conversation_id, message, language, mode, intent, confidence, slots,
-    needs_clarification, clarification_question, correlation_id, requested_by, created_at
+    needs_clarification, clarification_question, correlation_id, requested_by, created_at, team
 """
 # Typed: in an INSERT ... SELECT, PostgreSQL would take an untyped parameter for text.
 _VALUES = """
     $1::uuid, $2::text, $3::text, $4::text, $5::text, $6::text, $7::float8, $8::jsonb,
-    $9::boolean, $10::text, $11::text, $12::text, $13::timestamptz
+    $9::boolean, $10::text, $11::text, $12::text, $13::timestamptz, $14::text
 """
 _LOG_DETECTION = f"WITH logged AS (INSERT INTO intent.intent_log ({_COLUMNS}) VALUES ({_VALUES}))"  # noqa: S608
 # The same insert, unless the conversation's last turn awaits an answer (PreviousTurn.awaits_answer)
 _LOG_UNLESS_AWAITED = f"""
     WITH awaited AS (
         (SELECT mode = 'workflow' AND needs_clarification AS answer_awaited
-         FROM intent.intent_log WHERE conversation_id = $2 ORDER BY created_at DESC LIMIT 1)
+         FROM intent.intent_log WHERE conversation_id = $2 AND team = $14
+         ORDER BY created_at DESC LIMIT 1)
         UNION ALL
-        SELECT true FROM intent.run_questions WHERE conversation_id = $2 AND answered_at IS NULL
+        SELECT true FROM intent.run_questions
+        WHERE conversation_id = $2 AND team = $14 AND answered_at IS NULL
     ), logged AS (
         INSERT INTO intent.intent_log ({_COLUMNS})
         SELECT {_VALUES} WHERE NOT EXISTS (SELECT 1 FROM awaited WHERE answer_awaited)
@@ -75,6 +78,7 @@ def _row(event: IntentDetected, detection: Detection) -> tuple[object, ...]:
         event.correlation_id,
         event.requested_by,
         event.occurred_at,
+        event.team,
     )
 
 
@@ -115,13 +119,15 @@ class PendingQuestion:
 
 
 async def pending_question(
-    conn: asyncpg.Pool | Connection, conversation_id: str
+    conn: asyncpg.Pool | Connection, conversation_id: str, team: str
 ) -> PendingQuestion | None:
-    """The question a run started in this conversation waits on, if one does (the latest)."""
+    """The question a run started in this conversation (of this team) waits on, if one does (the
+    latest)."""
     row = await conn.fetchrow(
-        "SELECT run_id, question FROM intent.run_questions"
-        " WHERE conversation_id = $1 AND answered_at IS NULL ORDER BY asked_at DESC LIMIT 1",
+        "SELECT run_id, question FROM intent.run_questions WHERE conversation_id = $1"
+        " AND team = $2 AND answered_at IS NULL ORDER BY asked_at DESC LIMIT 1",
         conversation_id,
+        team,
     )
     if row is None:
         return None
@@ -133,7 +139,7 @@ async def pending_question(
 _ANSWER = f"""
     WITH answered AS (
         UPDATE intent.run_questions SET answered_at = now()
-        WHERE run_id = $14 AND answered_at IS NULL RETURNING run_id
+        WHERE run_id = $15 AND answered_at IS NULL RETURNING run_id
     ), logged AS (
         INSERT INTO intent.intent_log ({_COLUMNS})
         SELECT {_VALUES} FROM answered
@@ -174,8 +180,8 @@ async def track_questions(pool: asyncpg.Pool, events: Sequence[RunQuestion]) -> 
     async with pool.acquire() as conn, conn.transaction():
         if asked:
             await conn.execute(
-                "INSERT INTO intent.run_questions (run_id, conversation_id, question)"
-                " SELECT q.run_id, l.conversation_id, q.question::jsonb"
+                "INSERT INTO intent.run_questions (run_id, conversation_id, question, team)"
+                " SELECT q.run_id, l.conversation_id, q.question::jsonb, l.team"
                 " FROM unnest($1::uuid[], $2::text[], $3::uuid[]) AS q(run_id, question, intent_id)"
                 " JOIN intent.intent_log l USING (intent_id) WHERE l.conversation_id IS NOT NULL"
                 " ON CONFLICT (run_id) DO UPDATE SET question = excluded.question,"

@@ -144,7 +144,7 @@ def _command_handlers(started: Started[Dependencies]) -> dict[type[Any], Command
         return ok(await started.get().commands.start(command))
 
     async def get(command: GetWorkflowCommand, _: CommandContext) -> Reply:
-        return ok(await started.get().commands.get(command.run_id))
+        return ok(await started.get().commands.get(command.run_id, command.team))
 
     async def list_runs(command: ListWorkflowsCommand, _: CommandContext) -> Reply:
         return ok(await started.get().commands.list(command))

@@ -21,6 +21,7 @@ from shared.contracts.campaign import (
     SENDING_FINISHED,
     EmailCampaignParams,
 )
+from shared.contracts.common import DEFAULT_TEAM
 
 
 def _extraction_input(run: RunData) -> dict[str, object]:
@@ -28,6 +29,7 @@ def _extraction_input(run: RunData) -> dict[str, object]:
         "campaign_id": run.run_id,  # the campaign is the run's, under the same id
         "slots": run.params["slots"],
         "requested_by": run.params.get("requested_by"),
+        "team": run.params.get("team", DEFAULT_TEAM),  # runs from before teams: the default
         # Given with the run, else asked for in the message ("... with 2 follow-ups").
         "follow_up_days": run.params.get("follow_up_days")
         or run.params["slots"].get("follow_up_days")

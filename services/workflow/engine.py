@@ -34,8 +34,10 @@ from services.workflow.domain.machine import (
     Transition,
 )
 from services.workflow.repository import PostgresRuns, RunStore, RunTransaction, StoredRun
+from shared import audit
 from shared.actions import ActionRegistry
-from shared.contracts.common import Event, utcnow
+from shared.contracts.audit import AuditAction
+from shared.contracts.common import DEFAULT_TEAM, Event, utcnow
 from shared.contracts.workflow import (
     INPUT_SIGNAL,
     RunQuestion,
@@ -90,6 +92,7 @@ class StartRequest:
     intent_id: uuid.UUID | None = None
     created_by: str | None = None
     correlation_id: str | None = None
+    team: str = DEFAULT_TEAM
 
 
 @dataclass(frozen=True)
@@ -180,10 +183,12 @@ class Engine:
             await self._apply(
                 tx, stored, replace(transition, run=replace(transition.run, error=reason))
             )
+            detail = {"status_before": stored.run.status, "state": stored.run.state}
+            await tx.enqueue([_audit("run.cancelled", stored, by, detail)])
 
-    async def retry(self, run_id: uuid.UUID) -> None:
+    async def retry(self, run_id: uuid.UUID, by: str | None = None) -> None:
         """Run a failed run again from its failed state. A run that is active (already retried)
-        is left alone; a run that finished otherwise cannot be retried."""
+        is left alone; a run that finished otherwise cannot be retried. `by`: who asked."""
         async with self._runs.transaction() as tx:
             stored = await self._locked(tx, run_id)
             if stored.run.status in ("pending", "running", "waiting"):
@@ -193,6 +198,8 @@ class Engine:
             except NotApplicable as exc:
                 raise RunConflict(f"cannot retry run {run_id}: {exc}") from None
             await self._apply(tx, stored, transition)
+            detail = {"status_before": stored.run.status, "state": stored.run.state}
+            await tx.enqueue([_audit("run.retried", stored, by, detail)])
 
     async def provide_input(self, run_id: uuid.UUID, answer: str, by: str | None) -> str:
         """Answer the question the run waits on: the step that asked runs again. An answer the
@@ -288,7 +295,8 @@ class Engine:
         return results
 
     async def signal(self, event: WorkflowSignal) -> str:
-        """Store a signal; when the run is waiting for it, end the wait."""
+        """Store a signal; when the run is waiting for it, end the wait. An answer to the run's
+        question (through the API or a conversation) is recorded in the audit log."""
         async with self._runs.transaction() as tx:
             stored = await tx.lock_run(event.run_id)
             if stored is None:
@@ -297,6 +305,11 @@ class Engine:
                 return "stale"  # an answer to no question is not kept for a later one
             if not await tx.store_signal(event.run_id, event.name, event.payload, event.event_id):
                 return "duplicate"
+            if event.name == INPUT_SIGNAL:
+                by, answer = event.payload.get("by"), event.payload.get("answer")
+                actor = by[:200] if isinstance(by, str) else None  # not to refuse a signal
+                entry = _audit("run.input_given", stored, actor, {"answer": answer})
+                await tx.enqueue([entry])
             if stored.run.status != "waiting":
                 return "stored"
             machine = self._machine(stored)
@@ -493,7 +506,7 @@ class Engine:
         """The run a repeated start refers to. An idempotency key reused for another request is a
         conflict, not a silent return of an unrelated run."""
         if request.idempotency_key is not None:
-            found = await tx.find_by_idempotency_key(request.idempotency_key)
+            found = await tx.find_by_idempotency_key(request.idempotency_key, request.team)
             if found is not None:
                 if found.workflow_type != request.workflow_type or found.run.params != params:
                     raise RunConflict(
@@ -537,10 +550,23 @@ def _trace_transition(stored: StoredRun, transition: Transition) -> Context:
     return trace.set_span_in_context(span, parent)
 
 
+def _audit(
+    action: AuditAction, stored: StoredRun, by: str | None, detail: dict[str, Any]
+) -> tuple[str, str, Event]:
+    """An audit entry about a run, for the outbox of the transaction that changes it."""
+    recorded = audit.entry(
+        action, "run", stored.run_id, actor=by, run_id=stored.run_id, team=stored.team,
+        detail=detail, correlation_id=stored.correlation_id,
+    )  # fmt: skip
+    return audit.outbox_event(recorded)
+
+
 def _new_run(request: StartRequest, definition: Definition, run_id: uuid.UUID) -> repository.NewRun:
     given = dict(request.params)
     if "requested_by" in definition.params.model_fields and request.created_by is not None:
         given.setdefault("requested_by", request.created_by)  # who asked, unless the params say
+    if "team" in definition.params.model_fields:
+        given["team"] = request.team  # the starter's team, whatever the params say
     try:
         params = definition.params.model_validate(given).model_dump(mode="json")
     except ValidationError as exc:
@@ -554,6 +580,7 @@ def _new_run(request: StartRequest, definition: Definition, run_id: uuid.UUID) -
         idempotency_key=request.idempotency_key,
         correlation_id=request.correlation_id,
         created_by=request.created_by,
+        team=request.team,
     )
 
 

@@ -49,6 +49,7 @@ async def start_from_intents(
                 intent_id=event.intent_id,
                 created_by=event.requested_by or event.source,
                 correlation_id=event.correlation_id,
+                team=event.team,
             )
         )
     if not requests:
@@ -78,6 +79,7 @@ class WorkflowCommands:
                     idempotency_key=command.idempotency_key,
                     created_by=command.requested_by,
                     correlation_id=command.correlation_id,
+                    team=command.team,
                 )
             )
         except UnknownWorkflowType as exc:
@@ -86,12 +88,20 @@ class WorkflowCommands:
             run_id=started.run_id, created=started.created, run=await self.get(started.run_id)
         )
 
-    async def get(self, run_id: uuid.UUID) -> RunDetail:
+    async def get(self, run_id: uuid.UUID, team: str | None = None) -> RunDetail:
         async with self.pool.acquire() as conn:
             detail = await views.run_detail(conn, run_id)
-        if detail is None:
+        if detail is None or (team is not None and detail.team != team):
             raise RunNotFound(run_id)
         return detail
+
+    async def _owned(self, run_id: uuid.UUID, team: str | None) -> None:
+        """Another team's run is not found (None: an admin's request, any team's)."""
+        if team is None:
+            return
+        async with self.pool.acquire() as conn:
+            if await repository.run_team(conn, run_id) != team:
+                raise RunNotFound(run_id)
 
     async def list(self, command: ListWorkflowsCommand) -> RunPage:
         after = cursors.decode_time(command.cursor) if command.cursor else None
@@ -102,19 +112,23 @@ class WorkflowCommands:
                 status=command.status,
                 after=after,
                 limit=command.limit + 1,  # one more tells whether there is a next page
+                team=command.team,
             )
         items = [views.run_view(s) for s in stored[: command.limit]]
         more = len(stored) > command.limit
         return RunPage(items=items, next_cursor=views.encode_cursor(items[-1]) if more else None)
 
     async def cancel(self, command: CancelWorkflowCommand) -> RunDetail:
+        await self._owned(command.run_id, command.team)
         await self.engine.cancel(command.run_id, command.requested_by)
         return await self.get(command.run_id)
 
     async def retry(self, command: RetryWorkflowCommand) -> RunDetail:
-        await self.engine.retry(command.run_id)
+        await self._owned(command.run_id, command.team)
+        await self.engine.retry(command.run_id, command.requested_by)
         return await self.get(command.run_id)
 
     async def provide_input(self, command: ProvideInputCommand) -> RunDetail:
+        await self._owned(command.run_id, command.team)
         await self.engine.provide_input(command.run_id, command.answer, command.requested_by)
         return await self.get(command.run_id)

@@ -21,14 +21,14 @@ import asyncpg
 
 from services.workflow.domain.machine import Run, RunContext
 from shared import outbox
-from shared.contracts.common import Event
+from shared.contracts.common import DEFAULT_TEAM, Event
 from shared.db import Connection
 
 SCHEMA = "workflow"
 RUN_COLUMNS = """
     run_id, workflow_type, definition_version, status, current_state, params, context, visit,
     attempt, failed_state, current_step_id, intent_id, idempotency_key, correlation_id,
-    created_by, error, wake_at, created_at, updated_at, finished_at, version
+    created_by, team, error, wake_at, created_at, updated_at, finished_at, version
 """
 
 
@@ -45,6 +45,7 @@ class StoredRun:
     wake_at: datetime | None
     record: asyncpg.Record
     intent_id: uuid.UUID | None = None  # the detected intent that started it, if one did
+    team: str = DEFAULT_TEAM
 
     @property
     def run_id(self) -> uuid.UUID:
@@ -73,6 +74,7 @@ def _stored(record: asyncpg.Record) -> StoredRun:
         wake_at=record["wake_at"],
         record=record,
         intent_id=record["intent_id"],
+        team=record["team"],
     )
 
 
@@ -86,6 +88,7 @@ class NewRun:
     idempotency_key: str | None = None
     correlation_id: str | None = None
     created_by: str | None = None
+    team: str = DEFAULT_TEAM
 
 
 @dataclass(frozen=True)
@@ -121,7 +124,7 @@ class RunTransaction(Protocol):
         id, intent id or idempotency key already has one is not)."""
         ...
 
-    async def find_by_idempotency_key(self, key: str) -> StoredRun | None: ...
+    async def find_by_idempotency_key(self, key: str, team: str) -> StoredRun | None: ...
 
     async def lock_run(self, run_id: uuid.UUID) -> StoredRun | None:
         """The run, locked until the transaction ends; None when there is no such run."""
@@ -199,13 +202,13 @@ class PostgresRunTransaction:
             """
             INSERT INTO workflow.runs
                 (run_id, workflow_type, definition_version, status, params, intent_id,
-                 idempotency_key, correlation_id, created_by)
+                 idempotency_key, correlation_id, created_by, team)
             SELECT r.run_id, r.workflow_type, r.version, 'pending', r.params::jsonb, r.intent_id,
-                   r.idempotency_key, r.correlation_id, r.created_by
+                   r.idempotency_key, r.correlation_id, r.created_by, r.team
             FROM unnest($1::uuid[], $2::text[], $3::int[], $4::text[], $5::uuid[], $6::text[],
-                        $7::text[], $8::text[])
+                        $7::text[], $8::text[], $9::text[])
                  AS r(run_id, workflow_type, version, params, intent_id, idempotency_key,
-                      correlation_id, created_by)
+                      correlation_id, created_by, team)
             ON CONFLICT DO NOTHING
             RETURNING run_id
             """,
@@ -217,13 +220,16 @@ class PostgresRunTransaction:
             [r.idempotency_key for r in runs],
             [r.correlation_id for r in runs],
             [r.created_by for r in runs],
+            [r.team for r in runs],
         )
         return {row["run_id"] for row in rows}
 
-    async def find_by_idempotency_key(self, key: str) -> StoredRun | None:
+    async def find_by_idempotency_key(self, key: str, team: str) -> StoredRun | None:
         record = await self.conn.fetchrow(
-            f"SELECT {RUN_COLUMNS} FROM workflow.runs WHERE idempotency_key = $1",  # noqa: S608
+            f"SELECT {RUN_COLUMNS} FROM workflow.runs"  # noqa: S608
+            " WHERE team = $2 AND idempotency_key = $1",
             key,
+            team,
         )
         return None if record is None else _stored(record)
 
@@ -418,17 +424,29 @@ async def list_runs(
     status: str | None,
     after: tuple[datetime, uuid.UUID] | None,
     limit: int,
+    team: str | None = None,
 ) -> list[StoredRun]:
-    """Newest first; `after` is the (created_at, run_id) of the last run of the previous page."""
+    """Newest first; `after` is the (created_at, run_id) of the last run of the previous page;
+    only `team`'s runs unless it is None."""
     records = await conn.fetch(
         f"""
         SELECT {RUN_COLUMNS} FROM workflow.runs
         WHERE ($1::text IS NULL OR workflow_type = $1)
           AND ($2::text IS NULL OR status = $2)
           AND ($3::timestamptz IS NULL OR (created_at, run_id) < ($3, $4::uuid))
+          AND ($6::text IS NULL OR team = $6)
         ORDER BY created_at DESC, run_id DESC
         LIMIT $5
         """,  # noqa: S608 - the column list is ours
         workflow_type, status, after[0] if after else None, after[1] if after else None, limit,
+        team,
     )  # fmt: skip
     return [_stored(r) for r in records]
+
+
+async def run_team(conn: Connection, run_id: uuid.UUID) -> str | None:
+    """The team a run belongs to; None when there is no such run."""
+    team: str | None = await conn.fetchval(
+        "SELECT team FROM workflow.runs WHERE run_id = $1", run_id
+    )
+    return team

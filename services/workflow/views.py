@@ -31,6 +31,7 @@ def _run_fields(stored: StoredRun) -> dict[str, Any]:
         "sequence": r["version"],
         "error": r["error"],
         "created_by": r["created_by"],
+        "team": r["team"],
         "intent_id": r["intent_id"],
         "created_at": r["created_at"],
         "updated_at": r["updated_at"],

@@ -11,7 +11,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from shared.actions import action
-from shared.contracts.common import Event
+from shared.contracts.common import DEFAULT_TEAM, TEAM_PATTERN, Event, TeamScope
 from shared.contracts.intent import Slots
 
 CampaignStatus = Literal[
@@ -34,6 +34,7 @@ class GetCampaignCommand(BaseModel):
 
     type: Literal["get_campaign"] = "get_campaign"
     campaign_id: uuid.UUID
+    team: str | None = TeamScope()
 
 
 class CampaignTimelineCommand(BaseModel):
@@ -41,6 +42,7 @@ class CampaignTimelineCommand(BaseModel):
 
     type: Literal["campaign_timeline"] = "campaign_timeline"
     campaign_id: uuid.UUID
+    team: str | None = TeamScope()
     bucket: Literal["hour", "day"] | None = Field(
         None, description="Default: hours, or days when hours would be more than a month's."
     )
@@ -132,6 +134,7 @@ class SteerCampaignCommand(BaseModel):
 
     type: Literal["steer_campaign"] = "steer_campaign"
     campaign_id: uuid.UUID
+    team: str | None = TeamScope()
     action: SteeringAction
     requested_by: str | None = Field(None, max_length=200)
     correlation_id: str | None = Field(None, max_length=128)
@@ -149,6 +152,7 @@ class ListCampaignsCommand(BaseModel):
     """A page of campaigns, newest first."""
 
     type: Literal["list_campaigns"] = "list_campaigns"
+    team: str | None = TeamScope()
     status: CampaignStatus | None = None
     created_by: str | None = Field(None, max_length=200)
     job_id: uuid.UUID | None = None
@@ -163,6 +167,7 @@ class CampaignStatusCommand(BaseModel):
 
     type: Literal["campaign_status"] = "campaign_status"
     requested_by: str | None = Field(None, max_length=200, description="Whose campaigns.")
+    team: str | None = TeamScope()
     slots: Slots = Field(default_factory=Slots, description="Job title, city, skills it names.")
     message: str = Field("", max_length=4_000, description="The question as written.")
 
@@ -238,6 +243,7 @@ class CampaignSummary(BaseModel):
     job: CampaignJob
     generation_mode: Literal["model", "template"] | None = None
     created_by: str | None = None
+    team: str = Field(DEFAULT_TEAM, description="The team the campaign belongs to.")
     created_at: datetime
     updated_at: datetime
     completed_at: datetime | None = None
@@ -329,6 +335,7 @@ class ListEmailsCommand(BaseModel):
 
     type: Literal["list_campaign_emails"] = "list_campaign_emails"
     campaign_id: uuid.UUID
+    team: str | None = TeamScope()
     status: EmailStatus | None = Field(None, description="Only emails in this status.")
     cursor: str | None = Field(None, max_length=200, description="`next_cursor` of the last page.")
     limit: int = Field(50, ge=1, le=200)
@@ -342,6 +349,7 @@ class DecideDraftCommand(BaseModel):
 
     type: Literal["decide_draft"] = "decide_draft"
     campaign_id: uuid.UUID
+    team: str | None = TeamScope()
     email_id: uuid.UUID
     decision: Decision
     subject: str | None = Field(None, description="Edit: the new subject (approve only).")
@@ -357,6 +365,7 @@ class DecideAllCommand(BaseModel):
 
     type: Literal["decide_all_drafts"] = "decide_all_drafts"
     campaign_id: uuid.UUID
+    team: str | None = TeamScope()
     decision: Decision
     reviewed_by: str = Field(..., min_length=1, max_length=200)
     correlation_id: str | None = Field(None, max_length=128)
@@ -369,6 +378,7 @@ class ListRevisionsCommand(BaseModel):
 
     type: Literal["list_revisions"] = "list_revisions"
     campaign_id: uuid.UUID
+    team: str | None = TeamScope()
     email_id: uuid.UUID
 
 
@@ -395,6 +405,7 @@ class StopSequenceCommand(BaseModel):
 
     type: Literal["stop_sequence"] = "stop_sequence"
     campaign_id: uuid.UUID
+    team: str | None = TeamScope()
     email_id: uuid.UUID
     stopped_by: str = Field(..., min_length=1, max_length=200)
 
@@ -412,6 +423,7 @@ class EditDraftCommand(BaseModel):
 
     type: Literal["edit_draft"] = "edit_draft"
     campaign_id: uuid.UUID
+    team: str | None = TeamScope()
     email_id: uuid.UUID
     subject: str | None = Field(None, description="The new subject.")
     body: str | None = Field(None, description="The new body, without the footer.")
@@ -564,6 +576,12 @@ class EmailCampaignParams(BaseModel):
 
     slots: Slots = Field(..., description="Who to write to and about which job.")
     requested_by: str | None = Field(None, description="The recruiter who asked, if known.")
+    team: str = Field(
+        DEFAULT_TEAM,
+        pattern=TEAM_PATTERN,
+        description="The team the campaign belongs to: always the starting key's (set by the "
+        "engine, whatever the params say).",
+    )
     message: str | None = Field(None, description="The request as written, for the log.")
     review_hours: float = Field(
         72,
@@ -599,6 +617,7 @@ class ExtractCandidatesInput(BaseModel):
     campaign_id: uuid.UUID = Field(..., description="The campaign's id: the workflow run's id.")
     slots: Slots
     requested_by: str | None = None
+    team: str = Field(DEFAULT_TEAM, pattern=TEAM_PATTERN)
     follow_up_days: list[int] = Field(default_factory=list, max_length=MAX_FOLLOW_UPS)
 
 

@@ -14,6 +14,20 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 Upcaster = Callable[[dict[str, Any]], dict[str, Any]]
 
+# Every key, run, campaign and conversation belongs to a team; this one when nobody said which.
+DEFAULT_TEAM = "default"
+TEAM_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
+
+
+def TeamScope() -> Any:  # noqa: N802 - a field declaration, like pydantic's Field
+    """A command's `team`: only an object of this team is found (another team's answers
+    not_found, so ids do not leak); None finds every team's (an admin's request)."""
+    return Field(
+        None,
+        pattern=TEAM_PATTERN,
+        description="Only this team's objects; none: every team's (admin).",
+    )
+
 
 def utcnow() -> datetime:
     return datetime.now(UTC)

@@ -9,7 +9,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from shared.contracts.common import Event
+from shared.contracts.common import DEFAULT_TEAM, TEAM_PATTERN, Event
 
 # Workflow ids are derived from intent ids, so a client can follow a workflow before it starts.
 _WORKFLOW_NAMESPACE = uuid.UUID("6f1c2a43-8d8e-4c55-9a53-1f0e2b7d9c11")
@@ -81,6 +81,12 @@ class IntentDetected(Event):
     slots: Slots = Field(default_factory=Slots)
     needs_clarification: bool = False
     requested_by: str | None = Field(None, description="User name from the API key, if any.")
+    team: str = Field(
+        DEFAULT_TEAM,
+        pattern=TEAM_PATTERN,
+        description="The team it acts for: the run it starts, and that run's campaign, are this "
+        "team's.",
+    )
     source: str = Field(
         "intent-service", description="Who detected it: a service or another system."
     )
@@ -97,6 +103,7 @@ class DetectIntentCommand(BaseModel):
     message: str = Field(..., min_length=1, max_length=4_000)
     conversation_id: str | None = Field(None, max_length=128)
     requested_by: str | None = None
+    team: str = Field(DEFAULT_TEAM, pattern=TEAM_PATTERN)
     correlation_id: str = Field(default_factory=lambda: uuid.uuid4().hex, max_length=128)
 
 

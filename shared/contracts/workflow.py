@@ -11,7 +11,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from shared.contracts.common import Event
+from shared.contracts.common import DEFAULT_TEAM, TEAM_PATTERN, Event, TeamScope
 
 RunStatus = Literal["pending", "running", "waiting", "succeeded", "failed", "cancelled", "expired"]
 FINISHED_STATUSES: frozenset[str] = frozenset({"succeeded", "failed", "cancelled", "expired"})
@@ -28,16 +28,19 @@ class StartWorkflowCommand(BaseModel):
     params: dict[str, Any] = Field(default_factory=dict)
     idempotency_key: str | None = Field(None, min_length=1, max_length=200)
     requested_by: str | None = None
+    team: str = Field(DEFAULT_TEAM, pattern=TEAM_PATTERN, description="The run's team.")
     correlation_id: str | None = Field(None, max_length=128)
 
 
 class GetWorkflowCommand(BaseModel):
     type: Literal["get_workflow"] = "get_workflow"
+    team: str | None = TeamScope()
     run_id: uuid.UUID
 
 
 class ListWorkflowsCommand(BaseModel):
     type: Literal["list_workflows"] = "list_workflows"
+    team: str | None = TeamScope()
     workflow_type: str | None = Field(None, max_length=64)
     status: RunStatus | None = None
     cursor: str | None = Field(None, max_length=200)
@@ -46,12 +49,14 @@ class ListWorkflowsCommand(BaseModel):
 
 class CancelWorkflowCommand(BaseModel):
     type: Literal["cancel_workflow"] = "cancel_workflow"
+    team: str | None = TeamScope()
     run_id: uuid.UUID
     requested_by: str | None = None
 
 
 class RetryWorkflowCommand(BaseModel):
     type: Literal["retry_workflow"] = "retry_workflow"
+    team: str | None = TeamScope()
     run_id: uuid.UUID
     requested_by: str | None = None
 
@@ -60,6 +65,7 @@ class ProvideInputCommand(BaseModel):
     """Answer the question a run waits on; the step that asked runs again."""
 
     type: Literal["provide_input"] = "provide_input"
+    team: str | None = TeamScope()
     run_id: uuid.UUID
     answer: str = Field(..., min_length=1, max_length=1_000)
     requested_by: str | None = None
@@ -95,6 +101,7 @@ class RunView(BaseModel):
     sequence: int = Field(..., description="Grows with every change; matches the event stream.")
     error: str | None = None
     created_by: str | None = None
+    team: str = Field(DEFAULT_TEAM, description="The team the run belongs to.")
     intent_id: uuid.UUID | None = None
     created_at: datetime
     updated_at: datetime

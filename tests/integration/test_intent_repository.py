@@ -71,7 +71,7 @@ async def test_a_detection_is_written_unless_the_last_turn_awaits_an_answer(
     refused = event(conversation, SIMPLE)
     assert not await write(db, refused, SIMPLE, topic)  # the assistant asked: nothing written
     assert await stored(db, refused) == (0, 0)
-    previous = await repository.previous_turn(db, conversation)
+    previous = await repository.previous_turn(db, conversation, "default")
     assert previous is not None
     assert previous.awaits_answer
     assert previous.slots == ASKING.slots

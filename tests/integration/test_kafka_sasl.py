@@ -87,6 +87,8 @@ COMMANDS = " ".join(f"{service}.commands" for service in SERVICES)
 ACLS: tuple[Acl, ...] = (
     _acl("gateway", "Topic", f"{COMMANDS} events.deadletter", "literal", "Write"),
     _acl("gateway", "Topic", "workflow.run.changed", "literal", "Read"),
+    _acl("gateway", "Topic", "audit.recorded", "literal", "Read"),
+    _acl("gateway", "Group", "gateway-audit", "literal", "Read"),
     _acl("gateway", "Topic", "gateway.replies.", "prefixed", "Create Delete Read"),
     _acl("intent", "Topic", "intent.commands workflow.questions", "literal", "Read"),
     _acl("intent", "Group", "intent intent.questions", "literal", "Read"),
@@ -117,7 +119,7 @@ ACLS: tuple[Acl, ...] = (
     _acl(
         "workflow",
         "Topic",
-        "workflow.run.changed workflow.questions events.deadletter",
+        "workflow.run.changed workflow.questions audit.recorded events.deadletter",
         "literal",
         "Write",
     ),
@@ -134,7 +136,8 @@ ACLS: tuple[Acl, ...] = (
     _acl(
         "campaign",
         "Topic",
-        "workflow.step.completed workflow.signals email.approved email.delivery events.deadletter",
+        "workflow.step.completed workflow.signals email.approved email.delivery audit.recorded"
+        " events.deadletter",
         "literal",
         "Write",
     ),

@@ -15,6 +15,7 @@ import asyncpg
 import httpx
 
 from services.gateway import api_keys
+from shared.contracts.common import DEFAULT_TEAM
 from shared.settings import Settings
 
 FINISHED = {"succeeded", "failed", "cancelled", "expired"}  # a run's final statuses
@@ -23,7 +24,7 @@ MakeKey = Callable[..., Awaitable[str]]
 
 
 async def create_key(
-    settings: Settings, *scopes: str, user: str = "test-user", team: str = api_keys.DEFAULT_TEAM
+    settings: Settings, *scopes: str, user: str = "test-user", team: str = DEFAULT_TEAM
 ) -> str:
     """A new API key for `user` of `team` with `scopes`, in the test stack's database: its
     token."""

@@ -65,7 +65,9 @@ class FakeSignal:
 @dataclass
 class RunTables:
     runs: dict[uuid.UUID, StoredRun] = field(default_factory=dict)
-    keys: dict[uuid.UUID, tuple[uuid.UUID | None, str | None]] = field(default_factory=dict)
+    keys: dict[uuid.UUID, tuple[uuid.UUID | None, tuple[str, str] | None]] = field(
+        default_factory=dict
+    )
     steps: dict[int, FakeStep] = field(default_factory=dict)
     waits: list[FakeWait] = field(default_factory=list)
     signals: list[FakeSignal] = field(default_factory=list)
@@ -121,7 +123,7 @@ class FakeRunTransaction:
             taken = self.t.keys.values()
             if new.run_id in self.t.runs or any(
                 (new.intent_id is not None and new.intent_id == intent_id)
-                or (new.idempotency_key is not None and new.idempotency_key == key)
+                or (new.idempotency_key is not None and (new.team, new.idempotency_key) == key)
                 for intent_id, key in taken
             ):
                 continue
@@ -136,13 +138,15 @@ class FakeRunTransaction:
                 wake_at=None,
                 record=cast(asyncpg.Record, None),  # the API's view of a row: not the engine's
                 intent_id=new.intent_id,
+                team=new.team,
             )
-            self.t.keys[new.run_id] = (new.intent_id, new.idempotency_key)
+            key = (new.team, new.idempotency_key) if new.idempotency_key is not None else None
+            self.t.keys[new.run_id] = (new.intent_id, key)
             created.add(new.run_id)
         return created
 
-    async def find_by_idempotency_key(self, key: str) -> StoredRun | None:
-        found = [run_id for run_id, (_, k) in self.t.keys.items() if k == key]
+    async def find_by_idempotency_key(self, key: str, team: str) -> StoredRun | None:
+        found = [run_id for run_id, (_, k) in self.t.keys.items() if k == (team, key)]
         return self.t.runs[found[0]] if found else None
 
     async def lock_run(self, run_id: uuid.UUID) -> StoredRun | None:

@@ -108,7 +108,7 @@ async def extract_recipients(
     job_id = await campaigns.create_campaign(
         conn, given.campaign_id, resolved.job_id, f"{resolved.title} outreach", given.slots,
         created_by=given.requested_by, correlation_id=correlation_id,
-        follow_up_days=given.follow_up_days,
+        follow_up_days=given.follow_up_days, team=given.team,
     )  # fmt: skip
     # A campaign made by an earlier visit keeps its job: its recipients were chosen for it.
     if job_id != resolved.job_id:

@@ -9,7 +9,8 @@ from datetime import UTC, datetime
 
 import asyncpg
 
-from services.campaign.repository import privacy
+from services.campaign.repository import SCHEMA, privacy
+from shared import audit
 from shared.contracts.campaign import (
     CandidateErased,
     CandidateExport,
@@ -27,8 +28,18 @@ log = logging.getLogger(__name__)
 
 async def erase_candidate(pool: asyncpg.Pool, command: EraseCandidateCommand) -> CandidateErased:
     """Erase the candidate; erasing one already erased answers as before, changing nothing."""
-    async with pool.acquire() as conn:
+    async with pool.acquire() as conn, conn.transaction():
         erasure = await privacy.erase_candidate(conn, command.candidate_id)
+        if erasure is not None and not erasure.already_erased:
+            # The id and counts only: the audit log must not hold what was just erased.
+            await audit.record(
+                conn, SCHEMA, "candidate.erased", "candidate", command.candidate_id,
+                actor=command.requested_by,
+                detail={
+                    "emails_cancelled": erasure.emails_cancelled,
+                    "emails_erased": erasure.emails_erased,
+                },
+            )  # fmt: skip
     if erasure is None:
         raise Refused(f"candidate {command.candidate_id} does not exist", code="not_found")
     if not erasure.already_erased:

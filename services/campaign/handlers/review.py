@@ -19,7 +19,8 @@ from services.campaign.domain.steering import may_decide
 from services.campaign.handlers.drafting import Identities
 from services.campaign.mailer import Mailboxes
 from services.campaign.repository import SCHEMA, campaigns, emails, sequences
-from shared import cursors, outbox
+from shared import audit, cursors, outbox
+from shared.contracts.audit import AuditAction
 from shared.contracts.campaign import (
     BULK_ITEMS,
     REVIEW_FINISHED,
@@ -45,6 +46,11 @@ from shared.errors import Refused
 from shared.service import CommandHandler, with_pool
 from shared.settings import Settings
 from shared.topics import EMAIL_APPROVED, WORKFLOW_SIGNALS
+
+_BULK_ACTIONS: dict[str, AuditAction] = {
+    "approve": "emails.approved_all",
+    "reject": "emails.rejected_all",
+}
 
 
 class ReviewCommands:
@@ -97,6 +103,7 @@ class ReviewCommands:
                     conn, command.email_id, outcome, command.reviewed_by
                 )
                 events = _approvals([view], command.reviewed_by, command.correlation_id)
+                events += _decision_audit(command, current, outcome, locked.team)
                 await _after_decisions(conn, command.campaign_id, events, command.correlation_id)
             counts = await emails.review_counts(conn, command.campaign_id)
         return EmailDecisionView(**view.model_dump(), counts=counts)
@@ -117,6 +124,13 @@ class ReviewCommands:
                 await emails.keep_revision(
                     conn, command.email_id, current, proposed, command.edited_by
                 )
+                await audit.record(
+                    conn, SCHEMA, "email.edited", "email", command.email_id,
+                    **_edit_audit(
+                        command.campaign_id, command.edited_by, current, proposed, locked.team
+                    ),
+                    correlation_id=command.correlation_id,
+                )  # fmt: skip
             return await emails.store_edit(conn, command.email_id, proposed, proposed != current)
 
     async def list_revisions(
@@ -133,10 +147,16 @@ class ReviewCommands:
     ) -> SequenceStopped:
         """Stop one recipient's follow-ups not sent yet; stopping again stops none."""
         async with pool.acquire() as conn, conn.transaction():
-            await campaigns.lock_campaign(conn, command.campaign_id)
+            locked = await campaigns.lock_campaign(conn, command.campaign_id)
             stopped = await sequences.stop_recipient(
                 conn, command.campaign_id, command.email_id, f"stopped by {command.stopped_by}"
             )
+            if stopped:  # stopping again stops none: no change to record
+                await audit.record(
+                    conn, SCHEMA, "sequence.stopped", "email", command.email_id,
+                    actor=command.stopped_by, campaign_id=command.campaign_id,
+                    run_id=command.campaign_id, team=locked.team, detail={"stopped": stopped},
+                )  # fmt: skip
         if stopped is None:
             raise Refused(
                 f"campaign {command.campaign_id} has no email {command.email_id}", code="not_found"
@@ -152,12 +172,21 @@ class ReviewCommands:
 
     async def decide_all(self, pool: asyncpg.Pool, command: DecideAllCommand) -> BulkDecisionView:
         async with pool.acquire() as conn, conn.transaction():
-            may_decide((await campaigns.lock_campaign(conn, command.campaign_id)).status)
+            locked = await campaigns.lock_campaign(conn, command.campaign_id)
+            may_decide(locked.status)
             decided = await emails.decide_pending(
                 conn, command.campaign_id, command.decision, command.reviewed_by
             )
             events = _approvals(decided, command.reviewed_by, command.correlation_id)
             if decided:
+                bulk = audit.entry(
+                    _BULK_ACTIONS[command.decision], "campaign", command.campaign_id,
+                    actor=command.reviewed_by,
+                    campaign_id=command.campaign_id, run_id=command.campaign_id, team=locked.team,
+                    detail={"decision": command.decision, "decided": len(decided)},
+                    correlation_id=command.correlation_id,
+                )  # fmt: skip
+                events.append(audit.outbox_event(bulk))
                 await _after_decisions(conn, command.campaign_id, events, command.correlation_id)
             counts = await emails.review_counts(conn, command.campaign_id)
         return BulkDecisionView(
@@ -210,6 +239,46 @@ def _approvals(
         for view in decided
         if view.status == "approved"
     ]
+
+
+def _decision_audit(
+    command: DecideDraftCommand, current: Draft, outcome: review.Decided, team: str
+) -> list[tuple[str, str, Event]]:
+    """The audit entries of one decision: the edit it carries (if it changed the text), then the
+    decision itself."""
+    correlation: dict[str, Any] = {"correlation_id": command.correlation_id}
+    entries = []
+    if outcome.draft != current:
+        edit = _edit_audit(command.campaign_id, command.reviewed_by, current, outcome.draft, team)
+        entries.append(
+            audit.entry("email.edited", "email", command.email_id, **edit, **correlation)
+        )
+    action: AuditAction = "email.approved" if outcome.status == "approved" else "email.rejected"
+    entries.append(
+        audit.entry(
+            action, "email", command.email_id, actor=command.reviewed_by,
+            campaign_id=command.campaign_id, run_id=command.campaign_id, team=team,
+            detail={"edited": outcome.edited}, **correlation,
+        )
+    )  # fmt: skip
+    return [audit.outbox_event(e) for e in entries]
+
+
+def _edit_audit(
+    campaign_id: uuid.UUID, by: str, before: Draft, after: Draft, team: str
+) -> dict[str, Any]:
+    """An edit's audit fields: who, the campaign (its run has the same id) and its team, the text
+    before and after."""
+    return {
+        "actor": by,
+        "campaign_id": campaign_id,
+        "run_id": campaign_id,
+        "team": team,
+        "detail": {
+            "before": {"subject": before.subject, "body": before.body},
+            "after": {"subject": after.subject, "body": after.body},
+        },
+    }
 
 
 def _correlation(correlation_id: str | None) -> dict[str, Any]:

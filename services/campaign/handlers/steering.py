@@ -16,7 +16,8 @@ import asyncpg
 from services.campaign.domain.finding import MAX_OPTIONS, find_campaigns, waiting_for
 from services.campaign.domain.steering import steer
 from services.campaign.repository import SCHEMA, campaigns, emails
-from shared import cursors, outbox
+from shared import audit, cursors, outbox
+from shared.contracts.audit import AuditAction
 from shared.contracts.campaign import (
     MONITORING_CLOSED,
     CampaignPage,
@@ -29,9 +30,17 @@ from shared.contracts.campaign import (
     StopAllSendingCommand,
 )
 from shared.contracts.workflow import WorkflowSignal
+from shared.db import Connection
 from shared.topics import WORKFLOW_SIGNALS
 
 Wake = Callable[[uuid.UUID], None]
+AUDITED_IDS = 200  # campaign ids an emergency stop's audit entry lists
+_AUDITED: dict[str, AuditAction] = {
+    "pause": "campaign.paused",
+    "resume": "campaign.resumed",
+    "cancel": "campaign.cancelled",
+    "close": "campaign.closed",
+}
 
 
 async def steer_campaign(
@@ -45,10 +54,18 @@ async def steer_campaign(
             steering = steer(locked.status, locked.paused, command.action)
             if steering.changed:
                 await campaigns.apply_steering(conn, campaign_id, steering, command.requested_by)
+            detail: dict[str, object] = {"status_before": locked.status}
             if steering.changed and steering.status == "cancelled":
-                await emails.end_unsent(
+                detail["emails_cancelled"] = await emails.end_unsent(
                     conn, campaign_id, "cancelled", ["drafted", "approved", "waiting"]
                 )
+            if steering.changed:  # again (no change) is not recorded
+                await audit.record(
+                    conn, SCHEMA, _AUDITED[command.action], "campaign", campaign_id,
+                    actor=command.requested_by, campaign_id=campaign_id, run_id=campaign_id,
+                    team=locked.team, detail=detail,
+                    correlation_id=command.correlation_id or correlation_id,
+                )  # fmt: skip
             if steering.changed and steering.status == "completed":
                 # The run waits in `monitoring` for this signal; it then ends too.
                 signal = WorkflowSignal(
@@ -75,15 +92,30 @@ async def stop_all_sending(
 ) -> SendingStop:
     async with pool.acquire() as conn:
         if command.resume:
-            changed = await campaigns.resume_stopped(conn)
+            async with conn.transaction():
+                changed = await campaigns.resume_stopped(conn)
+                await _record_stop(conn, "sending.resumed", command, changed)
             for campaign_id in changed:
                 wake(campaign_id)
             return SendingStop(paused=False, campaigns=changed)
         async with conn.transaction():
             changed = await campaigns.stop_all(conn, command.requested_by)
+            await _record_stop(conn, "sending.stopped", command, changed)
         # After the commit: claims under way held the rows' share locks, so the count is final.
         flying = await emails.in_flight(conn, changed)
     return SendingStop(paused=True, campaigns=changed, in_flight=flying)
+
+
+async def _record_stop(
+    conn: Connection, action: AuditAction, command: StopAllSendingCommand, changed: list[uuid.UUID]
+) -> None:
+    """The emergency stop (or its resume) is one entry: how many campaigns it paused (or
+    resumed), and the first AUDITED_IDS of them; recorded even when it changed none, as the
+    admin's decision."""
+    await audit.record(
+        conn, SCHEMA, action, "sending", "all", actor=command.requested_by,
+        detail={"campaigns": len(changed), "campaign_ids": [str(c) for c in changed[:AUDITED_IDS]]},
+    )  # fmt: skip
 
 
 async def list_campaigns(pool: asyncpg.Pool, command: ListCampaignsCommand) -> CampaignPage:
@@ -105,7 +137,7 @@ async def campaign_status(
 ) -> CampaignStatusAnswer:
     """The campaign a question means and what it is waiting for; several: which one?"""
     async with pool.acquire() as conn:
-        refs = await campaigns.campaign_refs(conn, command.requested_by)
+        refs = await campaigns.campaign_refs(conn, command.requested_by, command.team)
         found = find_campaigns(refs, command.slots, command.message)
         if found.one is None:
             options = [await campaigns.campaign_view(conn, r.campaign_id) for r in found.matches]

@@ -26,6 +26,7 @@ from shared.contracts.campaign import (
     DraftingProgress,
     ListCampaignsCommand,
 )
+from shared.contracts.common import DEFAULT_TEAM
 from shared.contracts.intent import Slots
 from shared.db import Connection, Database
 from shared.errors import Refused
@@ -41,16 +42,18 @@ async def create_campaign(
     created_by: str | None,
     correlation_id: str | None,
     follow_up_days: Sequence[int] = (),
+    team: str = DEFAULT_TEAM,
 ) -> uuid.UUID:
     """Create the campaign (status 'generating') unless it exists; returns the job it is for,
     which for a campaign made earlier is the job it was made for then."""
     await conn.execute(
         "INSERT INTO campaign.campaigns"
-        " (campaign_id, job_id, name, status, slots, created_by, correlation_id, follow_up_days)"
-        " VALUES ($1, $2, $3, 'generating', $4::jsonb, $5, $6, $7)"
+        " (campaign_id, job_id, name, status, slots, created_by, correlation_id, follow_up_days,"
+        "  team)"
+        " VALUES ($1, $2, $3, 'generating', $4::jsonb, $5, $6, $7, $8)"
         " ON CONFLICT (campaign_id) DO NOTHING",
         campaign_id, job_id, name, slots.model_dump_json(), created_by, correlation_id,
-        list(follow_up_days),
+        list(follow_up_days), team,
     )  # fmt: skip
     existing: uuid.UUID = await conn.fetchval(
         "SELECT job_id FROM campaign.campaigns WHERE campaign_id = $1", campaign_id
@@ -74,25 +77,32 @@ class LockedCampaign:
     paused: bool
     correlation_id: str | None
     created_by: str | None = None  # its emails go from this user's sender identity
+    team: str = DEFAULT_TEAM
 
 
 async def lock_campaign(conn: Connection, campaign_id: uuid.UUID) -> LockedCampaign:
     """Lock the campaign's row for this transaction (waiting for sends being claimed, which
     share-lock it) and return what deciding about it needs; not_found if there is none."""
     row = await conn.fetchrow(
-        "SELECT status, paused_at IS NOT NULL AS paused, correlation_id, created_by"
+        "SELECT status, paused_at IS NOT NULL AS paused, correlation_id, created_by, team"
         " FROM campaign.campaigns WHERE campaign_id = $1 FOR UPDATE",
         campaign_id,
     )
     if row is None:
         raise Refused(f"no campaign {campaign_id}", code="not_found")
-    return LockedCampaign(row["status"], row["paused"], row["correlation_id"], row["created_by"])
+    return LockedCampaign(
+        row["status"], row["paused"], row["correlation_id"], row["created_by"], row["team"]
+    )
 
 
-async def require_campaign(conn: Connection, campaign_id: uuid.UUID) -> None:
-    """not_found unless the campaign exists."""
+async def require_campaign(conn: Database, campaign_id: uuid.UUID, team: str | None = None) -> None:
+    """not_found unless the campaign exists (and, when `team` is given, is that team's: another
+    team's campaign is not found, so its id says nothing)."""
     if not await conn.fetchval(
-        "SELECT EXISTS (SELECT 1 FROM campaign.campaigns WHERE campaign_id = $1)", campaign_id
+        "SELECT EXISTS (SELECT 1 FROM campaign.campaigns"
+        " WHERE campaign_id = $1 AND ($2::text IS NULL OR team = $2))",
+        campaign_id,
+        team,
     ):
         raise Refused(f"no campaign {campaign_id}", code="not_found")
 
@@ -160,7 +170,7 @@ async def store_review_deadlines(
 
 _SUMMARY_COLUMNS = (
     "c.campaign_id, c.campaign_id AS run_id, c.name, c.status, c.paused_at IS NOT NULL AS paused,"
-    " c.paused_at, c.paused_by, c.ended_by, c.generation_mode, c.created_by, c.created_at,"
+    " c.paused_at, c.paused_by, c.ended_by, c.generation_mode, c.created_by, c.team, c.created_at,"
     " c.updated_at, c.completed_at, c.review_deadline AS review_deadline_at, j.job_id, j.title"
 )
 
@@ -211,10 +221,11 @@ async def list_campaigns(
         "  AND ($4::timestamptz IS NULL OR c.created_at >= $4)"
         "  AND ($5::timestamptz IS NULL OR c.created_at < $5)"
         "  AND ($6::timestamptz IS NULL OR (c.created_at, c.campaign_id) < ($6, $7::uuid))"
+        "  AND ($9::text IS NULL OR c.team = $9)"
         " ORDER BY c.created_at DESC, c.campaign_id DESC LIMIT $8",
         command.status, command.created_by, command.job_id, command.created_after,
         command.created_before, after[0] if after else None, after[1] if after else None,
-        command.limit,
+        command.limit, command.team,
     )  # fmt: skip
     return [CampaignSummary.model_validate(_summary(row)) for row in rows]
 
@@ -265,16 +276,19 @@ async def resume_stopped(conn: Connection) -> list[uuid.UUID]:
     return [row["campaign_id"] for row in rows]
 
 
-async def campaign_refs(conn: Connection, created_by: str | None) -> list[CampaignRef]:
-    """What finding a campaign needs about someone's campaigns (everyone's for None), newest
-    first, the latest 500."""
+async def campaign_refs(
+    conn: Connection, created_by: str | None, team: str | None = None
+) -> list[CampaignRef]:
+    """What finding a campaign needs about someone's campaigns (everyone's for None) of `team`
+    (every team's for None), newest first, the latest 500."""
     rows = await conn.fetch(
         "SELECT c.campaign_id, c.name, j.title, j.city, c.slots ->> 'location' AS searched,"
         " coalesce(ARRAY(SELECT jsonb_array_elements_text(c.slots -> 'skills')), '{}') AS skills,"
         " c.created_at FROM campaign.campaigns c JOIN campaign.jobs j USING (job_id)"
-        " WHERE $1::text IS NULL OR c.created_by = $1"
+        " WHERE ($1::text IS NULL OR c.created_by = $1) AND ($2::text IS NULL OR c.team = $2)"
         " ORDER BY c.created_at DESC, c.campaign_id DESC LIMIT 500",
         created_by,
+        team,
     )
     return [
         CampaignRef(

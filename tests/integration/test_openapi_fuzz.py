@@ -1,7 +1,8 @@
 """schemathesis against the gateway's `/openapi.json`, with all five processes running and a key of
-each scope: no request, valid or not, is answered with a 5xx other than the documented 503 (no
-model is configured, from the inference route) and 504 (a service did not answer in time), and
-every answer's status and body are the ones the document gives for its route.
+each scope in each of two teams: no request, valid or not, is answered with a 5xx other than the
+documented 503 (no model is configured, from the inference route) and 504 (a service did not
+answer in time), and every answer's status and body are the ones the document gives for its
+route.
 
 Left out: the two Server-Sent Events routes (`GET /api/workflows/{run_id}/events`,
 `GET /api/campaigns/{campaign_id}/events`), whose answer for a run or campaign that exists ends
@@ -9,12 +10,14 @@ only when it finishes. `stream: true` inference stays in: with no model configur
 answers 503 before any stream starts.
 
 Each operation is fuzzed with schemathesis's Hypothesis strategies (valid and invalid requests)
-under `@given`, in one test per scope. `schemathesis.pytest.from_fixture`, which would load the
-schema from a fixture, sets `Function._nodeid`, which pytest 9.2 no longer has.
+under `@given`, in one test per scope and team: FUZZ_EXAMPLES requests per operation and key (10
+by default: the module takes about a minute). `schemathesis.pytest.from_fixture`, which would
+load the schema from a fixture, sets `Function._nodeid`, which pytest 9.2 no longer has.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 
 import pytest
@@ -28,11 +31,12 @@ from schemathesis.specs.openapi.checks import response_schema_conformance, statu
 from tests.support.api import MakeKey
 from tests.support.stack import Gateway, Launcher, Stack
 
-pytestmark = pytest.mark.e2e
+pytestmark = pytest.mark.integration
 
 SCOPES = ("assistant", "workflows", "review", "admin")
+TEAMS = ("red", "blue")
 NO_MODEL = {"LLM_MODEL": "", "OPENAI_BASE_URL": "", "OPENAI_API_KEY": ""}
-EXAMPLES = 25  # per operation and key; the module takes well under a minute
+EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "10"))  # per operation and key
 # Routes that ask the model: 503 without one (the fuzzed stack has none).
 MODEL_ROUTES = ("/api/ai-assistant/inference", "/api/ai-assistant/chat")
 STREAMS = r"/events$"
@@ -54,9 +58,13 @@ def hypothesis_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
 
 
 @pytest.fixture(scope="module")
-async def keys(make_key: MakeKey) -> dict[str, str]:
-    """One key per scope, each of a user of its own."""
-    return {scope: await make_key(scope, user=f"fuzz-{scope}") for scope in SCOPES}
+async def keys(make_key: MakeKey) -> dict[tuple[str, str], str]:
+    """One key per scope and team, each of a user of its own."""
+    return {
+        (scope, team): await make_key(scope, user=f"fuzz-{scope}", team=team)
+        for scope in SCOPES
+        for team in TEAMS
+    }
 
 
 def no_undocumented_server_error(ctx: CheckContext, response: Response, case: Case) -> None:
@@ -93,15 +101,20 @@ def fuzz(operation: APIOperation, headers: dict[str, str]) -> str | None:
     return None
 
 
+@pytest.mark.parametrize("team", TEAMS)
 @pytest.mark.parametrize("scope", SCOPES)
 def test_the_api_answers_as_documented_and_never_with_an_undocumented_5xx(
-    scope: str, gateway: Gateway, keys: dict[str, str], module_launcher: Launcher
+    scope: str,
+    team: str,
+    gateway: Gateway,
+    keys: dict[tuple[str, str], str],
+    module_launcher: Launcher,
 ) -> None:
     schema = schemathesis.openapi.from_url(
         f"{gateway.base_url}/openapi.json", config=schemathesis.Config()
     )
     schema.config.update(base_url=gateway.base_url)
-    headers = {"Authorization": f"Bearer {keys[scope]}"}
+    headers = {"Authorization": f"Bearer {keys[scope, team]}"}
     failures = []
     for result in schema.exclude(path_regex=STREAMS).get_all_operations():
         failure = fuzz(result.ok(), headers)

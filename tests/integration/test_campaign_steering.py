@@ -351,6 +351,27 @@ async def test_a_question_is_answered_through_the_api(
     assert again.status_code == 409  # it waits on no question any more
 
 
+async def test_nobody_in_the_city_asked_is_a_question_naming_the_cities_where_they_are(
+    api: httpx.AsyncClient, db: asyncpg.Pool, tag: str
+) -> None:
+    """The audience lives in Berlin; the request says Munich: the run asks which city (Berlin,
+    with how many), and goes on to drafts with the answer, instead of failing."""
+    audience = await add_audience(db, tag, 2)
+    run_id = await start_campaign(api, {**audience.slots, "location": "Munich"})
+    run = await wait_for_run(api, run_id, lambda r: r.get("question") is not None)
+
+    question = run["question"]
+    assert question["field"] == "slots.location"
+    assert question["choices"] == [{"label": "Berlin (2)", "value": "Berlin"}]
+    assert "Munich" in question["text"]
+    assert "Berlin (2)" in question["text"]
+    assert run["status"] == "waiting"
+    answered = await api.post(f"/api/workflows/{run_id}/input", json={"answer": "1"})
+    assert answered.status_code == 200, answered.text
+    run = await wait_for_state(api, run_id, "await_review")
+    assert run["outputs"]["extract_candidates"]["recipients"] == 2
+
+
 async def _post_answer(api: httpx.AsyncClient, conversation: str, message: str) -> dict[str, Any]:
     response = await api.post(
         "/api/ai-assistant/intent", json={"message": message, "conversation_id": conversation}

@@ -8,9 +8,11 @@ import uuid
 import pytest
 
 from services.campaign.domain.extraction import (
+    MAX_CLARIFICATION_OPTIONS,
     JobClarification,
     JobMatch,
     JobOption,
+    audience_question,
     city_spellings,
     extraction_limit,
     match_job_title,
@@ -219,3 +221,33 @@ def test_no_open_jobs_asks_without_options() -> None:
         "Which open job is this campaign for?",
         options=[],
     )
+
+
+# --- nobody where the request says: which other city? -----------------------------------------
+
+
+def test_nobody_here_asks_which_of_the_cities_with_matches_instead() -> None:
+    slots = Slots(skills=["python"], location="Munich")
+    places = [("Berlin", 42), ("munich", 3), ("Hamburg", 7)]
+    question = audience_question(slots, "Staff Backend Engineer", places)
+    assert question is not None
+    assert question.field == "slots.location"
+    assert [c.value for c in question.choices] == ["Berlin", "Hamburg"]  # not the city asked
+    assert [c.label for c in question.choices] == ["Berlin (42)", "Hamburg (7)"]
+    assert "skills python, location Munich" in question.text
+    assert "Staff Backend Engineer" in question.text
+    assert question.pick("2") == "Hamburg"
+    assert question.pick("berlin") == "Berlin"
+
+
+def test_nowhere_else_to_offer_is_no_question() -> None:
+    slots = Slots(skills=["cobol"], location="Berlin")
+    assert audience_question(slots, "Mainframe Engineer", []) is None
+    assert audience_question(slots, "Mainframe Engineer", [("Berlin", 4)]) is None
+
+
+def test_at_most_five_cities_are_offered() -> None:
+    places = [(f"City {n}", 10 - n) for n in range(8)]
+    question = audience_question(Slots(skills=["go"]), "Go Engineer", places)
+    assert question is not None
+    assert len(question.choices) == MAX_CLARIFICATION_OPTIONS == 5

@@ -201,6 +201,27 @@ def job_question(clarification: JobClarification) -> Question:
     )
 
 
+def audience_question(
+    slots: Slots, job_title: str, places: Sequence[tuple[str, int]]
+) -> Question | None:
+    """The question a campaign's run waits on when nobody it could write to matches the slots
+    in the place they name, but some would elsewhere: which city instead (`places`: cities and
+    how many such candidates each has, most first). None when there is nowhere else to offer."""
+    here = (slots.location or "").strip().casefold()
+    others = [(city, n) for city, n in places if city.strip().casefold() != here]
+    if not others:
+        return None
+    shown = others[:MAX_CLARIFICATION_OPTIONS]
+    listed = "; ".join(f"{city} ({n})" for city, n in shown)
+    return Question(
+        text=f"Nobody matching {describe_slots(slots)} can be written to about {job_title}. "
+        f"Candidates who would match live in other cities: {listed}. Which city should the "
+        "campaign write to?",
+        field="slots.location",
+        choices=[Choice(label=f"{city} ({n})", value=city) for city, n in shown],
+    )
+
+
 def _closest(wanted: frozenset[str], open_jobs: Sequence[JobOption]) -> list[JobOption]:
     """Open jobs sharing the most words with the request; the most recent ones if none do."""
     scored = [(len(wanted & title_words(j.title)), n, j) for n, j in enumerate(open_jobs)]

@@ -11,7 +11,9 @@ from collections.abc import Callable
 
 from services.campaign.domain.composing import TemplateComposer
 from services.campaign.domain.extraction import (
+    MAX_CLARIFICATION_OPTIONS,
     JobClarification,
+    audience_question,
     describe_slots,
     extraction_limit,
     job_question,
@@ -129,6 +131,17 @@ async def extract_recipients(
     )  # fmt: skip
     recipients = await campaigns.add_recipients(conn, given.campaign_id, matches)
     if recipients == 0:
+        # Nobody here: ask which other city, where candidates would match (else give up).
+        contact = candidates.Contact(
+            resolved.job_id, settings.campaign_contact_window_days, given.campaign_id,
+            settings.send_contact_frequency_days,
+        )  # fmt: skip
+        places = await candidates.places_with_matches(
+            conn, given.slots, contact, places=MAX_CLARIFICATION_OPTIONS + 1
+        )
+        question = audience_question(given.slots, resolved.title, places)
+        if question is not None:
+            raise needs_input(question)  # the run waits for the recruiter's answer
         raise ActionFailed(
             "no_candidates",
             f"no candidate matches {describe_slots(given.slots)} who was not contacted about "

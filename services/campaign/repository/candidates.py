@@ -369,6 +369,31 @@ async def count_matches(conn: Connection, slots: Slots, contact: Contact, *, cap
     return Counted(matched=rows[0]["matched"], reachable=rows[0]["reachable"], cap=cap)
 
 
+async def places_with_matches(
+    conn: Connection,
+    slots: Slots,
+    contact: Contact,
+    *,
+    places: int,
+    cap: int = 5_000,
+) -> list[tuple[str, int]]:
+    """Where else the campaign would find recipients: the cities with the most candidates who
+    match the slots but for their city (in the country, when one is named) and whom the campaign
+    could write to (as `contact` excludes), most first, at most `places`. Reads at most `cap`
+    candidates, so the counts are a sample's on a large pool (only their order matters)."""
+    anywhere = slots.model_copy(update={"location": None})
+    p = _Params()
+    where, _, _ = _conditions(p, anywhere, limit=1, exclude=contact)
+    sql = (
+        "SELECT city, count(*) AS candidates FROM"  # noqa: S608 - constants and placeholders
+        f" (SELECT c.city FROM campaign.candidates c WHERE {' AND '.join(where)}"
+        f"  AND c.city IS NOT NULL LIMIT {p(cap)}) m"
+        f" GROUP BY city ORDER BY candidates DESC, city LIMIT {p(places)}"
+    )
+    rows = await _fetch_custom(conn, Query(sql, tuple(p.values)))
+    return [(row["city"], row["candidates"]) for row in rows]
+
+
 async def reach_of(
     conn: Connection, candidate_ids: Sequence[uuid.UUID], contact: Contact
 ) -> dict[uuid.UUID, Reach]:

@@ -23,6 +23,7 @@ from fastapi.templating import Jinja2Templates
 
 from services.gateway.api_keys import InvalidKey, KeyStore, Principal
 from services.gateway.web_sessions import SESSION_COOKIE, Session, SessionEnded, SessionStore
+from shared.contracts.audit import AUDIT_ACTIONS
 from shared.settings import Settings
 
 HERE = Path(__file__).resolve().parent
@@ -63,6 +64,7 @@ PAGES = (
     Page("assistant", "Assistant", "/app/assistant", ("assistant",)),
     Page("campaigns", "Campaigns", "/app/campaigns", ("workflows", "review")),
     Page("runs", "Runs", "/app/runs", ("workflows",)),
+    Page("audit", "Audit", "/app/audit", ("admin",)),  # GET /api/audit is the admin's only
 )
 _BY_NAME = {page.name: page for page in PAGES}
 
@@ -264,3 +266,8 @@ async def runs(request: Request) -> Response:
 @router.get("/runs/{run_id}")
 async def run(request: Request, run_id: uuid.UUID) -> Response:
     return await render(request, "runs", "run.html", "Run", run_id=str(run_id))
+
+
+@router.get("/audit")
+async def audit_log(request: Request) -> Response:
+    return await render(request, "audit", "audit.html", "Audit log", actions=AUDIT_ACTIONS)

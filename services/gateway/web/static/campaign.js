@@ -76,7 +76,7 @@ function render(view) {
   $("campaign-paused").hidden = !view.paused;
   $("waiting-for").textContent = waitingFor(view);
   const ended = view.ended_by ? `; ended by ${view.ended_by}` : "";
-  $("campaign-meta").textContent = `Job: ${view.job.title}. Created by ${view.created_by ?? "—"} on ${when(view.created_at)}${ended}.`;
+  $("campaign-meta").textContent = `Job: ${view.job.title}. Created by ${view.created_by ?? "—"} on ${when(view.created_at)}${ended}. Team: ${view.team ?? "—"}.`;
   $("funnel").replaceChildren(...funnel(view.counts));
   const c = view.counts;
   $("funnel-extra").textContent = `Pending review ${c.drafted} · rejected ${c.rejected} · expired ${c.expired} · queued ${c.queued} · failed ${c.failed} · cancelled ${c.cancelled} · complained ${c.complained}.`;

@@ -26,6 +26,7 @@ function row(c) {
     h("td", {}, badge(c.status)),
     h("td", {}, c.paused ? h("span", { class: "badge warn" }, "paused") : "no"),
     h("td", {}, c.created_by ?? "—"),
+    h("td", {}, c.team ?? "—"),
     h("td", {}, h("time", { datetime: c.created_at }, when(c.created_at))),
     h("td", {}, canReview ? h("a", { href: `${page}/review`, "aria-label": `Review ${c.name}` }, "Review") : "—"),
   );

@@ -26,7 +26,7 @@ function render(run) {
     : "—";
   const facts = [["Type", `${run.workflow_type} (v${run.definition_version})`],
     ["State", run.state ?? "—"], ["Waiting for", wait], ["Next check", when(run.next_timer_at)],
-    ["Created", `${when(run.created_at)} by ${run.created_by ?? "—"}`],
+    ["Created", `${when(run.created_at)} by ${run.created_by ?? "—"}`], ["Team", run.team ?? "—"],
     ["Updated", when(run.updated_at)], ["Finished", when(run.finished_at)]];
   $("run-facts").replaceChildren(...facts.flatMap(([k, v]) => [h("dt", {}, k), h("dd", {}, v)]));
   $("run-error").hidden = !run.error;

@@ -15,6 +15,7 @@ function row(run) {
     h("td", {}, h("span", { class: `badge ${TONE[run.status] ?? ""}` }, run.status)),
     h("td", {}, run.state ?? "—"),
     h("td", {}, run.created_by ?? "—"),
+    h("td", {}, run.team ?? "—"),
     h("td", {}, h("time", { datetime: run.created_at }, when(run.created_at))),
     h("td", {}, h("time", { datetime: run.updated_at }, when(run.updated_at))),
     h("td", { class: run.error ? "error" : "" }, run.error ?? ""));

@@ -5,10 +5,12 @@ their topics' partitions, the one-shot Jobs, default-deny NetworkPolicies. No cl
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 import jsonschema  # type: ignore[import-untyped]
 import kubernetes_validate  # type: ignore[import-untyped]
@@ -259,15 +261,19 @@ def test_secrets_are_referenced_never_written_down(objects: list[Object]) -> Non
             env = {e["name"]: e for e in c["env"]}
             # Every process validates these at start (production refuses the defaults).
             needed = {"DATABASE_URL", "UNSUBSCRIBE_SECRET", "WEBHOOK_SECRET", "KAFKA_SASL_PASSWORD"}
-            if c["name"] in ("gateway", "inference"):
-                needed.add("REDIS_URL")  # the two that connect to Redis
+            if c["name"] in ("gateway", "inference", "campaign"):
+                needed.add("REDIS_URL")  # the three that connect to Redis
+            if c["name"] == "campaign":
+                needed |= {"SMTP_PASSWORD", "IMAP_PASSWORD"}  # the only one that reads mail
             assert needed <= env.keys(), f"{who}: no {needed - env.keys()}"
             for name in SECRET_SETTINGS & env.keys():
                 assert "value" not in env[name], f"{who}: {name} written down"
                 assert env[name]["valueFrom"]["secretKeyRef"]["name"].startswith(IMAGE)
-            assert [f["configMapRef"]["name"] for f in c["envFrom"]] == [
-                "recruiter-assistant-config"
-            ]
+            # The settings; the campaign service also takes its sender identities' SMTP
+            # passwords (the variables SENDER_IDENTITIES_FILE names) from a Secret of their own.
+            sources = [f.get("configMapRef", f.get("secretRef"))["name"] for f in c["envFrom"]]
+            extra = ["recruiter-assistant-sender-passwords"] if c["name"] == "campaign" else []
+            assert sources == ["recruiter-assistant-config", *extra], who
 
 
 def test_the_config_map_holds_known_settings_that_production_accepts(
@@ -281,8 +287,10 @@ def test_the_config_map_holds_known_settings_that_production_accepts(
         "webhook_secret": "y" * 40,
         "database_url": "postgresql://app@db:5432/recruiter",
     }
-    values = {k.lower(): v for k, v in data.items() if k not in PROCESS_ENV}
-    settings = Settings.model_validate(values | secrets)  # as the env would, without it
+    env = {k: v for k, v in data.items() if k not in PROCESS_ENV}
+    env |= {k.upper(): v for k, v in secrets.items()}
+    with mock.patch.dict(os.environ, env, clear=True):  # as a pod's environment, exactly
+        settings = Settings(_env_file=None)
     expected = "development" if overlay == "dev" else "production"
     assert settings.environment == expected
 

@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: help venv kafka chromium dovecot run test test-e2e test-tansu lint format unit integration migrate seed keys bench eval-intent clean \
+.PHONY: help venv kafka chromium dovecot run test test-e2e test-tansu chaos lint format unit integration migrate seed keys bench eval-intent clean \
 	container-tools wheelhouse debian-base image image-test
 
 help:
@@ -13,6 +13,7 @@ help:
 	@echo "make test    - set up, lint, and run the unit and integration tests"
 	@echo "make test-e2e - the browser and end-to-end tests (CI runs them too)"
 	@echo "make test-tansu - the tests marked tansu again, on the Tansu broker (CI runs it too)"
+	@echo "make chaos  - the chaos suite: services killed, broker/PostgreSQL/Redis restarted under load"
 	@echo "make kafka   - fetch Apache Kafka's jars from Maven Central (once)"
 	@echo "make chromium - install Debian's chromium for the browser tests (once)"
 	@echo "make dovecot - install Debian's dovecot-imapd for the mailbox tests (once)"
@@ -57,12 +58,18 @@ run: $(STAMP) kafka
 # and end-to-end tests), `make test-tansu` (the tests marked `tansu` again on Tansu, so the
 # Python-only path keeps working) and `make image-test`.
 test: $(STAMP) lint kafka dovecot
-	$(PY) -m pytest -m "not container and not browser and not e2e" --durations=12
+	$(PY) -m pytest -m "not container and not browser and not e2e and not chaos" --durations=12
 
 # The web app in a real Chromium (tests/browser, marked `browser`) and the product end to end
-# (tests/e2e: `make run` and the README's examples, a chat message to inboxes, the OpenAPI fuzz).
+# (tests/e2e: `make run` and the README's examples, a chat message to inboxes).
 test-e2e: $(STAMP) kafka chromium
 	$(PY) -m pytest -m "browser or e2e" --durations=8
+
+# The full chaos suite (tests/chaos, marked `chaos`): a 300-recipient campaign with a follow-up
+# and 200 workflow runs while each service is SIGKILLed and the broker, PostgreSQL and Redis
+# restart; prints the figures (docs/chaos.md). A bounded version runs in `make test`.
+chaos: $(STAMP) kafka
+	$(PY) -m pytest -m chaos tests/chaos -p no:cacheprovider
 
 test-tansu: $(STAMP)
 	LOCAL_KAFKA=tansu KAFKA_BOOTSTRAP_SERVERS= $(PY) -m pytest -m tansu

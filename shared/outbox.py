@@ -47,6 +47,8 @@ from shared.telemetry import cause_of
 log = logging.getLogger(__name__)
 
 RELAY_GRACE_SECONDS = 5.0  # how long a relay leaves a row to the process that committed it
+LISTEN_RETRY_SECONDS = 0.2  # the first pause before listening again after the connection is lost
+LISTEN_RETRY_MAX_SECONDS = 5.0
 BACKLOG_SAMPLE_SECONDS = 5.0  # how often a relay counts unpublished rows for the metrics
 
 # Rows left to publish and the oldest one's age in seconds (the partial index on unpublished ids
@@ -284,6 +286,9 @@ class PostgresOutboxTable:
         self._schema = schema
         self._dsn = dsn
         self._listener: asyncpg.Connection | None = None
+        self._wake: Callable[[], None] = lambda: None
+        self._listening = False
+        self._relisten: asyncio.Task[None] | None = None
         self._marking = (
             f"UPDATE {schema}.outbox SET published_at = now() WHERE id = ANY($1::bigint[])"  # noqa: S608
         )
@@ -301,12 +306,43 @@ class PostgresOutboxTable:
         return int(row[0]), float(row[1])
 
     async def listen(self, wake: Callable[[], None]) -> None:
-        self._listener = await asyncpg.connect(self._dsn)
-        await self._listener.add_listener(_channel(self._schema), lambda *_: wake())
+        self._wake, self._listening = wake, True
+        await self._connect_listener()
 
     async def unlisten(self) -> None:
-        if self._listener is not None:
+        self._listening = False
+        if self._relisten is not None:
+            self._relisten.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._relisten
+        if self._listener is not None and not self._listener.is_closed():
             await self._listener.close()
+
+    async def _connect_listener(self) -> None:
+        listener = await asyncpg.connect(self._dsn)
+        await listener.add_listener(_channel(self._schema), lambda *_: self._wake())
+        listener.add_termination_listener(self._lost)
+        self._listener = listener
+
+    def _lost(self, _: object) -> None:
+        """The LISTEN connection is gone (PostgreSQL restarted, the backend was terminated):
+        connect again, or every row would wait for the poll from now on."""
+        if self._listening and (self._relisten is None or self._relisten.done()):
+            log.warning("the %s outbox's LISTEN connection was lost; listening again", self._schema)
+            self._relisten = asyncio.create_task(self._listen_again())
+
+    async def _listen_again(self) -> None:
+        pause = LISTEN_RETRY_SECONDS
+        while self._listening:
+            try:
+                await self._connect_listener()
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+                log.warning("listening to the %s outbox failed (%s); retrying", self._schema, exc)
+                await asyncio.sleep(pause)
+                pause = min(pause * 2, LISTEN_RETRY_MAX_SECONDS)
+                continue
+            self._wake()  # rows committed while nobody listened
+            return
 
     @contextlib.asynccontextmanager
     async def claim(self, limit: int) -> AsyncIterator[Claim]:

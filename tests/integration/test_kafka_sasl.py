@@ -38,7 +38,7 @@ from tests.support.api import MakeKey, get_run, wait_for
 from tests.support.processes import ServiceProcess, python_module
 from tests.support.stack import Gateway, stack_env
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.e2e]  # make test-e2e
 
 README = Path(__file__).resolve().parents[2] / "deploy" / "README.md"
 README_SECTION = "## Managed Kafka: SASL, TLS and ACLs"

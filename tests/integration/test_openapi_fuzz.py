@@ -10,8 +10,8 @@ only when it finishes. `stream: true` inference stays in: with no model configur
 answers 503 before any stream starts.
 
 Each operation is fuzzed with schemathesis's Hypothesis strategies (valid and invalid requests)
-under `@given`, in one test per scope and team: FUZZ_EXAMPLES requests per operation and key (10
-by default: the module takes about a minute). `schemathesis.pytest.from_fixture`, which would
+under `@given`, in one test per scope and team: FUZZ_EXAMPLES requests per operation and key (5
+by default: the module takes about half a minute). `schemathesis.pytest.from_fixture`, which would
 load the schema from a fixture, sets `Function._nodeid`, which pytest 9.2 no longer has.
 """
 
@@ -36,7 +36,7 @@ pytestmark = pytest.mark.integration
 SCOPES = ("assistant", "workflows", "review", "admin")
 TEAMS = ("red", "blue")
 NO_MODEL = {"LLM_MODEL": "", "OPENAI_BASE_URL": "", "OPENAI_API_KEY": ""}
-EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "10"))  # per operation and key
+EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "5"))  # per operation and key
 # Routes that ask the model: 503 without one (the fuzzed stack has none).
 MODEL_ROUTES = ("/api/ai-assistant/inference", "/api/ai-assistant/chat")
 STREAMS = r"/events$"

@@ -20,6 +20,7 @@ from shared.outbox import OutboxRelay
 from shared.settings import Settings
 from shared.topics import TopicSpec
 from tests.support.action_owner import prepare_owner_schema
+from tests.support.api import wait_for
 
 QUIET_POLL_SECONDS = 60.0  # the relay's safety-net poll, out of the way of these tests
 
@@ -219,3 +220,29 @@ async def test_a_row_its_writer_never_published_goes_out_after_its_grace(
         await marked_published(db, schema, event.event_id)
     finally:
         await survivor.stop()
+
+
+async def test_the_relay_listens_again_when_its_connection_is_lost(
+    db: asyncpg.Pool, schema: str, topic: str, consumer: AIOKafkaConsumer, relay: OutboxRelay
+) -> None:
+    """PostgreSQL restarted, or the relay's LISTEN backend terminated: the relay connects again,
+    and a row another process commits still wakes it (this relay polls only once a minute, so
+    only the NOTIFY can publish the row within `received`'s 15 s)."""
+    listening = f'LISTEN "{schema}_outbox"'
+
+    async def listener_pids() -> list[int]:
+        rows = await db.fetch("SELECT pid FROM pg_stat_activity WHERE query = $1", listening)
+        return [row["pid"] for row in rows]
+
+    [first] = await listener_pids()
+    assert await db.fetchval("SELECT pg_terminate_backend($1)", first)
+
+    async def listening_again() -> list[int]:
+        pids = await listener_pids()
+        return pids if pids and first not in pids else []
+
+    await wait_for(listening_again, timeout=10, what="a new LISTEN connection")
+    event = Pinged(note="after the listener was lost")
+    async with db.acquire() as conn, conn.transaction():  # not this process's outbox.transaction:
+        await outbox.enqueue(conn, schema, topic, "k", event)  # only the NOTIFY says it is there
+    assert await received(consumer, event.event_id) == [event.event_id]

@@ -16,7 +16,7 @@ from tests.support.action_owner import ActionOwner
 from tests.support.stack import Launcher
 from tests.support.workflows import ENGINE_ENV
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.chaos]  # make chaos
 RUNS = 100
 
 

@@ -124,3 +124,61 @@ export function h(tag, attributes = {}, ...children) {
   }
   return element;
 }
+
+/**
+ * A list read a page at a time from `path` (GET, newest first, `next_cursor` for the next page):
+ * `filters` are [query name, input] pairs, filled from the page's URL and kept in it when the
+ * `form` is submitted (a select submits on change); `row` makes a table row of an item; "More"
+ * (`more`) loads the next page; `state` says how many are shown. A newer load wins over a slower
+ * older one.
+ */
+export function pagedList({ path, filters, form, rows, more, state, row, nouns: [one, many] }) {
+  let cursor = null;
+  let generation = 0;
+
+  async function load(reset) {
+    const mine = reset ? ++generation : generation;
+    const query = new URLSearchParams({ limit: "50" });
+    for (const [name, input] of filters) {
+      if (input.value.trim()) query.set(name, input.value.trim());
+    }
+    if (!reset && cursor) query.set("cursor", cursor);
+    more.disabled = true;
+    state.textContent = "Loading…";
+    const page = await attempt(() => api("GET", `${path}?${query}`));
+    more.disabled = false;
+    if (mine !== generation) return;
+    if (!page) {
+      state.textContent = `Could not load the ${many}.`;
+      return;
+    }
+    if (reset) rows.replaceChildren();
+    rows.append(...page.items.map(row));
+    cursor = page.next_cursor;
+    more.hidden = !cursor;
+    const shown = rows.children.length;
+    state.textContent = shown ? `${shown} ${shown === 1 ? one : many} shown.` : `No ${many}.`;
+  }
+
+  function remember() {
+    const url = new URL(location.href);
+    for (const [name, input] of filters) {
+      if (input.value.trim()) url.searchParams.set(name, input.value.trim());
+      else url.searchParams.delete(name);
+    }
+    history.replaceState(null, "", url);
+  }
+
+  const params = new URLSearchParams(location.search);
+  for (const [name, input] of filters) {
+    input.value = params.get(name) ?? "";
+    if (input.tagName === "SELECT") input.addEventListener("change", () => form.requestSubmit());
+  }
+  form.addEventListener("submit", (event) => {
+    event.preventDefault();
+    remember();
+    load(true);
+  });
+  more.addEventListener("click", () => load(false));
+  load(true);
+}

@@ -1,13 +1,11 @@
 // The audit log (admins only): GET /api/audit, newest first, filtered by action, who, team and
 // object id (kept in the URL), a page at a time ("More"); an edit shows its text before and after.
-import { api, attempt, h } from "./app.js";
+import { h, pagedList } from "./app.js";
 
 const $ = (elementId) => document.getElementById(elementId);
 const FILTERS = [["action", "audit-action"], ["actor", "audit-actor"], ["team", "audit-team"],
   ["object_id", "audit-object"]];
 const when = (iso) => (iso ? new Date(iso).toLocaleString() : "—");
-let cursor = null;
-let generation = 0; // a newer load wins over a slower older one
 
 function tone(action) {
   if (/(rejected|cancelled|stopped|revoked|erased)/.test(action)) return "bad";
@@ -98,47 +96,13 @@ function row(entry) {
     h("td", { class: "audit-detail" }, detail(entry)));
 }
 
-async function load(reset) {
-  const mine = reset ? ++generation : generation;
-  const query = new URLSearchParams({ limit: "50" });
-  for (const [name, elementId] of FILTERS) {
-    if ($(elementId).value.trim()) query.set(name, $(elementId).value.trim());
-  }
-  if (!reset && cursor) query.set("cursor", cursor);
-  $("audit-more").disabled = true;
-  $("audit-state").textContent = "Loading…";
-  const page = await attempt(() => api("GET", `/api/audit?${query}`));
-  $("audit-more").disabled = false;
-  if (mine !== generation) return;
-  if (!page) {
-    $("audit-state").textContent = "Could not load the audit log.";
-    return;
-  }
-  if (reset) $("audit-rows").replaceChildren();
-  $("audit-rows").append(...page.items.map(row));
-  cursor = page.next_cursor;
-  $("audit-more").hidden = !cursor;
-  const shown = $("audit-rows").children.length;
-  $("audit-state").textContent = shown ? `${shown} entr${shown === 1 ? "y" : "ies"} shown.` : "No entries.";
-}
-
-function remember() {
-  const url = new URL(location.href);
-  for (const [name, elementId] of FILTERS) {
-    const value = $(elementId).value.trim();
-    if (value) url.searchParams.set(name, value);
-    else url.searchParams.delete(name);
-  }
-  history.replaceState(null, "", url);
-}
-
-const params = new URLSearchParams(location.search);
-for (const [name, elementId] of FILTERS) $(elementId).value = params.get(name) ?? "";
-$("audit-filters").addEventListener("submit", (event) => {
-  event.preventDefault();
-  remember();
-  load(true);
+pagedList({
+  path: "/api/audit",
+  filters: FILTERS.map(([name, elementId]) => [name, $(elementId)]),
+  form: $("audit-filters"),
+  rows: $("audit-rows"),
+  more: $("audit-more"),
+  state: $("audit-state"),
+  row,
+  nouns: ["entry", "entries"],
 });
-$("audit-action").addEventListener("change", () => $("audit-filters").requestSubmit());
-$("audit-more").addEventListener("click", () => load(false));
-load(true);

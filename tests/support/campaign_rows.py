@@ -10,6 +10,7 @@ every address), and the `tag` fixture deletes them afterwards (`delete_tagged`).
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -126,8 +127,24 @@ async def add_suppression(db: Database, email: str, reason: str = "unsubscribed"
 
 async def delete_tagged(db: asyncpg.Pool, tag: str) -> None:
     """Delete the rows marked with `tag`: campaigns about its jobs (their recipients, emails and
-    delivery events go with them, ON DELETE CASCADE), then its suppressions, candidates and jobs."""
-    like = f"%{tag}%"
+    delivery events go with them, ON DELETE CASCADE), then its suppressions, candidates and jobs.
+    A service may still be working on them (sending the last emails of a test's campaign): a
+    deadlock with it is tried again."""
+    for attempt in range(1, CLEANUP_ATTEMPTS + 1):
+        try:
+            await _delete_tagged(db, f"%{tag}%")
+        except asyncpg.DeadlockDetectedError:
+            if attempt == CLEANUP_ATTEMPTS:
+                raise
+            await asyncio.sleep(0.2 * attempt)
+        else:
+            return
+
+
+CLEANUP_ATTEMPTS = 5
+
+
+async def _delete_tagged(db: asyncpg.Pool, like: str) -> None:
     async with db.acquire() as conn, conn.transaction():
         await conn.execute(
             "DELETE FROM campaign.campaigns WHERE job_id IN"

@@ -80,17 +80,16 @@ def create_app(settings: Settings) -> FastAPI:
     )
     run_events = RunEventHub()
     run_events.attach(broker, settings)
-    audit_log = AuditConsumer()  # every worker joins its group: each entry is stored by one
-    audit_log.attach(broker, settings, tracer_provider.get_tracer("gateway"))
+    audit_log = AuditConsumer(settings, tracer_provider)  # each entry stored by one worker
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await check_kafka(settings)
         pool = await create_pool(settings)
-        audit_log.use(pool)
         redis = await create_redis(settings)
         await ensure_topics(settings, [replies])
         await broker.start()
+        audit_log.start(pool)  # joins its group in the background: startup does not wait
         app.state.pool, app.state.redis, app.state.broker = pool, redis, broker
         app.state.key_store = KeyStore(pool, settings.api_key_cache_seconds)
         key_changes = KeyChanges(redis, app.state.key_store)  # revocations reach us at once
@@ -107,6 +106,7 @@ def create_app(settings: Settings) -> FastAPI:
         finally:
             await key_changes.stop()
             await app.state.key_store.close()
+            await audit_log.stop()
             await broker.stop()
             await delete_topic(settings, replies.name)
             await redis.aclose()

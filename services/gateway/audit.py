@@ -6,7 +6,10 @@ itself, inserted in the key change's transaction, and the filtered, newest-first
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
+import logging
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
@@ -14,16 +17,18 @@ from typing import Any
 
 import asyncpg
 from faststream.kafka import KafkaBroker
-from opentelemetry.trace import Tracer
+from opentelemetry.sdk.trace import TracerProvider
 from pydantic import BaseModel, Field
 
 from shared import audit, cursors
+from shared.broker import create_broker
 from shared.consuming import Route, subscribe_events
 from shared.contracts.audit import AuditAction, AuditObject, AuditRecorded
 from shared.db import Connection
 from shared.settings import Settings
 from shared.topics import AUDIT_RECORDED
 
+log = logging.getLogger(__name__)
 GROUP_ID = "gateway-audit"
 MAX_LIMIT = 200
 
@@ -171,14 +176,56 @@ class AuditConsumer:
     """Stores what arrives on `audit.recorded` in consumer group `gateway-audit`: every gateway
     worker and replica joins it, so each record is handled by one of them (and, after a
     rebalance or a crash, perhaps again: the insert ignores an entry stored already). A record
-    that is not an `AuditRecorded` is dead-lettered (`shared.consuming`)."""
+    that is not an `AuditRecorded` is dead-lettered (`shared.consuming`).
 
-    def __init__(self) -> None:
+    It runs on a Kafka client of its own, started in the background: joining a group waits for
+    the group's rebalance (seconds, more while members of stopped workers time out), and the
+    gateway serves requests meanwhile; entries wait on the topic until it has joined."""
+
+    def __init__(self, settings: Settings, tracer_provider: TracerProvider) -> None:
+        self._settings = settings
+        self._tracer_provider = tracer_provider
         self._pool: asyncpg.Pool | None = None
+        self._broker: KafkaBroker | None = None
+        self._starting: asyncio.Task[None] | None = None
 
-    def use(self, pool: asyncpg.Pool) -> None:
-        """The pool to store into; set before the broker starts."""
+    def start(self, pool: asyncpg.Pool) -> None:
+        """Join the group and store entries into `pool`, from now on, in the background."""
         self._pool = pool
+        broker = create_broker(
+            self._settings, client_id="gateway-audit", tracer_provider=self._tracer_provider
+        )
+        tracer = self._tracer_provider.get_tracer("gateway")
+        subscribe_events(
+            broker,
+            self._settings,
+            group_id=GROUP_ID,
+            routes={
+                AUDIT_RECORDED.name: Route(
+                    AuditRecorded, self.store_one, key=_object_of, handle_many=self.store_many
+                )
+            },
+            tracer=tracer,
+            background=True,  # nobody waits on an entry: poll the broker rarely when idle
+        )
+        self._broker = broker
+        self._starting = asyncio.create_task(self._join(broker), name="audit-log-consumer")
+
+    async def _join(self, broker: KafkaBroker) -> None:
+        try:
+            await broker.start()
+        except Exception:
+            log.exception("the audit log's consumer did not start; entries wait on the topic")
+            raise
+
+    async def stop(self) -> None:
+        if self._starting is not None and not self._starting.done():
+            self._starting.cancel()
+        if self._starting is not None:
+            with contextlib.suppress(Exception, asyncio.CancelledError):
+                await self._starting
+        if self._broker is not None:
+            await self._broker.stop()
 
     def _db(self) -> asyncpg.Pool:
         if self._pool is None:  # transient: the batch is fetched again after a pause
@@ -190,23 +237,6 @@ class AuditConsumer:
 
     async def store_one(self, entry: AuditRecorded) -> None:
         await store(self._db(), [entry])
-
-    def attach(self, broker: KafkaBroker, settings: Settings, tracer: Tracer | None) -> None:
-        subscribe_events(
-            broker,
-            settings,
-            group_id=GROUP_ID,
-            routes={
-                AUDIT_RECORDED.name: Route(
-                    AuditRecorded,
-                    self.store_one,
-                    key=_object_of,
-                    handle_many=self.store_many,
-                )
-            },
-            tracer=tracer,
-            background=True,  # nobody waits on an entry: poll the broker rarely when idle
-        )
 
 
 def _object_of(entry: AuditRecorded) -> str:

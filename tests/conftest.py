@@ -22,11 +22,8 @@ import pytest
 
 from deploy.infra import Endpoints, LocalInfra
 from deploy.servers import free_port
-from shared import migrations
-from shared.broker import ensure_topics
 from shared.db import database_of, with_database
 from shared.settings import Settings
-from shared.topics import ALL_TOPICS
 from tests.support.api import MakeKey, create_key
 from tests.support.campaign_rows import delete_tagged
 from tests.support.dovecot import dovecot  # noqa: F401 - the fixture: a real IMAP server
@@ -39,6 +36,7 @@ from tests.support.stack import (
     Stack,
     StartGateway,
     StartService,
+    prepare_stack,
 )
 
 
@@ -66,12 +64,7 @@ def settings(infra: Endpoints) -> Settings:
 @pytest.fixture(scope="session")
 async def prepared(settings: Settings) -> AsyncIterator[Settings]:
     """Topics created and every schema migrated; the test database is dropped afterwards."""
-    await ensure_topics(settings, ALL_TOPICS)
-    conn = await asyncpg.connect(settings.database_url)
-    try:
-        await migrations.migrate(conn)
-    finally:
-        await conn.close()
+    await prepare_stack(settings)
     yield settings
     admin_url = with_database(settings.database_url, "postgres")
     database = database_of(settings.database_url)

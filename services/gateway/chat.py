@@ -77,10 +77,9 @@ class Chat:
     def __init__(self, request: Request, client: ServiceClient, principal: Principal) -> None:
         self.request = request
         self.client = client
+        self.principal = principal
         self.user = principal.user
-        self.team = principal.team
-        self.team_filter = principal.team_filter  # whose campaigns a status question finds
-        self.owner = conversations.Owner(principal.user, principal.team)
+        self.owner = conversations.Owner.of(principal)
         self.pool: asyncpg.Pool = request.app.state.pool
 
     async def conversation_for(self, conversation_id: str | None, message: str) -> str:
@@ -95,7 +94,7 @@ class Chat:
             message=message,
             conversation_id=conversation_id,
             requested_by=self.user,
-            team=self.team,
+            team=self.principal.team,
         )
         return IntentResult.model_validate(await ask(self.client, "intent", command))
 
@@ -135,7 +134,7 @@ class Chat:
                 requested_by=self.user,
                 slots=intent.slots,
                 message=message,
-                team=self.team_filter,
+                team=self.principal.team_filter,  # whose campaigns a status question finds
             )
             status = CampaignStatusAnswer.model_validate(
                 await ask(self.client, "campaign", status_command)

@@ -12,6 +12,8 @@ from typing import Any
 
 import asyncpg
 
+from services.gateway.api_keys import Principal
+
 TITLE_CHARS = 80
 HISTORY_TURNS = 10  # turns a question for the model sees of the conversation
 
@@ -49,6 +51,10 @@ class Owner:
 
     user: str
     team: str
+
+    @classmethod
+    def of(cls, principal: Principal) -> Owner:
+        return cls(principal.user, principal.team)
 
 
 async def start(pool: asyncpg.Pool, owner: Owner, first_message: str) -> str:

@@ -192,8 +192,9 @@ async def list_conversations(
     principal: Assistant,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
 ) -> list[ConversationSummary]:
-    owner = conversations.Owner(principal.user, principal.team)
-    found = await conversations.owned(request.app.state.pool, owner, limit)
+    found = await conversations.owned(
+        request.app.state.pool, conversations.Owner.of(principal), limit
+    )
     return [ConversationSummary.model_validate(c, from_attributes=True) for c in found]
 
 
@@ -207,11 +208,7 @@ async def get_conversation(
 ) -> ConversationView:
     pool = request.app.state.pool
     try:
-        owner = (
-            None
-            if principal.allows("admin")
-            else conversations.Owner(principal.user, principal.team)
-        )
+        owner = None if principal.allows("admin") else conversations.Owner.of(principal)
         found = await conversations.conversation(pool, conversation_id, owner)
     except conversations.NoConversation:
         raise _no_conversation(conversation_id) from None

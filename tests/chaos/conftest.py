@@ -17,14 +17,11 @@ import pytest
 
 from deploy.infra import InfraStartError, LocalInfra
 from deploy.servers import free_port
-from shared import migrations
-from shared.broker import ensure_topics
 from shared.settings import Settings
-from shared.topics import ALL_TOPICS
-from tests.support.action_owner import ActionOwner
+from tests.support.action_owner import ActionOwner, started_testkit_owner
 from tests.support.smtp import SmtpTestServer
-from tests.support.stack import TEST_LIMITS, TEST_PACING
-from tests.support.workflows import EFFECTS_DDL, ENGINE_ENV, make_worker
+from tests.support.stack import TEST_LIMITS, TEST_PACING, prepare_stack
+from tests.support.workflows import ENGINE_ENV
 
 # A killed consumer keeps its partitions until its session times out: shorter than the default
 # (10 s) so that eight faults fit in a few minutes, long enough for a loaded 2-core machine.
@@ -73,12 +70,7 @@ async def chaos_settings(chaos_infra: LocalInfra) -> Settings:
         workflow_definition_modules=ENGINE_ENV["WORKFLOW_DEFINITION_MODULES"],
         **fields,
     )
-    await ensure_topics(settings, ALL_TOPICS)
-    conn = await asyncpg.connect(settings.database_url)
-    try:
-        await migrations.migrate(conn)
-    finally:
-        await conn.close()
+    await prepare_stack(settings)
     return settings
 
 
@@ -93,12 +85,8 @@ async def chaos_db(chaos_settings: Settings) -> AsyncIterator[asyncpg.Pool]:
 @pytest.fixture
 async def chaos_owner(chaos_settings: Settings) -> AsyncIterator[ActionOwner]:
     """The owner of the `testkit.*` actions, in this process: it outlives the services killed."""
-    owner = ActionOwner(chaos_settings, make_worker())
-    await owner.start()
-    async with owner.pool().acquire() as conn:
-        await conn.execute(EFFECTS_DDL)
-    yield owner
-    await owner.stop()
+    async with started_testkit_owner(chaos_settings) as owner:
+        yield owner
 
 
 @pytest.fixture

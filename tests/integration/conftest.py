@@ -11,21 +11,16 @@ from aiokafka import AIOKafkaProducer
 from shared.contracts.campaign import EmailApproved
 from shared.settings import Settings
 from shared.topics import EMAIL_APPROVED
-from tests.support.action_owner import ActionOwner
+from tests.support.action_owner import ActionOwner, started_testkit_owner
 from tests.support.fake_llm import FakeLLM
-from tests.support.workflows import EFFECTS_DDL, make_worker
 
 
 @pytest.fixture(scope="session")
 async def testkit_owner(prepared: Settings) -> AsyncIterator[ActionOwner]:
     """The owner of the `testkit.*` actions, in this process: it outlives any service a test
     kills, and records each action's effect in `testkit.effects`."""
-    owner = ActionOwner(prepared, make_worker())
-    await owner.start()
-    async with owner.pool().acquire() as conn:
-        await conn.execute(EFFECTS_DDL)
-    yield owner
-    await owner.stop()
+    async with started_testkit_owner(prepared) as owner:
+        yield owner
 
 
 @pytest.fixture(scope="module")

@@ -6,6 +6,8 @@ consumer, the pool and the outbox relay."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import AsyncIterator
 
 import asyncpg
 from faststream.kafka import KafkaBroker
@@ -17,6 +19,7 @@ from shared.db import Connection, create_pool
 from shared.outbox import OutboxRelay
 from shared.settings import Settings
 from shared.topics import step_request_topic
+from tests.support.workflows import EFFECTS_DDL, make_worker
 
 _OWNER_DDL = """
 CREATE SCHEMA IF NOT EXISTS {schema};
@@ -109,3 +112,17 @@ class ActionOwner:
 def _has_partitions(subscriber: object) -> bool:
     consumer = getattr(subscriber, "consumer", None)  # the aiokafka consumer, once started
     return consumer is not None and bool(consumer.assignment())
+
+
+@contextlib.asynccontextmanager
+async def started_testkit_owner(settings: Settings) -> AsyncIterator[ActionOwner]:
+    """The owner of the `testkit.*` actions (tests/support/workflows.py) in this process,
+    started, with the `testkit.effects` table each action records its effect in."""
+    owner = ActionOwner(settings, make_worker())
+    await owner.start()
+    try:
+        async with owner.pool().acquire() as conn:
+            await conn.execute(EFFECTS_DDL)
+        yield owner
+    finally:
+        await owner.stop()

@@ -7,10 +7,14 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
+import asyncpg
 import httpx
 
 from deploy.servers import free_port
+from shared import migrations
+from shared.broker import ensure_topics
 from shared.settings import Settings
+from shared.topics import ALL_TOPICS
 from tests.support.processes import ProcessFailed, ServiceProcess, child_env, python_module
 
 # Tests send at any hour with no daily cap or spacing (a test that paces turns them back on):
@@ -60,6 +64,16 @@ class Gateway:
         key, a caller with none (a recipient's browser, an anonymous probe)."""
         headers = {"Authorization": f"Bearer {key}"} if key else {}
         return httpx.AsyncClient(base_url=self.base_url, headers=headers, timeout=30)
+
+
+async def prepare_stack(settings: Settings) -> None:
+    """Every topic created and every schema migrated, on the stack `settings` name."""
+    await ensure_topics(settings, ALL_TOPICS)
+    conn = await asyncpg.connect(settings.database_url)
+    try:
+        await migrations.migrate(conn)
+    finally:
+        await conn.close()
 
 
 @dataclass(frozen=True)

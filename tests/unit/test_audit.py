@@ -141,12 +141,18 @@ async def test_a_retry_is_recorded_and_a_retry_of_an_active_run_is_not() -> None
     assert retried.detail["status_before"] == "failed"
 
 
-async def test_an_answer_is_recorded_with_its_text_and_an_answer_to_no_question_is_not() -> None:
-    world = World()
+async def waiting_on_a_question(world: World) -> uuid.UUID:
+    """A run of `world` that waits for a person's answer; its id."""
     run_id = await world.start()
     question = Question(text="Which audience?", field="audience")
     asking = StepError(code=NEEDS_INPUT, message=question.text, retryable=False, question=question)
     await world.engine.step_completed(world.completion(error=asking))
+    return run_id
+
+
+async def test_an_answer_is_recorded_with_its_text_and_an_answer_to_no_question_is_not() -> None:
+    world = World()
+    run_id = await waiting_on_a_question(world)
 
     assert await world.engine.provide_input(run_id, "midwives", "ann") == "advanced"
     with pytest.raises(RunConflict, match="waits on no question"):
@@ -159,10 +165,7 @@ async def test_an_answer_is_recorded_with_its_text_and_an_answer_to_no_question_
 
 async def test_an_answer_from_a_conversation_is_recorded_once_with_who_gave_it() -> None:
     world = World()
-    run_id = await world.start()
-    question = Question(text="Which audience?", field="audience")
-    asking = StepError(code=NEEDS_INPUT, message=question.text, retryable=False, question=question)
-    await world.engine.step_completed(world.completion(error=asking))
+    run_id = await waiting_on_a_question(world)
     signal = WorkflowSignal(
         run_id=run_id,
         name=INPUT_SIGNAL,
